@@ -1,0 +1,47 @@
+# One entry point for every check; CI (.ci/run) calls these same targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-nojit lint format typecheck check bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## test: the whole suite, then the kernel tests again with the JIT off for coverage
+test: $(STAMP)
+	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-nojit
+
+test-nojit: $(STAMP)
+	NUMBA_DISABLE_JIT=1 $(BIN)/pytest -q -p no:randomly tests/property tests/unit/engine \
+		--cov=engine --cov-report=term-missing:skip-covered --cov-fail-under=90
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy engine server
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.kernels
+
+schema: $(STAMP)
+	$(BIN)/python -m engine.rules.schema rules/journey.schema.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

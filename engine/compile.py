@@ -1,0 +1,435 @@
+"""Validated journeys → `Ruleset`: contiguous arrays for the kernels plus name tables for people.
+
+Strings are interned once for the whole ruleset, and every event property or trait a rule reads gets
+a fixed slot in a feature vector, so one event is turned into arrays once, whatever the number of
+journeys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.describe import describe_condition
+from engine.kernels import codes
+from engine.rules.load import LoadedJourney
+from engine.rules.model import Action, Condition, Journey, duration_ms
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+ByteArray = npt.NDArray[np.int8]
+MaskArray = npt.NDArray[np.uint8]
+
+
+class CompiledRules(NamedTuple):
+    """One journey as the kernels see it. Node `i`'s children all have indices below `i`."""
+
+    node_kind: ByteArray
+    node_op: ByteArray
+    node_arg: IntArray
+    node_num: FloatArray
+    node_code: IntArray
+    node_lit_kind: ByteArray
+    node_first: IntArray  # first child (in `children`) or first list item (in `list_*`)
+    node_count: IntArray
+    children: IntArray
+    list_kind: ByteArray
+    list_num: FloatArray
+    list_code: IntArray
+    phase_end: IntArray  # [event and trait nodes, transition nodes, action nodes]
+    segment_root: IntArray
+    counter_root: IntArray
+    counter_sum_slot: IntArray  # -1: count events
+    counter_width_ms: IntArray
+    counter_buckets: IntArray
+    counter_offset: IntArray  # first bucket in the float state
+    counter_head_index: int  # first counter head epoch in the int state
+    signal_root: IntArray
+    signal_weight: FloatArray
+    friction_offset: int  # first signal score in the float state
+    half_life_ms: float
+    level_threshold: FloatArray
+    transition_root: IntArray
+    transition_to: IntArray
+    transition_from: MaskArray  # (n_transitions, n_stages)
+    action_root: IntArray  # -1: no condition
+    action_stages: MaskArray  # (n_actions, n_stages)
+    action_segment_first: IntArray
+    action_segment_count: IntArray
+    action_segments: IntArray
+    action_priority: FloatArray
+    action_boost_first: IntArray
+    action_boost_count: IntArray
+    boost_root: IntArray
+    boost_add: FloatArray
+    action_cooldown_ms: IntArray
+    action_cap_count: IntArray
+    action_cap_window_ms: IntArray
+    action_cap_offset: IntArray  # first cap-history slot in the int state
+    action_holdout: IntArray  # basis points
+    action_salt: npt.NDArray[np.uint64]
+    action_last_shown_index: int
+    n_ints: int
+    n_floats: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledJourney:
+    """One journey: its kernel arrays and the names and texts explanations need."""
+
+    name: str
+    version: str
+    source: str
+    rules: CompiledRules
+    top_k: int
+    stage_ids: tuple[str, ...]
+    transition_ids: tuple[str, ...]
+    transition_lines: tuple[int, ...]
+    counter_names: tuple[str, ...]
+    signal_ids: tuple[str, ...]
+    level_names: tuple[str, ...]
+    action_ids: tuple[str, ...]
+    action_channels: tuple[str | None, ...]
+    action_contents: tuple[Mapping[str, Any], ...]
+    action_reasons: tuple[str, ...]
+    segment_names: tuple[str, ...]
+
+    def initial_state(self) -> tuple[IntArray, FloatArray]:
+        """The int and float state of a customer this journey has never seen."""
+        ints = np.full(self.rules.n_ints, codes.NEVER_MS, dtype=np.int64)
+        ints[codes.INT_STAGE] = 0
+        return ints, np.zeros(self.rules.n_floats, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """Every journey in force, with the string codes and feature slots they share."""
+
+    journeys: tuple[CompiledJourney, ...]
+    strings: Mapping[str, int]
+    property_slots: tuple[str, ...]
+    trait_slots: tuple[str, ...]
+    version: str
+    top_k: int
+
+    def journey(self, name: str) -> CompiledJourney:
+        for journey in self.journeys:
+            if journey.name == name:
+                return journey
+        raise KeyError(name)
+
+
+class _Interner:
+    """Ruleset-wide string codes and feature slots."""
+
+    def __init__(self) -> None:
+        self.strings: dict[str, int] = {}
+        self.properties: dict[str, int] = {}
+        self.traits: dict[str, int] = {}
+
+    def string(self, text: str) -> int:
+        return self.strings.setdefault(text, len(self.strings))
+
+    def property_slot(self, name: str) -> int:
+        return self.properties.setdefault(name, len(self.properties))
+
+    def trait_slot(self, name: str) -> int:
+        return self.traits.setdefault(name, len(self.traits))
+
+
+_NODE_FIELDS = ("kind", "op", "arg", "num", "code", "lit_kind", "first", "count")
+
+
+class _NodeWriter:
+    """Writes condition trees children-first into flat node lists."""
+
+    def __init__(self, interner: _Interner, journey: Journey) -> None:
+        self.interner = interner
+        self.nodes: dict[str, list[Any]] = {field: [] for field in _NODE_FIELDS}
+        self.children: list[int] = []
+        self.list_kind: list[int] = []
+        self.list_num: list[float] = []
+        self.list_code: list[int] = []
+        self.segments = {name: i for i, name in enumerate(journey.segments)}
+        self.counters = {name: i for i, name in enumerate(journey.counters)}
+        self.levels = {name: i for i, name in enumerate(journey.friction.levels)} if (
+            journey.friction
+        ) else {}
+
+    @property
+    def size(self) -> int:
+        return len(self.nodes["kind"])
+
+    def _node(self, kind: int, **fields: Any) -> int:
+        defaults: dict[str, Any] = {"op": codes.OP_NONE, "arg": 0, "num": 0.0, "code": 0}
+        defaults |= {"lit_kind": codes.VALUE_MISSING, "first": 0, "count": 0}
+        values = defaults | fields | {"kind": kind}
+        for field in _NODE_FIELDS:
+            self.nodes[field].append(values[field])
+        return self.size - 1
+
+    def _literal(self, value: Any) -> tuple[int, float, int]:
+        if isinstance(value, bool):
+            return codes.VALUE_BOOL, float(value), 0
+        if isinstance(value, str):
+            return codes.VALUE_STRING, 0.0, self.interner.string(value)
+        return codes.VALUE_NUMBER, float(value), 0
+
+    def _list(self, values: list[Any]) -> tuple[int, int]:
+        first = len(self.list_kind)
+        for value in values:
+            kind, num, code = self._literal(value)
+            self.list_kind.append(kind)
+            self.list_num.append(num)
+            self.list_code.append(code)
+        return first, len(values)
+
+    def _combine(self, kind: int, child_nodes: list[int]) -> int:
+        first = len(self.children)
+        self.children.extend(child_nodes)
+        return self._node(kind, first=first, count=len(child_nodes))
+
+    def _comparison(self, kind: int, arg: int, condition: Condition, *, time: bool) -> int:
+        for name in codes.OPERATOR_CODES:
+            value = condition.comparison(name)
+            if value is None:
+                continue
+            op = codes.OPERATOR_CODES[name]
+            if name in ("in", "not_in"):
+                first, count = self._list(value)
+                return self._node(kind, op=op, arg=arg, first=first, count=count)
+            if time and isinstance(value, str):
+                value = float(duration_ms(value))
+            lit_kind, num, code = self._literal(value)
+            return self._node(kind, op=op, arg=arg, num=num, code=code, lit_kind=lit_kind)
+        op = codes.OP_EXISTS if condition.exists else codes.OP_MISSING
+        return self._node(kind, op=op, arg=arg)
+
+    def _named(self, kind: int, names: str | list[str]) -> int:
+        first, count = self._list([names] if isinstance(names, str) else names)
+        return self._node(kind, first=first, count=count)
+
+    def condition(self, condition: Condition) -> int:  # noqa: C901 - one branch per key
+        """Write `condition` and return its root node."""
+        parts: list[int] = []
+        if condition.event is not None:
+            parts.append(self._named(codes.NODE_EVENT_TYPE, condition.event))
+        if condition.channel is not None:
+            parts.append(self._named(codes.NODE_CHANNEL, condition.channel))
+        if condition.touchpoint is not None:
+            parts.append(self._named(codes.NODE_TOUCHPOINT, condition.touchpoint))
+        if condition.property is not None:
+            slot = self.interner.property_slot(condition.property)
+            parts.append(self._comparison(codes.NODE_PROPERTY, slot, condition, time=False))
+        if condition.trait is not None:
+            slot = self.interner.trait_slot(condition.trait)
+            parts.append(self._comparison(codes.NODE_TRAIT, slot, condition, time=False))
+        if condition.counter is not None:
+            counter = self.counters[condition.counter]
+            parts.append(self._comparison(codes.NODE_COUNTER, counter, condition, time=False))
+        if condition.time is not None:
+            kind = codes.NODE_TIME_IN_STAGE if condition.time == "in_stage" else codes.NODE_IDLE
+            parts.append(self._comparison(kind, 0, condition, time=True))
+        if condition.segment is not None:
+            parts.append(self._node(codes.NODE_SEGMENT, arg=self.segments[condition.segment]))
+        if condition.friction is not None:
+            parts.append(self._node(codes.NODE_FRICTION, arg=self.levels[condition.friction]))
+        if condition.all is not None:
+            parts.append(self._combine(codes.NODE_ALL, [self.condition(c) for c in condition.all]))
+        if condition.any is not None:
+            parts.append(self._combine(codes.NODE_ANY, [self.condition(c) for c in condition.any]))
+        if condition.not_ is not None:
+            parts.append(self._combine(codes.NODE_NOT, [self.condition(condition.not_)]))
+        return parts[0] if len(parts) == 1 else self._combine(codes.NODE_ALL, parts)
+
+
+def _ints(values: list[int] | tuple[int, ...]) -> IntArray:
+    return np.ascontiguousarray(values, dtype=np.int64).reshape(-1)
+
+
+def _floats(values: list[float] | tuple[float, ...]) -> FloatArray:
+    return np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+
+
+def _stage_mask(names: str | list[str], stage_index: Mapping[str, int]) -> list[int]:
+    if names == "*":
+        return [1] * len(stage_index)
+    chosen = {names} if isinstance(names, str) else set(names)
+    return [1 if stage in chosen else 0 for stage in stage_index]
+
+
+def _mask(rows: list[list[int]], width: int) -> MaskArray:
+    return np.ascontiguousarray(np.array(rows, dtype=np.uint8).reshape(len(rows), width))
+
+
+def _salt(journey: str, action: str) -> int:
+    digest = hashlib.blake2b(f"{journey}/{action}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def counter_buckets(window: str, precision: str | None) -> tuple[int, int]:
+    """(bucket width in ms, number of buckets) for a counter's window and optional precision."""
+    window_ms = duration_ms(window)
+    if precision is None:
+        n_buckets = codes.DEFAULT_COUNTER_BUCKETS
+        return max(1, math.ceil(window_ms / n_buckets)), n_buckets
+    width_ms = duration_ms(precision)
+    return width_ms, max(1, math.ceil(window_ms / width_ms))
+
+
+def _reason(action: Action, journey: Journey) -> str:
+    stages = "any stage" if action.stages == "*" else f"stage {action.stages}"
+    parts = [f"{action.label or action.id}: priority {action.priority:g}", stages]
+    if action.segments:
+        parts.append("segment " + " or ".join(action.segments))
+    if action.when is not None:
+        parts.append("when " + describe_condition(action.when))
+    return f"{journey.journey}: " + "; ".join(parts)
+
+
+class _Layout:
+    """Allocates slots in a journey's int and float state."""
+
+    def __init__(self) -> None:
+        self.n_ints = codes.INT_HEADER_SIZE
+        self.n_floats = 0
+
+    def take_ints(self, count: int) -> int:
+        self.n_ints += count
+        return self.n_ints - count
+
+    def take_floats(self, count: int) -> int:
+        self.n_floats += count
+        return self.n_floats - count
+
+
+def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJourney:
+    journey = loaded.model
+    writer = _NodeWriter(interner, journey)
+    layout = _Layout()
+    stage_index = {stage.id: i for i, stage in enumerate(journey.stages)}
+
+    counter_root = [writer.condition(c.when) for c in journey.counters.values()]
+    counter_sum_slot = [
+        -1 if c.sum is None else interner.property_slot(c.sum) for c in journey.counters.values()
+    ]
+    shapes = [counter_buckets(c.window, c.precision) for c in journey.counters.values()]
+    counter_offset = [layout.take_floats(n) for _, n in shapes]
+    counter_head_index = layout.take_ints(len(shapes))
+    signals = journey.friction.signals if journey.friction else []
+    signal_root = [writer.condition(s.when) for s in signals]
+    friction_offset = layout.take_floats(len(signals))
+    segment_root = [writer.condition(s.when) for s in journey.segments.values()]
+    event_phase_end = writer.size
+
+    transition_root = [writer.condition(t.when) for t in journey.transitions]
+    transition_phase_end = writer.size
+
+    actions = journey.actions
+    action_root = [-1 if a.when is None else writer.condition(a.when) for a in actions]
+    boosts = [(writer.condition(b.when), b.add) for a in actions for b in a.boosts]
+    boost_first = np.cumsum([0] + [len(a.boosts) for a in actions])[:-1].tolist()
+    segment_lists = [[writer.segments[s] for s in a.segments or []] for a in actions]
+    segment_first = np.cumsum([0] + [len(s) for s in segment_lists])[:-1].tolist()
+    caps = [(a.cap.count, duration_ms(a.cap.per)) if a.cap else (0, 0) for a in actions]
+    cap_offset = [layout.take_ints(count) for count, _ in caps]
+    last_shown_index = layout.take_ints(len(actions))
+
+    n_stages = len(stage_index)
+    rules = CompiledRules(
+        node_kind=np.array(writer.nodes["kind"], dtype=np.int8),
+        node_op=np.array(writer.nodes["op"], dtype=np.int8),
+        node_arg=_ints(writer.nodes["arg"]),
+        node_num=_floats(writer.nodes["num"]),
+        node_code=_ints(writer.nodes["code"]),
+        node_lit_kind=np.array(writer.nodes["lit_kind"], dtype=np.int8),
+        node_first=_ints(writer.nodes["first"]),
+        node_count=_ints(writer.nodes["count"]),
+        children=_ints(writer.children),
+        list_kind=np.array(writer.list_kind, dtype=np.int8),
+        list_num=_floats(writer.list_num),
+        list_code=_ints(writer.list_code),
+        phase_end=_ints([event_phase_end, transition_phase_end, writer.size]),
+        segment_root=_ints(segment_root),
+        counter_root=_ints(counter_root),
+        counter_sum_slot=_ints(counter_sum_slot),
+        counter_width_ms=_ints([w for w, _ in shapes]),
+        counter_buckets=_ints([n for _, n in shapes]),
+        counter_offset=_ints(counter_offset),
+        counter_head_index=counter_head_index,
+        signal_root=_ints(signal_root),
+        signal_weight=_floats([s.weight for s in signals]),
+        friction_offset=friction_offset,
+        half_life_ms=float(duration_ms(journey.friction.half_life)) if journey.friction else 1.0,
+        level_threshold=_floats(list(journey.friction.levels.values()) if journey.friction else [0]),
+        transition_root=_ints(transition_root),
+        transition_to=_ints([stage_index[t.to] for t in journey.transitions]),
+        transition_from=_mask([_stage_mask(t.from_, stage_index) for t in journey.transitions], n_stages),
+        action_root=_ints(action_root),
+        action_stages=_mask([_stage_mask(a.stages, stage_index) for a in actions], n_stages),
+        action_segment_first=_ints(segment_first),
+        action_segment_count=_ints([len(s) for s in segment_lists]),
+        action_segments=_ints([s for group in segment_lists for s in group]),
+        action_priority=_floats([a.priority for a in actions]),
+        action_boost_first=_ints(boost_first),
+        action_boost_count=_ints([len(a.boosts) for a in actions]),
+        boost_root=_ints([root for root, _ in boosts]),
+        boost_add=_floats([add for _, add in boosts]),
+        action_cooldown_ms=_ints([duration_ms(a.cooldown) if a.cooldown else 0 for a in actions]),
+        action_cap_count=_ints([count for count, _ in caps]),
+        action_cap_window_ms=_ints([window for _, window in caps]),
+        action_cap_offset=_ints(cap_offset),
+        action_holdout=_ints([round(a.holdout * codes.HOLDOUT_SCALE / 100) for a in actions]),
+        action_salt=np.array([_salt(journey.journey, a.id) for a in actions], dtype=np.uint64),
+        action_last_shown_index=last_shown_index,
+        n_ints=layout.n_ints,
+        n_floats=layout.n_floats,
+    )
+    return CompiledJourney(
+        name=journey.journey,
+        version=str(journey.version),
+        source=loaded.source,
+        rules=rules,
+        top_k=journey.top_k,
+        stage_ids=tuple(stage_index),
+        transition_ids=tuple(t.id or f"to_{t.to}" for t in journey.transitions),
+        transition_lines=loaded.transition_lines,
+        counter_names=tuple(journey.counters),
+        signal_ids=tuple(s.id for s in signals),
+        level_names=tuple(journey.friction.levels) if journey.friction else ("low",),
+        action_ids=tuple(a.id for a in actions),
+        action_channels=tuple(a.channel for a in actions),
+        action_contents=tuple(a.content for a in actions),
+        action_reasons=tuple(_reason(a, journey) for a in actions),
+        segment_names=tuple(journey.segments),
+    )
+
+
+def ruleset_version(loaded: list[LoadedJourney]) -> str:
+    """`retail@2026.11.1+loan@3#<sha256 of every file, 12 hex digits>`."""
+    ordered = sorted(loaded, key=lambda j: j.model.journey)
+    declared = "+".join(f"{j.model.journey}@{j.model.version}" for j in ordered)
+    digest = hashlib.sha256("".join(j.digest for j in ordered).encode()).hexdigest()[:12]
+    return f"{declared}#{digest}"
+
+
+def compile_ruleset(loaded: list[LoadedJourney]) -> Ruleset:
+    """Compile validated journeys (from `engine.rules.load`) into one `Ruleset`."""
+    if not loaded:
+        raise ValueError("compile_ruleset needs at least one journey")
+    interner = _Interner()
+    journeys = tuple(_compile_journey(j, interner) for j in loaded)
+    return Ruleset(
+        journeys=journeys,
+        strings=dict(interner.strings),
+        property_slots=tuple(interner.properties),
+        trait_slots=tuple(interner.traits),
+        version=ruleset_version(loaded),
+        top_k=max(j.top_k for j in journeys),
+    )

@@ -1,0 +1,77 @@
+"""What `decide` answers: stages, friction and ranked actions, with their reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SignalScore:
+    signal: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyOutcome:
+    """Where one journey stands for the customer after the event."""
+
+    journey: str
+    stage: str
+    previous_stage: str
+    transition: str | None  # the transition that fired, if the stage changed
+    transition_line: int | None  # its line in the journey file
+    friction_score: float
+    friction_level: str
+    top_signals: tuple[SignalScore, ...]  # the largest contributions to friction, highest first
+
+    @property
+    def changed(self) -> bool:
+        return self.transition is not None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedAction:
+    action: str
+    journey: str
+    score: float
+    channel: str
+    content: Mapping[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """Why an action was not offered: one of `engine.kernels.codes.ACTION_STATUS_NAMES`."""
+
+    action: str
+    journey: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    journeys: tuple[JourneyOutcome, ...]
+    actions: tuple[OfferedAction, ...]
+    held_out: tuple[str, ...]  # actions this customer would have been offered, withheld as control
+    excluded: tuple[Exclusion, ...]  # filled only when `decide(..., explain=True)`
+    ruleset_version: str
+    duplicate: bool = False  # the event id was seen before; nothing changed
+
+    @property
+    def outcome(self) -> JourneyOutcome:
+        """The first journey's outcome: the whole story when one journey is loaded."""
+        return self.journeys[0]
+
+    @property
+    def stage(self) -> str:
+        return self.journeys[0].stage
+
+    @property
+    def is_held_out(self) -> bool:
+        return bool(self.held_out)
+
+    @property
+    def action_ids(self) -> tuple[str, ...]:
+        return tuple(a.action for a in self.actions)

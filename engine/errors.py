@@ -1,0 +1,36 @@
+"""The error family every part of journeyman raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class JourneymanError(Exception):
+    """Root of every error journeyman raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    """One mistake in a rules file: where it is, what is wrong, and what to write instead."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.path}:{self.line}:{self.column}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+class RulesError(JourneymanError):
+    """A rules file is invalid. Carries every problem found in it, in file order."""
+
+    def __init__(self, problems: list[RuleProblem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line, p.column))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StateDecodeError(JourneymanError):
+    """Stored customer state could not be decoded at all (not msgpack, or not a state)."""

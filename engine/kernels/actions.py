@@ -1,0 +1,140 @@
+"""Action eligibility, scoring, ranking, holdout draws and the record of what was offered."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.kernels.codes import (
+    ACTION_CAPPED,
+    ACTION_CONDITION_FALSE,
+    ACTION_COOLDOWN,
+    ACTION_HELD_OUT,
+    ACTION_OFFERED,
+    ACTION_OUTRANKED,
+    ACTION_WRONG_SEGMENT,
+    ACTION_WRONG_STAGE,
+    HOLDOUT_SCALE,
+    NEVER_MS,
+)
+from engine.kernels.jit import kernel
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+@kernel
+def _holdout_draw(customer_hash, action_salt):
+    """A stable number in [0, HOLDOUT_SCALE) for one customer and one action (splitmix64)."""
+    z = (customer_hash ^ action_salt) + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    z = z ^ (z >> np.uint64(31))
+    return np.int64(z % np.uint64(HOLDOUT_SCALE))
+
+
+@kernel
+def _in_a_segment(rules, action, values):
+    first = rules.action_segment_first[action]
+    count = rules.action_segment_count[action]
+    if count == 0:
+        return True
+    for j in range(first, first + count):
+        if values[rules.segment_root[rules.action_segments[j]]]:
+            return True
+    return False
+
+
+@kernel
+def _shows_in_cap_window(rules, action, ints, clock_ms):
+    first = rules.action_cap_offset[action]
+    since_ms = clock_ms - rules.action_cap_window_ms[action]
+    shows = 0
+    for j in range(first, first + rules.action_cap_count[action]):
+        if ints[j] != NEVER_MS and ints[j] > since_ms:
+            shows += 1
+    return shows
+
+
+@kernel
+def _action_status(rules, action, stage, ints, clock_ms, values):
+    """Why action `action` cannot be offered now, or ACTION_OFFERED if it can."""
+    if not rules.action_stages[action, stage]:
+        return ACTION_WRONG_STAGE
+    if not _in_a_segment(rules, action, values):
+        return ACTION_WRONG_SEGMENT
+    root = rules.action_root[action]
+    if root >= 0 and not values[root]:
+        return ACTION_CONDITION_FALSE
+    last_shown_ms = ints[rules.action_last_shown_index + action]
+    cooldown_ms = rules.action_cooldown_ms[action]
+    if cooldown_ms > 0 and last_shown_ms != NEVER_MS and clock_ms - last_shown_ms < cooldown_ms:
+        return ACTION_COOLDOWN
+    cap = rules.action_cap_count[action]
+    if cap > 0 and _shows_in_cap_window(rules, action, ints, clock_ms) >= cap:
+        return ACTION_CAPPED
+    return ACTION_OFFERED
+
+
+@kernel
+def _score(rules, action, values):
+    """Priority plus the `add` of every boost whose condition holds."""
+    score = rules.action_priority[action]
+    first = rules.action_boost_first[action]
+    for j in range(first, first + rules.action_boost_count[action]):
+        if values[rules.boost_root[j]]:
+            score += rules.boost_add[j]
+    return score
+
+
+@kernel
+def _rank_actions(rules, stage, ints, clock_ms, values, customer_hash, top_k, status, scores, ranked):
+    """Fill `status` and `scores` for every action; write the top `top_k` into `ranked`.
+
+    Ranking is by score, highest first; equal scores keep file order. A ranked action whose
+    holdout draw falls under its holdout keeps its place but is marked ACTION_HELD_OUT, so a
+    held-out customer's slot stays empty. Returns how many entries of `ranked` are filled.
+
+    status : np.ndarray, int8, shape (n_actions,)
+    scores : np.ndarray, float64, shape (n_actions,)
+    ranked : np.ndarray, int64, shape (>= top_k,)
+    """
+    n_actions = status.shape[0]
+    for action in range(n_actions):
+        status[action] = _action_status(rules, action, stage, ints, clock_ms, values)
+        scores[action] = _score(rules, action, values) if status[action] == ACTION_OFFERED else 0.0
+    n_ranked = 0
+    while n_ranked < top_k:
+        best = -1
+        for action in range(n_actions):
+            if status[action] == ACTION_OFFERED and (best < 0 or scores[action] > scores[best]):
+                best = action
+        if best < 0:
+            break
+        status[best] = ACTION_OUTRANKED  # taken out of the pool; set properly just below
+        ranked[n_ranked] = best
+        n_ranked += 1
+    for action in range(n_actions):
+        if status[action] == ACTION_OFFERED:
+            status[action] = ACTION_OUTRANKED
+    for j in range(n_ranked):
+        action = ranked[j]
+        held_out = (
+            _holdout_draw(customer_hash, rules.action_salt[action]) < rules.action_holdout[action]
+        )
+        status[action] = ACTION_HELD_OUT if held_out else ACTION_OFFERED
+    return n_ranked
+
+
+@kernel
+def _record_offer(rules, ints, action, clock_ms):
+    """Remember that `action` was offered at `clock_ms`: its last-shown time and, when capped,
+    the oldest entry of its cap history."""
+    ints[rules.action_last_shown_index + action] = clock_ms
+    first = rules.action_cap_offset[action]
+    oldest = first
+    for j in range(first, first + rules.action_cap_count[action]):
+        if ints[j] < ints[oldest]:
+            oldest = j
+    if rules.action_cap_count[action] > 0:
+        ints[oldest] = clock_ms

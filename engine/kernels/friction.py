@@ -1,0 +1,31 @@
+"""Friction: per-signal scores that halve every half-life, and the level they add up to."""
+
+from __future__ import annotations
+
+from engine.kernels.jit import kernel
+from engine.kernels.codes import INT_FRICTION_AT_MS
+
+
+@kernel
+def _update_friction(rules, ints, floats, clock_ms, values):
+    """Decay every signal's score to `clock_ms`, add the weight of each signal this event is.
+
+    Returns the friction level: the index of the highest threshold the total reaches.
+    """
+    base = rules.friction_offset
+    n_signals = rules.signal_root.shape[0]
+    elapsed_ms = clock_ms - ints[INT_FRICTION_AT_MS]
+    decay = 0.5 ** (elapsed_ms / rules.half_life_ms) if elapsed_ms > 0 else 1.0
+    total = 0.0
+    for signal in range(n_signals):
+        score = floats[base + signal] * decay
+        if values[rules.signal_root[signal]]:
+            score += rules.signal_weight[signal]
+        floats[base + signal] = score
+        total += score
+    ints[INT_FRICTION_AT_MS] = clock_ms
+    level = 0
+    for candidate in range(rules.level_threshold.shape[0]):
+        if total >= rules.level_threshold[candidate]:
+            level = candidate
+    return level

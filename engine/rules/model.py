@@ -1,0 +1,208 @@
+"""The journey rules language v1, as typed models.
+
+One YAML file holds one journey. `rules/README.md` explains every key for marketers; this module is
+the single source of truth for the spelling, and `rules/journey.schema.json` is generated from it.
+Cross-references (a transition to an unknown stage, an unknown counter) are checked by
+`engine.rules.check`, which knows where each value stands in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from engine.kernels.codes import MAX_CAP_COUNT, MAX_COUNTER_BUCKETS
+
+_DURATION_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
+DURATION_PATTERN = _DURATION.pattern
+
+
+def duration_ms(text: str) -> int:
+    """Milliseconds in a duration such as `30s`, `15m`, `2h`, `7d` or `4w` (already validated)."""
+    match = _DURATION.match(text)
+    assert match is not None, text
+    return int(match.group(1)) * _DURATION_UNITS_MS[match.group(2)]
+
+
+def _positive_duration(text: str) -> str:
+    if duration_ms(text) <= 0:
+        raise ValueError("a duration must be longer than zero")
+    return text
+
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64),
+    Field(description="lower-case letters, digits and `_`, starting with a letter"),
+]
+Duration = Annotated[
+    str,
+    StringConstraints(pattern=DURATION_PATTERN),
+    AfterValidator(_positive_duration),
+    Field(description="a number and a unit: `500ms`, `30s`, `15m`, `2h`, `7d` or `4w`"),
+]
+Scalar = str | float | bool
+OneOrMany = str | list[str]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Strict(BaseModel):
+    """Every rules model: unknown keys are mistakes, and a loaded model never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists")
+SUBJECTS = ("property", "trait", "counter", "time")
+TIME_MEASURES = ("in_stage", "idle")
+
+
+class Condition(Strict):
+    """A test on the event, the customer or the clock. Every key written must hold (logical and)."""
+
+    event: OneOrMany | None = Field(None, description="the event type is this one (or one of these)")
+    channel: OneOrMany | None = Field(None, description="the event came through this channel")
+    touchpoint: OneOrMany | None = Field(None, description="the event happened at this touchpoint")
+    property: str | None = Field(None, description="compare this property of the event")
+    trait: str | None = Field(None, description="compare this trait of the customer")
+    counter: Name | None = Field(None, description="compare the current value of this counter")
+    time: Literal["in_stage", "idle"] | None = Field(
+        None, description="compare time spent in the current stage, or since the previous event"
+    )
+    segment: Name | None = Field(None, description="the customer belongs to this segment")
+    friction: Name | None = Field(None, description="friction is at this level or higher")
+    eq: Scalar | None = None
+    ne: Scalar | None = None
+    gt: float | Duration | None = None
+    gte: float | Duration | None = None
+    lt: float | Duration | None = None
+    lte: float | Duration | None = None
+    in_: list[str | float] | None = Field(None, alias="in", min_length=1)
+    not_in: list[str | float] | None = Field(None, min_length=1)
+    exists: bool | None = None
+    all: list[Condition] | None = Field(None, description="every one of these holds")
+    any: list[Condition] | None = Field(None, min_length=1, description="at least one holds")
+    not_: Condition | None = Field(None, alias="not", description="this does not hold")
+
+    @model_validator(mode="after")
+    def _one_subject_per_comparison(self) -> Condition:
+        subjects = [s for s in SUBJECTS if getattr(self, s) is not None]
+        comparisons = [c for c in COMPARISONS if self.comparison(c) is not None]
+        if len(subjects) > 1:
+            raise ValueError(
+                f"compare one thing per condition, not {' and '.join(subjects)}; "
+                "put each comparison in its own item under `all:`"
+            )
+        if subjects and len(comparisons) != 1:
+            found = ", ".join(comparisons) or "none"
+            raise ValueError(
+                f"`{subjects[0]}:` needs exactly one comparison "
+                f"(eq, ne, gt, gte, lt, lte, in, not_in or exists); found {found}"
+            )
+        if comparisons and not subjects:
+            raise ValueError(
+                f"`{comparisons[0]}:` compares nothing; add `property:`, `trait:`, "
+                "`counter:` or `time:` to say what it compares"
+            )
+        if not self.model_fields_set:
+            raise ValueError("an empty condition; write what must hold, e.g. `event: purchase`")
+        return self
+
+    def comparison(self, name: str) -> Any:
+        """The value of comparison `name` (`in` and `not_in` included), or None."""
+        return self.in_ if name == "in" else getattr(self, name)
+
+
+class Stage(Strict):
+    id: Name
+    label: str | None = None
+    description: str | None = None
+
+
+class Segment(Strict):
+    description: str | None = None
+    when: Condition
+
+
+class Counter(Strict):
+    description: str | None = None
+    when: Condition = Field(description="which events count (conditions on the event only)")
+    window: Duration = Field(description="how far back the counter looks")
+    sum: str | None = Field(None, description="add up this numeric property instead of counting")
+    precision: Duration | None = Field(
+        None,
+        description=f"bucket width; default window/8, at most {MAX_COUNTER_BUCKETS} buckets",
+    )
+
+
+class Transition(Strict):
+    id: Name | None = Field(None, description="a name for reports; defaults to `to_<stage>`")
+    from_: OneOrMany = Field(alias="from", description='a stage, a list of stages, or "*" for any')
+    to: Name
+    when: Condition
+
+
+class Signal(Strict):
+    id: Name
+    description: str | None = None
+    when: Condition = Field(description="which events are this signal (conditions on the event)")
+    weight: float = Field(gt=0, le=1_000)
+
+
+class Friction(Strict):
+    half_life: Duration = Field(description="time for friction to fall to half when nothing happens")
+    levels: dict[Name, Annotated[float, Field(ge=0)]] = Field(
+        description="level names and the score where each starts; the first starts at 0",
+        min_length=1,
+    )
+    signals: list[Signal] = Field(min_length=1)
+
+
+class Cap(Strict):
+    count: int = Field(ge=1, le=MAX_CAP_COUNT, description="at most this many times")
+    per: Duration = Field(description="in any window this long")
+
+
+class Boost(Strict):
+    when: Condition
+    add: float = Field(description="added to the action's score while `when` holds")
+
+
+class Action(Strict):
+    id: Name
+    label: str | None = None
+    stages: OneOrMany = Field("*", description='stages where the action may be offered; "*" = all')
+    segments: list[Name] | None = Field(None, description="customer must be in one of these")
+    when: Condition | None = None
+    channel: str | None = Field(None, description="where it is delivered; default: event channel")
+    priority: float = Field(0, ge=-1_000_000, le=1_000_000)
+    boosts: list[Boost] = Field(default_factory=list)
+    cooldown: Duration | None = Field(None, description="wait this long before offering it again")
+    cap: Cap | None = None
+    holdout: Percent = Field(0, description="percent of customers who never get it (control)")
+    content: dict[str, Any] = Field(default_factory=dict, description="passed through to the app")
+
+
+class Journey(Strict):
+    """One journey file."""
+
+    journey: Name
+    version: str | int = Field(description="your own label for this revision, e.g. 2026-11-23.1")
+    description: str | None = None
+    top_k: int = Field(3, ge=1, le=50, description="how many actions a decision returns")
+    stages: list[Stage] = Field(min_length=1, description="in order; customers start in the first")
+    segments: dict[Name, Segment] = Field(default_factory=dict)
+    counters: dict[Name, Counter] = Field(default_factory=dict)
+    friction: Friction | None = None
+    transitions: list[Transition] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)

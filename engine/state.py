@@ -1,0 +1,79 @@
+"""A customer's journey state: plain arrays per journey, plus traits and recent event ids.
+
+The arrays' layout belongs to the compiled journey (`CompiledRules.n_ints`, `n_floats` and the
+offsets in it); `engine.codec` turns them into names for storage, so a state written under one
+ruleset can be read under another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.compile import CompiledJourney, Ruleset
+from engine.event import PropertyValue
+
+# How many recent event ids a customer's state remembers to recognise a repeated event.
+DEDUPE_WINDOW = 16
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyState:
+    """One journey's state: `ints` (stage, times, counter heads, offer history), `floats`
+    (counter buckets, friction signal scores). See `engine.kernels.codes.INT_*`."""
+
+    ints: npt.NDArray[np.int64]
+    floats: npt.NDArray[np.float64]
+
+    @classmethod
+    def initial(cls, journey: CompiledJourney) -> JourneyState:
+        ints, floats = journey.initial_state()
+        return cls(ints, floats)
+
+    def fits(self, journey: CompiledJourney) -> bool:
+        """True when the arrays have the layout `journey` was compiled with."""
+        return (
+            self.ints.dtype == np.int64
+            and self.floats.dtype == np.float64
+            and self.ints.shape == (journey.rules.n_ints,)
+            and self.floats.shape == (journey.rules.n_floats,)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    journeys: Mapping[str, JourneyState] = field(default_factory=dict)
+    traits: Mapping[str, PropertyValue] = field(default_factory=dict)
+    recent_event_ids: tuple[int, ...] = ()  # `event_id_hash` values, oldest first
+
+    def journey(self, compiled: CompiledJourney) -> JourneyState:
+        """This customer's state in `compiled`, initial if the journey has not seen them."""
+        found = self.journeys.get(compiled.name)
+        return found if found is not None else JourneyState.initial(compiled)
+
+    def has_seen(self, event_id: str) -> bool:
+        return event_id_hash(event_id) in self.recent_event_ids
+
+    def with_traits(self, traits: Mapping[str, PropertyValue]) -> CustomerState:
+        """A copy with `traits` merged over the current ones."""
+        return replace(self, traits={**self.traits, **traits})
+
+
+def new_state(ruleset: Ruleset) -> CustomerState:
+    """The state of a customer no journey has seen."""
+    return CustomerState(journeys={j.name: JourneyState.initial(j) for j in ruleset.journeys})
+
+
+def event_id_hash(event_id: str) -> int:
+    """A 64-bit hash of an event id; 16 of them cost 128 bytes where the ids could cost 1 KiB."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+def customer_hash(customer_id: str) -> int:
+    """A stable 64-bit hash of a customer id: the seed of every holdout draw."""
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=8, person=b"holdout").digest()
+    return int.from_bytes(digest, "little")
