@@ -11,72 +11,22 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from engine.describe import describe_condition
 from engine.kernels import codes
+from engine.kernels.compiled import (
+    CompiledRules,
+    FloatArray,
+    IntArray,
+    MaskArray,
+    PackedRules,
+    pack_rules,
+)
 from engine.rules.load import LoadedJourney
 from engine.rules.model import Action, Condition, Journey, duration_ms
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-ByteArray = npt.NDArray[np.int8]
-MaskArray = npt.NDArray[np.uint8]
-
-
-class CompiledRules(NamedTuple):
-    """One journey as the kernels see it. Node `i`'s children all have indices below `i`."""
-
-    node_kind: ByteArray
-    node_op: ByteArray
-    node_arg: IntArray
-    node_num: FloatArray
-    node_code: IntArray
-    node_lit_kind: ByteArray
-    node_first: IntArray  # first child (in `children`) or first list item (in `list_*`)
-    node_count: IntArray
-    children: IntArray
-    list_kind: ByteArray
-    list_num: FloatArray
-    list_code: IntArray
-    phase_end: IntArray  # [event and trait nodes, transition nodes, action nodes]
-    segment_root: IntArray
-    counter_root: IntArray
-    counter_sum_slot: IntArray  # -1: count events
-    counter_width_ms: IntArray
-    counter_buckets: IntArray
-    counter_offset: IntArray  # first bucket in the float state
-    counter_head_index: int  # first counter head epoch in the int state
-    signal_root: IntArray
-    signal_weight: FloatArray
-    friction_offset: int  # first signal score in the float state
-    half_life_ms: float
-    level_threshold: FloatArray
-    transition_root: IntArray
-    transition_to: IntArray
-    transition_from: MaskArray  # (n_transitions, n_stages)
-    action_root: IntArray  # -1: no condition
-    action_stages: MaskArray  # (n_actions, n_stages)
-    action_segment_first: IntArray
-    action_segment_count: IntArray
-    action_segments: IntArray
-    action_priority: FloatArray
-    action_boost_first: IntArray
-    action_boost_count: IntArray
-    boost_root: IntArray
-    boost_add: FloatArray
-    action_cooldown_ms: IntArray
-    action_cap_count: IntArray
-    action_cap_window_ms: IntArray
-    action_cap_offset: IntArray  # first cap-history slot in the int state
-    action_holdout: IntArray  # basis points
-    action_salt: npt.NDArray[np.uint64]
-    action_last_shown_index: int
-    n_ints: int
-    n_floats: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +37,7 @@ class CompiledJourney:
     version: str
     source: str
     rules: CompiledRules
+    packed: PackedRules  # `rules` as the kernels take it
     top_k: int
     stage_ids: tuple[str, ...]
     transition_ids: tuple[str, ...]
@@ -158,9 +109,11 @@ class _NodeWriter:
         self.list_code: list[int] = []
         self.segments = {name: i for i, name in enumerate(journey.segments)}
         self.counters = {name: i for i, name in enumerate(journey.counters)}
-        self.levels = {name: i for i, name in enumerate(journey.friction.levels)} if (
-            journey.friction
-        ) else {}
+        self.levels = (
+            {name: i for i, name in enumerate(journey.friction.levels)}
+            if (journey.friction)
+            else {}
+        )
 
     @property
     def size(self) -> int:
@@ -367,10 +320,14 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         signal_weight=_floats([s.weight for s in signals]),
         friction_offset=friction_offset,
         half_life_ms=float(duration_ms(journey.friction.half_life)) if journey.friction else 1.0,
-        level_threshold=_floats(list(journey.friction.levels.values()) if journey.friction else [0]),
+        level_threshold=_floats(
+            list(journey.friction.levels.values()) if journey.friction else [0]
+        ),
         transition_root=_ints(transition_root),
         transition_to=_ints([stage_index[t.to] for t in journey.transitions]),
-        transition_from=_mask([_stage_mask(t.from_, stage_index) for t in journey.transitions], n_stages),
+        transition_from=_mask(
+            [_stage_mask(t.from_, stage_index) for t in journey.transitions], n_stages
+        ),
         action_root=_ints(action_root),
         action_stages=_mask([_stage_mask(a.stages, stage_index) for a in actions], n_stages),
         action_segment_first=_ints(segment_first),
@@ -396,6 +353,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         version=str(journey.version),
         source=loaded.source,
         rules=rules,
+        packed=pack_rules(rules),
         top_k=journey.top_k,
         stage_ids=tuple(stage_index),
         transition_ids=tuple(t.id or f"to_{t.to}" for t in journey.transitions),

@@ -19,8 +19,8 @@ from engine.decision import (
 )
 from engine.event import Event, PropertyValue
 from engine.kernels import codes
-from engine.kernels.actions import _record_offer
-from engine.kernels.journey import _decide_journey
+from engine.kernels.actions import record_offer
+from engine.kernels.journey import decide_journey
 from engine.state import (
     DEDUPE_WINDOW,
     CustomerState,
@@ -120,14 +120,20 @@ def _journey_outcome(
     journey: CompiledJourney, state: JourneyState, previous_stage: int, transition: int
 ) -> JourneyOutcome:
     rules = journey.rules
-    signal_scores = state.floats[rules.friction_offset : rules.friction_offset + len(journey.signal_ids)]
+    signal_scores = state.floats[
+        rules.friction_offset : rules.friction_offset + len(journey.signal_ids)
+    ]
     level = 0
     total = float(signal_scores.sum())
     for index, threshold in enumerate(rules.level_threshold):
         if total >= threshold:
             level = index
     strongest = sorted(
-        (SignalScore(name, float(s)) for name, s in zip(journey.signal_ids, signal_scores, strict=True) if s > 0),
+        (
+            SignalScore(name, float(s))
+            for name, s in zip(journey.signal_ids, signal_scores, strict=True)
+            if s > 0
+        ),
         key=lambda signal: -signal.score,
     )[:TOP_SIGNALS]
     changed = transition != codes.NO_TRANSITION
@@ -180,11 +186,19 @@ def decide(
     for index, journey in enumerate(ruleset.journeys):
         current = _checked_state(journey, state)
         out = KernelOutput.allocate(journey, k)
-        previous, transition, n_ranked = _decide_journey(
-            journey.rules, event_view, trait_view, now_ms, seed, k, current.ints, current.floats, out
+        previous, transition, n_ranked = decide_journey(
+            journey.packed,
+            event_view,
+            trait_view,
+            now_ms,
+            seed,
+            k,
+            current.ints,
+            current.floats,
+            out,
         )
         new_journeys[journey.name] = current
-        outcomes.append(_journey_outcome(journey, current, int(previous), int(transition)))
+        outcomes.append(_journey_outcome(journey, current, previous, transition))
         outputs.append(out)
         for action in out.ranked[:n_ranked]:
             held_out = out.status[action] == codes.ACTION_HELD_OUT
@@ -197,11 +211,13 @@ def decide(
         journey = ruleset.journeys[candidate.journey]
         ints = new_journeys[journey.name].ints
         clock_ms = int(ints[codes.INT_LAST_EVENT_MS])
-        _record_offer(journey.rules, ints, candidate.action, clock_ms)
+        record_offer(journey.packed, ints, candidate.action, clock_ms)
     decision = Decision(
         journeys=tuple(outcomes),
         actions=tuple(_offered(ruleset, c, event) for c in offered),
-        held_out=tuple(ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out),
+        held_out=tuple(
+            ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out
+        ),
         excluded=_exclusions(ruleset, outputs, chosen) if explain else (),
         ruleset_version=ruleset.version,
     )
@@ -231,7 +247,9 @@ def _exclusions(
         for action, status in enumerate(out.status):
             if (index, action) in kept:
                 continue
-            reason = codes.ACTION_STATUS_NAMES[codes.ACTION_OUTRANKED if status == codes.ACTION_OFFERED else status]
+            reason = codes.ACTION_STATUS_NAMES[
+                codes.ACTION_OUTRANKED if status == codes.ACTION_OFFERED else status
+            ]
             excluded.append(Exclusion(journey.action_ids[action], journey.name, reason))
     return tuple(excluded)
 

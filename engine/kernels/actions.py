@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from engine.kernels.codes import (
@@ -16,7 +18,11 @@ from engine.kernels.codes import (
     HOLDOUT_SCALE,
     NEVER_MS,
 )
+from engine.kernels.compiled import _unpack_rules
 from engine.kernels.jit import kernel
+
+if TYPE_CHECKING:
+    from engine.kernels.compiled import PackedRules
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -88,7 +94,9 @@ def _score(rules, action, values):
 
 
 @kernel
-def _rank_actions(rules, stage, ints, clock_ms, values, customer_hash, top_k, status, scores, ranked):
+def _rank_actions(
+    rules, stage, ints, clock_ms, values, customer_hash, top_k, status, scores, ranked
+):
     """Fill `status` and `scores` for every action; write the top `top_k` into `ranked`.
 
     Ranking is by score, highest first; equal scores keep file order. A ranked action whose
@@ -126,10 +134,16 @@ def _rank_actions(rules, stage, ints, clock_ms, values, customer_hash, top_k, st
     return n_ranked
 
 
+def record_offer(packed: PackedRules, ints: np.ndarray, action: int, clock_ms: int) -> None:
+    """Typed entry to `_record_offer`."""
+    _record_offer(packed, ints, action, clock_ms)
+
+
 @kernel
-def _record_offer(rules, ints, action, clock_ms):
+def _record_offer(packed, ints, action, clock_ms):
     """Remember that `action` was offered at `clock_ms`: its last-shown time and, when capped,
     the oldest entry of its cap history."""
+    rules = _unpack_rules(packed)
     ints[rules.action_last_shown_index + action] = clock_ms
     first = rules.action_cap_offset[action]
     oldest = first

@@ -145,9 +145,7 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
         elif kind == NODE_EVENT_TYPE or kind == NODE_CHANNEL or kind == NODE_TOUCHPOINT:
             values[node] = _code_listed(rules, node, event.codes[kind - NODE_EVENT_TYPE])
         elif kind == NODE_PROPERTY:
-            values[node] = _compare(
-                rules, node, event.kind[arg], event.num[arg], event.code[arg]
-            )
+            values[node] = _compare(rules, node, event.kind[arg], event.num[arg], event.code[arg])
         elif kind == NODE_TRAIT:
             values[node] = _compare(
                 rules, node, traits.kind[arg], traits.num[arg], traits.code[arg]

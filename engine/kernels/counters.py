@@ -13,7 +13,7 @@ from engine.kernels.jit import kernel
 
 @kernel
 def _roll_counter(rules, counter, ints, floats, clock_ms):
-    """Advance counter `counter` to the bucket of `clock_ms`, emptying buckets that left the window."""
+    """Advance counter `counter` to the bucket of `clock_ms`; empty the buckets that left."""
     width = rules.counter_width_ms[counter]
     n_buckets = rules.counter_buckets[counter]
     base = rules.counter_offset[counter]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.kernels.jit import kernel
 from engine.kernels.codes import INT_FRICTION_AT_MS
+from engine.kernels.jit import kernel
 
 
 @kernel

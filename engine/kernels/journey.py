@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from engine.kernels.actions import _rank_actions
@@ -12,20 +14,25 @@ from engine.kernels.codes import (
     NEVER_MS,
     NO_TRANSITION,
 )
+from engine.kernels.compiled import _unpack_rules
 from engine.kernels.conditions import _evaluate_nodes
 from engine.kernels.counters import _update_counters
 from engine.kernels.friction import _update_friction
 from engine.kernels.jit import kernel
 from engine.kernels.stage import _pick_transition
 
+if TYPE_CHECKING:
+    from engine.decide import Features, KernelOutput
+    from engine.kernels.compiled import PackedRules
+
 
 @kernel
-def _decide_journey(rules, event, traits, now_ms, customer_hash, top_k, ints, floats, out):
+def _decide_journey(packed, event, traits, now_ms, customer_hash, top_k, ints, floats, out):
     """Apply one event to one journey's state and rank its actions.
 
     Parameters
     ----------
-    rules : CompiledRules
+    packed : PackedRules
     event, traits : Features
     now_ms : int
         When the event happened. The journey clock never runs backwards: an event older than the
@@ -45,6 +52,7 @@ def _decide_journey(rules, event, traits, now_ms, customer_hash, top_k, ints, fl
     -------
     (previous_stage, transition, n_ranked) : tuple of int
     """
+    rules = _unpack_rules(packed)
     last_event_ms = ints[INT_LAST_EVENT_MS]
     clock_ms = max(now_ms, last_event_ms)
     if ints[INT_STAGE_ENTERED_MS] == NEVER_MS:
@@ -56,7 +64,9 @@ def _decide_journey(rules, event, traits, now_ms, customer_hash, top_k, ints, fl
     context[1] = 0.0 if last_event_ms == NEVER_MS else float(clock_ms - last_event_ms)
     values = out.values
 
-    _evaluate_nodes(rules, 0, rules.phase_end[0], values, event, traits, out.counter_values, context)
+    _evaluate_nodes(
+        rules, 0, rules.phase_end[0], values, event, traits, out.counter_values, context
+    )
     _update_counters(rules, ints, floats, clock_ms, values, event, out.counter_values)
     context[2] = float(_update_friction(rules, ints, floats, clock_ms, values))
 
@@ -81,3 +91,21 @@ def _decide_journey(rules, event, traits, now_ms, customer_hash, top_k, ints, fl
         out.status, out.scores, out.ranked,
     )  # fmt: skip
     return np.int64(previous_stage), np.int64(transition), np.int64(n_ranked)
+
+
+def decide_journey(
+    packed: PackedRules,
+    event: Features,
+    traits: Features,
+    now_ms: int,
+    customer_hash: np.uint64,
+    top_k: int,
+    ints: np.ndarray,
+    floats: np.ndarray,
+    out: KernelOutput,
+) -> tuple[int, int, int]:
+    """Typed entry to `_decide_journey`; `engine.decide` checks the shapes before calling."""
+    previous, transition, n_ranked = _decide_journey(
+        packed, event, traits, now_ms, customer_hash, top_k, ints, floats, out
+    )
+    return int(previous), int(transition), int(n_ranked)

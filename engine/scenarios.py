@@ -1,0 +1,189 @@
+"""Scenario tests for marketers: events at relative times and what must be true after each.
+
+A scenario file (`rules/tests/*.yaml`) names the journeys it tests and lists scenarios; both
+`journeyman rules test` and pytest run them. This module parses and runs them; reading the files is
+the caller's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from engine.compile import Ruleset
+from engine.decide import decide
+from engine.decision import Decision
+from engine.errors import RuleProblem, RulesError
+from engine.event import Event, PropertyValue
+from engine.rules.model import Duration, Strict, duration_ms
+from engine.rules.yaml_tree import YamlTree, read_yaml
+from engine.state import CustomerState, new_state
+
+DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+StageExpectation = str | dict[str, str]
+
+
+class Expectation(Strict):
+    stage: StageExpectation | None = Field(
+        None, description="stage after the step (or per journey)"
+    )
+    transition: str | None = Field(None, description="transition that fired; `null` for none")
+    friction: StageExpectation | None = Field(None, description="friction level (or per journey)")
+    actions: list[str] | None = Field(None, description="exactly these actions, in this order")
+    offers: list[str] | None = Field(None, description="these actions are among those offered")
+    not_offered: list[str] | None = Field(None, description="none of these is offered")
+    held_out: list[str] | None = Field(None, description="exactly these actions are held out")
+
+
+class Step(Strict):
+    after: Duration = Field("1m", description="time since the previous step (or the start)")
+    event: str | None = None
+    channel: str = "web"
+    touchpoint: str = ""
+    properties: dict[str, str | float | bool] = Field(default_factory=dict)
+    identify: dict[str, str | float | bool] | None = Field(None, description="set these traits")
+    expect: Expectation | None = None
+
+    @model_validator(mode="after")
+    def _event_or_identify(self) -> Step:
+        if (self.event is None) == (self.identify is None):
+            raise ValueError("a step has either `event:` or `identify:`, not both and not neither")
+        return self
+
+
+class Scenario(Strict):
+    name: str
+    customer: str | None = None
+    traits: dict[str, str | float | bool] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+
+
+class ScenarioFile(Strict):
+    rules: list[str] = Field(min_length=1, description="journey files or folders, relative to here")
+    start: datetime = Field(DEFAULT_START, description="when the first step's clock starts")
+    scenarios: list[Scenario] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedScenarios:
+    source: str
+    spec: ScenarioFile
+    step_lines: dict[tuple[int, int], int]  # (scenario, step) → line in the file
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    failures: list[str] = field(default_factory=list)
+    steps_run: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def parse_scenarios(text: str, source: str) -> LoadedScenarios:
+    """Validate a scenario file. Raises `RulesError` with `file:line:column` problems."""
+    tree = read_yaml(text, source)
+    try:
+        spec = ScenarioFile.model_validate(tree.data)
+    except ValidationError as error:
+        raise RulesError(_problems(error, tree)) from error
+    lines = {
+        (i, j): tree.position(("scenarios", i, "steps", j))[0]
+        for i, scenario in enumerate(spec.scenarios)
+        for j in range(len(scenario.steps))
+    }
+    return LoadedScenarios(source, spec, lines)
+
+
+def _problems(error: ValidationError, tree: YamlTree) -> list[RuleProblem]:
+    # TODO(lead): share engine.rules.load's translation once it takes a root model.
+    return [
+        tree.problem(tuple(p for p in e["loc"] if isinstance(p, int) or "[" not in p), e["msg"])
+        for e in error.errors(include_url=False)
+    ]
+
+
+def _per_journey(expected: StageExpectation, decision: Decision, attribute: str) -> list[str]:
+    got = {o.journey: getattr(o, attribute) for o in decision.journeys}
+    wanted = expected if isinstance(expected, dict) else {decision.journeys[0].journey: expected}
+    what = "friction" if attribute == "friction_level" else "stage"
+    return [
+        f"expected {what} {value!r} in journey {journey!r}, got {got.get(journey)!r}"
+        for journey, value in wanted.items()
+        if got.get(journey) != value
+    ]
+
+
+def _transition_text(decision: Decision, ruleset: Ruleset) -> str:
+    fired = [
+        f"`{o.transition}` ({ruleset.journey(o.journey).source}:{o.transition_line})"
+        for o in decision.journeys
+        if o.transition is not None
+    ]
+    return "transition " + ", ".join(fired) + " fired" if fired else "no transition fired"
+
+
+def _check(expect: Expectation, decision: Decision, ruleset: Ruleset) -> list[str]:
+    failures: list[str] = []
+    offered = list(decision.action_ids)
+    if expect.stage is not None:
+        failures += _per_journey(expect.stage, decision, "stage")
+    if expect.friction is not None:
+        failures += _per_journey(expect.friction, decision, "friction_level")
+    if "transition" in expect.model_fields_set:
+        fired = [o.transition for o in decision.journeys if o.transition is not None]
+        if (expect.transition is None and fired) or (
+            expect.transition is not None and expect.transition not in fired
+        ):
+            failures.append(f"expected transition {expect.transition!r}, got {fired or None}")
+    if expect.actions is not None and expect.actions != offered:
+        failures.append(f"expected actions {expect.actions}, got {offered}")
+    missing = [a for a in expect.offers or [] if a not in offered]
+    if missing:
+        failures.append(f"expected {missing} among the offers, got {offered}")
+    unwanted = [a for a in expect.not_offered or [] if a in offered]
+    if unwanted:
+        failures.append(f"expected {unwanted} not to be offered, got {offered}")
+    if expect.held_out is not None and expect.held_out != list(decision.held_out):
+        failures.append(f"expected held out {expect.held_out}, got {list(decision.held_out)}")
+    context = _transition_text(decision, ruleset)
+    return [f"{failure} ({context})" for failure in failures]
+
+
+def run_scenario(loaded: LoadedScenarios, index: int, ruleset: Ruleset) -> ScenarioResult:
+    """Run scenario `index` of `loaded` against `ruleset` from a new customer."""
+    scenario = loaded.spec.scenarios[index]
+    result = ScenarioResult(scenario.name)
+    customer = scenario.customer or f"scenario-{index}"
+    state: CustomerState = new_state(ruleset).with_traits(scenario.traits)
+    clock_ms = int(loaded.spec.start.timestamp() * 1000)
+    for number, step in enumerate(scenario.steps):
+        clock_ms += duration_ms(step.after)
+        where = f"{loaded.source}:{loaded.step_lines[(index, number)]}"
+        if step.identify is not None:
+            state = state.with_traits(step.identify)
+            result.steps_run += 1
+            continue
+        assert step.event is not None
+        event = Event(
+            f"{customer}-{number}", customer, step.event, step.channel, step.touchpoint,
+            _properties(step.properties),
+        )  # fmt: skip
+        decision, state = decide(ruleset, state, event, clock_ms)
+        result.steps_run += 1
+        if step.expect is not None:
+            result.failures += [
+                f"{where}: step {number + 1} ({step.event}): {failure}"
+                for failure in _check(step.expect, decision, ruleset)
+            ]
+    return result
+
+
+def _properties(values: dict[str, Any]) -> dict[str, PropertyValue]:
+    return {k: v if isinstance(v, str | bool) else float(v) for k, v in values.items()}

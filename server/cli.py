@@ -1,0 +1,99 @@
+"""The `journeyman` console command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.errors import RulesError
+from engine.rules.load import parse_journeys
+from engine.scenarios import ScenarioResult, parse_scenarios, run_scenario
+from server.rulesource import RulesNotFound, load_ruleset, read_texts, rule_files, scenario_files
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+DEFAULT_RULES = "rules"
+
+
+def _check(paths: list[str]) -> int:
+    """Validate journey files; print every problem with file:line:column."""
+    try:
+        loaded = parse_journeys(read_texts(rule_files(paths)))
+    except RulesNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        count = len(error.problems)
+        print(f"\n{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        return EXIT_FAILED
+    for journey in loaded:
+        model = journey.model
+        print(
+            f"ok  {journey.source}: journey {model.journey} {model.version}: "
+            f"{len(model.stages)} stages, {len(model.transitions)} transitions, "
+            f"{len(model.actions)} actions"
+        )
+    return EXIT_OK
+
+
+def _print_result(result: ScenarioResult) -> None:
+    mark = "PASS" if result.passed else "FAIL"
+    print(f"  {mark}  {result.name} ({result.steps_run} steps)")
+    for failure in result.failures:
+        print(f"        {failure}")
+
+
+def _test(paths: list[str]) -> int:
+    """Run scenario files; print pass/fail per scenario and expected-vs-got per failure."""
+    try:
+        files = scenario_files(paths)
+        results: list[ScenarioResult] = []
+        for path in files:
+            loaded = parse_scenarios(path.read_text(encoding="utf-8"), str(path))
+            ruleset = load_ruleset([str(path.parent / rules) for rules in loaded.spec.rules])
+            print(path)
+            for index in range(len(loaded.spec.scenarios)):
+                result = run_scenario(loaded, index, ruleset)
+                _print_result(result)
+                results.append(result)
+    except RulesNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    failed = sum(not r.passed for r in results)
+    print(f"\n{len(results)} scenarios: {len(results) - failed} passed, {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="journeyman", description="Real-time customer-journey decisions from YAML rules."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    rules = commands.add_parser("rules", help="check and test journey rules files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser(
+        "check", help="validate journey files (file:line:column errors)"
+    )
+    check.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
+    test = rules_commands.add_parser("test", help="run scenario tests (a folder runs its tests/)")
+    test.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "rules" and args.rules_command == "check":
+        return _check(args.paths)
+    if args.command == "rules" and args.rules_command == "test":
+        return _test(args.paths)
+    return EXIT_INVALID  # argparse already refused anything else
+
+
+if __name__ == "__main__":
+    sys.exit(main())
