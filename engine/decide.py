@@ -61,7 +61,7 @@ class KernelOutput(NamedTuple):
             ranked=np.empty(top_k, dtype=np.int64),
             counter_values=np.empty(rules.counter_root.shape[0], dtype=np.float64),
             values=np.empty(rules.node_kind.shape[0], dtype=np.bool_),
-            context=np.empty(3, dtype=np.float64),
+            context=np.empty(codes.CONTEXT_SIZE, dtype=np.float64),
         )
 
 
@@ -117,22 +117,15 @@ class _Ranked:
 
 
 def _journey_outcome(
-    journey: CompiledJourney, state: JourneyState, previous_stage: int, transition: int
+    journey: CompiledJourney, state: JourneyState, previous_stage: int, transition: int, level: int
 ) -> JourneyOutcome:
-    rules = journey.rules
-    signal_scores = state.floats[
-        rules.friction_offset : rules.friction_offset + len(journey.signal_ids)
-    ]
-    level = 0
-    total = float(signal_scores.sum())
-    for index, threshold in enumerate(rules.level_threshold):
-        if total >= threshold:
-            level = index
+    offset = journey.rules.friction_offset
+    signal_scores = state.floats[offset : offset + len(journey.signal_ids)].tolist()
     strongest = sorted(
         (
-            SignalScore(name, float(s))
-            for name, s in zip(journey.signal_ids, signal_scores, strict=True)
-            if s > 0
+            SignalScore(name, score)
+            for name, score in zip(journey.signal_ids, signal_scores, strict=True)
+            if score
         ),
         key=lambda signal: -signal.score,
     )[:TOP_SIGNALS]
@@ -143,10 +136,18 @@ def _journey_outcome(
         previous_stage=journey.stage_ids[previous_stage],
         transition=journey.transition_ids[transition] if changed else None,
         transition_line=journey.transition_lines[transition] if changed else None,
-        friction_score=total,
+        friction_score=sum(signal_scores),
         friction_level=journey.level_names[level],
         top_signals=tuple(strongest),
     )
+
+
+def _friction_level(journey: CompiledJourney, state: JourneyState) -> int:
+    """The friction level of a stored state, as of its last event."""
+    offset = journey.rules.friction_offset
+    total = float(state.floats[offset : offset + len(journey.signal_ids)].sum())
+    thresholds = journey.rules.level_threshold.tolist()
+    return max(i for i, threshold in enumerate(thresholds) if total >= threshold or i == 0)
 
 
 def _checked_state(journey: CompiledJourney, state: CustomerState) -> JourneyState:
@@ -198,7 +199,8 @@ def decide(
             out,
         )
         new_journeys[journey.name] = current
-        outcomes.append(_journey_outcome(journey, current, previous, transition))
+        level = int(out.context[codes.CONTEXT_FRICTION_LEVEL])
+        outcomes.append(_journey_outcome(journey, current, previous, transition, level))
         outputs.append(out)
         for action in out.ranked[:n_ranked]:
             held_out = out.status[action] == codes.ACTION_HELD_OUT
@@ -259,5 +261,6 @@ def _duplicate(ruleset: Ruleset, state: CustomerState) -> Decision:
     for journey in ruleset.journeys:
         current = state.journey(journey)
         stage = int(current.ints[codes.INT_STAGE])
-        outcomes.append(_journey_outcome(journey, current, stage, codes.NO_TRANSITION))
+        level = _friction_level(journey, current)
+        outcomes.append(_journey_outcome(journey, current, stage, codes.NO_TRANSITION, level))
     return Decision(tuple(outcomes), (), (), (), ruleset.version, duplicate=True)

@@ -89,6 +89,12 @@ INT_LAST_EVENT_MS: Final = 2
 INT_FRICTION_AT_MS: Final = 3
 INT_HEADER_SIZE: Final = 4
 
+# Slots of the kernel's `context` output: what time-based and friction conditions read.
+CONTEXT_TIME_IN_STAGE: Final = 0
+CONTEXT_IDLE: Final = 1
+CONTEXT_FRICTION_LEVEL: Final = 2
+CONTEXT_SIZE: Final = 3
+
 # Bounds that keep a customer's state small whatever their history.
 MAX_COUNTER_BUCKETS: Final = 64
 DEFAULT_COUNTER_BUCKETS: Final = 8

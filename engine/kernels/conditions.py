@@ -8,6 +8,9 @@ range, with no short-circuit: the trees are small and a straight loop beats bran
 from __future__ import annotations
 
 from engine.kernels.codes import (
+    CONTEXT_FRICTION_LEVEL,
+    CONTEXT_IDLE,
+    CONTEXT_TIME_IN_STAGE,
     NODE_ALL,
     NODE_ANY,
     NODE_CHANNEL,
@@ -153,12 +156,12 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
         elif kind == NODE_COUNTER:
             values[node] = _compare(rules, node, VALUE_NUMBER, counter_values[arg], 0)
         elif kind == NODE_TIME_IN_STAGE:
-            values[node] = _compare(rules, node, VALUE_NUMBER, context[0], 0)
+            values[node] = _compare(rules, node, VALUE_NUMBER, context[CONTEXT_TIME_IN_STAGE], 0)
         elif kind == NODE_IDLE:
-            values[node] = _compare(rules, node, VALUE_NUMBER, context[1], 0)
+            values[node] = _compare(rules, node, VALUE_NUMBER, context[CONTEXT_IDLE], 0)
         elif kind == NODE_SEGMENT:
             values[node] = values[rules.segment_root[arg]]
         elif kind == NODE_FRICTION:
-            values[node] = context[2] >= arg
+            values[node] = context[CONTEXT_FRICTION_LEVEL] >= arg
         else:
             values[node] = False

@@ -12,23 +12,15 @@ from engine.kernels.jit import kernel
 
 
 @kernel
-def _roll_counter(rules, counter, ints, floats, clock_ms):
-    """Advance counter `counter` to the bucket of `clock_ms`; empty the buckets that left."""
-    width = rules.counter_width_ms[counter]
-    n_buckets = rules.counter_buckets[counter]
-    base = rules.counter_offset[counter]
-    head_index = rules.counter_head_index + counter
-    head = ints[head_index]
-    current = clock_ms // width
-    if current - head >= n_buckets:
-        for b in range(n_buckets):
-            floats[base + b] = 0.0
+def _roll(buckets, head_epoch, current_epoch):
+    """Empty the buckets of epochs after `head_epoch` up to `current_epoch` (a ring of buckets);
+    takes arrays, not `CompiledRules`, because it runs once per counter."""
+    n_buckets = buckets.shape[0]
+    if current_epoch - head_epoch >= n_buckets:
+        buckets[:] = 0.0
     else:
-        for epoch in range(head + 1, current + 1):
-            floats[base + epoch % n_buckets] = 0.0
-    if current > head:
-        ints[head_index] = current
-    return current % n_buckets
+        for epoch in range(head_epoch + 1, current_epoch + 1):
+            buckets[epoch % n_buckets] = 0.0
 
 
 @kernel
@@ -39,15 +31,17 @@ def _update_counters(rules, ints, floats, clock_ms, values, event, counter_value
     of shape (n_counters,), receives each counter's total.
     """
     for counter in range(rules.counter_root.shape[0]):
-        bucket = _roll_counter(rules, counter, ints, floats, clock_ms)
         base = rules.counter_offset[counter]
+        buckets = floats[base : base + rules.counter_buckets[counter]]
+        head_index = rules.counter_head_index + counter
+        current = clock_ms // rules.counter_width_ms[counter]
+        _roll(buckets, ints[head_index], current)
+        if current > ints[head_index]:
+            ints[head_index] = current
         if values[rules.counter_root[counter]]:
             slot = rules.counter_sum_slot[counter]
             if slot < 0:
-                floats[base + bucket] += 1.0
+                buckets[current % buckets.shape[0]] += 1.0
             elif event.kind[slot] == VALUE_NUMBER:
-                floats[base + bucket] += event.num[slot]
-        total = 0.0
-        for b in range(rules.counter_buckets[counter]):
-            total += floats[base + b]
-        counter_values[counter] = total
+                buckets[current % buckets.shape[0]] += event.num[slot]
+        counter_values[counter] = buckets.sum()

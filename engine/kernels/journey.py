@@ -8,6 +8,9 @@ import numpy as np
 
 from engine.kernels.actions import _rank_actions
 from engine.kernels.codes import (
+    CONTEXT_FRICTION_LEVEL,
+    CONTEXT_IDLE,
+    CONTEXT_TIME_IN_STAGE,
     INT_LAST_EVENT_MS,
     INT_STAGE,
     INT_STAGE_ENTERED_MS,
@@ -60,15 +63,15 @@ def _decide_journey(packed, event, traits, now_ms, customer_hash, top_k, ints, f
     previous_stage = ints[INT_STAGE]
     stage = previous_stage
     context = out.context
-    context[0] = float(clock_ms - ints[INT_STAGE_ENTERED_MS])
-    context[1] = 0.0 if last_event_ms == NEVER_MS else float(clock_ms - last_event_ms)
+    context[CONTEXT_TIME_IN_STAGE] = float(clock_ms - ints[INT_STAGE_ENTERED_MS])
+    context[CONTEXT_IDLE] = 0.0 if last_event_ms == NEVER_MS else float(clock_ms - last_event_ms)
     values = out.values
 
     _evaluate_nodes(
         rules, 0, rules.phase_end[0], values, event, traits, out.counter_values, context
     )
     _update_counters(rules, ints, floats, clock_ms, values, event, out.counter_values)
-    context[2] = float(_update_friction(rules, ints, floats, clock_ms, values))
+    context[CONTEXT_FRICTION_LEVEL] = float(_update_friction(rules, ints, floats, clock_ms, values))
 
     _evaluate_nodes(
         rules, rules.phase_end[0], rules.phase_end[1], values, event, traits,
@@ -79,7 +82,7 @@ def _decide_journey(packed, event, traits, now_ms, customer_hash, top_k, ints, f
         stage = rules.transition_to[transition]
         ints[INT_STAGE] = stage
         ints[INT_STAGE_ENTERED_MS] = clock_ms
-        context[0] = 0.0
+        context[CONTEXT_TIME_IN_STAGE] = 0.0
     ints[INT_LAST_EVENT_MS] = clock_ms
 
     _evaluate_nodes(
