@@ -108,7 +108,10 @@ def _restore_actions(journey: CompiledJourney, stored: Any, state: JourneyState)
         state.ints[rules.action_last_shown_index + index] = _int(entry[0], codes.NEVER_MS)
         history = np.frombuffer(entry[1][: len(entry[1]) // 8 * 8], dtype="<i8")
         count = int(rules.action_cap_count[index])
-        kept = np.sort(history)[-count:] if count else history[:0]  # a smaller cap keeps the latest
+        # A cap lowered (or removed) since the state was written keeps the latest shows.
+        kept = (
+            history if history.shape[0] <= count else np.sort(history)[history.shape[0] - count :]
+        )
         first = int(rules.action_cap_offset[index])
         state.ints[first : first + kept.shape[0]] = kept
 

@@ -1,0 +1,188 @@
+"""Customer state survives msgpack, stays small, and outlives the ruleset that wrote it."""
+
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.codec import SCHEMA_VERSION, decode_state, encode_state
+from engine.compile import compile_ruleset
+from engine.decide import decide
+from engine.errors import StateDecodeError
+from engine.kernels import codes
+from engine.rules.load import parse_journey
+from engine.state import CustomerState, new_state
+from tests.rulesets import T0_MS, event, from_text, loaded, retail
+
+DAY_MS = 86_400_000
+
+
+def _assert_same(a: CustomerState, b: CustomerState) -> None:
+    assert a.journeys.keys() == b.journeys.keys()
+    for name in a.journeys:
+        np.testing.assert_array_equal(a.journeys[name].ints, b.journeys[name].ints)
+        np.testing.assert_array_equal(a.journeys[name].floats, b.journeys[name].floats)
+    assert dict(a.traits) == dict(b.traits)
+    assert a.recent_event_ids == b.recent_event_ids
+
+
+def _year_of_shopping(customer: str = "year") -> CustomerState:
+    """A busy customer: a visit every day for a year, with carts, errors, orders and reviews."""
+    ruleset = retail()
+    state = new_state(ruleset).with_traits({"tier": "gold", "email_opt_in": True})
+    for day in range(365):
+        at = T0_MS + day * DAY_MS
+        steps = ["page_view", "product_view", "add_to_cart", "payment_error", "purchase"]
+        if day % 30 == 0:
+            steps += ["delivery_confirmed", "review_written"]
+        for minute, type_ in enumerate(steps):
+            props = {"amount": 35.5, "load_ms": 4000.0}
+            _, state = decide(ruleset, state, event(type_, customer, **props), at + minute * 60_000)
+    return state
+
+
+def test_round_trip_keeps_every_array_traits_and_event_ids() -> None:
+    state = _year_of_shopping()
+    _assert_same(decode_state(encode_state(retail(), state), retail()), state)
+
+
+def test_a_year_of_activity_fits_in_two_kib() -> None:
+    size = len(encode_state(retail(), _year_of_shopping()))
+    print(f"retail state after a year of daily activity: {size} bytes")
+    assert size <= 2048
+
+
+def test_a_new_customer_encodes_small_and_decodes_to_a_new_state() -> None:
+    data = encode_state(retail(), new_state(retail()))
+    assert len(data) < 200
+    _assert_same(decode_state(data, retail()), new_state(retail()))
+
+
+OLD = """
+journey: shop
+version: 1
+stages: [{id: browsing}, {id: buying}, {id: gone}]
+counters:
+  views: {when: {event: view}, window: 7d}
+  carts: {when: {event: cart}, window: 7d}
+transitions:
+  - {from: browsing, to: buying, when: {event: cart}}
+  - {from: "*", to: gone, when: {event: leave}}
+actions:
+  - {id: promo, cooldown: 1d, cap: {count: 3, per: 30d}}
+  - {id: old_offer}
+"""
+
+NEW = """
+journey: shop
+version: 2
+stages: [{id: browsing}, {id: buying}]
+counters:
+  views: {when: {event: view}, window: 7d}
+  carts: {when: {event: cart}, window: 7d, precision: 6h}
+  searches: {when: {event: search}, window: 7d}
+transitions:
+  - {from: browsing, to: buying, when: {event: cart}}
+actions:
+  - {id: promo, cooldown: 1d, cap: {count: 2, per: 30d}}
+  - {id: brand_new}
+"""
+
+
+def _counter(ruleset_state: tuple[object, CustomerState], name: str) -> float:
+    ruleset, state = ruleset_state
+    journey = ruleset.journeys[0]  # type: ignore[attr-defined]
+    index = journey.counter_names.index(name)
+    first = journey.rules.counter_offset[index]
+    floats = state.journey(journey).floats
+    return float(floats[first : first + journey.rules.counter_buckets[index]].sum())
+
+
+def test_state_written_under_an_older_ruleset_keeps_what_still_means_the_same() -> None:
+    old, new = from_text(OLD), from_text(NEW)
+    state = new_state(old)
+    for day, type_ in enumerate(["view", "view", "cart", "search"]):
+        decision, state = decide(old, state, event(type_, "m"), T0_MS + day * 3_600_000)
+    for day in range(3):  # promo: shown at T0, day 1 and day 2, then capped at three in 30 days
+        _, state = decide(old, state, event("view", "m"), T0_MS + (day + 1) * DAY_MS)
+    migrated = decode_state(encode_state(old, state), new)
+    journey = new.journeys[0]
+    ints = migrated.journey(journey).ints
+    assert journey.stage_ids[ints[codes.INT_STAGE]] == "buying"
+    assert _counter((new, migrated), "views") == _counter((old, state), "views")
+    assert _counter((new, migrated), "carts") == 0  # precision changed: old buckets dropped
+    assert _counter((new, migrated), "searches") == 0  # new counter starts empty
+    cap = journey.rules.action_cap_offset[0]
+    history = sorted(ints[cap : cap + 2].tolist())
+    assert history == [T0_MS + DAY_MS, T0_MS + 2 * DAY_MS]  # a smaller cap keeps the latest
+    assert ints[journey.rules.action_last_shown_index + 1] == codes.NEVER_MS  # brand_new
+
+
+def test_a_customer_whose_stage_was_removed_re_enters_at_the_first_stage() -> None:
+    old, new = from_text(OLD), from_text(NEW)
+    _, state = decide(old, new_state(old), event("leave", "g"), T0_MS)
+    assert state.journey(old.journeys[0]).ints[codes.INT_STAGE] == 2  # gone
+    migrated = decode_state(encode_state(old, state), new)
+    decision, _ = decide(new, migrated, event("view", "g"), T0_MS + 1000)
+    assert decision.stage == "browsing"
+
+
+def test_a_journey_added_later_starts_empty_for_existing_customers() -> None:
+    data = encode_state(retail(), _year_of_shopping("added"))
+    both = compile_ruleset([loaded("retail.yaml"), parse_journey(NEW, "new.yaml")])
+    state = decode_state(data, both)
+    assert state.journey(both.journeys[1]).ints[codes.INT_STAGE] == 0
+    assert state.journey(both.journeys[0]).ints[codes.INT_STAGE] != 0  # retail kept its stage
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xc1", b"not msgpack at all", msgpack.packb([1, 2, 3]), msgpack.packb({"j": {}})],
+)
+def test_bytes_that_are_not_a_state_raise_a_named_error(data: bytes) -> None:
+    with pytest.raises(StateDecodeError):
+        decode_state(data, retail())
+
+
+def test_a_newer_schema_version_is_refused_with_what_to_do() -> None:
+    data = msgpack.packb({"v": SCHEMA_VERSION + 1, "j": {}})
+    with pytest.raises(StateDecodeError, match="upgrade every server"):
+        decode_state(data, retail())
+
+
+_msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(max_size=8)
+    | st.binary(max_size=64),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    journey=st.dictionaries(
+        st.sampled_from(["st", "in", "at", "fa", "c", "f", "a", "zz"]), _msgpack_values, max_size=8
+    ),
+    traits=_msgpack_values,
+    event_ids=_msgpack_values,
+)
+def test_decoding_a_damaged_state_never_crashes_and_stays_usable(
+    journey: dict[str, object], traits: object, event_ids: object
+) -> None:
+    data = msgpack.packb({"v": 1, "tr": traits, "ev": event_ids, "j": {"retail": journey}})
+    state = decode_state(data, retail())
+    decision, _ = decide(retail(), state, event("page_view", "d"), T0_MS)
+    assert decision.stage in retail().journeys[0].stage_ids
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=256))
+def test_decoding_random_bytes_either_works_or_raises_state_decode_error(data: bytes) -> None:
+    try:
+        decode_state(data, retail())
+    except StateDecodeError:
+        pass

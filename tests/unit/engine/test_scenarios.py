@@ -1,0 +1,68 @@
+"""Every marketer scenario in rules/tests/ passes: the same files `journeyman rules test` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import RulesError
+from engine.scenarios import parse_scenarios, run_scenario
+from server.rulesource import load_ruleset
+from tests.rulesets import RULES_DIR
+
+SCENARIO_FILES = sorted((RULES_DIR / "tests").glob("*.yaml"))
+
+
+def _cases() -> list[tuple[Path, int, str]]:
+    cases = []
+    for path in SCENARIO_FILES:
+        loaded = parse_scenarios(path.read_text(encoding="utf-8"), str(path))
+        cases += [(path, i, s.name) for i, s in enumerate(loaded.spec.scenarios)]
+    return cases
+
+
+@pytest.mark.parametrize(("path", "index", "name"), _cases(), ids=lambda v: str(v)[:60])
+def test_scenario(path: Path, index: int, name: str) -> None:
+    loaded = parse_scenarios(path.read_text(encoding="utf-8"), str(path))
+    ruleset = load_ruleset([str(path.parent / rules) for rules in loaded.spec.rules])
+    result = run_scenario(loaded, index, ruleset)
+    assert result.passed, "\n".join(result.failures)
+
+
+def test_every_example_journey_has_scenarios() -> None:
+    tested = set()
+    for path in SCENARIO_FILES:
+        tested.update(
+            (path.parent / r).resolve()
+            for r in parse_scenarios(path.read_text(), str(path)).spec.rules
+        )
+    assert {p.resolve() for p in RULES_DIR.glob("*.yaml")} <= tested
+
+
+FAILING = """
+rules: [{rules}]
+scenarios:
+  - name: wrong on purpose
+    steps:
+      - event: add_to_cart
+        expect: {{stage: purchase, actions: [live_chat]}}
+"""
+
+
+def test_a_failing_expectation_says_expected_got_and_which_rule_fired(tmp_path: Path) -> None:
+    path = tmp_path / "fail.yaml"
+    path.write_text(FAILING.format(rules=RULES_DIR / "retail.yaml"))
+    loaded = parse_scenarios(path.read_text(), str(path))
+    result = run_scenario(loaded, 0, load_ruleset(loaded.spec.rules))
+    assert not result.passed
+    stage, actions = result.failures
+    assert stage.startswith(f"{path}:6: step 1 (add_to_cart): expected stage 'purchase'")
+    assert "got 'consideration'" in stage and "transition `started_comparing`" in stage
+    assert "expected actions ['live_chat'], got ['free_shipping', 'welcome_discount']" in actions
+
+
+def test_a_malformed_scenario_file_is_refused_with_its_position() -> None:
+    with pytest.raises(RulesError) as error:
+        parse_scenarios("rules: [a.yaml]\nscenarios:\n  - name: x\n    stepz: []\n", "s.yaml")
+    assert error.value.problems[0].line == 4
