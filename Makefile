@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-nojit lint format typecheck check bench schema clean
+.PHONY: install scenarios test test-nojit lint format typecheck check bench schema clean clean-kernels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## scenarios: check the example journeys and run their marketer scenario tests
+scenarios: $(STAMP)
+	$(BIN)/journeyman rules check rules/
+	$(BIN)/journeyman rules test rules/
 
 ## test: the whole suite, then the kernel tests again with the JIT off for coverage
 test: $(STAMP)
@@ -45,6 +50,10 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python -m engine.rules.schema rules/journey.schema.json
 
-clean:
+# numba's cache only notices changes to a kernel's own file, not to the kernels it calls.
+clean-kernels:
+	find engine -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+clean: clean-kernels
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
