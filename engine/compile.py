@@ -22,7 +22,6 @@ from engine.kernels.compiled import (
     FloatArray,
     IntArray,
     MaskArray,
-    PackedRules,
     pack_rules,
 )
 from engine.rules.load import LoadedJourney
@@ -37,7 +36,7 @@ class CompiledJourney:
     version: str
     source: str
     rules: CompiledRules
-    packed: PackedRules  # `rules` as the kernels take it
+    packed_arrays: tuple[np.ndarray[Any, Any], ...]  # `PackedRules`, as kernels are called
     top_k: int
     stage_ids: tuple[str, ...]
     transition_ids: tuple[str, ...]
@@ -50,6 +49,7 @@ class CompiledJourney:
     action_contents: tuple[Mapping[str, Any], ...]
     action_reasons: tuple[str, ...]
     segment_names: tuple[str, ...]
+    offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
 
     def initial_state(self) -> tuple[IntArray, FloatArray]:
         """The int and float state of a customer this journey has never seen."""
@@ -353,7 +353,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         version=str(journey.version),
         source=loaded.source,
         rules=rules,
-        packed=pack_rules(rules),
+        packed_arrays=tuple(pack_rules(rules)),
         top_k=journey.top_k,
         stage_ids=tuple(stage_index),
         transition_ids=tuple(t.id or f"to_{t.to}" for t in journey.transitions),
@@ -366,6 +366,9 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         action_contents=tuple(a.content for a in actions),
         action_reasons=tuple(_reason(a, journey) for a in actions),
         segment_names=tuple(journey.segments),
+        offer_slots=tuple(
+            (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))
+        ),
     )
 
 

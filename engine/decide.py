@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +19,7 @@ from engine.decision import (
 from engine.event import Event, PropertyValue
 from engine.kernels import codes
 from engine.kernels.actions import record_offer
+from engine.kernels.compiled import Features, KernelOutput
 from engine.kernels.journey import decide_journey
 from engine.state import (
     DEDUPE_WINDOW,
@@ -32,44 +32,14 @@ from engine.state import (
 TOP_SIGNALS = 3
 
 
-class Features(NamedTuple):
-    """Values the kernels read: `codes` (event type, channel, touchpoint) and one slot per
-    property or trait a rule reads: `kind` (VALUE_*), `num` (numbers, bools as 0/1), `code`
-    (interned strings, UNKNOWN_STRING for strings no rule mentions)."""
-
-    codes: npt.NDArray[np.int64]
-    kind: npt.NDArray[np.int8]
-    num: npt.NDArray[np.float64]
-    code: npt.NDArray[np.int64]
-
-
-class KernelOutput(NamedTuple):
-    status: npt.NDArray[np.int8]  # ACTION_* per action
-    scores: npt.NDArray[np.float64]
-    ranked: npt.NDArray[np.int64]
-    counter_values: npt.NDArray[np.float64]
-    values: npt.NDArray[np.bool_]  # every condition node
-    context: npt.NDArray[np.float64]  # time in stage (ms), idle (ms), friction level
-
-    @classmethod
-    def allocate(cls, journey: CompiledJourney, top_k: int) -> KernelOutput:
-        rules = journey.rules
-        n_actions = rules.action_root.shape[0]
-        return cls(
-            status=np.empty(n_actions, dtype=np.int8),
-            scores=np.empty(n_actions, dtype=np.float64),
-            ranked=np.empty(top_k, dtype=np.int64),
-            counter_values=np.empty(rules.counter_root.shape[0], dtype=np.float64),
-            values=np.empty(rules.node_kind.shape[0], dtype=np.bool_),
-            context=np.empty(codes.CONTEXT_SIZE, dtype=np.float64),
-        )
-
-
 _NO_CODES = np.zeros(3, dtype=np.int64)
 
 
 def _encode_values(
-    slots: tuple[str, ...], values: Mapping[str, PropertyValue], strings: Mapping[str, int]
+    codes_: npt.NDArray[np.int64],
+    slots: tuple[str, ...],
+    values: Mapping[str, PropertyValue],
+    strings: Mapping[str, int],
 ) -> Features:
     n = len(slots)
     kind = np.zeros(n, dtype=np.int8)
@@ -84,32 +54,30 @@ def _encode_values(
             code[slot] = strings.get(value, codes.UNKNOWN_STRING)
         else:
             kind[slot] = codes.VALUE_BOOL if isinstance(value, bool) else codes.VALUE_NUMBER
-            num[slot] = float(value)
-    return Features(_NO_CODES, kind, num, code)
+            num[slot] = value
+    return Features(codes_, kind, num, code)
 
 
 def event_features(ruleset: Ruleset, event: Event) -> Features:
     """The event as the kernels read it, once for every journey."""
     strings = ruleset.strings
     unknown = codes.UNKNOWN_STRING
-    encoded = _encode_values(ruleset.property_slots, event.properties, strings)
     event_codes = np.array(
-        [
+        (
             strings.get(event.type, unknown),
             strings.get(event.channel, unknown),
             strings.get(event.touchpoint, unknown),
-        ],
+        ),
         dtype=np.int64,
     )
-    return encoded._replace(codes=event_codes)
+    return _encode_values(event_codes, ruleset.property_slots, event.properties, strings)
 
 
 def trait_features(ruleset: Ruleset, traits: Mapping[str, PropertyValue]) -> Features:
-    return _encode_values(ruleset.trait_slots, traits, ruleset.strings)
+    return _encode_values(_NO_CODES, ruleset.trait_slots, traits, ruleset.strings)
 
 
-@dataclass(frozen=True, slots=True)
-class _Ranked:
+class _Ranked(NamedTuple):
     score: float
     journey: int
     action: int
@@ -174,57 +142,67 @@ def decide(
     Returns the decision and the customer's new state; `state` itself is not changed. A repeated
     `event_id` changes nothing and is answered with `duplicate=True` and no actions.
     """
-    if state.has_seen(event.event_id):
+    event_hash = event_id_hash(event.event_id)
+    if event_hash in state.recent_event_ids:
         return _duplicate(ruleset, state), state
     k = top_k or ruleset.top_k
+    run = _run_journeys(ruleset, state, event, now_ms, k)
+    chosen = run.candidates[:k]
+    offered = [c for c in chosen if not c.held_out]
+    for candidate in offered:
+        journey = ruleset.journeys[candidate.journey]
+        ints = run.journeys[journey.name].ints
+        last_shown_slot, cap_first, cap_count = journey.offer_slots[candidate.action]
+        record_offer(
+            ints, last_shown_slot, cap_first, cap_count, int(ints[codes.INT_LAST_EVENT_MS])
+        )
+    decision = Decision(
+        journeys=run.outcomes,
+        actions=tuple(_offered(ruleset, c, event) for c in offered),
+        held_out=tuple(
+            ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out
+        ),
+        excluded=_exclusions(ruleset, run.outputs, chosen) if explain else (),
+        ruleset_version=ruleset.version,
+    )
+    recent = (*state.recent_event_ids, event_hash)[-DEDUPE_WINDOW:]
+    return decision, CustomerState(run.journeys, state.traits, recent)
+
+
+class _Run(NamedTuple):
+    journeys: dict[str, JourneyState]  # every journey's new state
+    outcomes: tuple[JourneyOutcome, ...]
+    outputs: list[KernelOutput]
+    candidates: list[_Ranked]  # every journey's ranked actions, best first
+
+
+def _run_journeys(
+    ruleset: Ruleset, state: CustomerState, event: Event, now_ms: int, top_k: int
+) -> _Run:
+    """One kernel call per journey; their ranked actions merged by score."""
     event_view = event_features(ruleset, event)
     trait_view = trait_features(ruleset, state.traits)
     seed = np.uint64(customer_hash(event.customer_id))
-    new_journeys: dict[str, JourneyState] = dict(state.journeys)
+    journeys: dict[str, JourneyState] = dict(state.journeys)
     outcomes: list[JourneyOutcome] = []
     outputs: list[KernelOutput] = []
     candidates: list[_Ranked] = []
     for index, journey in enumerate(ruleset.journeys):
         current = _checked_state(journey, state)
-        out = KernelOutput.allocate(journey, k)
-        previous, transition, n_ranked = decide_journey(
-            journey.packed,
-            event_view,
-            trait_view,
-            now_ms,
-            seed,
-            k,
-            current.ints,
-            current.floats,
-            out,
-        )
-        new_journeys[journey.name] = current
-        level = int(out.context[codes.CONTEXT_FRICTION_LEVEL])
+        out = KernelOutput.allocate(journey.rules.action_root.shape[0], top_k)
+        previous, transition, n_ranked, level = decide_journey(
+            journey.packed_arrays, event_view, trait_view, now_ms, seed, top_k,
+            current.ints, current.floats, out,
+        )  # fmt: skip
+        journeys[journey.name] = current
         outcomes.append(_journey_outcome(journey, current, previous, transition, level))
         outputs.append(out)
-        for action in out.ranked[:n_ranked]:
+        for action in out.ranked[:n_ranked].tolist():
             held_out = out.status[action] == codes.ACTION_HELD_OUT
-            candidates.append(_Ranked(float(out.scores[action]), index, int(action), held_out))
+            candidates.append(_Ranked(float(out.scores[action]), index, action, held_out))
     if len(ruleset.journeys) > 1:
         candidates.sort(key=lambda c: -c.score)  # stable: journey order, then rank, on ties
-    chosen = candidates[:k]
-    offered = [c for c in chosen if not c.held_out]
-    for candidate in offered:
-        journey = ruleset.journeys[candidate.journey]
-        ints = new_journeys[journey.name].ints
-        clock_ms = int(ints[codes.INT_LAST_EVENT_MS])
-        record_offer(journey.packed, ints, candidate.action, clock_ms)
-    decision = Decision(
-        journeys=tuple(outcomes),
-        actions=tuple(_offered(ruleset, c, event) for c in offered),
-        held_out=tuple(
-            ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out
-        ),
-        excluded=_exclusions(ruleset, outputs, chosen) if explain else (),
-        ruleset_version=ruleset.version,
-    )
-    recent = (*state.recent_event_ids, event_id_hash(event.event_id))[-DEDUPE_WINDOW:]
-    return decision, CustomerState(new_journeys, state.traits, recent)
+    return _Run(journeys, tuple(outcomes), outputs, candidates)
 
 
 def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedAction:

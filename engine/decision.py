@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class SignalScore:
+class SignalScore(NamedTuple):
+    """One friction signal's current (decayed) contribution to the score."""
+
     signal: str
     score: float
 

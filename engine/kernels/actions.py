@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from engine.kernels.codes import (
@@ -18,11 +16,7 @@ from engine.kernels.codes import (
     HOLDOUT_SCALE,
     NEVER_MS,
 )
-from engine.kernels.compiled import _unpack_rules
 from engine.kernels.jit import kernel
-
-if TYPE_CHECKING:
-    from engine.kernels.compiled import PackedRules
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -159,21 +153,22 @@ def _rank_actions(
     return n_ranked
 
 
-def record_offer(packed: PackedRules, ints: np.ndarray, action: int, clock_ms: int) -> None:
-    """Typed entry to `_record_offer`."""
-    _record_offer(packed, ints, action, clock_ms)
+def record_offer(
+    ints: np.ndarray, last_shown_slot: int, cap_first: int, cap_count: int, clock_ms: int
+) -> None:
+    """Remember in `ints` that an action was offered at `clock_ms` (see `_record_offer`)."""
+    _record_offer(ints, last_shown_slot, cap_first, cap_count, clock_ms)
 
 
 @kernel
-def _record_offer(packed, ints, action, clock_ms):
-    """Remember that `action` was offered at `clock_ms`: its last-shown time and, when capped,
-    the oldest entry of its cap history."""
-    rules = _unpack_rules(packed)
-    ints[rules.action_last_shown_index + action] = clock_ms
-    first = rules.action_cap_offset[action]
-    oldest = first
-    for j in range(first, first + rules.action_cap_count[action]):
+def _record_offer(ints, last_shown_slot, cap_first, cap_count, clock_ms):
+    """Set the action's last-shown time and, when it is capped, replace the oldest entry of its
+    cap history. Takes slots, not `CompiledRules`, so that the call from Python is cheap."""
+    ints[last_shown_slot] = clock_ms
+    if cap_count == 0:
+        return
+    oldest = cap_first
+    for j in range(cap_first, cap_first + cap_count):
         if ints[j] < ints[oldest]:
             oldest = j
-    if rules.action_cap_count[action] > 0:
-        ints[oldest] = clock_ms
+    ints[oldest] = clock_ms

@@ -10,6 +10,7 @@ from engine.kernels.actions import _rank_actions
 from engine.kernels.codes import (
     CONTEXT_FRICTION_LEVEL,
     CONTEXT_IDLE,
+    CONTEXT_SIZE,
     CONTEXT_TIME_IN_STAGE,
     INT_LAST_EVENT_MS,
     INT_STAGE,
@@ -17,7 +18,7 @@ from engine.kernels.codes import (
     NEVER_MS,
     NO_TRANSITION,
 )
-from engine.kernels.compiled import _unpack_rules
+from engine.kernels.compiled import KernelOutput, _features, _packed, _unpack_rules
 from engine.kernels.conditions import _evaluate_nodes
 from engine.kernels.counters import _update_counters
 from engine.kernels.friction import _update_friction
@@ -25,18 +26,27 @@ from engine.kernels.jit import kernel
 from engine.kernels.stage import _pick_transition
 
 if TYPE_CHECKING:
-    from engine.decide import Features, KernelOutput
-    from engine.kernels.compiled import PackedRules
+    from engine.kernels.compiled import Features
 
 
 @kernel
-def _decide_journey(packed, event, traits, now_ms, customer_hash, top_k, ints, floats, out):
+def _decide_journey(
+    packed_arrays,
+    event_arrays,
+    trait_arrays,
+    now_ms,
+    customer_hash,
+    top_k,
+    ints,
+    floats,
+    out_arrays,
+):
     """Apply one event to one journey's state and rank its actions.
 
     Parameters
     ----------
-    packed : PackedRules
-    event, traits : Features
+    packed_arrays : tuple, the fields of PackedRules
+    event_arrays, trait_arrays : tuple, the fields of Features
     now_ms : int
         When the event happened. The journey clock never runs backwards: an event older than the
         customer's previous one is applied at the previous one's time.
@@ -47,35 +57,37 @@ def _decide_journey(packed, event, traits, now_ms, customer_hash, top_k, ints, f
     ints : np.ndarray, int64, shape (CompiledRules.n_ints,)
     floats : np.ndarray, float64, shape (CompiledRules.n_floats,)
         The journey state, updated in place.
-    out : KernelOutput
-        `status` and `scores` per action, `ranked` (top_k action indices), `counter_values`,
-        `values` (every condition node), `context` (time in stage, idle, friction level).
+    out_arrays : tuple, the fields of KernelOutput
+        Written: `status` and `scores` per action, `ranked` (top_k action indices).
 
     Returns
     -------
-    (previous_stage, transition, n_ranked) : tuple of int
+    (previous_stage, transition, n_ranked, friction_level) : tuple of int
     """
-    rules = _unpack_rules(packed)
+    rules = _unpack_rules(_packed(packed_arrays))
+    event = _features(event_arrays)
+    traits = _features(trait_arrays)
+    out = KernelOutput(out_arrays[0], out_arrays[1], out_arrays[2])
     last_event_ms = ints[INT_LAST_EVENT_MS]
     clock_ms = max(now_ms, last_event_ms)
     if ints[INT_STAGE_ENTERED_MS] == NEVER_MS:
         ints[INT_STAGE_ENTERED_MS] = clock_ms
     previous_stage = ints[INT_STAGE]
     stage = previous_stage
-    context = out.context
+    # Scratch only the kernel reads: allocated here, where it is cheaper than boxing it.
+    context = np.empty(CONTEXT_SIZE, dtype=np.float64)
+    values = np.empty(rules.node_kind.shape[0], dtype=np.bool_)
+    counter_values = np.empty(rules.counter_root.shape[0], dtype=np.float64)
     context[CONTEXT_TIME_IN_STAGE] = float(clock_ms - ints[INT_STAGE_ENTERED_MS])
     context[CONTEXT_IDLE] = 0.0 if last_event_ms == NEVER_MS else float(clock_ms - last_event_ms)
-    values = out.values
 
-    _evaluate_nodes(
-        rules, 0, rules.phase_end[0], values, event, traits, out.counter_values, context
-    )
-    _update_counters(rules, ints, floats, clock_ms, values, event, out.counter_values)
+    _evaluate_nodes(rules, 0, rules.phase_end[0], values, event, traits, counter_values, context)
+    _update_counters(rules, ints, floats, clock_ms, values, event, counter_values)
     context[CONTEXT_FRICTION_LEVEL] = float(_update_friction(rules, ints, floats, clock_ms, values))
 
     _evaluate_nodes(
         rules, rules.phase_end[0], rules.phase_end[1], values, event, traits,
-        out.counter_values, context,
+        counter_values, context,
     )  # fmt: skip
     transition = _pick_transition(rules, stage, values)
     if transition != NO_TRANSITION:
@@ -87,17 +99,18 @@ def _decide_journey(packed, event, traits, now_ms, customer_hash, top_k, ints, f
 
     _evaluate_nodes(
         rules, rules.phase_end[1], rules.phase_end[2], values, event, traits,
-        out.counter_values, context,
+        counter_values, context,
     )  # fmt: skip
     n_ranked = _rank_actions(
         rules, stage, ints, clock_ms, values, customer_hash, top_k,
         out.status, out.scores, out.ranked,
     )  # fmt: skip
-    return np.int64(previous_stage), np.int64(transition), np.int64(n_ranked)
+    friction_level = np.int64(context[CONTEXT_FRICTION_LEVEL])
+    return np.int64(previous_stage), np.int64(transition), np.int64(n_ranked), friction_level
 
 
 def decide_journey(
-    packed: PackedRules,
+    packed_arrays: tuple[np.ndarray, ...],
     event: Features,
     traits: Features,
     now_ms: int,
@@ -106,9 +119,14 @@ def decide_journey(
     ints: np.ndarray,
     floats: np.ndarray,
     out: KernelOutput,
-) -> tuple[int, int, int]:
-    """Typed entry to `_decide_journey`; `engine.decide` checks the shapes before calling."""
-    previous, transition, n_ranked = _decide_journey(
-        packed, event, traits, now_ms, customer_hash, top_k, ints, floats, out
-    )
-    return int(previous), int(transition), int(n_ranked)
+) -> tuple[int, int, int, int]:
+    """Typed entry to `_decide_journey`; `engine.decide` checks the shapes before calling.
+
+    Returns the previous stage, the transition that fired (or NO_TRANSITION), how many actions
+    were ranked into `out.ranked`, and the friction level.
+    """
+    previous, transition, n_ranked, level = _decide_journey(
+        packed_arrays, tuple(event), tuple(traits), now_ms, customer_hash, top_k,
+        ints, floats, tuple(out),
+    )  # fmt: skip
+    return int(previous), int(transition), int(n_ranked), int(level)

@@ -31,7 +31,7 @@ def test_check_reports_every_problem_with_file_line_column(
     err = capsys.readouterr().err
     assert f"{bad}:" in err
     assert "unknown key `cooldwn`" in err and "`cooldown`" in err
-    assert "expected a number, found 'high'" in err
+    assert "`priority` should be a number, found 'high'" in err
     assert "2 problems found" in err
 
 
