@@ -86,7 +86,7 @@ class PackedRules(NamedTuple):
     layout: npt.NDArray[np.int64]  # (n_fields, 3): start, stop, row width, in field order
 
 
-_GROUPS = {
+_GROUPS: dict[np.dtype[Any], str] = {
     np.dtype(np.int64): "i64",
     np.dtype(np.float64): "f64",
     np.dtype(np.int8): "i8",
