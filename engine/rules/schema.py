@@ -1,6 +1,7 @@
-"""The JSON Schema of journey files, generated from `engine.rules.model` for editors.
+"""JSON Schemas of journey files and scenario files, generated from their models, for editors.
 
-`python -m engine.rules.schema rules/journey.schema.json` rewrites it; a test keeps it current.
+`make schema` rewrites `rules/journey.schema.json` and `rules/tests/scenario.schema.json`; a test
+keeps them current.
 """
 
 from __future__ import annotations
@@ -9,31 +10,54 @@ import json
 import sys
 from typing import Any
 
+from pydantic import BaseModel
+
 from engine.rules.model import Journey
 
-SCHEMA_ID = "https://journeyman.dev/schemas/journey-v1.json"
+SCHEMA_BASE = "https://journeyman.dev/schemas"
 
 
-def journey_schema() -> dict[str, Any]:
-    schema = Journey.model_json_schema(by_alias=True, mode="validation")
+def _schema(model: type[BaseModel], name: str, title: str) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True, mode="validation")
     return {
         **schema,
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "journeyman journey (rules language v1)",
+        "$id": f"{SCHEMA_BASE}/{name}-v1.json",
+        "title": title,
     }
 
 
+def journey_schema() -> dict[str, Any]:
+    return _schema(Journey, "journey", "journeyman journey (rules language v1)")
+
+
+def scenario_schema() -> dict[str, Any]:
+    from engine.scenarios import ScenarioFile  # the scenario runner imports the whole engine
+
+    return _schema(ScenarioFile, "scenario", "journeyman scenario tests (v1)")
+
+
+def _text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
 def schema_text() -> str:
-    return json.dumps(journey_schema(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    """The journey schema as written to `rules/journey.schema.json`."""
+    return _text(journey_schema())
+
+
+def scenario_schema_text() -> str:
+    """The scenario schema as written to `rules/tests/scenario.schema.json`."""
+    return _text(scenario_schema())
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m engine.rules.schema OUTPUT.json", file=sys.stderr)
+    if len(argv) != 2:
+        print("usage: python -m engine.rules.schema JOURNEY.json SCENARIO.json", file=sys.stderr)
         return 2
-    with open(argv[0], "w", encoding="utf-8") as out:
-        out.write(schema_text())
+    for path, text in zip(argv, (schema_text(), scenario_schema_text()), strict=True):
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import RulesError
+from engine.rules.schema import scenario_schema_text
 from engine.scenarios import parse_scenarios, run_scenario
 from server.rulesource import load_ruleset
 from tests.rulesets import RULES_DIR
@@ -66,3 +67,11 @@ def test_a_malformed_scenario_file_is_refused_with_its_position() -> None:
     with pytest.raises(RulesError) as error:
         parse_scenarios("rules: [a.yaml]\nscenarios:\n  - name: x\n    stepz: []\n", "s.yaml")
     assert error.value.problems[0].line == 4
+
+
+def test_the_scenario_schema_is_current_and_every_scenario_file_names_it() -> None:
+    schema = RULES_DIR / "tests" / "scenario.schema.json"
+    assert schema.read_text() == scenario_schema_text(), "run `make schema` and commit the result"
+    for path in SCENARIO_FILES:
+        first_line = path.read_text().splitlines()[0]
+        assert first_line == "# yaml-language-server: $schema=./scenario.schema.json", path
