@@ -68,6 +68,8 @@ class Ruleset:
     trait_slots: tuple[str, ...]
     version: str
     top_k: int
+    property_index: Mapping[str, int]  # slot of each property name
+    trait_index: Mapping[str, int]
 
     def journey(self, name: str) -> CompiledJourney:
         for journey in self.journeys:
@@ -393,4 +395,6 @@ def compile_ruleset(loaded: list[LoadedJourney]) -> Ruleset:
         trait_slots=tuple(interner.traits),
         version=ruleset_version(loaded),
         top_k=max(j.top_k for j in journeys),
+        property_index=dict(interner.properties),
+        trait_index=dict(interner.traits),
     )

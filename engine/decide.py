@@ -37,17 +37,18 @@ _NO_CODES = np.zeros(3, dtype=np.int64)
 
 def _encode_values(
     codes_: npt.NDArray[np.int64],
-    slots: tuple[str, ...],
+    index: Mapping[str, int],
     values: Mapping[str, PropertyValue],
     strings: Mapping[str, int],
 ) -> Features:
-    n = len(slots)
+    """Feature slots for `values`; names no rule reads are skipped without a lookup per slot."""
+    n = len(index)
     kind = np.zeros(n, dtype=np.int8)
     num = np.zeros(n, dtype=np.float64)
     code = np.full(n, codes.UNKNOWN_STRING, dtype=np.int64)
-    for slot, name in enumerate(slots):
-        value = values.get(name)
-        if value is None:
+    for name, value in values.items():
+        slot = index.get(name)
+        if slot is None:
             continue
         if isinstance(value, str):
             kind[slot] = codes.VALUE_STRING
@@ -70,11 +71,11 @@ def event_features(ruleset: Ruleset, event: Event) -> Features:
         ),
         dtype=np.int64,
     )
-    return _encode_values(event_codes, ruleset.property_slots, event.properties, strings)
+    return _encode_values(event_codes, ruleset.property_index, event.properties, strings)
 
 
 def trait_features(ruleset: Ruleset, traits: Mapping[str, PropertyValue]) -> Features:
-    return _encode_values(_NO_CODES, ruleset.trait_slots, traits, ruleset.strings)
+    return _encode_values(_NO_CODES, ruleset.trait_index, traits, ruleset.strings)
 
 
 class _Ranked(NamedTuple):
@@ -85,18 +86,22 @@ class _Ranked(NamedTuple):
 
 
 def _journey_outcome(
-    journey: CompiledJourney, state: JourneyState, previous_stage: int, transition: int, level: int
+    journey: CompiledJourney,
+    state: JourneyState,
+    previous_stage: int,
+    transition: int,
+    level: int,
+    friction_score: float,
 ) -> JourneyOutcome:
-    offset = journey.rules.friction_offset
-    signal_scores = state.floats[offset : offset + len(journey.signal_ids)].tolist()
-    strongest = sorted(
-        (
-            SignalScore(name, score)
-            for name, score in zip(journey.signal_ids, signal_scores, strict=True)
-            if score
-        ),
-        key=lambda signal: -signal.score,
-    )[:TOP_SIGNALS]
+    top_signals: tuple[SignalScore, ...] = ()
+    if friction_score > 0:
+        offset = journey.rules.friction_offset
+        scores = state.floats[offset : offset + len(journey.signal_ids)]
+        strongest = np.flatnonzero(scores)
+        strongest = strongest[np.argsort(-scores[strongest], kind="stable")][:TOP_SIGNALS]
+        top_signals = tuple(
+            SignalScore(journey.signal_ids[i], float(scores[i])) for i in strongest.tolist()
+        )
     changed = transition != codes.NO_TRANSITION
     return JourneyOutcome(
         journey=journey.name,
@@ -104,18 +109,18 @@ def _journey_outcome(
         previous_stage=journey.stage_ids[previous_stage],
         transition=journey.transition_ids[transition] if changed else None,
         transition_line=journey.transition_lines[transition] if changed else None,
-        friction_score=sum(signal_scores),
+        friction_score=friction_score,
         friction_level=journey.level_names[level],
-        top_signals=tuple(strongest),
+        top_signals=top_signals,
     )
 
 
-def _friction_level(journey: CompiledJourney, state: JourneyState) -> int:
-    """The friction level of a stored state, as of its last event."""
+def _friction(journey: CompiledJourney, state: JourneyState) -> tuple[int, float]:
+    """The friction level and score of a stored state, as of its last event."""
     offset = journey.rules.friction_offset
     total = float(state.floats[offset : offset + len(journey.signal_ids)].sum())
     thresholds = journey.rules.level_threshold.tolist()
-    return max(i for i, threshold in enumerate(thresholds) if total >= threshold or i == 0)
+    return max(i for i, threshold in enumerate(thresholds) if total >= threshold or i == 0), total
 
 
 def _checked_state(journey: CompiledJourney, state: CustomerState) -> JourneyState:
@@ -190,12 +195,14 @@ def _run_journeys(
     for index, journey in enumerate(ruleset.journeys):
         current = _checked_state(journey, state)
         out = KernelOutput.allocate(journey.rules.action_root.shape[0], top_k)
-        previous, transition, n_ranked, level = decide_journey(
+        previous, transition, n_ranked, level, friction_score = decide_journey(
             journey.packed_arrays, event_view, trait_view, now_ms, seed, top_k,
             current.ints, current.floats, out,
         )  # fmt: skip
         journeys[journey.name] = current
-        outcomes.append(_journey_outcome(journey, current, previous, transition, level))
+        outcomes.append(
+            _journey_outcome(journey, current, previous, transition, level, friction_score)
+        )
         outputs.append(out)
         for action in out.ranked[:n_ranked].tolist():
             held_out = out.status[action] == codes.ACTION_HELD_OUT
@@ -214,7 +221,7 @@ def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedActio
         score=candidate.score,
         channel=journey.action_channels[action] or event.channel,
         content=journey.action_contents[action],
-        reason=f"{journey.action_reasons[action]}; score {candidate.score:g}",
+        reason=journey.action_reasons[action],
     )
 
 
@@ -239,6 +246,8 @@ def _duplicate(ruleset: Ruleset, state: CustomerState) -> Decision:
     for journey in ruleset.journeys:
         current = state.journey(journey)
         stage = int(current.ints[codes.INT_STAGE])
-        level = _friction_level(journey, current)
-        outcomes.append(_journey_outcome(journey, current, stage, codes.NO_TRANSITION, level))
+        level, score = _friction(journey, current)
+        outcomes.append(
+            _journey_outcome(journey, current, stage, codes.NO_TRANSITION, level, score)
+        )
     return Decision(tuple(outcomes), (), (), (), ruleset.version, duplicate=True)

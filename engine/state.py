@@ -17,6 +17,9 @@ import numpy.typing as npt
 from engine.compile import CompiledJourney, Ruleset
 from engine.event import PropertyValue
 
+_INT64 = np.dtype(np.int64)
+_FLOAT64 = np.dtype(np.float64)
+
 # How many recent event ids a customer's state remembers to recognise a repeated event.
 DEDUPE_WINDOW = 16
 
@@ -36,11 +39,13 @@ class JourneyState:
 
     def fits(self, journey: CompiledJourney) -> bool:
         """True when the arrays have the layout `journey` was compiled with."""
+        ints, floats = self.ints, self.floats
         return (
-            self.ints.dtype == np.int64
-            and self.floats.dtype == np.float64
-            and self.ints.shape == (journey.rules.n_ints,)
-            and self.floats.shape == (journey.rules.n_floats,)
+            ints.shape[0] == journey.rules.n_ints
+            and floats.shape[0] == journey.rules.n_floats
+            and (ints.dtype is _INT64 or ints.dtype == _INT64)  # `is`: the common, fast case
+            and (floats.dtype is _FLOAT64 or floats.dtype == _FLOAT64)
+            and ints.ndim == floats.ndim == 1
         )
 
 

@@ -10,7 +10,8 @@ from engine.kernels.jit import kernel
 def _update_friction(rules, ints, floats, clock_ms, values):
     """Decay every signal's score to `clock_ms`, add the weight of each signal this event is.
 
-    Returns the friction level: the index of the highest threshold the total reaches.
+    Returns the friction level (the index of the highest threshold the total reaches) and the
+    total.
     """
     base = rules.friction_offset
     n_signals = rules.signal_root.shape[0]
@@ -28,4 +29,4 @@ def _update_friction(rules, ints, floats, clock_ms, values):
     for candidate in range(rules.level_threshold.shape[0]):
         if total >= rules.level_threshold[candidate]:
             level = candidate
-    return level
+    return level, total

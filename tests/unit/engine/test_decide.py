@@ -39,7 +39,7 @@ def test_actions_carry_score_channel_content_and_a_reason() -> None:
     shipping, welcome = decision.actions
     assert (shipping.action, shipping.score, shipping.channel) == ("free_shipping", 70.0, "app")
     assert shipping.content == {"banner": "free_shipping"}
-    assert "priority 50" in shipping.reason and "score 70" in shipping.reason
+    assert "priority 50" in shipping.reason and "segment" not in shipping.reason
     assert welcome.action == "welcome_discount" and welcome.score == 40.0
 
 
