@@ -223,6 +223,11 @@ def _mask(rows: list[list[int]], width: int) -> MaskArray:
     return np.ascontiguousarray(np.array(rows, dtype=np.uint8).reshape(len(rows), width))
 
 
+def _holdout_basis_points(percent: float) -> int:
+    """A holdout percentage in basis points: 12.5 % -> 1250 (rounded to the nearest)."""
+    return round(percent * (codes.HOLDOUT_SCALE // 100))
+
+
 def _salt(journey: str, action: str) -> int:
     digest = hashlib.blake2b(f"{journey}/{action}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
@@ -344,7 +349,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         action_cap_count=_ints([count for count, _ in caps]),
         action_cap_window_ms=_ints([window for _, window in caps]),
         action_cap_offset=_ints(cap_offset),
-        action_holdout=_ints([round(a.holdout * codes.HOLDOUT_SCALE / 100) for a in actions]),
+        action_holdout=_ints([_holdout_basis_points(a.holdout) for a in actions]),
         action_salt=np.array([_salt(journey.journey, a.id) for a in actions], dtype=np.uint64),
         action_last_shown_index=last_shown_index,
         n_ints=layout.n_ints,

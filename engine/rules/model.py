@@ -22,7 +22,14 @@ from pydantic import (
 
 from engine.kernels.codes import MAX_CAP_COUNT, MAX_COUNTER_BUCKETS
 
-_DURATION_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION_UNITS_MS = {
+    "ms": 1,
+    "s": 1_000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+}
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 DURATION_PATTERN = _DURATION.pattern
 
@@ -70,7 +77,9 @@ TIME_MEASURES = ("in_stage", "idle")
 class Condition(Strict):
     """A test on the event, the customer or the clock. Every key written must hold (logical and)."""
 
-    event: OneOrMany | None = Field(None, description="the event type is this one (or one of these)")
+    event: OneOrMany | None = Field(
+        None, description="the event type is this one (or one of these)"
+    )
     channel: OneOrMany | None = Field(None, description="the event came through this channel")
     touchpoint: OneOrMany | None = Field(None, description="the event happened at this touchpoint")
     property: str | None = Field(None, description="compare this property of the event")
@@ -87,8 +96,8 @@ class Condition(Strict):
     gte: float | Duration | None = None
     lt: float | Duration | None = None
     lte: float | Duration | None = None
-    in_: list[str | float] | None = Field(None, alias="in", min_length=1)
-    not_in: list[str | float] | None = Field(None, min_length=1)
+    in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
+    not_in: list[Scalar] | None = Field(None, min_length=1)
     exists: bool | None = None
     all: list[Condition] | None = Field(None, description="every one of these holds")
     any: list[Condition] | None = Field(None, min_length=1, description="at least one holds")
@@ -160,7 +169,9 @@ class Signal(Strict):
 
 
 class Friction(Strict):
-    half_life: Duration = Field(description="time for friction to fall to half when nothing happens")
+    half_life: Duration = Field(
+        description="time for friction to fall to half when nothing happens"
+    )
     levels: dict[Name, Annotated[float, Field(ge=0)]] = Field(
         description="level names and the score where each starts; the first starts at 0",
         min_length=1,

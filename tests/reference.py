@@ -1,0 +1,466 @@
+"""A plain-Python evaluator of the journey rules: the naive twin of `engine.decide`.
+
+It is written from the semantics in `DESIGN.md` and the rules model, not from the kernels: it reads
+the pydantic `Journey` models directly, keeps each customer's memory in dicts and lists, and prefers
+being obviously right to being fast. `tests/property` runs it side by side with the engine, so when
+the two disagree, this file is the one a reader can check against the spec line by line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from engine.compile import counter_buckets
+from engine.event import Event, PropertyValue
+from engine.rules.model import Action, Condition, Journey, duration_ms
+from engine.state import customer_hash
+
+# The spec's numbers, restated here rather than imported so that a wrong constant in the engine
+# shows up as a disagreement instead of being shared.
+DEDUPE_WINDOW = 16
+HOLDOUT_SCALE = 10_000  # holdout draws are in basis points
+_UINT64 = 2**64 - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX_1 = 0xBF58476D1CE4E5B9
+_MIX_2 = 0x94D049BB133111EB
+
+ELIGIBLE = "eligible"  # an action status that is not an exclusion reason
+
+Value = PropertyValue | None
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JourneyResult:
+    """Where one journey stands after an event, and how each of its actions fared."""
+
+    journey: str
+    stage: str
+    previous_stage: str
+    transition: int | None  # index of the transition that fired, in file order
+    transition_id: str | None
+    friction_score: float
+    friction_level: str | None  # None when the journey has no `friction:` section
+    statuses: Mapping[str, str]  # action id -> exclusion reason, or ELIGIBLE
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A ranked action, before the journeys' rankings are merged."""
+
+    journey: str
+    action: str
+    score: float
+    held_out: bool
+
+
+@dataclass(frozen=True)
+class ReferenceDecision:
+    journeys: tuple[JourneyResult, ...]
+    offered: tuple[Candidate, ...]  # in rank order
+    held_out: tuple[str, ...]  # action ids, in rank order
+    duplicate: bool = False
+
+    @property
+    def offered_ids(self) -> tuple[tuple[str, str], ...]:
+        return tuple((c.journey, c.action) for c in self.offered)
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class JourneyMemory:
+    """What one customer's journey remembers between events."""
+
+    stage: str
+    stage_entered_ms: int = 0
+    last_event_ms: int | None = None  # None until the first event
+    friction_at_ms: int | None = None
+    buckets: dict[str, dict[int, float]] = field(default_factory=dict)  # counter -> epoch -> sum
+    signal_scores: dict[str, float] = field(default_factory=dict)
+    last_shown_ms: dict[str, int] = field(default_factory=dict)
+    shows_ms: dict[str, list[int]] = field(default_factory=dict)  # the last `cap.count` shows
+
+
+@dataclass
+class CustomerMemory:
+    journeys: dict[str, JourneyMemory]
+    recent_event_ids: deque[str] = field(default_factory=lambda: deque(maxlen=DEDUPE_WINDOW))
+
+
+# -- conditions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything a condition can look at, at one moment of one journey's evaluation."""
+
+    journey: Journey
+    event: Event
+    traits: Mapping[str, PropertyValue]
+    counters: Mapping[str, float]
+    level: int  # index of the friction level
+    in_stage_ms: int
+    idle_ms: int
+
+
+def _kind(value: Value) -> str | None:
+    # bool is an int in Python but never a number in the rules language.
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _equal(value: Value, literal: PropertyValue) -> bool:
+    return _kind(value) is not None and _kind(value) == _kind(literal) and value == literal
+
+
+def _order_holds(op: str, value: Value, literal: float) -> bool:
+    if _kind(value) != "number":
+        return False
+    assert isinstance(value, int | float)
+    if op == "gt":
+        return value > literal
+    if op == "gte":
+        return value >= literal
+    if op == "lt":
+        return value < literal
+    return value <= literal
+
+
+def _comparison_holds(condition: Condition, value: Value, *, time: bool) -> bool:
+    """The single comparison written in `condition`, applied to `value` (None: absent)."""
+    op, literal = next(
+        (name, condition.comparison(name))
+        for name in ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists")
+        if condition.comparison(name) is not None
+    )
+    if op == "exists":
+        return (value is not None) == bool(literal)
+    if op == "eq":
+        return _equal(value, literal)
+    if op == "ne":
+        return not _equal(value, literal)
+    if op == "in":
+        return any(_equal(value, item) for item in literal)
+    if op == "not_in":
+        return not any(_equal(value, item) for item in literal)
+    bound = float(duration_ms(literal)) if time and isinstance(literal, str) else float(literal)
+    return _order_holds(op, value, bound)
+
+
+def _named(names: str | list[str], actual: str) -> bool:
+    return actual == names if isinstance(names, str) else actual in names
+
+
+def _time_value(condition: Condition, facts: Facts) -> int:
+    return facts.in_stage_ms if condition.time == "in_stage" else facts.idle_ms
+
+
+def _level_index(journey: Journey, level: str) -> int:
+    assert journey.friction is not None
+    return list(journey.friction.levels).index(level)
+
+
+def holds(condition: Condition, facts: Facts) -> bool:  # noqa: C901 - one branch per key
+    """True when every key written in `condition` holds for `facts`."""
+    parts: list[bool] = []
+    event = facts.event
+    if condition.event is not None:
+        parts.append(_named(condition.event, event.type))
+    if condition.channel is not None:
+        parts.append(_named(condition.channel, event.channel))
+    if condition.touchpoint is not None:
+        parts.append(_named(condition.touchpoint, event.touchpoint))
+    if condition.property is not None:
+        value = event.properties.get(condition.property)
+        parts.append(_comparison_holds(condition, value, time=False))
+    if condition.trait is not None:
+        parts.append(_comparison_holds(condition, facts.traits.get(condition.trait), time=False))
+    if condition.counter is not None:
+        value = facts.counters[condition.counter]
+        parts.append(_comparison_holds(condition, value, time=False))
+    if condition.time is not None:
+        parts.append(_comparison_holds(condition, _time_value(condition, facts), time=True))
+    if condition.segment is not None:
+        parts.append(holds(facts.journey.segments[condition.segment].when, facts))
+    if condition.friction is not None:
+        parts.append(facts.level >= _level_index(facts.journey, condition.friction))
+    if condition.all is not None:
+        parts.append(all(holds(child, facts) for child in condition.all))
+    if condition.any is not None:
+        parts.append(any(holds(child, facts) for child in condition.any))
+    if condition.not_ is not None:
+        parts.append(not holds(condition.not_, facts))
+    return all(parts)
+
+
+# -- one journey ----------------------------------------------------------------------------------
+
+
+def _is_number(value: Value) -> bool:
+    return _kind(value) == "number"
+
+
+def _update_counters(
+    journey: Journey, memory: JourneyMemory, facts: Facts, clock_ms: int
+) -> dict[str, float]:
+    """Add this event to each counter whose `when` holds; every counter's value over its window."""
+    values: dict[str, float] = {}
+    for name, counter in journey.counters.items():
+        width_ms, n_buckets = counter_buckets(counter.window, counter.precision)
+        epoch = clock_ms // width_ms
+        buckets = memory.buckets.setdefault(name, {})
+        if holds(counter.when, facts):
+            amount: Value = 1.0
+            if counter.sum is not None:
+                amount = facts.event.properties.get(counter.sum)
+                amount = amount if _is_number(amount) else 0.0
+            assert isinstance(amount, int | float)
+            buckets[epoch] = buckets.get(epoch, 0.0) + float(amount)
+        in_window = [e for e in sorted(buckets) if epoch - n_buckets < e <= epoch]
+        values[name] = sum((buckets[e] for e in in_window), 0.0)
+    return values
+
+
+def _friction_level(journey: Journey, total: float) -> int:
+    assert journey.friction is not None
+    thresholds = list(journey.friction.levels.values())
+    return max(i for i, threshold in enumerate(thresholds) if threshold <= total)
+
+
+def _update_friction(journey: Journey, memory: JourneyMemory, facts: Facts, clock_ms: int) -> float:
+    """Decay every signal's score to `clock_ms`, add the weights of the signals this event is."""
+    friction = journey.friction
+    if friction is None:
+        return 0.0
+    elapsed_ms = 0 if memory.friction_at_ms is None else clock_ms - memory.friction_at_ms
+    factor = 0.5 ** (elapsed_ms / duration_ms(friction.half_life)) if elapsed_ms > 0 else 1.0
+    for signal in friction.signals:
+        score = memory.signal_scores.get(signal.id, 0.0) * factor
+        if holds(signal.when, facts):
+            score += signal.weight
+        memory.signal_scores[signal.id] = score
+    memory.friction_at_ms = clock_ms
+    return _friction_total(journey, memory)
+
+
+def _friction_total(journey: Journey, memory: JourneyMemory) -> float:
+    signals = journey.friction.signals if journey.friction else []
+    return sum((memory.signal_scores.get(s.id, 0.0) for s in signals), 0.0)
+
+
+def _listed(stages: str | list[str], stage: str) -> bool:
+    return stages == "*" or _named(stages, stage)
+
+
+def _pick_transition(journey: Journey, stage: str, facts: Facts) -> int | None:
+    for index, transition in enumerate(journey.transitions):
+        if _listed(transition.from_, stage) and transition.to != stage:
+            if holds(transition.when, facts):
+                return index
+    return None
+
+
+def _shows_in_window(memory: JourneyMemory, action: Action, clock_ms: int) -> int:
+    assert action.cap is not None
+    since_ms = clock_ms - duration_ms(action.cap.per)
+    return sum(1 for shown_ms in memory.shows_ms.get(action.id, []) if shown_ms > since_ms)
+
+
+def _action_status(action: Action, memory: JourneyMemory, facts: Facts, clock_ms: int) -> str:
+    """The first reason, in the spec's order, that keeps `action` from being offered."""
+    if not _listed(action.stages, memory.stage):
+        return "stage"
+    segments = facts.journey.segments
+    if action.segments and not any(holds(segments[s].when, facts) for s in action.segments):
+        return "segment"
+    if action.when is not None and not holds(action.when, facts):
+        return "condition"
+    last_shown_ms = memory.last_shown_ms.get(action.id)
+    if action.cooldown is not None and last_shown_ms is not None:
+        if clock_ms - last_shown_ms < duration_ms(action.cooldown):
+            return "cooldown"
+    if action.cap is not None and _shows_in_window(memory, action, clock_ms) >= action.cap.count:
+        return "cap"
+    return ELIGIBLE
+
+
+def _score(action: Action, facts: Facts) -> float:
+    score = float(action.priority)
+    for boost in action.boosts:
+        if holds(boost.when, facts):
+            score += boost.add
+    return score
+
+
+def holdout_draw(customer_seed: int, salt: int) -> int:
+    """splitmix64 of `customer_seed ^ salt`, in [0, HOLDOUT_SCALE), in uint64 arithmetic."""
+    z = ((customer_seed ^ salt) + _GOLDEN) & _UINT64
+    z = ((z ^ (z >> 30)) * _MIX_1) & _UINT64
+    z = ((z ^ (z >> 27)) * _MIX_2) & _UINT64
+    z ^= z >> 31
+    return z % HOLDOUT_SCALE
+
+
+def action_salt(journey: str, action: str) -> int:
+    digest = hashlib.blake2b(f"{journey}/{action}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def is_held_out(customer_id: str, journey: str, action: Action) -> bool:
+    draw = holdout_draw(customer_hash(customer_id), action_salt(journey, action.id))
+    return draw < round(action.holdout * 100)
+
+
+# -- the engine -----------------------------------------------------------------------------------
+
+
+class ReferenceEngine:
+    """Decides events for any number of customers, remembering each customer's journeys."""
+
+    def __init__(self, journeys: Sequence[Journey]) -> None:
+        self.journeys = list(journeys)
+        self.top_k = max(j.top_k for j in self.journeys)
+        self.customers: dict[str, CustomerMemory] = {}
+
+    def memory(self, customer_id: str) -> CustomerMemory:
+        if customer_id not in self.customers:
+            fresh = {j.journey: JourneyMemory(stage=j.stages[0].id) for j in self.journeys}
+            self.customers[customer_id] = CustomerMemory(fresh)
+        return self.customers[customer_id]
+
+    def decide(
+        self,
+        event: Event,
+        traits: Mapping[str, PropertyValue],
+        now_ms: int,
+        top_k: int | None = None,
+    ) -> ReferenceDecision:
+        """Apply `event` (at `now_ms`) for `event.customer_id`, whose traits are `traits`."""
+        customer = self.memory(event.customer_id)
+        if event.event_id in customer.recent_event_ids:
+            return self._duplicate(customer)
+        customer.recent_event_ids.append(event.event_id)
+        k = top_k or self.top_k
+        results: list[JourneyResult] = []
+        candidates: list[Candidate] = []
+        for journey in self.journeys:
+            memory = customer.journeys[journey.journey]
+            result, ranked = self._decide_journey(journey, memory, event, traits, now_ms, k)
+            results.append(result)
+            candidates.extend(ranked)
+        # Python's sort is stable: equal scores keep journey order, then rank within the journey.
+        chosen = sorted(candidates, key=lambda c: -c.score)[:k]
+        offered = tuple(c for c in chosen if not c.held_out)
+        for candidate in offered:
+            self._record_offer(customer, candidate)
+        held_out = tuple(c.action for c in chosen if c.held_out)
+        return ReferenceDecision(tuple(results), offered, held_out)
+
+    def _decide_journey(
+        self,
+        journey: Journey,
+        memory: JourneyMemory,
+        event: Event,
+        traits: Mapping[str, PropertyValue],
+        now_ms: int,
+        k: int,
+    ) -> tuple[JourneyResult, list[Candidate]]:
+        previous_ms = memory.last_event_ms
+        # A customer's clock never runs backwards: a late event happens at the previous one's time.
+        clock_ms = now_ms if previous_ms is None else max(now_ms, previous_ms)
+        if previous_ms is None:
+            memory.stage_entered_ms = clock_ms
+        idle_ms = 0 if previous_ms is None else clock_ms - previous_ms
+        memory.last_event_ms = clock_ms
+        facts = Facts(journey, event, traits, {}, 0, clock_ms - memory.stage_entered_ms, idle_ms)
+        counters = _update_counters(journey, memory, facts, clock_ms)
+        total = _update_friction(journey, memory, facts, clock_ms)
+        level = _friction_level(journey, total) if journey.friction else 0
+        facts = replace(facts, counters=counters, level=level)
+
+        previous_stage = memory.stage
+        transition = _pick_transition(journey, previous_stage, facts)
+        if transition is not None:
+            memory.stage = journey.transitions[transition].to
+            memory.stage_entered_ms = clock_ms
+            facts = replace(facts, in_stage_ms=0)
+
+        statuses = {a.id: _action_status(a, memory, facts, clock_ms) for a in journey.actions}
+        ranked = self._rank(journey, statuses, facts, event.customer_id, k)
+        result = JourneyResult(
+            journey=journey.journey,
+            stage=memory.stage,
+            previous_stage=previous_stage,
+            transition=transition,
+            transition_id=_transition_id(journey, transition),
+            friction_score=total,
+            friction_level=_level_name(journey, level),
+            statuses=statuses,
+        )
+        return result, ranked
+
+    @staticmethod
+    def _rank(
+        journey: Journey, statuses: Mapping[str, str], facts: Facts, customer_id: str, k: int
+    ) -> list[Candidate]:
+        eligible = [a for a in journey.actions if statuses[a.id] == ELIGIBLE]
+        scored = [(_score(a, facts), index, a) for index, a in enumerate(eligible)]
+        scored.sort(key=lambda item: (-item[0], item[1]))  # file order breaks ties
+        return [
+            Candidate(journey.journey, a.id, score, is_held_out(customer_id, journey.journey, a))
+            for score, _, a in scored[:k]
+        ]
+
+    def _record_offer(self, customer: CustomerMemory, candidate: Candidate) -> None:
+        journey = next(j for j in self.journeys if j.journey == candidate.journey)
+        action = next(a for a in journey.actions if a.id == candidate.action)
+        memory = customer.journeys[journey.journey]
+        assert memory.last_event_ms is not None
+        memory.last_shown_ms[action.id] = memory.last_event_ms
+        if action.cap is not None:
+            shows = memory.shows_ms.setdefault(action.id, [])
+            shows.append(memory.last_event_ms)
+            del shows[: -action.cap.count]  # only the last `count` shows are remembered
+
+    def _duplicate(self, customer: CustomerMemory) -> ReferenceDecision:
+        results = []
+        for journey in self.journeys:
+            memory = customer.journeys[journey.journey]
+            total = _friction_total(journey, memory)
+            level = _friction_level(journey, total) if journey.friction else 0
+            results.append(
+                JourneyResult(
+                    journey=journey.journey,
+                    stage=memory.stage,
+                    previous_stage=memory.stage,
+                    transition=None,
+                    transition_id=None,
+                    friction_score=total,
+                    friction_level=_level_name(journey, level),
+                    statuses={},
+                )
+            )
+        return ReferenceDecision(tuple(results), (), (), duplicate=True)
+
+
+def _transition_id(journey: Journey, index: int | None) -> str | None:
+    if index is None:
+        return None
+    transition = journey.transitions[index]
+    return transition.id or f"to_{transition.to}"
+
+
+def _level_name(journey: Journey, level: int) -> str | None:
+    return list(journey.friction.levels)[level] if journey.friction else None
