@@ -1,183 +1,499 @@
-"""Checks a journey's cross-references and meaning once its shape is valid.
+"""Checks a journey's cross-references and meaning: what the typed model cannot see.
 
-Every problem carries the position of the value at fault and a fix; names that almost match are
-suggested ("did you mean `consideration`?").
+The checks read the file's plain data (`YamlTree.data`), not the validated model, so they run even
+when some other part of the file has a mistake: a marketer sees every problem of a file at once.
+Each check looks only at values of the right shape; a value of the wrong shape is reported by
+`engine.rules.load`. Every problem carries the position of the value at fault and a fix; names
+that almost match are suggested ("did you mean `consideration`?").
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import math
+import re
+import typing
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from engine.kernels.codes import MAX_COUNTER_BUCKETS
 from engine.errors import RuleProblem
-from engine.rules.model import COMPARISONS, Condition, Journey, duration_ms
+from engine.kernels.codes import MAX_COUNTER_BUCKETS
+from engine.rules.model import (
+    COMPARISONS,
+    DURATION_PATTERN,
+    SUBJECTS,
+    Condition,
+    Name,
+    duration_ms,
+)
 from engine.rules.yaml_tree import Path, YamlTree
 
-# What each kind of condition may look at.
-EVENT_KEYS = frozenset({"event", "channel", "touchpoint", "property", "all", "any", "not_"})
-TRAIT_KEYS = frozenset({"trait", "all", "any", "not_"})
+_NAME = re.compile(next(a.pattern for a in typing.get_args(Name) if hasattr(a, "pattern")))
+_DURATION = re.compile(DURATION_PATTERN)
 _ORDERING = ("gt", "gte", "lt", "lte")
+CONDITION_KEYS = frozenset(info.alias or name for name, info in Condition.model_fields.items())
+_SECTIONS = {
+    "stage": "stages",
+    "segment": "segments",
+    "counter": "counters",
+    "friction level": "friction: levels",
+}
+# YAML 1.1 booleans: in a rules file (YAML 1.2) they are words, which never equal true or false.
+_OLD_BOOLEANS = frozenset(
+    {"yes", "no", "on", "off", "y", "n", "Yes", "No", "On", "Off", "YES", "NO"}
+)
+_COMPARISON_EXAMPLES = {"trait": "eq: gold", "property": "eq: shoes", "time": "gte: 2d"}
 
 
-def _suggest(name: str, known: Iterable[str]) -> str:
-    known = list(known)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    if close:
-        return f"did you mean `{close[0]}`?"
-    return "known names: " + ", ".join(f"`{k}`" for k in known) if known else ""
+class Scope(NamedTuple):
+    """What one kind of condition may look at, and what to say when it looks elsewhere."""
+
+    allowed: frozenset[str]
+    owner: str
+    looks_at: str
+    advice: str
 
 
-@dataclass
-class _Checker:
-    journey: Journey
-    tree: YamlTree
-    problems: list[RuleProblem] = field(default_factory=list)
-
-    def problem(self, path: Path, message: str, hint: str = "") -> None:
-        self.problems.append(self.tree.problem(path, message, hint))
-
-    def reference(self, path: Path, kind: str, name: str, known: Iterable[str]) -> None:
-        known = list(known)
-        if name not in known:
-            self.problem(path, f"unknown {kind} `{name}`", _suggest(name, known))
-
-    def unique(self, kind: str, entries: list[tuple[Path, str]]) -> None:
-        seen: set[str] = set()
-        for path, name in entries:
-            if name in seen:
-                self.problem(path, f"{kind} `{name}` is defined twice", f"rename one of the {kind}s")
-            seen.add(name)
-
-    # -- conditions ---------------------------------------------------------------------------
-
-    def condition(self, condition: Condition, path: Path, allowed: frozenset[str] | None, role: str) -> None:
-        written = {name for name in condition.model_fields_set if getattr(condition, name) is not None}
-        if allowed is not None:
-            for key in sorted(written - allowed - set(COMPARISONS) - {"in_"}):
-                spelled = key.rstrip("_")
-                self.problem((*path, spelled), f"{role} can only look at the event itself, not `{spelled}`"
-                             if allowed is EVENT_KEYS else f"{role} can only look at traits, not `{spelled}`",
-                             "move this test to the transition or action that uses it")  # fmt: skip
-        self.leaf_references(condition, path)
-        self.comparison_values(condition, path)
-        for key in ("all", "any"):
-            for i, child in enumerate(getattr(condition, key) or []):
-                self.condition(child, (*path, key, i), allowed, role)
-        if condition.not_ is not None:
-            self.condition(condition.not_, (*path, "not"), allowed, role)
-
-    def leaf_references(self, condition: Condition, path: Path) -> None:
-        journey = self.journey
-        if condition.counter is not None:
-            self.reference((*path, "counter"), "counter", condition.counter, journey.counters)
-        if condition.segment is not None:
-            self.reference((*path, "segment"), "segment", condition.segment, journey.segments)
-        if condition.friction is not None:
-            if journey.friction is None:
-                self.problem((*path, "friction"), "this journey has no `friction:` section",
-                             "add one, with `half_life`, `levels` and `signals`")  # fmt: skip
-            else:
-                self.reference((*path, "friction"), "friction level", condition.friction,
-                               journey.friction.levels)  # fmt: skip
-
-    def comparison_values(self, condition: Condition, path: Path) -> None:
-        for name in COMPARISONS:
-            value = condition.comparison(name)
-            if value is None:
-                continue
-            where = (*path, name)
-            if condition.time is not None:
-                if name not in _ORDERING or not isinstance(value, str):
-                    self.problem(where, f"`time: {condition.time}` compares with a duration",
-                                 "write e.g. `gte: 2d` (also gt, lt, lte)")  # fmt: skip
-            elif name in _ORDERING and isinstance(value, str):
-                self.problem(where, f"{value!r} is a duration; only `time:` compares with durations",
-                             f"write a number, e.g. `{name}: 3`")  # fmt: skip
-            elif condition.counter is not None and name in ("eq", "ne") and not _is_number(value):
-                self.problem(where, "a counter is a number", f"write a number, e.g. `{name}: 3`")
-
-    # -- sections ------------------------------------------------------------------------------
-
-    def stages(self) -> list[str]:
-        ids = [s.id for s in self.journey.stages]
-        self.unique("stage", [(("stages", i, "id"), s) for i, s in enumerate(ids)])
-        return ids
-
-    def stage_list(self, path: Path, value: str | list[str], stages: list[str]) -> None:
-        if value == "*":
-            return
-        for i, name in enumerate([value] if isinstance(value, str) else value):
-            self.reference(path if isinstance(value, str) else (*path, i), "stage", name, stages)
-
-    def counters(self) -> None:
-        for name, counter in self.journey.counters.items():
-            path: Path = ("counters", name)
-            self.condition(counter.when, (*path, "when"), EVENT_KEYS, "a counter")
-            if counter.precision is None:
-                continue
-            window_ms, width_ms = duration_ms(counter.window), duration_ms(counter.precision)
-            if width_ms > window_ms:
-                self.problem((*path, "precision"), "the precision is longer than the window",
-                             f"write a precision of at most `{counter.window}`")  # fmt: skip
-            elif -(-window_ms // width_ms) > MAX_COUNTER_BUCKETS:
-                self.problem((*path, "precision"),
-                             f"this makes more than {MAX_COUNTER_BUCKETS} buckets for the window",
-                             f"write a coarser precision, at least 1/{MAX_COUNTER_BUCKETS} of the window")  # fmt: skip
-
-    def friction(self) -> None:
-        friction = self.journey.friction
-        if friction is None:
-            return
-        thresholds = list(friction.levels.values())
-        if thresholds[0] != 0:
-            first = next(iter(friction.levels))
-            self.problem(("friction", "levels", first), "the first friction level must start at 0",
-                         f"write `{first}: 0` (the level of a customer with no friction)")  # fmt: skip
-        for (name, value), previous in zip(list(friction.levels.items())[1:], thresholds, strict=False):
-            if value <= previous:
-                self.problem(("friction", "levels", name), "friction levels must rise in order",
-                             f"give `{name}` a threshold above {previous:g}")  # fmt: skip
-        self.unique("signal", [(("friction", "signals", i, "id"), s.id) for i, s in enumerate(friction.signals)])
-        for i, signal in enumerate(friction.signals):
-            self.condition(signal.when, ("friction", "signals", i, "when"), EVENT_KEYS, "a friction signal")
-
-    def transitions(self, stages: list[str]) -> None:
-        for i, transition in enumerate(self.journey.transitions):
-            path: Path = ("transitions", i)
-            self.stage_list((*path, "from"), transition.from_, stages)
-            self.reference((*path, "to"), "stage", transition.to, stages)
-            self.condition(transition.when, (*path, "when"), None, "a transition")
-        named = [(("transitions", i, "id"), t.id) for i, t in enumerate(self.journey.transitions) if t.id]
-        self.unique("transition", named)
-
-    def actions(self, stages: list[str]) -> None:
-        actions = self.journey.actions
-        self.unique("action", [(("actions", i, "id"), a.id) for i, a in enumerate(actions)])
-        for i, action in enumerate(actions):
-            path: Path = ("actions", i)
-            self.stage_list((*path, "stages"), action.stages, stages)
-            for j, segment in enumerate(action.segments or []):
-                self.reference((*path, "segments", j), "segment", segment, self.journey.segments)
-            if action.when is not None:
-                self.condition(action.when, (*path, "when"), None, "an action")
-            for j, boost in enumerate(action.boosts):
-                self.condition(boost.when, (*path, "boosts", j, "when"), None, "a boost")
+_EVENT = frozenset({"event", "channel", "touchpoint", "property", "all", "any", "not"})
+COUNTER_SCOPE = Scope(
+    _EVENT,
+    "a counter's `when`",
+    "the event (event, channel, touchpoint, property)",
+    "a counter decides which events count; test `{key}` in the transition or action that reads "
+    "the counter",
+)
+SIGNAL_SCOPE = Scope(
+    _EVENT,
+    "a friction signal's `when`",
+    "the event (event, channel, touchpoint, property)",
+    "a signal recognises an event; test `{key}` in the action that reacts to friction",
+)
+SEGMENT_SCOPE = Scope(
+    frozenset({"trait", "all", "any", "not"}),
+    "a segment's `when`",
+    "traits",
+    "a segment says who the customer is; test `{key}` in the transition or action that uses "
+    "the segment",
+)
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def check_journey(journey: Journey, tree: YamlTree) -> list[RuleProblem]:
-    """Every reference and meaning problem in `journey`; empty when it is sound."""
-    checker = _Checker(journey, tree)
-    stages = checker.stages()
-    for name, segment in journey.segments.items():
-        checker.condition(segment.when, ("segments", name, "when"), TRAIT_KEYS, "a segment")
-    checker.counters()
-    checker.friction()
-    checker.transitions(stages)
-    checker.actions(stages)
+def _old_boolean(value: Any) -> bool:
+    return isinstance(value, str) and value in _OLD_BOOLEANS
+
+
+def _is_name(value: object) -> bool:
+    return isinstance(value, str) and _NAME.match(value) is not None
+
+
+def duration_or_none(value: object) -> int | None:
+    """Milliseconds of a well-written, positive duration; None for anything else."""
+    if not isinstance(value, str) or not _DURATION.match(value):
+        return None
+    return duration_ms(value) or None
+
+
+_UNITS = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000))
+_UNIT_SIZES = (*(size for _, size in _UNITS), 1)
+
+
+def nice_duration(ms: int) -> str:
+    """`ms` in the largest unit that divides it exactly, e.g. 75_600_000 → `21h`."""
+    return next((f"{ms // size}{unit}" for unit, size in _UNITS if ms % size == 0), f"{ms}ms")
+
+
+def _code(value: Any) -> str:
+    """A value as it would be written in the file, for use inside backquotes."""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: text in quotes, so that `'many'` reads as the word written."""
+    return _code(repr(value) if isinstance(value, str) else value)
+
+
+def _entries(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The mappings of a list section with their indices; anything else is load.py's to report."""
+    if not isinstance(value, list):
+        return []
+    return [(i, entry) for i, entry in enumerate(value) if isinstance(entry, dict)]
+
+
+def _named(value: Any) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(value, dict):
+        return []
+    return [(name, entry) for name, entry in value.items() if isinstance(entry, dict)]
+
+
+def _defined_names(data: dict[str, Any]) -> dict[str, list[str] | None]:
+    """The names each kind of reference may use; None where the section cannot be read (its shape
+    is reported elsewhere, and guessing would report every reference to it as unknown)."""
+    stages = data.get("stages")
+    stage_ids = [e["id"] for _, e in _entries(stages) if isinstance(e.get("id"), str)]
+    friction = data.get("friction")
+    levels = friction.get("levels") if isinstance(friction, dict) else None
+    return {
+        "stage": stage_ids if isinstance(stages, list) else None,
+        "segment": _keys(data.get("segments")),
+        "counter": _keys(data.get("counters")),
+        "friction level": list(levels) if isinstance(levels, dict) else None,
+    }
+
+
+def _keys(section: Any) -> list[str] | None:
+    if section is None:
+        return []
+    return list(section) if isinstance(section, dict) else None
+
+
+def _suggest(kind: str, name: str, known: list[str]) -> str:
+    parts = [p.strip() for p in re.split(r"[,;]|\s+and\s+", name)]
+    if kind == "stage" and len(parts) > 1 and all(p in known for p in parts):
+        return f"to name several stages, write a list: `[{', '.join(parts)}]`"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    where = f"define it under `{_SECTIONS[kind]}:`"
+    if not known:
+        return where
+    listed = ", ".join(f"`{k}`" for k in known[:12])
+    return f"{where}, or use one of: {listed}"
+
+
+@dataclass
+class _Checker:
+    tree: YamlTree
+    names: dict[str, list[str] | None]
+    has_friction: bool
+    problems: list[RuleProblem] = field(default_factory=list)
+
+    def problem(self, path: Path, message: str, hint: str, *, key: bool = False) -> None:
+        self.problems.append(self.tree.problem(path, message, hint, key=key))
+
+    def reference(self, path: Path, kind: str, name: Any) -> None:
+        known = self.names[kind]
+        if known is None or not isinstance(name, str) or name in known:
+            return
+        if name == "*":
+            self.problem(
+                path,
+                '`"*"` means every stage only on its own, not inside a list',
+                'write `"*"` instead of the list, or list the stages by name',
+            )
+            return
+        self.problem(path, f"unknown {kind} `{name}`", _suggest(kind, name, known))
+
+    def unique(self, kind: str, entries: list[tuple[Path, Any]]) -> None:
+        first_line: dict[str, int] = {}
+        for path, name in entries:
+            if not _is_name(name):
+                continue  # a malformed name is reported by load.py
+            if name in first_line:
+                self.problem(
+                    path,
+                    f"{kind} `{name}` is defined twice",
+                    f"give each {kind} its own name; the first `{name}` is on line "
+                    f"{first_line[name]}",
+                )
+            else:
+                first_line[name] = self.tree.position(path)[0]
+
+    def stage_list(self, path: Path, value: Any) -> None:
+        if value == "*":
+            return
+        if isinstance(value, list):
+            for i, name in enumerate(value):
+                self.reference((*path, i), "stage", name)
+        else:
+            self.reference(path, "stage", value)
+
+    # -- conditions ---------------------------------------------------------------------------
+
+    def condition(self, node: Any, path: Path, scope: Scope | None) -> None:
+        """Check one condition mapping and everything nested in it."""
+        if not isinstance(node, dict) or self.tree.is_refused(path):
+            return
+        self.shape(node, path)
+        if scope is not None:
+            self.in_scope(node, path, scope)
+        self.leaf_references(node, path)
+        self.comparison_values(node, path)
+        for key in ("all", "any"):
+            children = node.get(key)
+            for i, child in enumerate(children if isinstance(children, list) else []):
+                self.condition(child, (*path, key, i), scope)
+        if "not" in node:
+            self.condition(node["not"], (*path, "not"), scope)
+
+    def shape(self, node: dict[str, Any], path: Path) -> None:
+        """One subject (property, trait, counter or time) with exactly one comparison."""
+        subjects = [k for k in node if k in SUBJECTS]
+        comparisons = [k for k in node if k in COMPARISONS]
+        # An unknown key (`greater_than`, `propety`) is most likely the missing half; load.py
+        # reports it with the right spelling, which says more than "no comparison" would.
+        guessing = any(k not in CONDITION_KEYS for k in node)
+        if not node:
+            self.problem(
+                path,
+                "this condition is empty",
+                "write what must hold, e.g. `event: purchase`",
+                key=path in self.tree.key_at,
+            )
+        elif len(subjects) > 1:
+            first, second = subjects[:2]
+            self.problem(
+                (*path, second),
+                f"this condition compares both `{first}:` and `{second}:`; "
+                "a condition compares one thing",
+                "put each comparison in its own item under `all:` (both must hold) or "
+                "`any:` (one must hold)",
+                key=True,
+            )
+        elif subjects and not comparisons and not guessing:
+            subject = subjects[0]
+            example = _COMPARISON_EXAMPLES.get(subject, "gte: 3")
+            self.problem(
+                (*path, subject),
+                f"`{subject}: {_code(node[subject])}` has no comparison",
+                "add one of eq, ne, gt, gte, lt, lte, in, not_in or exists on the next "
+                f"line, e.g. `{example}`",
+                key=True,
+            )
+        elif subjects and len(comparisons) > 1:
+            first, second = comparisons[:2]
+            self.problem(
+                (*path, second),
+                f"`{subjects[0]}: {_code(node[subjects[0]])}` has two comparisons, "
+                f"`{first}` and `{second}`; a condition has one",
+                f"for a range, write two conditions under `all:`, one with `{first}:` "
+                f"and one with `{second}:`",
+                key=True,
+            )
+        elif comparisons and not subjects and not guessing:
+            first = comparisons[0]
+            self.problem(
+                (*path, first),
+                f"`{first}: {_code(node[first])}` does not say what it compares",
+                "add `property:` (of the event), `trait:` (of the customer), `counter:` "
+                "or `time:` on the line above it",
+                key=True,
+            )
+
+    def in_scope(self, node: dict[str, Any], path: Path, scope: Scope) -> None:
+        for key in node:
+            if key in CONDITION_KEYS and key not in COMPARISONS and key not in scope.allowed:
+                hint = scope.advice.format(key=key)
+                if key == "property" and scope is SEGMENT_SCOPE:
+                    hint = "a segment looks at the customer: did you mean `trait:`?"
+                self.problem(
+                    (*path, key),
+                    f"{scope.owner} can only look at {scope.looks_at}, not `{key}`",
+                    hint,
+                    key=True,
+                )
+
+    def leaf_references(self, node: dict[str, Any], path: Path) -> None:
+        for key, kind in (("counter", "counter"), ("segment", "segment")):
+            if _is_name(node.get(key)):
+                self.reference((*path, key), kind, node[key])
+        level = node.get("friction")
+        if not _is_name(level):
+            return
+        if not self.has_friction:
+            self.problem(
+                (*path, "friction"),
+                f"this journey has no `friction:` section, so `friction: {level}` can never hold",
+                "add a `friction:` section with `half_life`, `levels` and `signals` "
+                "(see rules/README.md)",
+            )
+        else:
+            self.reference((*path, "friction"), "friction level", level)
+
+    def comparison_values(self, node: dict[str, Any], path: Path) -> None:
+        subjects = [k for k in node if k in SUBJECTS]
+        if len(subjects) != 1:
+            return
+        subject = subjects[0]
+        for name in (c for c in COMPARISONS if c in node):
+            where, value = (*path, name), node[name]
+            if subject == "time":
+                self.time_comparison(where, name, value, node["time"])
+            elif name in _ORDERING and duration_or_none(value) is not None:
+                hint = "write a number, e.g. `gte: 3`"
+                if subject == "counter":
+                    hint += "; the counter's `window` already sets the time span"
+                self.problem(
+                    where, f"`{value}` is a duration; only `time:` compares durations", hint
+                )
+            elif name in ("eq", "ne") and _old_boolean(value) and where not in self.tree.quoted:
+                self.problem(
+                    where,
+                    f"`{value}` is read as the word {value!r}, not as true or false",
+                    f"write `{name}: true` or `{name}: false` for a yes/no value; if you "
+                    f'mean the word, quote it: `{name}: "{value}"`',
+                )
+            elif subject == "counter" and not _counter_value(name, value):
+                self.problem(
+                    where,
+                    f"a counter holds a number, not {_shown(value)}",
+                    f"write a number, e.g. `{name}: 3`",
+                )
+
+    def time_comparison(self, where: Path, name: str, value: Any, measure: Any) -> None:
+        if name not in _ORDERING:
+            self.problem(
+                where,
+                f"`time: {measure}` can only be compared with gt, gte, lt or lte",
+                f"write e.g. `gte: 2d` instead of `{name}:`",
+                key=True,
+            )
+        elif _numeric(value):
+            number = f"{float(value):g}"
+            hint = f"add a unit: `{name}: {number}m`, `{number}h` or `{number}d`"
+            self.problem(
+                where, f"`time: {measure}` is compared with a duration, not {_shown(value)}", hint
+            )
+
+    # -- sections ------------------------------------------------------------------------------
+
+    def stages(self, stages: Any) -> None:
+        self.unique("stage", [(("stages", i, "id"), e.get("id")) for i, e in _entries(stages)])
+
+    def segments(self, segments: Any) -> None:
+        for name, segment in _named(segments):
+            self.condition(segment.get("when"), ("segments", name, "when"), SEGMENT_SCOPE)
+
+    def counters(self, counters: Any) -> None:
+        for name, counter in _named(counters):
+            path: Path = ("counters", name)
+            self.condition(counter.get("when"), (*path, "when"), COUNTER_SCOPE)
+            self.precision(path, counter.get("window"), counter.get("precision"))
+
+    def precision(self, path: Path, window: Any, precision: Any) -> None:
+        """The bucket width: at most the window, at most 64 buckets, and dividing the window, so
+        that an event counts for between `window - precision` and `window` as documented."""
+        window_ms, width_ms = duration_or_none(window), duration_or_none(precision)
+        if window_ms is None or width_ms is None:
+            return
+        where, buckets = (*path, "precision"), -(-window_ms // width_ms)
+        if width_ms > window_ms:
+            self.problem(
+                where,
+                f"the precision ({precision}) is longer than the window ({window})",
+                f"write a precision of at most `{window}`, e.g. "
+                f"`{fitting_precision(window_ms, window_ms // 8)}`",
+            )
+        elif buckets > MAX_COUNTER_BUCKETS:
+            self.problem(
+                where,
+                f"a precision of {precision} cuts the {window} window into "
+                f"{buckets} buckets; at most {MAX_COUNTER_BUCKETS} are allowed",
+                f"write a coarser precision, e.g. `{fitting_precision(window_ms, width_ms)}`",
+            )
+        elif window_ms % width_ms:
+            self.problem(
+                where,
+                f"a precision of {precision} does not divide the {window} window "
+                f"evenly: events would count for up to {nice_duration(buckets * width_ms)}",
+                "write a precision that divides the window, e.g. "
+                f"`{fitting_precision(window_ms, width_ms)}`",
+            )
+
+    def friction(self, friction: Any) -> None:
+        if not isinstance(friction, dict):
+            return
+        self.levels(friction.get("levels"))
+        signals = _entries(friction.get("signals"))
+        self.unique("signal", [(("friction", "signals", i, "id"), s.get("id")) for i, s in signals])
+        for i, signal in signals:
+            self.condition(signal.get("when"), ("friction", "signals", i, "when"), SIGNAL_SCOPE)
+
+    def levels(self, levels: Any) -> None:
+        if not isinstance(levels, dict) or not levels:
+            return
+        items = list(levels.items())
+        first, start = items[0]
+        if _is_number(start) and start != 0:
+            self.problem(
+                ("friction", "levels", first),
+                f"the first friction level, `{first}`, starts at {start:g}; it must start at 0",
+                f"write `{first}: 0`: a customer without friction is at the first level",
+            )
+        for (low, low_value), (high, high_value) in zip(items, items[1:], strict=False):
+            # a negative threshold is the model's to report
+            if _is_number(low_value) and _is_number(high_value) and 0 <= high_value <= low_value:
+                self.problem(
+                    ("friction", "levels", high),
+                    f"friction level `{high}` ({high_value:g}) is not above "
+                    f"`{low}` ({low_value:g})",
+                    "list the levels from lowest to highest, each threshold above the one before",
+                )
+
+    def transitions(self, transitions: Any) -> None:
+        entries = _entries(transitions)
+        for i, transition in entries:
+            path: Path = ("transitions", i)
+            self.stage_list((*path, "from"), transition.get("from"))
+            if _is_name(transition.get("to")):
+                self.reference((*path, "to"), "stage", transition["to"])
+            self.condition(transition.get("when"), (*path, "when"), None)
+        self.unique("transition", [(("transitions", i, "id"), t.get("id")) for i, t in entries])
+
+    def actions(self, actions: Any) -> None:
+        entries = _entries(actions)
+        self.unique("action", [(("actions", i, "id"), a.get("id")) for i, a in entries])
+        for i, action in entries:
+            path: Path = ("actions", i)
+            self.stage_list((*path, "stages"), action.get("stages", "*"))
+            segments = action.get("segments")
+            for j, segment in enumerate(segments if isinstance(segments, list) else []):
+                if _is_name(segment):
+                    self.reference((*path, "segments", j), "segment", segment)
+            self.condition(action.get("when"), (*path, "when"), None)
+            for j, boost in _entries(action.get("boosts")):
+                self.condition(boost.get("when"), (*path, "boosts", j, "when"), None)
+
+
+def _counter_value(comparison: str, value: Any) -> bool:
+    """Whether a counter, always a number, can ever equal `value` (ordering comparisons take
+    numbers already, or load.py reports them)."""
+    return comparison not in ("eq", "ne") or _is_number(value)
+
+
+def _numeric(value: Any) -> bool:
+    """A number, or text the model reads as one (`"60"`)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return _is_number(value)
+
+
+def fitting_precision(window_ms: int, wanted_ms: int) -> str:
+    """A precision that divides the window into at most MAX_COUNTER_BUCKETS buckets, close to
+    `wanted_ms` and in the same unit where possible (`10d` window, `3d` wanted → `2d`)."""
+    unit_ms = next(size for size in _UNIT_SIZES if wanted_ms % size == 0)
+    widths = [window_ms // n for n in range(1, MAX_COUNTER_BUCKETS + 1) if window_ms % n == 0]
+    best = min(widths, key=lambda w: (w % unit_ms != 0, abs(math.log(w / max(wanted_ms, 1)))))
+    return nice_duration(best)
+
+
+def check_journey(tree: YamlTree) -> list[RuleProblem]:
+    """Every reference and meaning problem in the journey read into `tree`; empty when sound."""
+    data = tree.data
+    if not isinstance(data, dict):
+        return []
+    checker = _Checker(tree, _defined_names(data), has_friction=data.get("friction") is not None)
+    checker.stages(data.get("stages"))
+    checker.segments(data.get("segments"))
+    checker.counters(data.get("counters"))
+    checker.friction(data.get("friction"))
+    checker.transitions(data.get("transitions"))
+    checker.actions(data.get("actions"))
     return checker.problems
