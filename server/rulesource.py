@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.compile import Ruleset, compile_ruleset
@@ -20,39 +21,36 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in RULE_SUFFIXES)
 
 
-def rule_files(paths: list[str]) -> list[Path]:
-    """The journey files named by `paths`: files as given, folders' own YAML files (not tests/)."""
+def _expand(paths: list[str], folder_files: Callable[[Path], list[Path]], what: str) -> list[Path]:
+    """Files as given; a folder becomes `folder_files(folder)`, which must not be empty."""
     found: list[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            files = _yaml_files(path)
+            files = folder_files(path)
             if not files:
-                raise RulesNotFound(f"{name}: no .yaml journey files in this folder")
+                raise RulesNotFound(f"{name}: no {what} in this folder")
             found.extend(files)
         elif path.is_file():
             found.append(path)
         else:
             raise RulesNotFound(f"{name}: no such file or folder")
     return found
+
+
+def rule_files(paths: list[str]) -> list[Path]:
+    """The journey files named by `paths`: files as given, folders' own YAML files (not tests/)."""
+    return _expand(paths, _yaml_files, ".yaml journey files")
+
+
+def _scenario_folder_files(folder: Path) -> list[Path]:
+    tests = folder / SCENARIO_FOLDER
+    return _yaml_files(tests if tests.is_dir() else folder)
 
 
 def scenario_files(paths: list[str]) -> list[Path]:
     """Scenario files named by `paths`: files as given; for a folder, its `tests/` YAML files."""
-    found: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            folder = path / SCENARIO_FOLDER if (path / SCENARIO_FOLDER).is_dir() else path
-            files = _yaml_files(folder)
-            if not files:
-                raise RulesNotFound(f"{name}: no scenario files in {folder}")
-            found.extend(files)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise RulesNotFound(f"{name}: no such file or folder")
-    return found
+    return _expand(paths, _scenario_folder_files, "scenario files (nor in its tests/ folder)")
 
 
 def read_texts(files: list[Path]) -> list[tuple[str, str]]:
