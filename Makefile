@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.kernels
 
 schema: $(STAMP)
-	$(BIN)/python -m engine.rules.schema rules/journey.schema.json rules/tests/scenario.schema.json
+	$(BIN)/python -m server.schemas rules
 
 # numba's cache only notices changes to a kernel's own file, not to the kernels it calls.
 clean-kernels:

@@ -1,13 +1,12 @@
 """JSON Schemas of journey files and scenario files, generated from their models, for editors.
 
-`make schema` rewrites `rules/journey.schema.json` and `rules/tests/scenario.schema.json`; a test
-keeps them current.
+`make schema` (`python -m server.schemas`) rewrites `rules/journey.schema.json` and
+`rules/tests/scenario.schema.json`; a test keeps them current.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from pydantic import BaseModel
@@ -49,17 +48,3 @@ def schema_text() -> str:
 def scenario_schema_text() -> str:
     """The scenario schema as written to `rules/tests/scenario.schema.json`."""
     return _text(scenario_schema())
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m engine.rules.schema JOURNEY.json SCENARIO.json", file=sys.stderr)
-        return 2
-    for path, text in zip(argv, (schema_text(), scenario_schema_text()), strict=True):
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
