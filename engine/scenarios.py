@@ -16,10 +16,11 @@ from pydantic import Field, ValidationError, model_validator
 from engine.compile import Ruleset
 from engine.decide import decide
 from engine.decision import Decision
-from engine.errors import RuleProblem, RulesError
+from engine.errors import RulesError
 from engine.event import Event, PropertyValue
+from engine.rules.explain import problems_from_validation
 from engine.rules.model import Duration, Strict, duration_ms
-from engine.rules.yaml_tree import YamlTree, read_yaml
+from engine.rules.yaml_tree import read_yaml
 from engine.state import CustomerState, new_state
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -50,8 +51,16 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def _event_or_identify(self) -> Step:
-        if (self.event is None) == (self.identify is None):
-            raise ValueError("a step has either `event:` or `identify:`, not both and not neither")
+        if self.event is not None and self.identify is not None:
+            raise ValueError(
+                "this step has both `event:` and `identify:`; split it into two steps, "
+                "the `identify:` first if the event should see the new traits"
+            )
+        if self.event is None and self.identify is None:
+            raise ValueError(
+                "this step has neither `event:` nor `identify:`; add `event: <type>` "
+                "(or `identify:` with the traits to set)"
+            )
         return self
 
 
@@ -92,21 +101,13 @@ def parse_scenarios(text: str, source: str) -> LoadedScenarios:
     try:
         spec = ScenarioFile.model_validate(tree.data)
     except ValidationError as error:
-        raise RulesError(_problems(error, tree)) from error
+        raise RulesError(problems_from_validation(error, tree, ScenarioFile)) from error
     lines = {
         (i, j): tree.position(("scenarios", i, "steps", j))[0]
         for i, scenario in enumerate(spec.scenarios)
         for j in range(len(scenario.steps))
     }
     return LoadedScenarios(source, spec, lines)
-
-
-def _problems(error: ValidationError, tree: YamlTree) -> list[RuleProblem]:
-    # TODO(lead): share engine.rules.load's translation once it takes a root model.
-    return [
-        tree.problem(tuple(p for p in e["loc"] if isinstance(p, int) or "[" not in p), e["msg"])
-        for e in error.errors(include_url=False)
-    ]
 
 
 def _per_journey(expected: StageExpectation, decision: Decision, attribute: str) -> list[str]:

@@ -3,7 +3,7 @@
 The checks read the file's plain data (`YamlTree.data`), not the validated model, so they run even
 when some other part of the file has a mistake: a marketer sees every problem of a file at once.
 Each check looks only at values of the right shape; a value of the wrong shape is reported by
-`engine.rules.load`. Every problem carries the position of the value at fault and a fix; names
+`engine.rules.explain`. Every problem carries the position of the value at fault and a fix; names
 that almost match are suggested ("did you mean `consideration`?").
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import typing
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -21,17 +20,18 @@ from engine.kernels.codes import MAX_COUNTER_BUCKETS
 from engine.rules.model import (
     COMPARISONS,
     DURATION_PATTERN,
+    NAME_PATTERN,
     SUBJECTS,
     Condition,
-    Name,
     duration_ms,
+    fields_by_key,
 )
 from engine.rules.yaml_tree import Path, YamlTree
 
-_NAME = re.compile(next(a.pattern for a in typing.get_args(Name) if hasattr(a, "pattern")))
+_NAME = re.compile(NAME_PATTERN)
 _DURATION = re.compile(DURATION_PATTERN)
 _ORDERING = ("gt", "gte", "lt", "lte")
-CONDITION_KEYS = frozenset(info.alias or name for name, info in Condition.model_fields.items())
+CONDITION_KEYS = frozenset(fields_by_key(Condition))
 _SECTIONS = {
     "stage": "stages",
     "segment": "segments",
@@ -117,7 +117,7 @@ def _shown(value: Any) -> str:
 
 
 def _entries(value: Any) -> list[tuple[int, dict[str, Any]]]:
-    """The mappings of a list section with their indices; anything else is load.py's to report."""
+    """The mappings of a list section with their indices; explain.py reports anything else."""
     if not isinstance(value, list):
         return []
     return [(i, entry) for i, entry in enumerate(value) if isinstance(entry, dict)]
@@ -191,7 +191,7 @@ class _Checker:
         first_line: dict[str, int] = {}
         for path, name in entries:
             if not _is_name(name):
-                continue  # a malformed name is reported by load.py
+                continue  # a malformed name is reported by explain.py
             if name in first_line:
                 self.problem(
                     path,
@@ -233,7 +233,7 @@ class _Checker:
         """One subject (property, trait, counter or time) with exactly one comparison."""
         subjects = [k for k in node if k in SUBJECTS]
         comparisons = [k for k in node if k in COMPARISONS]
-        # An unknown key (`greater_than`, `propety`) is most likely the missing half; load.py
+        # An unknown key (`greater_than`, `propety`) is most likely the missing half; explain.py
         # reports it with the right spelling, which says more than "no comparison" would.
         guessing = any(k not in CONDITION_KEYS for k in node)
         if not node:
@@ -460,7 +460,7 @@ class _Checker:
 
 def _counter_value(comparison: str, value: Any) -> bool:
     """Whether a counter, always a number, can ever equal `value` (ordering comparisons take
-    numbers already, or load.py reports them)."""
+    numbers already, or explain.py reports them)."""
     return comparison not in ("eq", "ne") or _is_number(value)
 
 

@@ -3,12 +3,15 @@
 One YAML file holds one journey. `rules/README.md` explains every key for marketers; this module is
 the single source of truth for the spelling, and `rules/journey.schema.json` is generated from it.
 Cross-references (a transition to an unknown stage, an unknown counter) are checked by
-`engine.rules.check`, which knows where each value stands in the file.
+`engine.rules.check`, which knows where each value stands in the file. `model_at` finds the model
+behind a path into a file, for error messages that name its keys.
 """
 
 from __future__ import annotations
 
 import re
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +22,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from engine.kernels.codes import MAX_CAP_COUNT, MAX_COUNTER_BUCKETS
 
@@ -32,6 +36,8 @@ _DURATION_UNITS_MS = {
 }
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 DURATION_PATTERN = _DURATION.pattern
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+_NAME_RULE = "lower-case letters, digits and `_`, starting with a letter"
 
 
 def duration_ms(text: str) -> int:
@@ -49,8 +55,8 @@ def _positive_duration(text: str) -> str:
 
 Name = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64),
-    Field(description="lower-case letters, digits and `_`, starting with a letter"),
+    StringConstraints(pattern=NAME_PATTERN, max_length=64),
+    Field(description=_NAME_RULE),
 ]
 Duration = Annotated[
     str,
@@ -99,7 +105,7 @@ class Condition(Strict):
     in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
     not_in: list[Scalar] | None = Field(None, min_length=1)
     exists: bool | None = None
-    all: list[Condition] | None = Field(None, description="every one of these holds")
+    all: list[Condition] | None = Field(None, min_length=1, description="every one of these holds")
     any: list[Condition] | None = Field(None, min_length=1, description="at least one holds")
     not_: Condition | None = Field(None, alias="not", description="this does not hold")
 
@@ -133,14 +139,14 @@ class Condition(Strict):
 
 
 class Stage(Strict):
-    id: Name
+    id: Name = Field(description=f"the stage's name in `from`, `to` and `stages`: {_NAME_RULE}")
     label: str | None = None
     description: str | None = None
 
 
 class Segment(Strict):
     description: str | None = None
-    when: Condition
+    when: Condition = Field(description="who belongs to the segment (conditions on traits)")
 
 
 class Counter(Strict):
@@ -157,12 +163,12 @@ class Counter(Strict):
 class Transition(Strict):
     id: Name | None = Field(None, description="a name for reports; defaults to `to_<stage>`")
     from_: OneOrMany = Field(alias="from", description='a stage, a list of stages, or "*" for any')
-    to: Name
-    when: Condition
+    to: Name = Field(description="the stage the customer moves to (its `id`)")
+    when: Condition = Field(description="the customer moves on an event for which this holds")
 
 
 class Signal(Strict):
-    id: Name
+    id: Name = Field(description=f"the signal's name, for reports: {_NAME_RULE}")
     description: str | None = None
     when: Condition = Field(description="which events are this signal (conditions on the event)")
     weight: float = Field(gt=0, le=1_000)
@@ -185,16 +191,16 @@ class Cap(Strict):
 
 
 class Boost(Strict):
-    when: Condition
+    when: Condition = Field(description="the boost applies while this holds")
     add: float = Field(description="added to the action's score while `when` holds")
 
 
 class Action(Strict):
-    id: Name
+    id: Name = Field(description=f"the action's name in decisions and reports: {_NAME_RULE}")
     label: str | None = None
     stages: OneOrMany = Field("*", description='stages where the action may be offered; "*" = all')
     segments: list[Name] | None = Field(None, description="customer must be in one of these")
-    when: Condition | None = None
+    when: Condition | None = Field(None, description="offered only while this holds")
     channel: str | None = Field(None, description="where it is delivered; default: event channel")
     priority: float = Field(0, ge=-1_000_000, le=1_000_000)
     boosts: list[Boost] = Field(default_factory=list)
@@ -207,7 +213,7 @@ class Action(Strict):
 class Journey(Strict):
     """One journey file."""
 
-    journey: Name
+    journey: Name = Field(description=f"the journey's name, unique in a ruleset: {_NAME_RULE}")
     version: str | int = Field(description="your own label for this revision, e.g. 2026-11-23.1")
     description: str | None = None
     top_k: int = Field(3, ge=1, le=50, description="how many actions a decision returns")
@@ -217,3 +223,45 @@ class Journey(Strict):
     friction: Friction | None = None
     transitions: list[Transition] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
+
+
+# -- the model behind a path into a file ---------------------------------------------------------
+
+
+def fields_by_key(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key written in a file (`in`, not `in_`)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
+def _unwrap(current: Any, part: int | str) -> Any:
+    """Step through Annotated and unions to the type that validates `part`."""
+    while True:
+        origin, args = typing.get_origin(current), typing.get_args(current)
+        if origin is typing.Annotated:
+            current = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            containers = [a for a in args if typing.get_origin(a) in (list, dict)]
+            if models and isinstance(part, str):
+                current = models[0]
+            else:
+                current = containers[0] if containers else None
+        else:
+            return current
+
+
+def model_at(root: type[BaseModel], path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model that validates the mapping at `path` (keys and list indices) in a file whose
+    whole is a `root`; None where the path leads to anything else."""
+    current: Any = root
+    for part in path:
+        current = _unwrap(current, part)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = fields_by_key(current).get(str(part))
+            current = info.annotation if info else None
+        elif typing.get_origin(current) in (list, dict):
+            current = typing.get_args(current)[-1]
+        else:
+            return None
+    current = _unwrap(current, "")
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None

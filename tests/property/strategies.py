@@ -127,7 +127,7 @@ def conditions(draw: st.DrawFn, scope: Scope, depth: int = 2) -> Json:
         "touchpoint": lambda: one_or_many(TOUCHPOINTS),
         "segment": lambda: st.sampled_from(scope.segments),
         "friction": lambda: st.sampled_from(scope.levels),
-        "all": lambda: st.lists(conditions(scope, depth - 1), max_size=3),
+        "all": lambda: st.lists(conditions(scope, depth - 1), min_size=1, max_size=3),
         "any": lambda: st.lists(conditions(scope, depth - 1), min_size=1, max_size=3),
         "not": lambda: conditions(scope, depth - 1),
     }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import RulesError
+from engine.errors import RuleProblem, RulesError
 from engine.rules.schema import scenario_schema_text
 from engine.scenarios import parse_scenarios, run_scenario
 from server.rulesource import load_ruleset
@@ -63,10 +63,79 @@ def test_a_failing_expectation_says_expected_got_and_which_rule_fired(tmp_path: 
     assert "expected actions ['live_chat'], got ['free_shipping', 'welcome_discount']" in actions
 
 
-def test_a_malformed_scenario_file_is_refused_with_its_position() -> None:
+def _only_problem(text: str) -> RuleProblem:
     with pytest.raises(RulesError) as error:
-        parse_scenarios("rules: [a.yaml]\nscenarios:\n  - name: x\n    stepz: []\n", "s.yaml")
-    assert error.value.problems[0].line == 4
+        parse_scenarios(text, "s.yaml")
+    (problem,) = error.value.problems
+    return problem
+
+
+def test_a_malformed_scenario_file_is_refused_with_its_position() -> None:
+    problem = _only_problem("rules: [a.yaml]\nscenarios:\n  - name: x\n    stepz: []\n")
+    assert (problem.line, problem.column) == (4, 5)
+    assert problem.message == "unknown key `stepz` in this scenario"
+    assert problem.hint == "did you mean `steps`?"  # not also "missing `steps`": one mistake
+
+
+ONE_STEP = """rules: [a.yaml]
+scenarios:
+  - name: x
+    steps:
+      - {step}
+"""
+
+
+@pytest.mark.parametrize(
+    ("step", "position", "message", "hint"),
+    [
+        (
+            "evnt: page_view",
+            (5, 9),
+            "unknown key `evnt` in this step",
+            "did you mean `event`?",
+        ),
+        (
+            "event: page_view\n        after: 5 minutes",
+            (6, 16),
+            "'5 minutes' is not a duration",
+            "write `5m` (a whole number and a unit: `500ms`, `30s`, `15m`, `2h`, `7d` or `4w`)",
+        ),
+        (
+            "event: page_view\n        after: 5",
+            (6, 16),
+            "`after: 5` has no unit",
+            "add one: `5s`, `5m`, `5h` or `5d`",
+        ),
+        (
+            "event: page_view\n        identify: {tier: gold}",
+            (5, 9),
+            "this step has both `event:` and `identify:`",
+            "split it into two steps, the `identify:` first if the event should see the new traits",
+        ),
+    ],
+    ids=["unknown key", "duration in words", "duration without unit", "event and identify"],
+)
+def test_a_mistake_in_a_step_is_explained_where_it_is_written(
+    step: str, position: tuple[int, int], message: str, hint: str
+) -> None:
+    problem = _only_problem(ONE_STEP.format(step=step))
+    assert ((problem.line, problem.column), problem.message, problem.hint) == (
+        position,
+        message,
+        hint,
+    )
+
+
+def test_a_file_that_is_not_key_value_lines_is_refused_with_what_to_write() -> None:
+    problem = _only_problem("- rules: [a.yaml]\n")
+    assert (problem.line, problem.column) == (1, 1)
+    assert problem.message == "the file should be `key: value` lines, found a list"
+    assert problem.hint == "remove the `- ` before the first key and the indentation after it"
+    empty = _only_problem("# nothing yet\n")
+    assert (empty.message, empty.hint) == (
+        "the file is empty",
+        "start it with `rules:` and `scenarios:`; see rules/README.md for an example",
+    )
 
 
 def test_the_scenario_schema_is_current_and_every_scenario_file_names_it() -> None:
