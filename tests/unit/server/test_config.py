@@ -1,0 +1,60 @@
+"""Settings: flags over JOURNEYMAN_* environment over defaults; errors say key, value, expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, Settings
+
+
+def test_defaults_serve_the_retail_example_on_50051_with_an_embedded_redis() -> None:
+    settings = Settings()
+    assert (settings.port, settings.redis_url, settings.rules) == (
+        50051,
+        None,
+        ("rules/retail.yaml",),
+    )
+
+
+def test_environment_overrides_defaults_with_typed_values() -> None:
+    settings = Settings.from_env(
+        {
+            "JOURNEYMAN_PORT": "6000",
+            "JOURNEYMAN_RULES": "rules/retail.yaml, rules/loan_application.yaml",
+            "JOURNEYMAN_DATA_DIR": "/tmp/jm",
+            "JOURNEYMAN_GRACE_PERIOD_S": "2.5",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert settings.port == 6000 and settings.grace_period_s == 2.5
+    assert settings.rules == ("rules/retail.yaml", "rules/loan_application.yaml")
+    assert settings.data_dir == Path("/tmp/jm")
+
+
+def test_flags_override_the_environment_and_none_means_not_given() -> None:
+    settings = Settings.from_env({"JOURNEYMAN_PORT": "6000"}).with_overrides(port=7000, host=None)
+    assert (settings.port, settings.host) == (7000, "0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"JOURNEYMAN_PORT": "fifty"},
+            "JOURNEYMAN_PORT='fifty' is not valid: expected a whole number",
+        ),
+        ({"JOURNEYMAN_PORT": "70000"}, "--port / JOURNEYMAN_PORT=70000 is not valid"),
+        (
+            {"JOURNEYMAN_MAX_BATCH": "0"},
+            "JOURNEYMAN_MAX_BATCH=0 is not valid: expected a number above 0",
+        ),
+        ({"JOURNEYMAN_LOG_LEVEL": "LOUD"}, "expected one of DEBUG, INFO, WARNING, ERROR"),
+    ],
+)
+def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(environ)
