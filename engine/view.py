@@ -1,0 +1,80 @@
+"""The single customer view: a customer's state read as of a moment, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.compile import CompiledJourney, Ruleset
+from engine.event import PropertyValue
+from engine.kernels import codes
+from engine.state import CustomerState, JourneyState
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyView:
+    journey: str
+    stage: str
+    stage_entered_ms: int  # 0 for a customer this journey has not seen
+    friction_score: float  # decayed to the moment of the view
+    friction_level: str
+    counters: Mapping[str, float]  # each counter's value at the moment of the view
+    last_shown_ms: Mapping[str, int]  # actions offered so far, most recent first
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerView:
+    journeys: tuple[JourneyView, ...]
+    traits: Mapping[str, PropertyValue]
+    last_event_ms: int  # 0 when no event was seen
+
+
+def _ms(value: int) -> int:
+    return 0 if value == codes.NEVER_MS else value
+
+
+def _counter_values(journey: CompiledJourney, state: JourneyState, now_ms: int) -> dict[str, float]:
+    rules, values = journey.rules, {}
+    for index, name in enumerate(journey.counter_names):
+        first, n = int(rules.counter_offset[index]), int(rules.counter_buckets[index])
+        head = int(state.ints[rules.counter_head_index + index])
+        current = now_ms // int(rules.counter_width_ms[index])
+        total = 0.0
+        if head != codes.NEVER_MS:
+            # The ring holds epochs (head - n, head]; the window now is (current - n, current].
+            for epoch in range(max(head, current) - n + 1, head + 1):
+                total += float(state.floats[first + epoch % n])
+        values[name] = total
+    return values
+
+
+def _journey_view(journey: CompiledJourney, state: JourneyState, now_ms: int) -> JourneyView:
+    rules, ints = journey.rules, state.ints
+    since_ms = int(ints[codes.INT_FRICTION_AT_MS])
+    scores = state.floats[rules.friction_offset : rules.friction_offset + len(journey.signal_ids)]
+    decay = (
+        0.5 ** (max(0, now_ms - since_ms) / rules.half_life_ms) if since_ms != codes.NEVER_MS else 0
+    )
+    friction = float(scores.sum()) * decay
+    level = max(i for i, t in enumerate(rules.level_threshold.tolist()) if friction >= t or i == 0)
+    shown = {
+        action: int(ints[rules.action_last_shown_index + i])
+        for i, action in enumerate(journey.action_ids)
+        if ints[rules.action_last_shown_index + i] != codes.NEVER_MS
+    }
+    return JourneyView(
+        journey=journey.name,
+        stage=journey.stage_ids[int(ints[codes.INT_STAGE])],
+        stage_entered_ms=_ms(int(ints[codes.INT_STAGE_ENTERED_MS])),
+        friction_score=friction,
+        friction_level=journey.level_names[level],
+        counters=_counter_values(journey, state, now_ms),
+        last_shown_ms=dict(sorted(shown.items(), key=lambda item: -item[1])),
+    )
+
+
+def customer_view(ruleset: Ruleset, state: CustomerState, now_ms: int) -> CustomerView:
+    """`state` as it stands at `now_ms`: windows and friction moved on, nothing changed."""
+    journeys = tuple(_journey_view(j, state.journey(j), now_ms) for j in ruleset.journeys)
+    last = max(int(state.journey(j).ints[codes.INT_LAST_EVENT_MS]) for j in ruleset.journeys)
+    return CustomerView(journeys, dict(state.traits), _ms(last))
