@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install scenarios test test-nojit lint format typecheck check bench schema clean clean-kernels
+.PHONY: install scenarios test test-nojit lint format typecheck check bench schema proto clean clean-kernels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m server.schemas rules
+
+## proto: regenerate journeyman/ (Python gRPC code) from proto/; commit the result
+proto: $(STAMP)
+	$(BIN)/python scripts/protogen.py
 
 # numba's cache only notices changes to a kernel's own file, not to the kernels it calls.
 clean-kernels:

@@ -1,0 +1,279 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Value(_message.Message):
+    __slots__ = ("string_value", "number_value", "bool_value")
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    string_value: str
+    number_value: float
+    bool_value: bool
+    def __init__(self, string_value: _Optional[str] = ..., number_value: _Optional[float] = ..., bool_value: _Optional[bool] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("event_id", "customer_id", "anonymous_id", "type", "channel", "touchpoint", "timestamp_ms", "properties")
+    class PropertiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TOUCHPOINT_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    customer_id: str
+    anonymous_id: str
+    type: str
+    channel: str
+    touchpoint: str
+    timestamp_ms: int
+    properties: _containers.MessageMap[str, Value]
+    def __init__(self, event_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., type: _Optional[str] = ..., channel: _Optional[str] = ..., touchpoint: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., properties: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+
+class DecideRequest(_message.Message):
+    __slots__ = ("event", "explain", "top_k")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    event: Event
+    explain: bool
+    top_k: int
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., explain: _Optional[bool] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class DecideResponse(_message.Message):
+    __slots__ = ("decision",)
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
+class DecideStreamRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: DecideRequest
+    def __init__(self, request: _Optional[_Union[DecideRequest, _Mapping]] = ...) -> None: ...
+
+class DecideStreamResponse(_message.Message):
+    __slots__ = ("decision",)
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
+class DecideBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[DecideRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[DecideRequest, _Mapping]]] = ...) -> None: ...
+
+class DecideBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
+
+class BatchResult(_message.Message):
+    __slots__ = ("index", "decision", "error_code", "error_message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    decision: Decision
+    error_code: int
+    error_message: str
+    def __init__(self, index: _Optional[int] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class Decision(_message.Message):
+    __slots__ = ("customer_id", "event_id", "journeys", "actions", "held_out_actions", "excluded", "ruleset_version", "degraded", "duplicate", "decided_at_ms")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    JOURNEYS_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    event_id: str
+    journeys: _containers.RepeatedCompositeFieldContainer[JourneyStage]
+    actions: _containers.RepeatedCompositeFieldContainer[OfferedAction]
+    held_out_actions: _containers.RepeatedScalarFieldContainer[str]
+    excluded: _containers.RepeatedCompositeFieldContainer[Exclusion]
+    ruleset_version: str
+    degraded: bool
+    duplicate: bool
+    decided_at_ms: int
+    def __init__(self, customer_id: _Optional[str] = ..., event_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[JourneyStage, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[OfferedAction, _Mapping]]] = ..., held_out_actions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., decided_at_ms: _Optional[int] = ...) -> None: ...
+
+class JourneyStage(_message.Message):
+    __slots__ = ("journey", "stage", "previous_stage", "changed", "transition", "transition_line", "friction_score", "friction_level", "top_signals")
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STAGE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    TRANSITION_FIELD_NUMBER: _ClassVar[int]
+    TRANSITION_LINE_FIELD_NUMBER: _ClassVar[int]
+    FRICTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    FRICTION_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TOP_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    stage: str
+    previous_stage: str
+    changed: bool
+    transition: str
+    transition_line: int
+    friction_score: float
+    friction_level: str
+    top_signals: _containers.RepeatedCompositeFieldContainer[SignalScore]
+    def __init__(self, journey: _Optional[str] = ..., stage: _Optional[str] = ..., previous_stage: _Optional[str] = ..., changed: _Optional[bool] = ..., transition: _Optional[str] = ..., transition_line: _Optional[int] = ..., friction_score: _Optional[float] = ..., friction_level: _Optional[str] = ..., top_signals: _Optional[_Iterable[_Union[SignalScore, _Mapping]]] = ...) -> None: ...
+
+class SignalScore(_message.Message):
+    __slots__ = ("signal", "score")
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    signal: str
+    score: float
+    def __init__(self, signal: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class OfferedAction(_message.Message):
+    __slots__ = ("action", "journey", "score", "channel", "content_json", "reason")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    journey: str
+    score: float
+    channel: str
+    content_json: str
+    reason: str
+    def __init__(self, action: _Optional[str] = ..., journey: _Optional[str] = ..., score: _Optional[float] = ..., channel: _Optional[str] = ..., content_json: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Exclusion(_message.Message):
+    __slots__ = ("action", "journey", "reason")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    journey: str
+    reason: str
+    def __init__(self, action: _Optional[str] = ..., journey: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("customer_id", "anonymous_id", "traits")
+    class TraitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAITS_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    anonymous_id: str
+    traits: _containers.MessageMap[str, Value]
+    def __init__(self, customer_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., traits: _Optional[_Mapping[str, Value]] = ...) -> None: ...
+
+class IdentifyResponse(_message.Message):
+    __slots__ = ("customer", "merged")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    MERGED_FIELD_NUMBER: _ClassVar[int]
+    customer: CustomerView
+    merged: bool
+    def __init__(self, customer: _Optional[_Union[CustomerView, _Mapping]] = ..., merged: _Optional[bool] = ...) -> None: ...
+
+class GetCustomerRequest(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class GetCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: CustomerView
+    def __init__(self, customer: _Optional[_Union[CustomerView, _Mapping]] = ...) -> None: ...
+
+class CustomerView(_message.Message):
+    __slots__ = ("customer_id", "journeys", "traits", "last_event_ms", "ruleset_version")
+    class TraitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    JOURNEYS_FIELD_NUMBER: _ClassVar[int]
+    TRAITS_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_MS_FIELD_NUMBER: _ClassVar[int]
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    journeys: _containers.RepeatedCompositeFieldContainer[CustomerJourney]
+    traits: _containers.MessageMap[str, Value]
+    last_event_ms: int
+    ruleset_version: str
+    def __init__(self, customer_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[CustomerJourney, _Mapping]]] = ..., traits: _Optional[_Mapping[str, Value]] = ..., last_event_ms: _Optional[int] = ..., ruleset_version: _Optional[str] = ...) -> None: ...
+
+class CustomerJourney(_message.Message):
+    __slots__ = ("journey", "stage", "stage_entered_ms", "friction_score", "friction_level", "counters", "recent_actions")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_ENTERED_MS_FIELD_NUMBER: _ClassVar[int]
+    FRICTION_SCORE_FIELD_NUMBER: _ClassVar[int]
+    FRICTION_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    stage: str
+    stage_entered_ms: int
+    friction_score: float
+    friction_level: str
+    counters: _containers.ScalarMap[str, float]
+    recent_actions: _containers.RepeatedCompositeFieldContainer[ShownAction]
+    def __init__(self, journey: _Optional[str] = ..., stage: _Optional[str] = ..., stage_entered_ms: _Optional[int] = ..., friction_score: _Optional[float] = ..., friction_level: _Optional[str] = ..., counters: _Optional[_Mapping[str, float]] = ..., recent_actions: _Optional[_Iterable[_Union[ShownAction, _Mapping]]] = ...) -> None: ...
+
+class ShownAction(_message.Message):
+    __slots__ = ("action", "last_shown_ms")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    LAST_SHOWN_MS_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    last_shown_ms: int
+    def __init__(self, action: _Optional[str] = ..., last_shown_ms: _Optional[int] = ...) -> None: ...
+
+class ForgetCustomerRequest(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class ForgetCustomerResponse(_message.Message):
+    __slots__ = ("deleted_keys",)
+    DELETED_KEYS_FIELD_NUMBER: _ClassVar[int]
+    deleted_keys: int
+    def __init__(self, deleted_keys: _Optional[int] = ...) -> None: ...
