@@ -244,7 +244,8 @@ def counter_buckets(window: str, precision: str | None) -> tuple[int, int]:
 
 
 def _reason(action: Action, journey: Journey) -> str:
-    stages = "any stage" if action.stages == "*" else f"stage {action.stages}"
+    listed = [action.stages] if isinstance(action.stages, str) else action.stages
+    stages = "any stage" if action.stages == "*" else "stage " + " or ".join(listed)
     parts = [f"{action.label or action.id}: priority {action.priority:g}", stages]
     if action.segments:
         parts.append("segment " + " or ".join(action.segments))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from engine.errors import RulesError
 from engine.rules.load import parse_journeys
 from engine.scenarios import ScenarioResult, parse_scenarios, run_scenario
+from server.config import ConfigError, Settings
 from server.rulesource import RulesNotFound, load_ruleset, read_texts, rule_files, scenario_files
 
 EXIT_OK = 0
@@ -70,6 +72,28 @@ def _test(paths: list[str]) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Start the service; configuration errors and a taken port are one clear line, exit 2."""
+    from server.app import PortInUse
+    from server.embedded_redis import EmbeddedRedisError
+    from server.serve import run
+
+    try:
+        settings = Settings.from_env().with_overrides(
+            host=args.host, port=args.port, redis_url=args.redis_url,
+            rules=tuple(args.rules) if args.rules else None,
+            data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
+        )  # fmt: skip
+        run(settings)
+    except (ConfigError, RulesNotFound, PortInUse, EmbeddedRedisError) as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journeyman", description="Real-time customer-journey decisions from YAML rules."
@@ -83,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
     test = rules_commands.add_parser("test", help="run scenario tests (a folder runs its tests/)")
     test.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
+    serve = commands.add_parser(
+        "serve",
+        help="run the gRPC service",
+        description="Run the gRPC service. Flags override JOURNEYMAN_* environment variables.",
+    )
+    serve.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 50051)")
+    serve.add_argument("--redis-url", help="a Redis to use (default: an embedded one)")
+    serve.add_argument(
+        "--rules", action="append", metavar="PATH",
+        help="journey file or folder; repeat for several (default rules/retail.yaml)",
+    )  # fmt: skip
+    serve.add_argument("--data-dir", help="where the embedded Redis keeps its data")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     return parser
 
 
@@ -92,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.paths)
     if args.command == "rules" and args.rules_command == "test":
         return _test(args.paths)
+    if args.command == "serve":
+        return _serve(args)
     return EXIT_INVALID  # argparse already refused anything else
 
 

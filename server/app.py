@@ -1,0 +1,139 @@
+"""The gRPC server: servicer, health, reflection, warm-up before SERVING, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import (
+    _async as reflection_async,  # the servicer grpcio-reflection itself uses for grpc.aio
+)
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+
+from engine.compile import Ruleset
+from engine.decide import decide
+from engine.errors import JourneymanError
+from engine.event import Event
+from engine.state import new_state
+from journeyman.v1 import journeyman_pb2 as pb
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.config import Settings
+from server.decisions import ActiveRules, Decider
+from server.service import JourneyService
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JourneyService"].full_name
+
+
+class PortInUse(JourneymanError):
+    """The port is taken by another process."""
+
+
+@dataclass
+class Running:
+    """A started server and what stopping it must close."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    decider: Decider
+    store: Store
+
+    async def stop(self, grace_s: float) -> None:
+        """Health NOT_SERVING, refuse new calls, let in-flight ones finish, then close Redis."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        await self.decider.drain()
+        await self.store.close()
+
+
+def warm_up(ruleset: Ruleset) -> None:
+    """Run one decision so the kernels are compiled (or loaded from numba's cache) before the
+    first caller waits for them."""
+    event = Event("warm-up", "warm-up", "warm-up")
+    decide(ruleset, new_state(ruleset), event, 0)
+
+
+async def create_server(
+    settings: Settings, ruleset: Ruleset, store: Store, address: str | None = None
+) -> Running:
+    """Build and start the server on `address` (default: the settings'; port 0 = any free one).
+
+    Health says SERVING only once the kernels are warm and Redis has answered.
+    """
+    active = ActiveRules.of(ruleset)
+    decider = Decider(
+        lambda: active, store, conflict_retries=settings.conflict_retries,
+        redis_timeout_s=settings.redis_timeout_ms / 1000,
+    )  # fmt: skip
+    server = grpc.aio.server(
+        maximum_concurrent_rpcs=settings.max_concurrent_calls,
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),  # one process per port: a port in use is an error
+        ],
+    )
+    pb_grpc.add_JourneyServiceServicer_to_server(
+        JourneyService(settings, lambda: active, store, decider), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    _enable_reflection(server)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    bind = address or settings.address
+    try:
+        port = server.add_insecure_port(bind)
+    except RuntimeError as error:  # grpcio raises when the bind fails
+        raise PortInUse(f"cannot listen on {bind}: the port is in use or not available; "
+                        "choose another with --port") from error  # fmt: skip
+    await server.start()
+    warm_up(ruleset)
+    await store.ping()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return Running(server, port, health_servicer, decider, store)
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _enable_reflection(server: grpc.aio.Server) -> None:
+    """Server reflection under both names grpcurl and other tools ask for.
+
+    grpcio-reflection serves only v1alpha; v1 has the same messages with the same field numbers,
+    so the same servicer answers v1 calls through handlers registered under the v1 name.
+    """
+    names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME, REFLECTION_V1)
+    servicer = reflection_async.ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1_info = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1_info}),)
+    )
+
+
+@contextmanager
+def stop_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` instead of killing the process."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,203 @@
+"""Protobuf ↔ engine types: every request field validated once, every bad one reported together."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.compile import Ruleset
+from engine.decision import Decision
+from engine.event import Event, PropertyValue
+from journeyman.v1 import journeyman_pb2 as pb
+from server.config import Settings
+from server.errors import EventInvalid, FieldViolation
+from server.keys import validate_customer_id
+
+_MAX_TOP_K = 50
+
+
+@dataclass(frozen=True, slots=True)
+class DecideInput:
+    """A validated DecideRequest."""
+
+    event: Event
+    timestamp_ms: int  # when it happened (the server's clock when the caller sent none)
+    anonymous: bool  # the event's customer is an anonymous visitor
+    explain: bool
+    top_k: int | None
+
+
+class Violations:
+    """Collects every bad field of a request, to report them all in one INVALID_ARGUMENT."""
+
+    def __init__(self) -> None:
+        self.found: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.found.append(FieldViolation(field, description))
+
+    def text(self, field: str, value: str, limit: int, *, required: bool) -> None:
+        if not value:
+            if required:
+                self.add(field, "is required; send a non-empty string")
+        elif len(value) > limit:
+            self.add(field, f"is {len(value)} characters long; send at most {limit}")
+        elif not value.isprintable():
+            self.add(field, "contains control characters; send printable text")
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            raise EventInvalid(self.found)
+
+
+def _value(value: pb.Value, field: str, limit: int, violations: Violations) -> PropertyValue:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        violations.text(field, value.string_value, limit, required=False)
+        return value.string_value
+    if kind == "number_value":
+        if not math.isfinite(value.number_value):
+            violations.add(field, "is not a finite number; send a number, not NaN or infinity")
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    violations.add(field, "has no value; set one of string_value, number_value, bool_value")
+    return ""
+
+
+def values_from_pb(
+    values: Mapping[str, pb.Value], field: str, settings: Settings, violations: Violations
+) -> dict[str, PropertyValue]:
+    """Properties or traits, checked for count, name length and value kinds."""
+    if len(values) > settings.max_properties:
+        violations.add(field, f"has {len(values)} entries; send at most {settings.max_properties}")
+        return {}
+    converted = {}
+    for name, value in values.items():
+        where = f"{field}[{json.dumps(name)[:80]}]"
+        violations.text(where, name, settings.max_string_length, required=True)
+        converted[name] = _value(value, where, settings.max_string_length, violations)
+    return converted
+
+
+def _customer(event: pb.Event, violations: Violations) -> tuple[str, bool]:
+    if event.customer_id and event.anonymous_id:
+        violations.add("event.anonymous_id", "send customer_id or anonymous_id, not both")
+    customer, field = (
+        (event.customer_id, "event.customer_id")
+        if event.customer_id or not event.anonymous_id
+        else (event.anonymous_id, "event.anonymous_id")
+    )
+    if not customer:
+        violations.add("event.customer_id", "is required (or send anonymous_id for a visitor)")
+    elif (problem := validate_customer_id(customer)) is not None:
+        violations.add(field, problem)
+    return customer, field == "event.anonymous_id"
+
+
+def _timestamp(event: pb.Event, now_ms: int, settings: Settings, violations: Violations) -> int:
+    if event.timestamp_ms == 0:
+        return now_ms
+    if event.timestamp_ms < 0:
+        violations.add("event.timestamp_ms", "is negative; send ms since the Unix epoch, or 0")
+    elif event.timestamp_ms > now_ms + settings.max_future_skew_ms:
+        violations.add(
+            "event.timestamp_ms",
+            f"is {(event.timestamp_ms - now_ms) / 1000:.0f} s in the future; send the time the "
+            "event happened, or 0 for now",
+        )
+    return event.timestamp_ms
+
+
+def decide_input(request: pb.DecideRequest, now_ms: int, settings: Settings) -> DecideInput:
+    """Validate a DecideRequest. Raises `EventInvalid` naming every bad field."""
+    violations = Violations()
+    if not request.HasField("event"):
+        violations.add("event", "is required")
+        violations.raise_if_any()
+    event = request.event
+    limit = settings.max_string_length
+    violations.text("event.event_id", event.event_id, limit, required=True)
+    customer, anonymous = _customer(event, violations)
+    violations.text("event.type", event.type, limit, required=True)
+    violations.text("event.channel", event.channel, limit, required=False)
+    violations.text("event.touchpoint", event.touchpoint, limit, required=False)
+    timestamp_ms = _timestamp(event, now_ms, settings, violations)
+    properties = values_from_pb(event.properties, "event.properties", settings, violations)
+    if not 0 <= request.top_k <= _MAX_TOP_K:
+        violations.add("top_k", f"is {request.top_k}; send 0 (the rules' default) to {_MAX_TOP_K}")
+    violations.raise_if_any()
+    engine_event = Event(
+        event.event_id, customer, event.type, event.channel, event.touchpoint, properties
+    )
+    return DecideInput(
+        engine_event, timestamp_ms, anonymous, request.explain, request.top_k or None
+    )
+
+
+def value_to_pb(value: PropertyValue) -> pb.Value:
+    if isinstance(value, bool):
+        return pb.Value(bool_value=value)
+    if isinstance(value, str):
+        return pb.Value(string_value=value)
+    return pb.Value(number_value=float(value))
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTables:
+    """What turning decisions into protobuf needs from the ruleset, computed once per ruleset."""
+
+    content_json: Mapping[tuple[str, str], str]  # (journey, action) → its content as JSON
+
+    @classmethod
+    def of(cls, ruleset: Ruleset) -> ResponseTables:
+        contents = {
+            (journey.name, action): json.dumps(dict(content), sort_keys=True, default=str)
+            for journey in ruleset.journeys
+            for action, content in zip(journey.action_ids, journey.action_contents, strict=True)
+        }
+        return cls(contents)
+
+
+def decision_to_pb(
+    decision: Decision,
+    tables: ResponseTables,
+    *,
+    customer_id: str,
+    event_id: str,
+    decided_at_ms: int,
+    degraded: bool,
+) -> pb.Decision:
+    """The protobuf form of an engine `Decision`."""
+    return pb.Decision(
+        customer_id=customer_id,
+        event_id=event_id,
+        journeys=[
+            pb.JourneyStage(
+                journey=o.journey, stage=o.stage, previous_stage=o.previous_stage,
+                changed=o.changed, transition=o.transition or "",
+                transition_line=o.transition_line or 0, friction_score=o.friction_score,
+                friction_level=o.friction_level,
+                top_signals=[pb.SignalScore(signal=s.signal, score=s.score) for s in o.top_signals],
+            )
+            for o in decision.journeys
+        ],
+        actions=[
+            pb.OfferedAction(
+                action=a.action, journey=a.journey, score=a.score, channel=a.channel,
+                content_json=tables.content_json[(a.journey, a.action)], reason=a.reason,
+            )
+            for a in decision.actions
+        ],
+        held_out_actions=list(decision.held_out),
+        excluded=[
+            pb.Exclusion(action=e.action, journey=e.journey, reason=e.reason)
+            for e in decision.excluded
+        ],
+        ruleset_version=decision.ruleset_version,
+        degraded=degraded,
+        duplicate=decision.duplicate,
+        decided_at_ms=decided_at_ms,
+    )  # fmt: skip

