@@ -9,12 +9,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
+import grpc
 import pytest
 import redis.asyncio as redis
 
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.app import Running, create_server
+from server.config import Settings
 from server.embedded_redis import start_embedded_redis
-from server.store import Store
+from server.rulesource import load_ruleset
+from server.store import Store, connect
+from tests.rulesets import RULES_DIR
 
 TEST_REDIS_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_URL"
 STATE_TTL_S = 3600
@@ -68,3 +75,41 @@ async def key_prefix(redis_url: str) -> AsyncIterator[str]:
 def store(redis_client: redis.Redis, key_prefix: str) -> Store:
     """A Store under the test's prefix; the redis_client fixture closes its client."""
     return Store(redis_client, prefix=key_prefix, state_ttl_s=STATE_TTL_S)
+
+
+@dataclass
+class Service:
+    """A real server on an ephemeral loopback port, over the test's Redis and key prefix."""
+
+    stub: pb_grpc.JourneyServiceStub
+    channel: grpc.aio.Channel
+    running: Running
+    address: str
+    settings: Settings
+
+
+@pytest.fixture
+def service_settings(key_prefix: str) -> Settings:
+    """Settings of the `service` fixture; a test may override this fixture to change them."""
+    return Settings(host="127.0.0.1", port=0, key_prefix=key_prefix, grace_period_s=2.0)
+
+
+@pytest.fixture
+async def service(redis_url: str, service_settings: Settings) -> AsyncIterator[Service]:
+    """`create_server` with the retail rules, a store of its own, and an aio client stub."""
+    ruleset = load_ruleset([str(RULES_DIR / "retail.yaml")])
+    store = Store(
+        connect(redis_url, timeout_s=service_settings.redis_timeout_ms / 1000),
+        prefix=service_settings.key_prefix,
+        state_ttl_s=service_settings.state_ttl_s,
+    )
+    running = await create_server(service_settings, ruleset, store)
+    address = f"127.0.0.1:{running.port}"
+    channel = grpc.aio.insecure_channel(address)
+    try:
+        yield Service(
+            pb_grpc.JourneyServiceStub(channel), channel, running, address, service_settings
+        )
+    finally:
+        await channel.close()
+        await running.stop(0.5)
