@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install scenarios test test-nojit lint format typecheck check bench schema proto clean clean-kernels
+.PHONY: install run scenarios test test-nojit lint format typecheck check bench schema proto clean clean-kernels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## run: the service on 0.0.0.0:50051 with the retail example and an embedded Redis (.journeyman/)
+run: $(STAMP)
+	$(BIN)/journeyman serve
 
 ## scenarios: check the example journeys and run their marketer scenario tests
 scenarios: $(STAMP)

@@ -1,7 +1,7 @@
 """Readers for the real event logs the tests replay, standard library only.
 
 The data lives outside the repository, in `shared/data` next to it (`../shared/data` from the
-repository root); set `JOURNEYMAN_DATA_DIR` to read it from elsewhere. Tests that need a log
+repository root); set `JOURNEYMAN_EVENT_DATA_DIR` to read it from elsewhere. Tests that need a log
 check `path.is_file()` and skip with the path in the reason when it is missing.
 """
 
@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
-DATA_DIR_VARIABLE = "JOURNEYMAN_DATA_DIR"
+DATA_DIR_VARIABLE = "JOURNEYMAN_EVENT_DATA_DIR"
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 _ONE_MS = timedelta(milliseconds=1)
 _COLUMNS = ("case_id", "activity", "lifecycle", "timestamp", "amount_req", "resource")
 
 
 def data_dir() -> Path:
-    """The folder holding the datasets: `$JOURNEYMAN_DATA_DIR`, else `../shared/data`."""
+    """The folder holding the datasets: `$JOURNEYMAN_EVENT_DATA_DIR`, else `../shared/data`."""
     override = os.environ.get(DATA_DIR_VARIABLE)
     if override:
         return Path(override)
