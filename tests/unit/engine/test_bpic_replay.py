@@ -138,7 +138,9 @@ def friction_high(journey: Journey, events: list[LoanEvent]) -> tuple[bool, bool
 def log() -> list[LoanEvent]:
     path = bpic2012_csv()
     if not path.is_file():
-        pytest.skip(f"the BPIC 2012 log is not at {path}; set JOURNEYMAN_EVENT_DATA_DIR to its folder")
+        pytest.skip(
+            f"the BPIC 2012 log is not at {path}; set JOURNEYMAN_EVENT_DATA_DIR to its folder"
+        )
     return list(read_bpic2012(path))
 
 
