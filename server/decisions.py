@@ -36,12 +36,7 @@ class ActiveRules:
         return cls(ruleset, ResponseTables.of(ruleset))
 
 
-def store_id(decide_input: DecideInput) -> str:
-    """The id the store keys a customer by: anonymous visitors live in a namespace of their own."""
-    return decide_input.event.customer_id
-
-
-def decode_or_new(ruleset: Ruleset, data: bytes | None, customer_id: str) -> CustomerState:
+def decode_or_new(ruleset: Ruleset, data: bytes | None) -> CustomerState:
     """The stored state, or a new one when there is none or it cannot be read at all."""
     if data is None:
         return new_state(ruleset)
@@ -94,12 +89,12 @@ class Decider:
 
     async def _decide_stored(self, request: DecideInput, active: ActiveRules) -> pb.Decision:
         event = request.event
-        customer = store_id(request)
+        customer = event.customer_id  # or the anonymous id: `anonymous=` picks the key space
         for _ in range(self._retries + 1):
             loaded = await self._store.load(customer, event.event_id, anonymous=request.anonymous)
             if loaded.decision is not None:
                 return _replayed(loaded.decision)
-            state = decode_or_new(active.ruleset, loaded.state, customer)
+            state = decode_or_new(active.ruleset, loaded.state)
             decision, new = decide(
                 active.ruleset, state, event, request.timestamp_ms,
                 top_k=request.top_k, explain=request.explain,

@@ -102,7 +102,7 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             await abort(context, error)
             raise
         active = self._rules()
-        state = decode_or_new(active.ruleset, loaded.state, customer)
+        state = decode_or_new(active.ruleset, loaded.state)
         return pb.GetCustomerResponse(customer=self._view(customer, state, active))
 
     async def ForgetCustomer(
@@ -141,12 +141,12 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
         active = self._rules()
         for _ in range(self._settings.conflict_retries + 1):
             known = await self._store.load(customer, None, anonymous=False)
-            state = decode_or_new(active.ruleset, known.state, customer)
+            state = decode_or_new(active.ruleset, known.state)
             merged = False
             if anonymous_id:
                 visitor = await self._store.load(anonymous_id, None, anonymous=True)
                 if visitor.state is not None:
-                    visitor_state = decode_or_new(active.ruleset, visitor.state, anonymous_id)
+                    visitor_state = decode_or_new(active.ruleset, visitor.state)
                     state = merge_states(active.ruleset, state, visitor_state)
                     merged = True
             state = state.with_traits(traits)
