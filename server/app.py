@@ -26,10 +26,12 @@ from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.config import Settings
 from server.decisions import ActiveRules, Decider
 from server.service import JourneyService
-from server.store import Store
+from server.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+REDIS_WAIT_AT_START_S = 5.0  # create_server returns after this even if Redis is still down
+REDIS_PROBE_INTERVAL_S = 0.5
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JourneyService"].full_name
 
 
@@ -46,9 +48,12 @@ class Running:
     health: health.aio.HealthServicer
     decider: Decider
     store: Store
+    ready: asyncio.Task[None] | None = None  # sets health SERVING once Redis answers
 
     async def stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish, then close Redis."""
+        if self.ready is not None:
+            self.ready.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
         await self.decider.drain()
@@ -98,10 +103,30 @@ async def create_server(
                         "choose another with --port") from error  # fmt: skip
     await server.start()
     warm_up(ruleset)
-    await store.ping()
+    running = Running(server, port, health_servicer, decider, store)
+    # Serving starts once Redis answers; until then calls are answered degraded and health says
+    # NOT_SERVING, so a load balancer sends traffic elsewhere while Redis is being started.
+    running.ready = asyncio.get_running_loop().create_task(_serving_once_redis_answers(running))
+    await asyncio.wait({running.ready}, timeout=REDIS_WAIT_AT_START_S)
+    return running
+
+
+async def _serving_once_redis_answers(running: Running) -> None:
+    warned = False
+    while True:
+        try:
+            await running.store.ping()
+            break
+        except StoreUnavailable as error:
+            if not warned:
+                log.warning("Redis does not answer (%s); health stays NOT_SERVING and answers "
+                            "are degraded until it does", error)  # fmt: skip
+                warned = True
+            await asyncio.sleep(REDIS_PROBE_INTERVAL_S)
+    if warned:
+        log.warning("Redis answers: serving")
     for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, health_servicer, decider, store)
+        await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
