@@ -35,6 +35,7 @@ class CompiledJourney:
     name: str
     version: str
     source: str
+    source_sha256: str  # of the journey file's text
     rules: CompiledRules
     packed_arrays: tuple[np.ndarray[Any, Any], ...]  # `PackedRules`, as kernels are called
     top_k: int
@@ -360,6 +361,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         name=journey.journey,
         version=str(journey.version),
         source=loaded.source,
+        source_sha256=loaded.digest,
         rules=rules,
         packed_arrays=tuple(pack_rules(rules)),
         top_k=journey.top_k,

@@ -24,7 +24,8 @@ from engine.state import new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.config import Settings
-from server.decisions import ActiveRules, Decider
+from server.decisions import Decider
+from server.reload import LiveRules
 from server.service import JourneyService
 from server.store import Store, StoreUnavailable
 
@@ -48,6 +49,7 @@ class Running:
     health: health.aio.HealthServicer
     decider: Decider
     store: Store
+    rules: LiveRules
     ready: asyncio.Task[None] | None = None  # sets health SERVING once Redis answers
 
     async def stop(self, grace_s: float) -> None:
@@ -72,11 +74,12 @@ async def create_server(
 ) -> Running:
     """Build and start the server on `address` (default: the settings'; port 0 = any free one).
 
-    Health says SERVING only once the kernels are warm and Redis has answered.
+    Health says SERVING only once the kernels are warm and Redis has answered. The ruleset can be
+    reloaded from `settings.rules` (`Running.rules.reload`).
     """
-    active = ActiveRules.of(ruleset)
+    live = LiveRules(ruleset, settings.rules)
     decider = Decider(
-        lambda: active, store, conflict_retries=settings.conflict_retries,
+        live.active, store, conflict_retries=settings.conflict_retries,
         redis_timeout_s=settings.redis_timeout_ms / 1000,
     )  # fmt: skip
     server = grpc.aio.server(
@@ -88,7 +91,7 @@ async def create_server(
         ],
     )
     pb_grpc.add_JourneyServiceServicer_to_server(
-        JourneyService(settings, lambda: active, store, decider), server
+        JourneyService(settings, live, store, decider), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -103,7 +106,7 @@ async def create_server(
                         "choose another with --port") from error  # fmt: skip
     await server.start()
     warm_up(ruleset)
-    running = Running(server, port, health_servicer, decider, store)
+    running = Running(server, port, health_servicer, decider, store, live)
     # Serving starts once Redis answers; until then calls are answered degraded and health says
     # NOT_SERVING, so a load balancer sends traffic elsewhere while Redis is being started.
     running.ready = asyncio.get_running_loop().create_task(_serving_once_redis_answers(running))
@@ -162,3 +165,21 @@ def stop_signals(stop: asyncio.Event) -> Iterator[None]:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+@contextmanager
+def reload_signal(live: LiveRules) -> Iterator[None]:
+    """SIGHUP reloads the rules (off the hot path; a broken file is refused and logged)."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(live.reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)

@@ -1,5 +1,5 @@
 """`journeyman serve`: rules, Redis (embedded unless a URL is given) and the gRPC server, until
-SIGTERM or SIGINT stops it gracefully."""
+SIGTERM or SIGINT stops it gracefully. SIGHUP, or any change to the rules files, reloads them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 
 from engine.compile import Ruleset
-from server.app import create_server, stop_signals
+from server.app import create_server, reload_signal, stop_signals
 from server.config import Settings
 from server.embedded_redis import EmbeddedRedis, start_embedded_redis
 from server.rulesource import load_ruleset
@@ -42,8 +42,10 @@ async def serve(settings: Settings, ruleset: Ruleset) -> None:
             f"(gRPC; health and reflection on); stop with Ctrl-C or SIGTERM"
         )
         stop = asyncio.Event()
-        with stop_signals(stop):
+        watcher = asyncio.get_running_loop().create_task(running.rules.watch())
+        with stop_signals(stop), reload_signal(running.rules):
             await stop.wait()
+        watcher.cancel()
         _say(f"journeyman: stopping; in-flight calls get {settings.grace_period_s:g} s")
         await running.stop(settings.grace_period_s)
     finally:
@@ -57,5 +59,6 @@ def run(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
     ruleset = load_ruleset(list(settings.rules))
     asyncio.run(serve(settings, ruleset))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -19,17 +19,17 @@ from server.convert import DecideInput, Violations, decide_input, value_to_pb, v
 from server.decisions import ActiveRules, Decider, decode_or_new
 from server.errors import Conflicted, EventInvalid, FieldViolation, abort
 from server.keys import validate_customer_id
+from server.reload import LiveRules
 from server.store import CommitOutcome, Store
 
 Context = grpc.aio.ServicerContext[object, object]
 
 
 class JourneyService(pb_grpc.JourneyServiceServicer):
-    def __init__(
-        self, settings: Settings, rules: Callable[[], ActiveRules], store: Store, decider: Decider
-    ) -> None:
+    def __init__(self, settings: Settings, live: LiveRules, store: Store, decider: Decider) -> None:
         self._settings = settings
-        self._rules = rules
+        self._live = live
+        self._rules = live.active
         self._store = store
         self._decider = decider
 
@@ -115,6 +115,25 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             await abort(context, error)
             raise
         return pb.ForgetCustomerResponse(deleted_keys=deleted)
+
+    async def GetRuleset(
+        self, request: pb.GetRulesetRequest, context: Context
+    ) -> pb.GetRulesetResponse:
+        in_force = self._live.in_force
+        ruleset = in_force.active.ruleset
+        return pb.GetRulesetResponse(
+            version=ruleset.version,
+            files=[
+                pb.RulesFile(
+                    path=j.source, journey=j.name, declared_version=j.version,
+                    sha256=j.source_sha256,
+                )
+                for j in ruleset.journeys
+            ],
+            loaded_at_ms=in_force.loaded_at_ms,
+            reloads=self._live.reloads,
+            failed_reloads=self._live.failed_reloads,
+        )  # fmt: skip
 
     async def Identify(self, request: pb.IdentifyRequest, context: Context) -> pb.IdentifyResponse:
         customer = await self._valid_customer(request.customer_id, "customer_id", context)

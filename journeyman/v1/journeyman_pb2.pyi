@@ -277,3 +277,33 @@ class ForgetCustomerResponse(_message.Message):
     DELETED_KEYS_FIELD_NUMBER: _ClassVar[int]
     deleted_keys: int
     def __init__(self, deleted_keys: _Optional[int] = ...) -> None: ...
+
+class GetRulesetRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetRulesetResponse(_message.Message):
+    __slots__ = ("version", "files", "loaded_at_ms", "reloads", "failed_reloads")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    RELOADS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_RELOADS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    files: _containers.RepeatedCompositeFieldContainer[RulesFile]
+    loaded_at_ms: int
+    reloads: int
+    failed_reloads: int
+    def __init__(self, version: _Optional[str] = ..., files: _Optional[_Iterable[_Union[RulesFile, _Mapping]]] = ..., loaded_at_ms: _Optional[int] = ..., reloads: _Optional[int] = ..., failed_reloads: _Optional[int] = ...) -> None: ...
+
+class RulesFile(_message.Message):
+    __slots__ = ("path", "journey", "declared_version", "sha256")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    journey: str
+    declared_version: str
+    sha256: str
+    def __init__(self, path: _Optional[str] = ..., journey: _Optional[str] = ..., declared_version: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...

@@ -68,6 +68,11 @@ class JourneyServiceStub:
                 request_serializer=journeyman_dot_v1_dot_journeyman__pb2.ForgetCustomerRequest.SerializeToString,
                 response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.ForgetCustomerResponse.FromString,
                 _registered_method=True)
+        self.GetRuleset = channel.unary_unary(
+                '/journeyman.v1.JourneyService/GetRuleset',
+                request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.SerializeToString,
+                response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.FromString,
+                _registered_method=True)
 
 
 class JourneyServiceServicer:
@@ -121,6 +126,13 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRuleset(self, request, context):
+        """GetRuleset names the ruleset in force: its version, its files and when it was loaded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JourneyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +165,11 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.ForgetCustomer,
                     request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.ForgetCustomerRequest.FromString,
                     response_serializer=journeyman_dot_v1_dot_journeyman__pb2.ForgetCustomerResponse.SerializeToString,
+            ),
+            'GetRuleset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRuleset,
+                    request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.FromString,
+                    response_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -321,6 +338,33 @@ class JourneyService:
             '/journeyman.v1.JourneyService/ForgetCustomer',
             journeyman_dot_v1_dot_journeyman__pb2.ForgetCustomerRequest.SerializeToString,
             journeyman_dot_v1_dot_journeyman__pb2.ForgetCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRuleset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/journeyman.v1.JourneyService/GetRuleset',
+            journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.SerializeToString,
+            journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,65 @@
+"""Living rules: a valid edit takes effect whole; a broken one is refused and changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from server.reload import LiveRules
+from server.rulesource import load_ruleset
+from tests.rulesets import RULES_DIR
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    shutil.copy(RULES_DIR / "retail.yaml", tmp_path / "retail.yaml")
+    return tmp_path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+async def test_a_valid_edit_replaces_the_ruleset(rules_dir: Path) -> None:
+    live = LiveRules(load_ruleset([str(rules_dir)]), [str(rules_dir)])
+    before = live.active()
+    _edit(rules_dir / "retail.yaml", "version: 2026.11.23", "version: 2026.12.01")
+    assert await live.reload()
+    assert live.active().ruleset.version.startswith("retail@2026.12.01#")
+    assert before.ruleset.version.startswith("retail@2026.11.23#")  # calls holding it keep it
+    assert (live.reloads, live.failed_reloads) == (1, 0)
+
+
+async def test_a_broken_edit_is_refused_and_the_running_rules_stay(
+    rules_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = LiveRules(load_ruleset([str(rules_dir)]), [str(rules_dir)])
+    before = live.in_force
+    _edit(rules_dir / "retail.yaml", "    cooldown: 1d\n", "    cooldwn: 1d\n")
+    assert not await live.reload()
+    assert live.in_force is before and (live.reloads, live.failed_reloads) == (1, 1)
+    assert "retail.yaml:154:5: unknown key `cooldwn`" in caplog.text
+    assert "stays in force" in caplog.text
+
+
+async def test_an_unchanged_file_is_no_change(rules_dir: Path) -> None:
+    live = LiveRules(load_ruleset([str(rules_dir)]), [str(rules_dir)])
+    before = live.in_force
+    assert not await live.reload()
+    assert live.in_force is before
+
+
+async def test_the_watcher_reloads_when_a_file_changes(rules_dir: Path) -> None:
+    live = LiveRules(load_ruleset([str(rules_dir)]), [str(rules_dir)])
+    watcher = asyncio.get_running_loop().create_task(live.watch())
+    try:
+        await asyncio.sleep(0.3)  # let the watcher start
+        _edit(rules_dir / "retail.yaml", "version: 2026.11.23", "version: 2026.12.02")
+        async with asyncio.timeout(10):
+            while not live.active().ruleset.version.startswith("retail@2026.12.02#"):
+                await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()
