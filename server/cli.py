@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import RulesError
+from engine.rules.diff import diff_rulesets
 from engine.rules.load import parse_journeys
 from engine.scenarios import ScenarioResult, parse_scenarios, run_scenario
 from server.config import ConfigError, Settings
@@ -72,6 +73,24 @@ def _test(paths: list[str]) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _diff(old_paths: list[str], new_paths: list[str]) -> int:
+    """Print what NEW adds, removes or alters compared with OLD; exit 1 when they differ."""
+    try:
+        old = [j.model for j in parse_journeys(read_texts(rule_files(old_paths)))]
+        new = [j.model for j in parse_journeys(read_texts(rule_files(new_paths)))]
+    except RulesNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    diffs = diff_rulesets(old, new)
+    for diff in diffs:
+        print("\n".join(diff.lines()))
+    changed = any(d.changes or d.old_version is None or d.new_version is None for d in diffs)
+    return EXIT_FAILED if changed else EXIT_OK
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Start the service; configuration errors and a taken port are one clear line, exit 2."""
     from server.app import PortInUse
@@ -107,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
     test = rules_commands.add_parser("test", help="run scenario tests (a folder runs its tests/)")
     test.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
+    diff = rules_commands.add_parser(
+        "diff", help="what a change adds, removes or alters (exit 1 when anything differs)"
+    )
+    diff.add_argument("old", metavar="OLD", help="journey file or folder before the change")
+    diff.add_argument("new", metavar="NEW", help="journey file or folder after the change")
     serve = commands.add_parser(
         "serve",
         help="run the gRPC service",
@@ -130,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.paths)
     if args.command == "rules" and args.rules_command == "test":
         return _test(args.paths)
+    if args.command == "rules" and args.rules_command == "diff":
+        return _diff([args.old], [args.new])
     if args.command == "serve":
         return _serve(args)
     return EXIT_INVALID  # argparse already refused anything else

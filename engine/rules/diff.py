@@ -1,0 +1,116 @@
+"""What a rules change adds, removes or alters, for review before it ships."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.rules.model import Journey, Transition
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    section: str  # stage, segment, counter, friction signal, transition, action, setting
+    name: str
+    kind: str  # added, removed, altered
+    details: tuple[str, ...] = ()  # for `altered`: "priority: 50 → 60"
+
+    def __str__(self) -> str:
+        mark = {"added": "+", "removed": "-", "altered": "~"}[self.kind]
+        detail = f": {'; '.join(self.details)}" if self.details else ""
+        return f"  {mark} {self.section} `{self.name}`{detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyDiff:
+    journey: str
+    old_version: str | None  # None: the journey is new
+    new_version: str | None  # None: the journey was removed
+    changes: list[Change] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        old, new = self.old_version or "(none)", self.new_version or "(removed)"
+        head = f"journey {self.journey}: {old} → {new}"
+        return [head, *(str(c) for c in self.changes)] if self.changes else [f"{head}: no change"]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True, exclude_defaults=True)
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _altered(old: BaseModel, new: BaseModel) -> tuple[str, ...]:
+    before = old.model_dump(by_alias=True)
+    after = new.model_dump(by_alias=True)
+    return tuple(
+        f"{key}: {_shown(before.get(key))} → {_shown(after.get(key))}"
+        for key in dict.fromkeys([*before, *after])
+        if before.get(key) != after.get(key)
+    )
+
+
+def _section(
+    section: str, old: Mapping[str, BaseModel], new: Mapping[str, BaseModel]
+) -> list[Change]:
+    changes = [Change(section, name, "removed") for name in old if name not in new]
+    for name, model in new.items():
+        if name not in old:
+            changes.append(Change(section, name, "added"))
+        elif details := _altered(old[name], model):
+            changes.append(Change(section, name, "altered", details))
+    return changes
+
+
+def _transition_name(transition: Transition) -> str:
+    source = transition.from_ if isinstance(transition.from_, str) else ",".join(transition.from_)
+    return transition.id or f"{source} → {transition.to}"
+
+
+def _named(journey: Journey) -> dict[str, dict[str, BaseModel]]:
+    signals = journey.friction.signals if journey.friction else []
+    return {
+        "stage": {s.id: s for s in journey.stages},
+        "segment": dict(journey.segments),
+        "counter": dict(journey.counters),
+        "friction signal": {s.id: s for s in signals},
+        "transition": {_transition_name(t): t for t in journey.transitions},
+        "action": {a.id: a for a in journey.actions},
+    }
+
+
+def _settings(journey: Journey) -> dict[str, Any]:
+    """The journey-wide settings a reviewer cares about, besides the named entries."""
+    friction = journey.friction.model_dump(exclude={"signals"}) if journey.friction else None
+    return {"top_k": journey.top_k, "friction": friction}
+
+
+def diff_journey(name: str, old: Journey | None, new: Journey | None) -> JourneyDiff:
+    """The changes from `old` to `new` (either may be None: a journey added or removed)."""
+    diff = JourneyDiff(name, str(old.version) if old else None, str(new.version) if new else None)
+    if old is None or new is None:
+        return diff
+    before, after = _named(old), _named(new)
+    for section in before:
+        diff.changes.extend(_section(section, before[section], after[section]))
+    kept_order = [s.id for s in old.stages if s.id in after["stage"]]
+    if kept_order != [s.id for s in new.stages if s.id in before["stage"]]:
+        diff.changes.append(Change("stage", "order", "altered", ("the stages were reordered",)))
+    old_settings, new_settings = _settings(old), _settings(new)
+    for key, value in new_settings.items():
+        if value != old_settings[key]:
+            details = (f"{_shown(old_settings[key])} → {_shown(value)}",)
+            diff.changes.append(Change("setting", key, "altered", details))
+    return diff
+
+
+def diff_rulesets(old: list[Journey], new: list[Journey]) -> list[JourneyDiff]:
+    """Journey by journey (matched by name), every change from `old` to `new`."""
+    before = {j.journey: j for j in old}
+    after = {j.journey: j for j in new}
+    names = list(dict.fromkeys([*before, *after]))
+    return [diff_journey(name, before.get(name), after.get(name)) for name in names]
