@@ -23,6 +23,7 @@ from engine.event import Event
 from engine.state import new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.admission import CallGate
 from server.config import Settings
 from server.decisions import Decider
 from server.reload import LiveRules
@@ -83,7 +84,7 @@ async def create_server(
         redis_timeout_s=settings.redis_timeout_ms / 1000,
     )  # fmt: skip
     server = grpc.aio.server(
-        maximum_concurrent_rpcs=settings.max_concurrent_calls,
+        interceptors=[CallGate(settings.max_concurrent_calls)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -99,7 +99,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings.from_env().with_overrides(
-            host=args.host, port=args.port, redis_url=args.redis_url,
+            host=args.host, port=args.port, metrics_port=args.metrics_port,
+            redis_url=args.redis_url,
             rules=tuple(args.rules) if args.rules else None,
             data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
         )  # fmt: skip
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (default 50051)")
+    serve.add_argument(
+        "--metrics-port", type=int, help="Prometheus /metrics port (default 9100; 0: off)"
+    )
     serve.add_argument("--redis-url", help="a Redis to use (default: an embedded one)")
     serve.add_argument(
         "--rules", action="append", metavar="PATH",

@@ -51,11 +51,14 @@ class Settings:
     max_batch: int = 1000  # events per DecideBatch
     max_future_skew_ms: int = 5 * 60 * 1000  # timestamps further ahead than this are refused
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
+    metrics_port: int = 9100  # Prometheus /metrics; 0 turns it off
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
             raise ConfigError(_spellings("port"), self.port, "a port from 0 to 65535 (0: any free)")
+        if not 0 <= self.metrics_port <= 65_535:
+            raise ConfigError(_spellings("metrics_port"), self.metrics_port, "a port, or 0 for off")
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(_spellings(name), getattr(self, name), "a number above 0")
@@ -64,6 +67,11 @@ class Settings:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             expected = "one of DEBUG, INFO, WARNING, ERROR"
             raise ConfigError(_spellings("log_level"), self.log_level, expected)
+
+    @property
+    def metrics_multiprocess_dir(self) -> str | None:
+        """prometheus_client's own PROMETHEUS_MULTIPROC_DIR, where every worker writes."""
+        return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
     @property
     def address(self) -> str:

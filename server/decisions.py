@@ -19,6 +19,7 @@ from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from server.convert import DecideInput, ResponseTables, decision_to_pb
 from server.errors import Conflicted
+from server.metrics import CONFLICTS, DECISIONS, DEGRADED, KERNEL_SECONDS, REDIS_SECONDS, timed
 from server.store import CommitOutcome, StageChange, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,35 +84,44 @@ class Decider:
             budget_s = max(0.0, min(budget_s, deadline_s * 0.8))
         try:
             async with asyncio.timeout(budget_s):
-                return await self._decide_stored(request, active)
+                answer = await self._decide_stored(request, active)
         except (StoreUnavailable, TimeoutError):
-            return self._decide_degraded(request, active)
+            DEGRADED.inc()
+            answer = self._decide_degraded(request, active)
+        _count_decision(answer)
+        return answer
 
     async def _decide_stored(self, request: DecideInput, active: ActiveRules) -> pb.Decision:
         event = request.event
         customer = event.customer_id  # or the anonymous id: `anonymous=` picks the key space
         for _ in range(self._retries + 1):
-            loaded = await self._store.load(customer, event.event_id, anonymous=request.anonymous)
+            with timed(LOAD_SECONDS):
+                loaded = await self._store.load(
+                    customer, event.event_id, anonymous=request.anonymous
+                )
             if loaded.decision is not None:
                 return _replayed(loaded.decision)
             state = decode_or_new(active.ruleset, loaded.state)
-            decision, new = decide(
-                active.ruleset, state, event, request.timestamp_ms,
-                top_k=request.top_k, explain=request.explain,
-            )  # fmt: skip
+            with timed(KERNEL_SECONDS):
+                decision, new = decide(
+                    active.ruleset, state, event, request.timestamp_ms,
+                    top_k=request.top_k, explain=request.explain,
+                )  # fmt: skip
             answer = decision_to_pb(
                 decision, active.tables, customer_id=customer, event_id=event.event_id,
                 decided_at_ms=request.timestamp_ms, degraded=False,
             )  # fmt: skip
-            result = await self._store.commit(
-                customer, loaded.version, encode_state(active.ruleset, new), event.event_id,
-                answer.SerializeToString(), anonymous=request.anonymous,
-            )  # fmt: skip
+            with timed(COMMIT_SECONDS):
+                result = await self._store.commit(
+                    customer, loaded.version, encode_state(active.ruleset, new), event.event_id,
+                    answer.SerializeToString(), anonymous=request.anonymous,
+                )  # fmt: skip
             if result.outcome is CommitOutcome.COMMITTED:
                 self._count(answer, is_new=loaded.state is None)
                 return answer
             if result.outcome is CommitOutcome.DUPLICATE and result.decision is not None:
                 return _replayed(result.decision)
+            CONFLICTS.inc()
         raise Conflicted(f"customer updated concurrently {self._retries + 1} times")
 
     def _decide_degraded(self, request: DecideInput, active: ActiveRules) -> pb.Decision:
@@ -154,6 +164,16 @@ class Decider:
         """Wait for the statistics still being written (on shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
+COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
+
+
+def _count_decision(answer: pb.Decision) -> None:
+    outcome = "degraded" if answer.degraded else "duplicate" if answer.duplicate else "stored"
+    for journey in answer.journeys:
+        DECISIONS.labels(journey=journey.journey, stage=journey.stage, outcome=outcome).inc()
 
 
 def _replayed(stored: bytes) -> pb.Decision:

@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.compile import Ruleset
 from engine.errors import RulesError
 from server.decisions import ActiveRules
+from server.metrics import RELOAD_FAILURES, RELOADS, set_ruleset
 from server.rulesource import RulesNotFound, load_ruleset
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class LiveRules:
     def __init__(self, ruleset: Ruleset, paths: Sequence[str] = ()) -> None:
         self.paths = tuple(paths)
         self._in_force = RulesInForce(ActiveRules.of(ruleset), _now_ms())
+        set_ruleset(ruleset.version)
         self.reloads = 0
         self.failed_reloads = 0
         self._lock = asyncio.Lock()  # one reload at a time; calls never wait on it
@@ -57,11 +59,13 @@ class LiveRules:
 
         async with self._lock:
             self.reloads += 1
+            RELOADS.inc()
             try:
                 ruleset = await asyncio.to_thread(load_ruleset, list(self.paths))
                 await asyncio.to_thread(warm_up, ruleset)
             except (RulesError, RulesNotFound, OSError) as error:
                 self.failed_reloads += 1
+                RELOAD_FAILURES.inc()
                 log.error("rules reload refused; %s stays in force:\n%s",
                           self._in_force.active.ruleset.version, error)  # fmt: skip
                 return False
@@ -70,6 +74,7 @@ class LiveRules:
                 log.info("rules reloaded: unchanged (%s)", old)
                 return False
             self._in_force = RulesInForce(ActiveRules.of(ruleset), _now_ms())
+            set_ruleset(ruleset.version, previous=old)
             log.info("rules reloaded: %s replaces %s", ruleset.version, old)
             return True
 

@@ -8,9 +8,10 @@ import logging
 import sys
 
 from engine.compile import Ruleset
-from server.app import create_server, reload_signal, stop_signals
+from server.app import PortInUse, create_server, reload_signal, stop_signals
 from server.config import Settings
 from server.embedded_redis import EmbeddedRedis, start_embedded_redis
+from server.metrics import serve_metrics
 from server.rulesource import load_ruleset
 from server.store import Store, connect
 
@@ -37,6 +38,21 @@ async def serve(settings: Settings, ruleset: Ruleset) -> None:
             state_ttl_s=settings.state_ttl_s,
         )
         running = await create_server(settings, ruleset, store)
+        if settings.metrics_port:
+            try:
+                serve_metrics(
+                    settings.metrics_port, settings.host,
+                    multiprocess_dir=settings.metrics_multiprocess_dir,
+                )  # fmt: skip
+            except OSError as error:
+                await running.stop(0)
+                raise PortInUse(
+                    f"cannot serve metrics on port {settings.metrics_port}: {error.strerror}; "
+                    "choose another with --metrics-port (0 turns metrics off)"
+                ) from error
+            _say(
+                f"journeyman: Prometheus metrics on http://{settings.host}:{settings.metrics_port}/metrics"
+            )
         _say(
             f"journeyman: serving {ruleset.version} on {settings.host}:{running.port} "
             f"(gRPC; health and reflection on); stop with Ctrl-C or SIGTERM"

@@ -1,0 +1,84 @@
+"""Prometheus metrics: what an SRE watches, on an HTTP port of their own.
+
+Histograms have sub-millisecond buckets because a decision takes about a millisecond. With several
+worker processes, set PROMETHEUS_MULTIPROC_DIR and prometheus_client aggregates them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
+
+# 50 µs to 2.5 s: sub-millisecond resolution where decisions live, and the tail of a slow Redis.
+LATENCY_BUCKETS_S = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+
+DECISIONS = Counter(
+    "journeyman_decisions",
+    "Decisions made, by journey, the stage they left the customer in, and outcome "
+    "(stored, degraded, duplicate).",
+    ["journey", "stage", "outcome"],
+)
+CALL_SECONDS = Histogram(
+    "journeyman_call_seconds", "Whole gRPC calls, by method.", ["method"],
+    buckets=LATENCY_BUCKETS_S,
+)  # fmt: skip
+REDIS_SECONDS = Histogram(
+    "journeyman_redis_seconds", "Redis round trips, by operation (load, commit).", ["operation"],
+    buckets=LATENCY_BUCKETS_S,
+)  # fmt: skip
+KERNEL_SECONDS = Histogram(
+    "journeyman_decide_seconds", "engine.decide() per event (kernels and their wrapper).",
+    buckets=LATENCY_BUCKETS_S,
+)  # fmt: skip
+DEGRADED = Counter("journeyman_degraded_answers", "Answers from the rules alone (Redis failed).")
+CONFLICTS = Counter("journeyman_cas_conflicts", "Commits refused because the state had changed.")
+SHED = Counter("journeyman_shed_calls", "Calls refused with RESOURCE_EXHAUSTED (overload).")
+RELOADS = Counter("journeyman_rules_reloads", "Rules reloads attempted.")
+RELOAD_FAILURES = Counter("journeyman_rules_reload_failures", "Rules reloads refused (bad files).")
+RULESET = Gauge(
+    "journeyman_ruleset_info", "The ruleset in force (value 1), by version.", ["version"],
+    multiprocess_mode="liveall",
+)  # fmt: skip
+
+
+@contextmanager
+def timed(histogram: Histogram) -> Iterator[None]:
+    """Observe the seconds the block takes (perf_counter: monotonic, sub-µs resolution)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.observe(time.perf_counter() - start)
+
+
+def set_ruleset(version: str, previous: str | None = None) -> None:
+    if previous is not None:
+        try:
+            RULESET.remove(previous)
+        except KeyError:  # never set in this process
+            pass
+    RULESET.labels(version=version).set(1)
+
+
+def serve_metrics(port: int, host: str, *, multiprocess_dir: str | None) -> None:
+    """Expose /metrics on `port` from a background thread. With `multiprocess_dir` (the
+    PROMETHEUS_MULTIPROC_DIR every worker writes to), the page adds up all workers."""
+    if multiprocess_dir:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        start_http_server(port, addr=host, registry=registry)
+    else:
+        start_http_server(port, addr=host)
