@@ -91,6 +91,21 @@ def _diff(old_paths: list[str], new_paths: list[str]) -> int:
     return EXIT_FAILED if changed else EXIT_OK
 
 
+def _status(address: str, metrics_url: str) -> int:
+    """Print health, the ruleset in force and key counters; exit 0 only when SERVING."""
+    import grpc
+
+    from server.status import status_lines
+
+    try:
+        serving, lines = status_lines(address, metrics_url)
+    except grpc.RpcError as error:
+        print(f"journeyman: no answer from {address}: {error.code().name}", file=sys.stderr)
+        return EXIT_INVALID
+    print("\n".join(lines))
+    return EXIT_OK if serving else EXIT_FAILED
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Start the service; configuration errors and a taken port are one clear line, exit 2."""
     from server.app import PortInUse
@@ -103,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
             redis_url=args.redis_url,
             rules=tuple(args.rules) if args.rules else None,
             data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
+            log_format=args.log_format,
         )  # fmt: skip
         run(settings)
     except (ConfigError, RulesNotFound, PortInUse, EmbeddedRedisError) as error:
@@ -132,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("old", metavar="OLD", help="journey file or folder before the change")
     diff.add_argument("new", metavar="NEW", help="journey file or folder after the change")
+    status = commands.add_parser("status", help="health, ruleset and counters of a server")
+    status.add_argument("--address", default="localhost:50051", help="host:port of the server")
+    status.add_argument(
+        "--metrics-url", default="http://localhost:9100/metrics", help="its Prometheus page"
+    )
     serve = commands.add_parser(
         "serve",
         help="run the gRPC service",
@@ -149,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--data-dir", help="where the embedded Redis keeps its data")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--log-format", choices=("text", "json"), help="log lines (default text)")
     return parser
 
 
@@ -160,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _test(args.paths)
     if args.command == "rules" and args.rules_command == "diff":
         return _diff([args.old], [args.new])
+    if args.command == "status":
+        return _status(args.address, args.metrics_url)
     if args.command == "serve":
         return _serve(args)
     return EXIT_INVALID  # argparse already refused anything else

@@ -53,6 +53,7 @@ class Settings:
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
     metrics_port: int = 9100  # Prometheus /metrics; 0 turns it off
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line, for log collectors
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -64,6 +65,8 @@ class Settings:
                 raise ConfigError(_spellings(name), getattr(self, name), "a number above 0")
         if self.conflict_retries < 0:
             raise ConfigError(_spellings("conflict_retries"), self.conflict_retries, "0 or more")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(_spellings("log_format"), self.log_format, "text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             expected = "one of DEBUG, INFO, WARNING, ERROR"
             raise ConfigError(_spellings("log_level"), self.log_level, expected)

@@ -11,6 +11,7 @@ from engine.compile import Ruleset
 from server.app import PortInUse, create_server, reload_signal, stop_signals
 from server.config import Settings
 from server.embedded_redis import EmbeddedRedis, start_embedded_redis
+from server.logs import configure_logging
 from server.metrics import serve_metrics
 from server.rulesource import load_ruleset
 from server.store import Store, connect
@@ -71,10 +72,6 @@ async def serve(settings: Settings, ruleset: Ruleset) -> None:
 
 def run(settings: Settings) -> None:
     """Load the rules and serve; the caller turns errors into messages and exit codes."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
+    configure_logging(settings.log_level, settings.log_format)
     ruleset = load_ruleset(list(settings.rules))
     asyncio.run(serve(settings, ruleset))
