@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,8 +73,11 @@ class Decider:
     def now_ms(self) -> int:
         return self._clock_ms()
 
-    async def decide(self, request: DecideInput, deadline_s: float | None) -> pb.Decision:
-        """The decision for one validated event: stored, or degraded when Redis fails or is slow.
+    async def decide(
+        self, request: DecideInput, deadline_s: float | None, *, use_store: bool = True
+    ) -> pb.Decision:
+        """The decision for one validated event: stored, or degraded when Redis fails or is slow
+        (or `use_store` is false: the caller already saw it fail).
 
         `deadline_s` is the time the caller has left; Redis gets at most that (minus a margin
         to answer in) and at most the configured timeout.
@@ -82,7 +86,11 @@ class Decider:
         budget_s = self._redis_timeout_s
         if deadline_s is not None:
             budget_s = max(0.0, min(budget_s, deadline_s * 0.8))
+        if not use_store:
+            budget_s = 0.0
         try:
+            if budget_s <= 0:
+                raise TimeoutError
             async with asyncio.timeout(budget_s):
                 answer = await self._decide_stored(request, active)
         except (StoreUnavailable, TimeoutError):
@@ -94,7 +102,10 @@ class Decider:
     async def _decide_stored(self, request: DecideInput, active: ActiveRules) -> pb.Decision:
         event = request.event
         customer = event.customer_id  # or the anonymous id: `anonymous=` picks the key space
-        for _ in range(self._retries + 1):
+        for attempt in range(self._retries + 1):
+            if attempt:
+                # Spread the retries of events racing for one customer, so they stop colliding.
+                await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S * attempt))
             with timed(LOAD_SECONDS):
                 loaded = await self._store.load(
                     customer, event.event_id, anonymous=request.anonymous
@@ -166,6 +177,7 @@ class Decider:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
+CONFLICT_BACKOFF_S = 0.002
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
 COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
 

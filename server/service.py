@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -23,6 +24,7 @@ from server.reload import LiveRules
 from server.store import CommitOutcome, Store
 
 Context = grpc.aio.ServicerContext[object, object]
+BATCH_CUSTOMERS_AT_ONCE = 32
 
 
 class JourneyService(pb_grpc.JourneyServiceServicer):
@@ -73,24 +75,28 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
                 _fail(results[index], grpc.StatusCode.INVALID_ARGUMENT, str(error))
                 continue
             by_customer.setdefault(valid.event.customer_id, []).append((index, valid))
-        deadline = context.time_remaining()
+        # Customers run side by side, a bounded number at a time so that one batch cannot take
+        # every Redis connection. Once Redis has failed one event, the rest are answered
+        # degraded at once instead of each waiting out the Redis budget in turn.
+        batch = _Batch(results, asyncio.Semaphore(BATCH_CUSTOMERS_AT_ONCE), context)
         await asyncio.gather(
-            *(self._decide_in_order(events, results, deadline) for events in by_customer.values())
+            *(self._decide_in_order(events, batch) for events in by_customer.values())
         )
         return pb.DecideBatchResponse(results=results)
 
-    async def _decide_in_order(
-        self,
-        events: list[tuple[int, DecideInput]],
-        results: list[pb.BatchResult],
-        deadline: float | None,
-    ) -> None:
+    async def _decide_in_order(self, events: list[tuple[int, DecideInput]], batch: _Batch) -> None:
         """One customer's events, one after the other: each sees the state the last one left."""
-        for index, valid in events:
-            try:
-                results[index].decision.CopyFrom(await self._decider.decide(valid, deadline))
-            except Conflicted as error:
-                _fail(results[index], grpc.StatusCode.ABORTED, str(error))
+        async with batch.lanes:
+            for index, valid in events:
+                try:
+                    decision = await self._decider.decide(
+                        valid, batch.context.time_remaining(), use_store=not batch.store_failed
+                    )
+                except Conflicted as error:
+                    _fail(batch.results[index], grpc.StatusCode.ABORTED, str(error))
+                    continue
+                batch.store_failed = batch.store_failed or decision.degraded
+                batch.results[index].decision.CopyFrom(decision)
 
     async def GetCustomer(
         self, request: pb.GetCustomerRequest, context: Context
@@ -208,6 +214,14 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             last_event_ms=view.last_event_ms,
             ruleset_version=active.ruleset.version,
         )  # fmt: skip
+
+
+@dataclass
+class _Batch:
+    results: list[pb.BatchResult]
+    lanes: asyncio.Semaphore  # bounds the customers decided at once
+    context: Context
+    store_failed: bool = False
 
 
 def _fail(result: pb.BatchResult, code: grpc.StatusCode, message: str) -> None:

@@ -118,19 +118,26 @@ def _unavailable_on_network_errors(operation: str) -> Iterator[None]:
         ) from error
 
 
-def connect(url: str, *, timeout_s: float = 0.25, retries: int = 1) -> redis.Redis:
+def connect(
+    url: str, *, timeout_s: float = 0.25, retries: int = 1, max_connections: int = 256
+) -> redis.Redis:
     """A client for `url` tuned for a hot path that degrades rather than waits.
 
-    `timeout_s` (seconds) bounds both connecting and each reply; `retries` reconnect attempts
-    follow a connection error, with 5-50 ms jittered backoff. redis-py's own default (10 retries,
-    up to 1 s apart) would hold a request for seconds before the degraded answer.
+    `timeout_s` (seconds) bounds connecting, each reply, and waiting for one of the
+    `max_connections` pooled connections; `retries` reconnect attempts follow a connection
+    error, with 5-50 ms jittered backoff. redis-py's own defaults would hold a request for
+    seconds before the degraded answer (10 retries up to 1 s apart), or fail a burst beyond
+    100 connections outright (its plain pool raises instead of waiting).
     """
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(ExponentialWithJitterBackoff(base=0.005, cap=0.05), retries),
     )
+    return redis.Redis.from_pool(pool)
 
 
 class Store:
