@@ -71,7 +71,12 @@ def warm_up(ruleset: Ruleset) -> None:
 
 
 async def create_server(
-    settings: Settings, ruleset: Ruleset, store: Store, address: str | None = None
+    settings: Settings,
+    ruleset: Ruleset,
+    store: Store,
+    address: str | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> Running:
     """Build and start the server on `address` (default: the settings'; port 0 = any free one).
 
@@ -88,7 +93,8 @@ async def create_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),  # one process per port: a port in use is an error
+            # Off for one process, so that a port in use is an error; on for workers sharing it.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     pb_grpc.add_JourneyServiceServicer_to_server(

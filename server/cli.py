@@ -108,20 +108,24 @@ def _status(address: str, metrics_url: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """Start the service; configuration errors and a taken port are one clear line, exit 2."""
+    try:
+        settings = Settings.from_env().with_overrides(
+            workers=args.workers, host=args.host, port=args.port, metrics_port=args.metrics_port,
+            redis_url=args.redis_url, rules=tuple(args.rules) if args.rules else None,
+            data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
+            log_format=args.log_format,
+        )  # fmt: skip
+    except ConfigError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    settings.prepare_worker_metrics()  # before anything imports prometheus_client
     from server.app import PortInUse
     from server.embedded_redis import EmbeddedRedisError
     from server.serve import run
 
     try:
-        settings = Settings.from_env().with_overrides(
-            host=args.host, port=args.port, metrics_port=args.metrics_port,
-            redis_url=args.redis_url,
-            rules=tuple(args.rules) if args.rules else None,
-            data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
-            log_format=args.log_format,
-        )  # fmt: skip
         run(settings)
-    except (ConfigError, RulesNotFound, PortInUse, EmbeddedRedisError) as error:
+    except (RulesNotFound, PortInUse, EmbeddedRedisError) as error:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_INVALID
     except RulesError as error:
@@ -163,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--metrics-port", type=int, help="Prometheus /metrics port (default 9100; 0: off)"
     )
+    serve.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
     serve.add_argument("--redis-url", help="a Redis to use (default: an embedded one)")
     serve.add_argument(
         "--rules", action="append", metavar="PATH",

@@ -25,6 +25,7 @@ class ConfigError(JourneymanError):
 
 
 _POSITIVE = (
+    "workers",
     "state_ttl_s", "redis_timeout_ms", "max_concurrent_calls", "max_message_bytes",
     "max_properties", "max_string_length", "max_batch", "grace_period_s",
 )  # fmt: skip
@@ -52,6 +53,7 @@ class Settings:
     max_future_skew_ms: int = 5 * 60 * 1000  # timestamps further ahead than this are refused
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
     metrics_port: int = 9100  # Prometheus /metrics; 0 turns it off
+    workers: int = 1  # server processes sharing the port (SO_REUSEPORT), supervised
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, for log collectors
 
@@ -65,6 +67,8 @@ class Settings:
                 raise ConfigError(_spellings(name), getattr(self, name), "a number above 0")
         if self.conflict_retries < 0:
             raise ConfigError(_spellings("conflict_retries"), self.conflict_retries, "0 or more")
+        if self.workers > 1 and self.port == 0:
+            raise ConfigError(_spellings("port"), 0, "a fixed port when --workers is above 1")
         if self.log_format not in ("text", "json"):
             raise ConfigError(_spellings("log_format"), self.log_format, "text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -75,6 +79,17 @@ class Settings:
     def metrics_multiprocess_dir(self) -> str | None:
         """prometheus_client's own PROMETHEUS_MULTIPROC_DIR, where every worker writes."""
         return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+    def prepare_worker_metrics(self) -> None:
+        """Give prometheus_client a fresh folder to aggregate the workers' metrics in. Must run
+        before prometheus_client is imported: it picks its storage at import."""
+        if self.workers == 1 or self.metrics_multiprocess_dir:
+            return
+        folder = (self.data_dir / "metrics").resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
     @property
     def address(self) -> str:

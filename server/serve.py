@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from engine.compile import Ruleset
 from server.app import PortInUse, create_server, reload_signal, stop_signals
 from server.config import Settings
-from server.embedded_redis import EmbeddedRedis, start_embedded_redis
+from server.embedded_redis import start_embedded_redis
 from server.logs import configure_logging
 from server.metrics import serve_metrics
 from server.rulesource import load_ruleset
@@ -19,59 +21,82 @@ from server.store import Store, connect
 log = logging.getLogger("journeyman")
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     """Start-up facts for the person who ran the command, on stderr like the logs."""
     print(message, file=sys.stderr, flush=True)
 
 
-async def serve(settings: Settings, ruleset: Ruleset) -> None:
-    """Serve until a stop signal; the embedded Redis, if any, is stopped last."""
-    embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = start_embedded_redis(settings.data_dir / "redis")
-        url = embedded.url
-        _say(f"journeyman: embedded Redis with AOF persistence in {settings.data_dir / 'redis'}")
+def start_metrics(settings: Settings) -> None:
+    """/metrics on the settings' port, or nothing when it is 0. Raises PortInUse."""
+    if not settings.metrics_port:
+        return
     try:
-        store = Store(
-            connect(url, timeout_s=settings.redis_timeout_ms / 1000),
-            prefix=settings.key_prefix,
-            state_ttl_s=settings.state_ttl_s,
-        )
-        running = await create_server(settings, ruleset, store)
-        if settings.metrics_port:
-            try:
-                serve_metrics(
-                    settings.metrics_port, settings.host,
-                    multiprocess_dir=settings.metrics_multiprocess_dir,
-                )  # fmt: skip
-            except OSError as error:
-                await running.stop(0)
-                raise PortInUse(
-                    f"cannot serve metrics on port {settings.metrics_port}: {error.strerror}; "
-                    "choose another with --metrics-port (0 turns metrics off)"
-                ) from error
-            _say(
-                f"journeyman: Prometheus metrics on http://{settings.host}:{settings.metrics_port}/metrics"
-            )
-        _say(
+        serve_metrics(
+            settings.metrics_port, settings.host,
+            multiprocess_dir=settings.metrics_multiprocess_dir,
+        )  # fmt: skip
+    except OSError as error:
+        raise PortInUse(
+            f"cannot serve metrics on port {settings.metrics_port}: {error.strerror}; "
+            "choose another with --metrics-port (0 turns metrics off)"
+        ) from error
+    say(f"journeyman: Prometheus metrics on http://{settings.host}:{settings.metrics_port}/metrics")
+
+
+async def serve(
+    settings: Settings, ruleset: Ruleset, redis_url: str, *, worker: bool = False
+) -> None:
+    """One server process until a stop signal. A worker shares its port with its siblings and
+    leaves /metrics to the parent."""
+    store = Store(
+        connect(redis_url, timeout_s=settings.redis_timeout_ms / 1000),
+        prefix=settings.key_prefix,
+        state_ttl_s=settings.state_ttl_s,
+    )
+    running = await create_server(settings, ruleset, store, reuse_port=worker)
+    if not worker:
+        try:
+            start_metrics(settings)
+        except PortInUse:
+            await running.stop(0)
+            raise
+        say(
             f"journeyman: serving {ruleset.version} on {settings.host}:{running.port} "
             f"(gRPC; health and reflection on); stop with Ctrl-C or SIGTERM"
         )
-        stop = asyncio.Event()
-        watcher = asyncio.get_running_loop().create_task(running.rules.watch())
-        with stop_signals(stop), reload_signal(running.rules):
-            await stop.wait()
-        watcher.cancel()
-        _say(f"journeyman: stopping; in-flight calls get {settings.grace_period_s:g} s")
-        await running.stop(settings.grace_period_s)
+    stop = asyncio.Event()
+    watcher = asyncio.get_running_loop().create_task(running.rules.watch())
+    with stop_signals(stop), reload_signal(running.rules):
+        await stop.wait()
+    watcher.cancel()
+    if not worker:
+        say(f"journeyman: stopping; in-flight calls get {settings.grace_period_s:g} s")
+    await running.stop(settings.grace_period_s)
+
+
+@contextmanager
+def redis_for(settings: Settings) -> Iterator[str]:
+    """The Redis URL to use: the settings', or an embedded Redis started (and stopped) here."""
+    if settings.redis_url is not None:
+        yield settings.redis_url
+        return
+    embedded = start_embedded_redis(settings.data_dir / "redis")
+    say(f"journeyman: embedded Redis with AOF persistence in {settings.data_dir / 'redis'}")
+    try:
+        yield embedded.url
     finally:
-        if embedded is not None:
-            embedded.stop()
+        embedded.stop()
 
 
 def run(settings: Settings) -> None:
-    """Load the rules and serve; the caller turns errors into messages and exit codes."""
+    """Load the rules and serve (in `settings.workers` processes); the caller turns errors into
+    messages and exit codes."""
     configure_logging(settings.log_level, settings.log_format)
     ruleset = load_ruleset(list(settings.rules))
-    asyncio.run(serve(settings, ruleset))
+    with redis_for(settings) as redis_url:
+        if settings.workers == 1:
+            asyncio.run(serve(settings, ruleset, redis_url))
+        else:
+            from server.workers import run_workers
+
+            run_workers(settings, ruleset, redis_url)

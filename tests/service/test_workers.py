@@ -1,0 +1,79 @@
+"""`journeyman serve --workers N`: N processes on one port, a crashed one restarted, all stopped
+together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from journeyman.v1 import journeyman_pb2 as pb
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from tests.service.test_process import Served, _alive, _free_port, _start, _wait_until_serving
+
+pytestmark = pytest.mark.service
+
+
+def _workers(served: Served) -> set[int]:
+    """Pids of the supervisor's worker children (its Redis excluded)."""
+    children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children")
+    pids = {int(pid) for pid in children.read_text().split()}
+    return pids - {served.redis_pid()}
+
+
+def _decide_all(served: Served, count: int, prefix: str) -> list[str]:
+    with grpc.insecure_channel(served.address) as channel:
+        stub = pb_grpc.JourneyServiceStub(channel)
+        return [
+            stub.Decide(
+                pb.DecideRequest(
+                    event=pb.Event(
+                        event_id=f"{prefix}{i}", customer_id=f"{prefix}{i}", type="add_to_cart"
+                    )
+                ),  # fmt: skip
+                timeout=5,
+            )
+            .decision.journeys[0]
+            .stage
+            for i in range(count)
+        ]
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[Served]:
+    served = _start(tmp_path, _free_port(), workers="2")
+    try:
+        _wait_until_serving(served)
+        yield served
+    finally:
+        served.kill()  # the workers die with their supervisor (PR_SET_PDEATHSIG)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_two_workers_serve_one_port_and_a_crashed_one_is_restarted(two_workers: Served) -> None:
+    _wait_for(lambda: len(_workers(two_workers)) == 2)
+    assert _decide_all(two_workers, 10, "a") == ["consideration"] * 10
+    first = min(_workers(two_workers))
+    os.kill(first, signal.SIGKILL)
+    _wait_for(lambda: len(_workers(two_workers)) == 2 and first not in _workers(two_workers))
+    two_workers.wait_for_log(f"worker {first} (slot")
+    assert _decide_all(two_workers, 10, "b") == ["consideration"] * 10
+
+
+def test_sigterm_stops_every_worker_and_redis(two_workers: Served) -> None:
+    _wait_for(lambda: len(_workers(two_workers)) == 2)
+    workers, redis_pid = _workers(two_workers), two_workers.redis_pid()
+    two_workers.process.send_signal(signal.SIGTERM)
+    assert two_workers.process.wait(timeout=20) == 0, two_workers.log()
+    assert not any(_alive(pid) for pid in (*workers, redis_pid))
