@@ -48,6 +48,16 @@ async def serve(
 ) -> None:
     """One server process until a stop signal. A worker shares its port with its siblings and
     leaves /metrics to the parent."""
+    # Stop signals count from the start: a SIGTERM during warm-up or while waiting for Redis
+    # stops the server as soon as it is up, instead of being ignored (as process 1 would).
+    stop = asyncio.Event()
+    with stop_signals(stop):
+        await _serve_until(stop, settings, ruleset, redis_url, worker=worker)
+
+
+async def _serve_until(
+    stop: asyncio.Event, settings: Settings, ruleset: Ruleset, redis_url: str, *, worker: bool
+) -> None:
     store = Store(
         connect(redis_url, timeout_s=settings.redis_timeout_ms / 1000),
         prefix=settings.key_prefix,
@@ -64,9 +74,8 @@ async def serve(
             f"journeyman: serving {ruleset.version} on {settings.host}:{running.port} "
             f"(gRPC; health and reflection on); stop with Ctrl-C or SIGTERM"
         )
-    stop = asyncio.Event()
     watcher = asyncio.get_running_loop().create_task(running.rules.watch())
-    with stop_signals(stop), reload_signal(running.rules):
+    with reload_signal(running.rules):
         await stop.wait()
     watcher.cancel()
     if not worker:
