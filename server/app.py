@@ -93,6 +93,8 @@ async def create_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000)),
             # Off for one process, so that a port in use is an error; on for workers sharing it.
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],

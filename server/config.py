@@ -25,7 +25,7 @@ class ConfigError(JourneymanError):
 
 
 _POSITIVE = (
-    "workers",
+    "workers", "max_connection_age_s",
     "state_ttl_s", "redis_timeout_ms", "max_concurrent_calls", "max_message_bytes",
     "max_properties", "max_string_length", "max_batch", "grace_period_s",
 )  # fmt: skip
@@ -54,6 +54,8 @@ class Settings:
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
     metrics_port: int = 9100  # Prometheus /metrics; 0 turns it off
     workers: int = 1  # server processes sharing the port (SO_REUSEPORT), supervised
+    # Clients reconnect after this, so that behind an L4 balancer new replicas get their share.
+    max_connection_age_s: float = 300.0
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, for log collectors
 
