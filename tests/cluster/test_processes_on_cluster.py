@@ -1,5 +1,6 @@
-"""Two `journeyman serve` processes on one Redis Cluster URL: events for the same customers sent to
-both at once lose no update and are applied once. Every process is stopped by its pid."""
+"""Two `journeyman serve --workers 2` replicas on one Redis Cluster URL: events for the same
+customers sent to both at once lose no update and are applied once. Every process is stopped by
+its pid (the workers die with their supervisor)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def _start(folder: Path, cluster_url: str, key_prefix: str) -> Served:
     command = [
         str(JOURNEYMAN), "serve", "--host", "127.0.0.1", "--port", str(port),
         "--redis-url", cluster_url, "--rules", str(RULES_DIR / "retail.yaml"),
-        "--data-dir", str(folder / "data"), "--metrics-port", "0",
+        "--data-dir", str(folder / "data"), "--metrics-port", "0", "--workers", "2",
     ]  # fmt: skip
     log_path = folder / "serve.log"
     with log_path.open("wb") as log:

@@ -105,12 +105,13 @@ def _environment(**settings: str) -> dict[str, str]:
     return env
 
 
-def _start(folder: Path, port: int, **settings: str) -> Served:
+def _start(folder: Path, port: int, metrics_port: int = 0, **settings: str) -> Served:
     log_path = folder / "serve.log"
     command = [
         str(JOURNEYMAN), "serve", "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(folder / "data"), "--rules", str(RULES_DIR / "retail.yaml"),
-        "--metrics-port", "0",  # a fixed metrics port could be taken on a shared machine
+        # 0 unless a test picks a free port: a fixed one could be taken on a shared machine.
+        "--metrics-port", str(metrics_port),
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(

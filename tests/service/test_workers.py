@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,8 +46,13 @@ def _decide_all(served: Served, count: int, prefix: str) -> list[str]:
 
 
 @pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[Served]:
-    served = _start(tmp_path, _free_port(), workers="2")
+def metrics_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, metrics_port: int) -> Iterator[Served]:
+    served = _start(tmp_path, _free_port(), metrics_port, workers="2")
     try:
         _wait_until_serving(served)
         yield served
@@ -77,3 +83,16 @@ def test_sigterm_stops_every_worker_and_redis(two_workers: Served) -> None:
     two_workers.process.send_signal(signal.SIGTERM)
     assert two_workers.process.wait(timeout=20) == 0, two_workers.log()
     assert not any(_alive(pid) for pid in (*workers, redis_pid))
+
+
+def test_the_metrics_page_adds_up_every_workers_decisions(
+    two_workers: Served, metrics_port: int
+) -> None:
+    _wait_for(lambda: len(_workers(two_workers)) == 2)
+    assert _decide_all(two_workers, 12, "m") == ["consideration"] * 12
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        page = response.read().decode()
+    line = 'journeyman_decisions_total{journey="retail",outcome="stored",stage="consideration"}'
+    (value,) = [row.split()[-1] for row in page.splitlines() if row.startswith(line)]
+    assert float(value) == 12
