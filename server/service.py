@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import grpc
 
 from engine.codec import encode_state
+from engine.compile import CompiledJourney
 from engine.errors import JourneymanError
+from engine.kernels import codes
 from engine.merge import merge_states
 from engine.state import CustomerState
 from engine.view import customer_view
@@ -19,9 +21,9 @@ from server.config import Settings
 from server.convert import DecideInput, Violations, decide_input, value_to_pb, values_from_pb
 from server.decisions import ActiveRules, Decider, decode_or_new
 from server.errors import Conflicted, EventInvalid, FieldViolation, abort
-from server.keys import validate_customer_id
+from server.keys import utc_day, validate_customer_id
 from server.reload import LiveRules
-from server.store import CommitOutcome, Store
+from server.store import CommitOutcome, StageChange, Store
 
 Context = grpc.aio.ServicerContext[object, object]
 BATCH_CUSTOMERS_AT_ONCE = 32
@@ -116,11 +118,27 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
     ) -> pb.ForgetCustomerResponse:
         customer = await self._valid_customer(request.customer_id, "customer_id", context)
         try:
+            stored = await self._store.load(customer, None, anonymous=False)
             deleted = await self._store.forget(customer, anonymous=False)
+            await self._count_moves(stored.state, None)
         except JourneymanError as error:
             await abort(context, error)
             raise
         return pb.ForgetCustomerResponse(deleted_keys=deleted)
+
+    async def _count_moves(self, before: bytes | None, after: CustomerState | None) -> None:
+        """Keep the customers-per-stage counts true when a customer appears, leaves or is
+        merged outside a decision."""
+        ruleset = self._rules().ruleset
+        old = decode_or_new(ruleset, before) if before is not None else None
+        changes = []
+        for journey in ruleset.journeys:
+            from_stage = _stage(journey, old) if old else None
+            to_stage = _stage(journey, after) if after else None
+            if from_stage != to_stage:
+                changes.append(StageChange(journey.name, from_stage, to_stage, None))
+        if changes:
+            await self._store.bump_stats(changes, utc_day(self._decider.now_ms()))
 
     async def GetRuleset(
         self, request: pb.GetRulesetRequest, context: Context
@@ -168,6 +186,7 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             known = await self._store.load(customer, None, anonymous=False)
             state = decode_or_new(active.ruleset, known.state)
             merged = False
+            visitor = None
             if anonymous_id:
                 visitor = await self._store.load(anonymous_id, None, anonymous=True)
                 if visitor.state is not None:
@@ -180,9 +199,11 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
                 anonymous=False,
             )  # fmt: skip
             if result.outcome is CommitOutcome.COMMITTED:
-                if merged:
+                if merged and visitor is not None:
                     # Another slot on Redis Cluster: forgotten after the merge is safely stored.
                     await self._store.forget(anonymous_id, anonymous=True)
+                    await self._count_moves(visitor.state, None)
+                await self._count_moves(known.state, state)
                 return self._view(customer, state, active), merged
         raise Conflicted(
             f"customer updated concurrently {self._settings.conflict_retries + 1} times"
@@ -214,6 +235,10 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             last_event_ms=view.last_event_ms,
             ruleset_version=active.ruleset.version,
         )  # fmt: skip
+
+
+def _stage(journey: CompiledJourney, state: CustomerState) -> str:
+    return journey.stage_ids[int(state.journey(journey).ints[codes.INT_STAGE])]
 
 
 @dataclass

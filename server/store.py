@@ -99,11 +99,12 @@ class CommitResult:
 @dataclass(frozen=True, slots=True)
 class StageChange:
     """One journey's stage move for one customer; `from_stage` None means a new customer,
-    `transition` None means no named transition fired (e.g. the entry stage)."""
+    `to_stage` None a customer who left (forgotten, or merged into another), `transition` None
+    that no named transition fired (e.g. the entry stage)."""
 
     journey: str
     from_stage: str | None
-    to_stage: str
+    to_stage: str | None
     transition: str | None
 
 
@@ -311,7 +312,8 @@ class Store:
             stages = self.keys.stage_counts(change.journey)
             if change.from_stage is not None:
                 pipe.hincrby(stages, change.from_stage, -1)
-            pipe.hincrby(stages, change.to_stage, 1)
+            if change.to_stage is not None:
+                pipe.hincrby(stages, change.to_stage, 1)
         if change.transition is not None:
             pipe.hincrby(self.keys.transitions(change.journey, day), change.transition, 1)
 

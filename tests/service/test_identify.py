@@ -192,12 +192,6 @@ async def test_visitor_events_racing_identify_are_merged_or_kept_never_lost(
         assert counted == stored, f"attempt {attempt}: {stored - counted:g} stored views lost"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the per-stage customer counts (store.stage_counts) are only bumped on decisions: "
-    "ForgetCustomer and the merge of a visitor on Identify leave the gone customer counted",
-)
 async def test_forgotten_and_merged_customers_leave_the_stage_counts(
     service: Service, store: Store
 ) -> None:
