@@ -95,6 +95,9 @@ CONTEXT_IDLE: Final = 1
 CONTEXT_FRICTION_LEVEL: Final = 2
 CONTEXT_SIZE: Final = 3
 
+# How many friction signals a decision names as the strongest contributors.
+TOP_SIGNALS: Final = 3
+
 # Bounds that keep a customer's state small whatever their history.
 MAX_COUNTER_BUCKETS: Final = 64
 DEFAULT_COUNTER_BUCKETS: Final = 8

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from engine.kernels.codes import TOP_SIGNALS
 from engine.kernels.jit import kernel
 
 IntArray = npt.NDArray[np.int64]
@@ -137,6 +138,7 @@ class KernelOutput(NamedTuple):
     status: npt.NDArray[np.int8]  # ACTION_* per action
     scores: npt.NDArray[np.float64]
     ranked: npt.NDArray[np.int64]  # the first n_ranked entries: top actions, best first
+    top_signals: npt.NDArray[np.int64]  # strongest friction signals, highest first; -1 after
 
     @classmethod
     def allocate(cls, n_actions: int, top_k: int) -> KernelOutput:
@@ -144,6 +146,7 @@ class KernelOutput(NamedTuple):
             status=np.empty(n_actions, dtype=np.int8),
             scores=np.empty(n_actions, dtype=np.float64),
             ranked=np.empty(top_k, dtype=np.int64),
+            top_signals=np.empty(TOP_SIGNALS, dtype=np.int64),
         )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from engine.kernels.codes import INT_FRICTION_AT_MS
+import numpy as np
+
+from engine.kernels.codes import INT_FRICTION_AT_MS, TOP_SIGNALS
 from engine.kernels.jit import kernel
 
 
@@ -30,3 +32,26 @@ def _update_friction(rules, ints, floats, clock_ms, values):
         if total >= rules.level_threshold[candidate]:
             level = candidate
     return level, total
+
+
+@kernel
+def _strongest_signals(scores, top):
+    """Indices of the largest positive `scores` into `top`, highest first (ties: lower index),
+    -1 where there are fewer. scores: float64 (n_signals,); top: int64 (TOP_SIGNALS,)."""
+    top[:] = -1
+    for signal in range(scores.shape[0]):
+        if scores[signal] <= 0.0:
+            continue
+        place = top.shape[0]
+        while place > 0 and (top[place - 1] < 0 or scores[signal] > scores[top[place - 1]]):
+            place -= 1
+        if place < top.shape[0]:
+            top[place + 1 :] = top[place:-1].copy()
+            top[place] = signal
+
+
+def strongest_signals(scores: np.ndarray) -> list[int]:
+    """The indices of the strongest signals in `scores` (float64), highest first."""
+    top = np.empty(TOP_SIGNALS, dtype=np.int64)
+    _strongest_signals(np.ascontiguousarray(scores, dtype=np.float64), top)
+    return [int(i) for i in top if i >= 0]

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.kernels.actions import _rank_actions
+from engine.kernels.actions import _rank_actions, _record_offer
 from engine.kernels.codes import (
+    ACTION_OFFERED,
     CONTEXT_FRICTION_LEVEL,
     CONTEXT_IDLE,
     CONTEXT_SIZE,
@@ -21,7 +22,7 @@ from engine.kernels.codes import (
 from engine.kernels.compiled import KernelOutput, _features, _packed, _unpack_rules
 from engine.kernels.conditions import _evaluate_nodes
 from engine.kernels.counters import _update_counters
-from engine.kernels.friction import _update_friction
+from engine.kernels.friction import _strongest_signals, _update_friction
 from engine.kernels.jit import kernel
 from engine.kernels.stage import _pick_transition
 
@@ -37,6 +38,7 @@ def _decide_journey(
     now_ms,
     customer_hash,
     top_k,
+    record_offers,
     ints,
     floats,
     out_arrays,
@@ -54,11 +56,15 @@ def _decide_journey(
         Stable hash of the customer id, for holdout draws.
     top_k : int
         How many actions to rank.
+    record_offers : bool
+        Remember the offered actions (for cooldowns and caps) here. With several journeys the
+        caller records them instead, once their rankings are merged.
     ints : np.ndarray, int64, shape (CompiledRules.n_ints,)
     floats : np.ndarray, float64, shape (CompiledRules.n_floats,)
         The journey state, updated in place.
     out_arrays : tuple, the fields of KernelOutput
-        Written: `status` and `scores` per action, `ranked` (top_k action indices).
+        Written: `status` and `scores` per action, `ranked` (top_k action indices),
+        `top_signals` (the strongest friction signals).
 
     Returns
     -------
@@ -67,7 +73,7 @@ def _decide_journey(
     rules = _unpack_rules(_packed(packed_arrays))
     event = _features(event_arrays)
     traits = _features(trait_arrays)
-    out = KernelOutput(out_arrays[0], out_arrays[1], out_arrays[2])
+    out = KernelOutput(out_arrays[0], out_arrays[1], out_arrays[2], out_arrays[3])
     last_event_ms = ints[INT_LAST_EVENT_MS]
     clock_ms = max(now_ms, last_event_ms)
     if ints[INT_STAGE_ENTERED_MS] == NEVER_MS:
@@ -87,6 +93,8 @@ def _decide_journey(
     _update_counters(rules, ints, floats, clock_ms, values, event, counter_values)
     level, friction_score = _update_friction(rules, ints, floats, clock_ms, values)
     context[CONTEXT_FRICTION_LEVEL] = float(level)
+    signals = floats[rules.friction_offset : rules.friction_offset + rules.signal_root.shape[0]]
+    _strongest_signals(signals, out.top_signals)
 
     _evaluate_nodes(
         rules, rules.phase_end[0], rules.phase_end[1], values, event, traits,
@@ -108,6 +116,14 @@ def _decide_journey(
         rules, stage, ints, clock_ms, values, customer_hash, top_k,
         out.status, out.scores, out.ranked,
     )  # fmt: skip
+    if record_offers:
+        for j in range(n_ranked):
+            action = out.ranked[j]
+            if out.status[action] == ACTION_OFFERED:
+                _record_offer(
+                    ints, rules.action_last_shown_index + action, rules.action_cap_offset[action],
+                    rules.action_cap_count[action], clock_ms,
+                )  # fmt: skip
     return (
         np.int64(previous_stage), np.int64(transition), np.int64(n_ranked), np.int64(level),
         friction_score,
@@ -121,6 +137,7 @@ def decide_journey(
     now_ms: int,
     customer_hash: np.uint64,
     top_k: int,
+    record_offers: bool,
     ints: np.ndarray,
     floats: np.ndarray,
     out: KernelOutput,
@@ -132,6 +149,6 @@ def decide_journey(
     """
     previous, transition, n_ranked, level, score = _decide_journey(
         packed_arrays, tuple(event), tuple(traits), now_ms, customer_hash, top_k,
-        ints, floats, tuple(out),
+        record_offers, ints, floats, tuple(out),
     )  # fmt: skip
     return int(previous), int(transition), int(n_ranked), int(level), float(score)
