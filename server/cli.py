@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.errors import RulesError
@@ -49,25 +49,28 @@ def _print_result(result: ScenarioResult) -> None:
         print(f"        {failure}")
 
 
-def _test(paths: list[str]) -> int:
-    """Run scenario files; print pass/fail per scenario and expected-vs-got per failure."""
+def _invalid_rules_exit(command: Callable[[], int]) -> int:
+    """Run `command`; files that are missing or invalid print their problems and exit 2."""
     try:
-        files = scenario_files(paths)
-        results: list[ScenarioResult] = []
-        for path in files:
-            loaded = parse_scenarios(path.read_text(encoding="utf-8"), str(path))
-            ruleset = load_ruleset([str(path.parent / rules) for rules in loaded.spec.rules])
-            print(path)
-            for index in range(len(loaded.spec.scenarios)):
-                result = run_scenario(loaded, index, ruleset)
-                _print_result(result)
-                results.append(result)
+        return command()
     except RulesNotFound as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID
     except RulesError as error:
         print(error, file=sys.stderr)
-        return EXIT_INVALID
+    return EXIT_INVALID
+
+
+def _test(paths: list[str]) -> int:
+    """Run scenario files; print pass/fail per scenario and expected-vs-got per failure."""
+    results: list[ScenarioResult] = []
+    for path in scenario_files(paths):
+        loaded = parse_scenarios(path.read_text(encoding="utf-8"), str(path))
+        ruleset = load_ruleset([str(path.parent / rules) for rules in loaded.spec.rules])
+        print(path)
+        for index in range(len(loaded.spec.scenarios)):
+            result = run_scenario(loaded, index, ruleset)
+            _print_result(result)
+            results.append(result)
     failed = sum(not r.passed for r in results)
     print(f"\n{len(results)} scenarios: {len(results) - failed} passed, {failed} failed")
     return EXIT_FAILED if failed else EXIT_OK
@@ -75,15 +78,8 @@ def _test(paths: list[str]) -> int:
 
 def _diff(old_paths: list[str], new_paths: list[str]) -> int:
     """Print what NEW adds, removes or alters compared with OLD; exit 1 when they differ."""
-    try:
-        old = [j.model for j in parse_journeys(read_texts(rule_files(old_paths)))]
-        new = [j.model for j in parse_journeys(read_texts(rule_files(new_paths)))]
-    except RulesNotFound as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    except RulesError as error:
-        print(error, file=sys.stderr)
-        return EXIT_INVALID
+    old = [j.model for j in parse_journeys(read_texts(rule_files(old_paths)))]
+    new = [j.model for j in parse_journeys(read_texts(rule_files(new_paths)))]
     diffs = diff_rulesets(old, new)
     for diff in diffs:
         print("\n".join(diff.lines()))
@@ -184,9 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "rules" and args.rules_command == "check":
         return _check(args.paths)
     if args.command == "rules" and args.rules_command == "test":
-        return _test(args.paths)
+        return _invalid_rules_exit(lambda: _test(args.paths))
     if args.command == "rules" and args.rules_command == "diff":
-        return _diff([args.old], [args.new])
+        return _invalid_rules_exit(lambda: _diff([args.old], [args.new]))
     if args.command == "status":
         return _status(args.address, args.metrics_url)
     if args.command == "serve":
