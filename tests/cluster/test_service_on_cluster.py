@@ -5,51 +5,20 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
 from tests.cluster.conftest import StartService
+from tests.service.clients import (
+    customer_journey,
+    decide_request,
+    first_try,
+    until_applied,
+)
 from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service
-
-CLIENT_RETRIES = 50  # far more than any run needs; a bound so a bug cannot spin forever
-
-
-def _request(
-    event_id: str, customer: str, type_: str = "product_view", **properties: float
-) -> pb.DecideRequest:
-    props = {name: pb.Value(number_value=value) for name, value in properties.items()}
-    event = pb.Event(
-        event_id=event_id, customer_id=customer, type=type_, channel="web", properties=props
-    )
-    return pb.DecideRequest(event=event)
-
-
-async def _first_try(service: Service, request: pb.DecideRequest) -> pb.Decision | None:
-    """The decision, or None when the call ended ABORTED (any other error fails the test)."""
-    try:
-        return (await service.stub.Decide(request, timeout=10)).decision
-    except grpc.aio.AioRpcError as error:
-        assert error.code() is grpc.StatusCode.ABORTED, error
-        return None
-
-
-async def _until_applied(service: Service, request: pb.DecideRequest) -> pb.Decision:
-    """Decide, retrying ABORTED answers as the status message asks."""
-    for _ in range(CLIENT_RETRIES):
-        decision = await _first_try(service, request)
-        if decision is not None:
-            return decision
-    raise AssertionError(f"{request.event.event_id} still ABORTED after {CLIENT_RETRIES} tries")
-
-
-async def _journey(service: Service, customer: str) -> pb.CustomerJourney:
-    request = pb.GetCustomerRequest(customer_id=customer)
-    (journey,) = (await service.stub.GetCustomer(request)).customer.journeys
-    return journey
 
 
 async def test_health_says_serving_once_the_cluster_answered(service: Service) -> None:
@@ -63,47 +32,49 @@ async def test_a_journey_of_decide_calls_moves_through_the_stages(service: Servi
     stages = []
     for i, type_ in enumerate(["page_view", "add_to_cart", "checkout_started", "purchase"]):
         decision = (
-            await service.stub.Decide(_request(f"e{i}", "ann", type_, amount=30.0))
+            await service.stub.Decide(decide_request(f"e{i}", "ann", type_, amount=30.0))
         ).decision
         assert not decision.degraded
         stages.append(decision.journeys[0].stage)
     assert stages == ["awareness", "consideration", "purchase", "purchase"]
-    journey = await _journey(service, "ann")
+    journey = await customer_journey(service.stub, "ann")
     assert journey.stage == "purchase" and journey.counters["cart_adds_7d"] == 1
     assert journey.counters["spend_90d"] == 30.0
     forgotten = await service.stub.ForgetCustomer(pb.ForgetCustomerRequest(customer_id="ann"))
     assert forgotten.deleted_keys == 2
-    assert (await _journey(service, "ann")).counters["cart_adds_7d"] == 0
+    assert (await customer_journey(service.stub, "ann")).counters["cart_adds_7d"] == 0
 
 
 async def test_a_repeated_event_id_returns_the_original_decision_and_changes_nothing(
     service: Service,
 ) -> None:
-    first = (await service.stub.Decide(_request("dup-1", "ben", "add_to_cart"))).decision
-    again = (await service.stub.Decide(_request("dup-1", "ben", "purchase"))).decision
+    first = (await service.stub.Decide(decide_request("dup-1", "ben", "add_to_cart"))).decision
+    again = (await service.stub.Decide(decide_request("dup-1", "ben", "purchase"))).decision
     assert again.duplicate and not first.duplicate and not again.degraded
     assert list(again.actions) == list(first.actions) and again.journeys == first.journeys
-    journey = await _journey(service, "ben")
+    journey = await customer_journey(service.stub, "ben")
     assert journey.stage == "consideration" and journey.counters["cart_adds_7d"] == 1
 
 
 async def test_a_burst_for_one_customer_counts_every_answered_event_and_nothing_else(
     service: Service,
 ) -> None:
-    requests = [_request(f"view-{i}", "cat") for i in range(50)]
-    first = await asyncio.gather(*(_first_try(service, r) for r in requests))
+    requests = [decide_request(f"view-{i}", "cat") for i in range(50)]
+    first = await asyncio.gather(*(first_try(service.stub, r) for r in requests))
     answered = [d for d in first if d is not None]
     assert answered and not any(d.degraded or d.duplicate for d in answered)
     # An ABORTED call wrote nothing; every OK answer was written exactly once.
-    assert (await _journey(service, "cat")).counters["product_views_7d"] == len(answered)
+    assert (await customer_journey(service.stub, "cat")).counters["product_views_7d"] == len(
+        answered
+    )
 
 
 async def test_fifty_concurrent_events_for_one_customer_lose_no_update(service: Service) -> None:
-    requests = [_request(f"view-{i}", "dan") for i in range(50)]
-    decisions = await asyncio.gather(*(_until_applied(service, r) for r in requests))
+    requests = [decide_request(f"view-{i}", "dan") for i in range(50)]
+    decisions = await asyncio.gather(*(until_applied(service.stub, r) for r in requests))
     assert sorted(d.event_id for d in decisions) == sorted(r.event.event_id for r in requests)
     assert not any(d.degraded for d in decisions)
-    journey = await _journey(service, "dan")
+    journey = await customer_journey(service.stub, "dan")
     assert journey.counters["product_views_7d"] == 50
     assert journey.stage == "consideration"
     moves = [d.journeys[0].transition for d in decisions if d.journeys[0].changed]
@@ -115,19 +86,21 @@ async def test_two_servers_sharing_the_cluster_lose_no_update(start_service: Sta
     async with start_service() as one, start_service() as two:
         servers = (one, two)
         requests = [
-            (servers[(n + i) % 2], _request(f"{customer}-view-{n}", customer))
+            (servers[(n + i) % 2], decide_request(f"{customer}-view-{n}", customer))
             for n in range(10)
             for i, customer in enumerate(customers)
         ]
         # The same event id sent to both servers at once is applied once.
-        repeats = [_request(f"{customer}-cart", customer, "add_to_cart") for customer in customers]
-        calls = [_until_applied(server, request) for server, request in requests]
-        calls += [_until_applied(server, request) for request in repeats for server in servers]
+        repeats = [
+            decide_request(f"{customer}-cart", customer, "add_to_cart") for customer in customers
+        ]
+        calls = [until_applied(server.stub, request) for server, request in requests]
+        calls += [until_applied(server.stub, request) for request in repeats for server in servers]
         decisions = await asyncio.gather(*calls)
         assert not any(d.degraded for d in decisions)
         assert sum(d.duplicate for d in decisions[len(requests) :]) == len(customers)
         for customer in customers:
             for server in servers:  # both see the same, complete state
-                journey = await _journey(server, customer)
+                journey = await customer_journey(server.stub, customer)
                 assert journey.counters["product_views_7d"] == 10, customer
                 assert journey.counters["cart_adds_7d"] == 1, customer
