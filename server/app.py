@@ -24,6 +24,7 @@ from engine.state import new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.admission import CallGate
+from server.auth import Token, TokenGate, parse_tokens
 from server.config import Settings
 from server.decisions import Decider
 from server.reload import LiveRules
@@ -88,8 +89,10 @@ async def create_server(
         live.active, store, conflict_retries=settings.conflict_retries,
         redis_timeout_s=settings.redis_timeout_ms / 1000,
     )  # fmt: skip
+    tokens = load_tokens(settings)
+    gates: list[grpc.aio.ServerInterceptor] = [TokenGate(tokens)] if tokens else []
     server = grpc.aio.server(
-        interceptors=[CallGate(settings.max_concurrent_calls)],
+        interceptors=[*gates, CallGate(settings.max_concurrent_calls)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -109,7 +112,11 @@ async def create_server(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     bind = address or settings.address
     try:
-        port = server.add_insecure_port(bind)
+        credentials = server_credentials(settings)
+        if credentials is None:
+            port = server.add_insecure_port(bind)
+        else:
+            port = server.add_secure_port(bind, credentials)
     except RuntimeError as error:  # grpcio raises when the bind fails
         raise PortInUse(f"cannot listen on {bind}: the port is in use or not available; "
                         "choose another with --port") from error  # fmt: skip
@@ -139,6 +146,30 @@ async def _serving_once_redis_answers(running: Running) -> None:
         log.warning("Redis answers: serving")
     for name in ("", SERVICE_NAME):
         await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS (and mTLS with a client CA) from the settings' PEM files, or None for plaintext."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def load_tokens(settings: Settings) -> tuple[Token, ...]:
+    """The bearer tokens the settings name (file and variable together); none: no auth."""
+    tokens: list[Token] = []
+    if settings.auth_tokens_file is not None:
+        path = settings.auth_tokens_file
+        tokens += parse_tokens(path.read_text(encoding="utf-8"), str(path))
+    if settings.auth_tokens:
+        text = "\n".join(settings.auth_tokens.split(","))
+        tokens += parse_tokens(text, "JOURNEYMAN_AUTH_TOKENS")
+    return tuple(tokens)
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"

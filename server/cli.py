@@ -102,6 +102,10 @@ def _status(address: str, metrics_url: str) -> int:
     return EXIT_OK if serving else EXIT_FAILED
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Start the service; configuration errors and a taken port are one clear line, exit 2."""
     try:
@@ -109,19 +113,21 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers, host=args.host, port=args.port, metrics_port=args.metrics_port,
             redis_url=args.redis_url, rules=tuple(args.rules) if args.rules else None,
             data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
-            log_format=args.log_format,
+            log_format=args.log_format, tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
+            tls_client_ca=_path(args.tls_client_ca), auth_tokens_file=_path(args.auth_tokens_file),
         )  # fmt: skip
     except ConfigError as error:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_INVALID
     settings.prepare_worker_metrics()  # before anything imports prometheus_client
     from server.app import PortInUse
+    from server.auth import TokensInvalid
     from server.embedded_redis import EmbeddedRedisError
     from server.serve import run
 
     try:
         run(settings)
-    except (RulesNotFound, PortInUse, EmbeddedRedisError) as error:
+    except (RulesNotFound, PortInUse, EmbeddedRedisError, TokensInvalid, OSError) as error:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_INVALID
     except RulesError as error:
@@ -171,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--data-dir", help="where the embedded Redis keeps its data")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve TLS")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates (mTLS)")
+    serve.add_argument(
+        "--auth-tokens-file", help="bearer tokens, one `<token> [scope ...]` per line"
+    )
     serve.add_argument("--log-format", choices=("text", "json"), help="log lines (default text)")
     return parser
 

@@ -56,6 +56,14 @@ class Settings:
     workers: int = 1  # server processes sharing the port (SO_REUSEPORT), supervised
     # Clients reconnect after this, so that behind an L4 balancer new replicas get their share.
     max_connection_age_s: float = 300.0
+    # TLS for the gRPC port: a certificate and its key; with a client CA, clients must present
+    # a certificate it signed (mTLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # Bearer tokens, one `<token> [scope ...]` per line (file) or per comma (variable).
+    auth_tokens_file: Path | None = None
+    auth_tokens: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, for log collectors
 
@@ -71,6 +79,12 @@ class Settings:
             raise ConfigError(_spellings("conflict_retries"), self.conflict_retries, "0 or more")
         if self.workers > 1 and self.port == 0:
             raise ConfigError(_spellings("port"), 0, "a fixed port when --workers is above 1")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError(
+                _spellings("tls_key"), self.tls_key, "given with --tls-cert, or neither"
+            )
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError(_spellings("tls_client_ca"), self.tls_client_ca, "--tls-cert too")
         if self.log_format not in ("text", "json"):
             raise ConfigError(_spellings("log_format"), self.log_format, "text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -135,6 +149,8 @@ def _parse(setting: dataclasses.Field[Any], raw: str, key: str) -> Any:
             return float(raw)
         if kind == "Path":
             return Path(raw)
+        if kind == "Path | None":
+            return Path(raw) if raw else None
         if kind == "tuple[str, ...]":
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         if kind == "str | None":
