@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ class DecideInput:
     anonymous: bool  # the event's customer is an anonymous visitor
     explain: bool
     top_k: int | None
+    # The event as sent, hashed: a retry carries the same, a reused event id does not.
+    fingerprint: bytes
 
 
 class Violations:
@@ -133,8 +136,14 @@ def decide_input(request: pb.DecideRequest, now_ms: int, settings: Settings) -> 
         event.event_id, customer, event.type, event.channel, event.touchpoint, properties
     )
     return DecideInput(
-        engine_event, timestamp_ms, anonymous, request.explain, request.top_k or None
-    )
+        engine_event, timestamp_ms, anonymous, request.explain, request.top_k or None,
+        event_fingerprint(event),
+    )  # fmt: skip
+
+
+def event_fingerprint(event: pb.Event) -> bytes:
+    """16 bytes that differ when anything the caller sent about the event differs."""
+    return hashlib.blake2b(event.SerializeToString(deterministic=True), digest_size=16).digest()
 
 
 def value_to_pb(value: PropertyValue) -> pb.Value:

@@ -19,7 +19,7 @@ from engine.errors import StateDecodeError
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from server.convert import DecideInput, ResponseTables, decision_to_pb
-from server.errors import Conflicted
+from server.errors import Conflicted, EventIdReused
 from server.metrics import CONFLICTS, DECISIONS, DEGRADED, KERNEL_SECONDS, REDIS_SECONDS, timed
 from server.store import CommitOutcome, StageChange, Store, StoreUnavailable
 
@@ -111,7 +111,7 @@ class Decider:
                     customer, event.event_id, anonymous=request.anonymous
                 )
             if loaded.decision is not None:
-                return _replayed(loaded.decision)
+                return _replayed(loaded.decision, request)
             state = decode_or_new(active.ruleset, loaded.state)
             with timed(KERNEL_SECONDS):
                 decision, new = decide(
@@ -125,13 +125,13 @@ class Decider:
             with timed(COMMIT_SECONDS):
                 result = await self._store.commit(
                     customer, loaded.version, encode_state(active.ruleset, new), event.event_id,
-                    answer.SerializeToString(), anonymous=request.anonymous,
+                    request.fingerprint + answer.SerializeToString(), anonymous=request.anonymous,
                 )  # fmt: skip
             if result.outcome is CommitOutcome.COMMITTED:
                 self._count(answer, is_new=loaded.state is None)
                 return answer
             if result.outcome is CommitOutcome.DUPLICATE and result.decision is not None:
-                return _replayed(result.decision)
+                return _replayed(result.decision, request)
             CONFLICTS.inc()
         raise Conflicted(f"customer updated concurrently {self._retries + 1} times")
 
@@ -178,6 +178,7 @@ class Decider:
 
 
 CONFLICT_BACKOFF_S = 0.002
+FINGERPRINT_BYTES = 16
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
 COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
 
@@ -188,7 +189,18 @@ def _count_decision(answer: pb.Decision) -> None:
         DECISIONS.labels(journey=journey.journey, stage=journey.stage, outcome=outcome).inc()
 
 
-def _replayed(stored: bytes) -> pb.Decision:
-    decision = pb.Decision.FromString(stored)
+def _replayed(stored: bytes, request: DecideInput) -> pb.Decision:
+    """The original decision for a repeated event id, if the event is the same one.
+
+    Stored as the event's fingerprint followed by the decision, so that an event id reused for
+    a different event is refused rather than answered with another event's decision.
+    """
+    fingerprint, original = stored[:FINGERPRINT_BYTES], stored[FINGERPRINT_BYTES:]
+    if fingerprint != request.fingerprint:
+        raise EventIdReused(
+            f"event_id {request.event.event_id!r} was already used for a different event of "
+            "this customer; send a new event_id (a retry must resend the same event)"
+        )
+    decision = pb.Decision.FromString(original)
     decision.duplicate = True
     return decision

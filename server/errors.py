@@ -31,6 +31,10 @@ class Overloaded(JourneymanError):
     """The server is at its limit of concurrent calls and sheds this one."""
 
 
+class EventIdReused(JourneymanError):
+    """An event id seen before for this customer came with a different event."""
+
+
 class Conflicted(JourneymanError):
     """Concurrent updates of one customer kept conflicting after every retry."""
 
@@ -60,5 +64,7 @@ async def abort(context: grpc.aio.ServicerContext[object, object], error: Journe
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "server busy: retry with backoff")
     elif isinstance(error, Conflicted):
         await context.abort(grpc.StatusCode.ABORTED, f"{error}; retry the call")
+    elif isinstance(error, EventIdReused):
+        await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(error))
     else:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"{error}; retry the call")

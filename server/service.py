@@ -20,7 +20,7 @@ from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.config import Settings
 from server.convert import DecideInput, Violations, decide_input, value_to_pb, values_from_pb
 from server.decisions import ActiveRules, Decider, decode_or_new
-from server.errors import Conflicted, EventInvalid, FieldViolation, abort
+from server.errors import Conflicted, EventIdReused, EventInvalid, FieldViolation, abort
 from server.keys import utc_day, validate_customer_id
 from server.reload import LiveRules
 from server.store import CommitOutcome, StageChange, Store
@@ -96,6 +96,9 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
                     )
                 except Conflicted as error:
                     _fail(batch.results[index], grpc.StatusCode.ABORTED, str(error))
+                    continue
+                except EventIdReused as error:
+                    _fail(batch.results[index], grpc.StatusCode.ALREADY_EXISTS, str(error))
                     continue
                 batch.store_failed = batch.store_failed or decision.degraded
                 batch.results[index].decision.CopyFrom(decision)

@@ -49,7 +49,7 @@ async def test_a_repeated_event_id_returns_the_original_decision_and_changes_not
     service: Service,
 ) -> None:
     first = (await service.stub.Decide(decide_request("dup-1", "ben", "add_to_cart"))).decision
-    again = (await service.stub.Decide(decide_request("dup-1", "ben", "purchase"))).decision
+    again = (await service.stub.Decide(decide_request("dup-1", "ben", "add_to_cart"))).decision
     assert again.duplicate and not first.duplicate and not again.degraded
     assert list(again.actions) == list(first.actions) and again.journeys == first.journeys
     journey = await customer_journey(service.stub, "ben")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
@@ -35,8 +36,18 @@ async def test_a_repeated_event_id_returns_the_original_decision_and_changes_not
     service: Service,
 ) -> None:
     first = (await service.stub.Decide(_request("dup-1", "ben", "add_to_cart"))).decision
-    again = (await service.stub.Decide(_request("dup-1", "ben", "purchase"))).decision
+    again = (await service.stub.Decide(_request("dup-1", "ben", "add_to_cart"))).decision
     assert again.duplicate and not first.duplicate
     assert list(again.actions) == list(first.actions) and again.journeys == first.journeys
     customer = (await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="ben"))).customer
     assert customer.journeys[0].stage == "consideration"
+
+
+async def test_an_event_id_reused_for_a_different_event_is_refused(service: Service) -> None:
+    await service.stub.Decide(_request("reuse-1", "cid", "add_to_cart"))
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await service.stub.Decide(_request("reuse-1", "cid", "purchase", amount=10.0))
+    assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "already used for a different event" in (error.value.details() or "")
+    customer = (await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="cid"))).customer
+    assert customer.journeys[0].counters["purchases_365d"] == 0

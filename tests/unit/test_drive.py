@@ -1,0 +1,86 @@
+"""The load driver against an in-process echo server: behaviour, never latency thresholds."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from benchmarks.drive import Plan, percentile, retail_requests, run
+from benchmarks.echo import start_echo
+
+
+@pytest.fixture
+async def echo_target() -> AsyncIterator[str]:
+    server, port = await start_echo(0)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(grace=None)
+
+
+def _naive_percentile(values: list[float], q: float) -> float:
+    """Nearest rank, written out: the smallest value with at least q % of values at or below."""
+    ordered = sorted(values)
+    for value in ordered:
+        if sum(v <= value for v in ordered) * 100 >= q * len(ordered):
+            return value
+    return ordered[-1]
+
+
+@given(
+    st.lists(st.integers(-1000, 1000).map(float), min_size=1, max_size=60),
+    st.sampled_from([1.0, 25.0, 50.0, 90.0, 99.0, 99.9, 100.0]),
+)
+def test_percentile_matches_the_naive_nearest_rank(values: list[float], q: float) -> None:
+    assert percentile(sorted(values), q) == _naive_percentile(values, q)
+
+
+def test_percentile_of_nothing_is_nan() -> None:
+    assert math.isnan(percentile([], 50.0))
+
+
+def test_retail_requests_have_unique_event_ids_from_the_customer_pool() -> None:
+    requests = [r for _, r in zip(range(500), retail_requests(customers=20), strict=False)]
+    assert len({r.event.event_id for r in requests}) == 500
+    assert len({r.event.customer_id for r in requests}) <= 20
+    assert {r.event.type for r in requests} <= {
+        "page_view", "product_view", "add_to_cart", "payment_error", "purchase"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["unary", "stream"])
+async def test_closed_loop_completes_calls_without_errors(echo_target: str, mode: str) -> None:
+    plan = Plan(mode, concurrency=4, rate=None, window=2, warmup_s=0.2, duration_s=1.0)
+    result = await run(echo_target, plan, customers=50, channels=2, server_pid=os.getpid())
+    assert result.calls > 0
+    assert result.server_cpu_us_per_call is not None  # the server is this very process
+    assert result.server_cpu_us_per_call > 0
+    assert result.errors == {}
+    latency = result.latency_us
+    assert latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["p99.9"]
+
+
+async def test_open_loop_achieves_roughly_the_rate(echo_target: str) -> None:
+    plan = Plan("unary", concurrency=4, rate=200.0, window=1, warmup_s=0.2, duration_s=1.0)
+    result = await run(echo_target, plan, customers=50, channels=2)
+    assert result.errors == {}
+    assert 140 <= result.rate <= 260
+
+
+async def test_errors_are_counted_by_status_code() -> None:
+    server = grpc.aio.server()  # serves nothing: every Decide is UNIMPLEMENTED
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        plan = Plan("unary", concurrency=2, rate=None, window=1, warmup_s=0.0, duration_s=0.3)
+        result = await run(f"127.0.0.1:{port}", plan, customers=5, channels=1)
+    finally:
+        await server.stop(grace=None)
+    assert set(result.errors) == {"UNIMPLEMENTED"}
+    assert result.errors["UNIMPLEMENTED"] == result.calls > 0
