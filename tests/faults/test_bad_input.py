@@ -1,0 +1,105 @@
+"""Whatever a client sends, the answer is OK or INVALID_ARGUMENT naming the bad fields: never
+UNKNOWN, never a crash, and never a change to another customer's state."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from journeyman.v1 import journeyman_pb2 as pb
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from tests.service.test_process import Served, _free_port, _start, _wait_until_serving
+
+pytestmark = pytest.mark.service
+
+SENTINEL = "sentinel-customer"
+NOW_MS = 1_795_000_000_000
+
+texts = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", "a{b}", "x" * 300, "é😀", "\x00", "{c:other}", " ", "\n"]),
+)
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**53), 2**53).map(float)
+)
+values = st.one_of(
+    texts.map(lambda t: pb.Value(string_value=t)),
+    numbers.map(lambda n: pb.Value(number_value=n)),
+    st.booleans().map(lambda b: pb.Value(bool_value=b)),
+    st.just(pb.Value()),
+)
+timestamps = st.one_of(
+    st.just(0), st.integers(-(2**63), 2**63 - 1), st.integers(NOW_MS - 10**12, NOW_MS + 10**12)
+)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> pb.Event:
+    customer = draw(st.one_of(texts, st.sampled_from(["ok-1", "ok-2", SENTINEL])))
+    return pb.Event(
+        event_id=draw(texts),
+        customer_id=customer,
+        anonymous_id=draw(st.one_of(st.just(""), texts)),
+        type=draw(st.one_of(texts, st.sampled_from(["page_view", "add_to_cart", "purchase"]))),
+        channel=draw(texts),
+        touchpoint=draw(texts),
+        timestamp_ms=draw(timestamps),
+        properties=draw(st.dictionaries(texts, values, max_size=draw(st.sampled_from([3, 80])))),
+    )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    server = _start(tmp_path_factory.mktemp("bad-input"), _free_port())
+    try:
+        _wait_until_serving(server)
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def stub(served: Served) -> Iterator[pb_grpc.JourneyServiceStub]:
+    """A client, with the sentinel customer in consideration before any random request."""
+    with grpc.insecure_channel(served.address) as channel:
+        stub = pb_grpc.JourneyServiceStub(channel)
+        event = pb.Event(event_id="s-1", customer_id=SENTINEL, type="add_to_cart")
+        stub.Decide(pb.DecideRequest(event=event), timeout=5)
+        yield stub
+
+
+def _sentinel(stub: pb_grpc.JourneyServiceStub) -> pb.CustomerView:
+    return stub.GetCustomer(pb.GetCustomerRequest(customer_id=SENTINEL), timeout=5).customer
+
+
+@settings(max_examples=150, deadline=None)
+@given(event=events(), top_k=st.integers(-5, 60), explain=st.booleans())
+def test_any_decide_request_is_answered_or_refused_with_field_violations(
+    stub: pb_grpc.JourneyServiceStub, event: pb.Event, top_k: int, explain: bool
+) -> None:
+    if event.customer_id == SENTINEL:
+        event.customer_id = "ok-3"  # the sentinel only ever gets the events below
+    before = _sentinel(stub)
+    try:
+        reply = stub.Decide(pb.DecideRequest(event=event, top_k=top_k, explain=explain), timeout=5)
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
+        status = rpc_status.from_call(error)
+        assert status is not None, "INVALID_ARGUMENT without google.rpc.Status details"
+        bad_request = error_details_pb2.BadRequest()
+        assert status.details[0].Unpack(bad_request)
+        assert bad_request.field_violations and all(v.field for v in bad_request.field_violations)
+    else:
+        assert reply.decision.journeys and not math.isnan(reply.decision.journeys[0].friction_score)
+    assert _sentinel(stub) == before
+
+
+def test_the_sentinel_is_a_real_customer(stub: pb_grpc.JourneyServiceStub) -> None:
+    assert _sentinel(stub).journeys[0].stage == "consideration"
