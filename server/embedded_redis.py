@@ -89,7 +89,9 @@ def redis_server_binary() -> Path:
     return binary
 
 
-def start_embedded_redis(data_dir: Path, *, timeout_s: float = START_TIMEOUT_S) -> EmbeddedRedis:
+def start_embedded_redis(
+    data_dir: Path, *, timeout_s: float = START_TIMEOUT_S, appendfsync: str = "everysec"
+) -> EmbeddedRedis:
     """Start redis-server with its AOF and socket in `data_dir`; return once it answers PING.
 
     Raises EmbeddedRedisError, with the tail of the server's log, when it exits or stays silent
@@ -103,7 +105,7 @@ def start_embedded_redis(data_dir: Path, *, timeout_s: float = START_TIMEOUT_S) 
     with log_path.open("ab") as log:
         # The child keeps its own copy of the descriptor; ours can close at once.
         process = subprocess.Popen(
-            _server_command(data_dir, socket_path),
+            _server_command(data_dir, socket_path, appendfsync),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -118,7 +120,7 @@ def start_embedded_redis(data_dir: Path, *, timeout_s: float = START_TIMEOUT_S) 
     return server
 
 
-def _server_command(data_dir: Path, socket_path: Path) -> list[str]:
+def _server_command(data_dir: Path, socket_path: Path, appendfsync: str) -> list[str]:
     # Options as arguments: redis-server quotes each value itself, so paths may hold spaces.
     return [
         str(redis_server_binary()),
@@ -129,7 +131,8 @@ def _server_command(data_dir: Path, socket_path: Path) -> list[str]:
         "--pidfile", str(data_dir / PID_NAME),
         "--daemonize", "no",
         "--appendonly", "yes",
-        "--appendfsync", "everysec",  # lose at most ~1 s of writes on a crash
+        # everysec: lose at most ~1 s of writes on a crash; always: none (fault tests).
+        "--appendfsync", appendfsync,
         "--save", "",  # the AOF is the persistence; no RDB snapshots on top
         "--logfile", "",  # log to stdout, which start_embedded_redis sends to redis.log
         "--loglevel", "notice",

@@ -1,0 +1,432 @@
+"""A lean asyncio load driver for JourneyService: what locust on 2 cores cannot reach.
+
+One process, a grpc.aio client over several channels. Closed loop: `--concurrency` workers each
+send the next event as soon as the last was answered. Open loop (`--rate`): calls start on a fixed
+schedule whatever the answers, and latency counts from the scheduled start, so a slow server is
+not hidden by a client that waited for it (coordinated omission). Unary (`Decide`) or streaming
+(`DecideStream`, each worker holding one stream with up to `--window` events in flight).
+
+    python -m benchmarks.drive --target localhost:50051 --mode unary --concurrency 64 \\
+        --duration 10 --warmup 2 [--rate 2000] [--server-pid PID] [--json]
+
+It prints the achieved rate, p50/p90/p99/p99.9 latency in µs, errors by status code, and the
+client's (and with `--server-pid`, the server process tree's) CPU per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from journeyman.v1 import journeyman_pb2 as pb
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+
+MAX_DURATION_S = 120.0
+MAX_WARMUP_S = 30.0
+MAX_IN_FLIGHT_OPEN = 20_000  # open loop: beyond this many unanswered calls, count and skip
+CONNECT_TIMEOUT_S = 10.0
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# A small retail journey: what a shopper does next, given what they just did.
+_NEXT: dict[str, tuple[str, ...]] = {
+    "start": ("page_view",),
+    "page_view": ("page_view", "product_view", "product_view", "product_view"),
+    "product_view": ("product_view", "product_view", "add_to_cart", "page_view"),
+    "add_to_cart": ("product_view", "payment_error", "purchase", "purchase"),
+    "payment_error": ("payment_error", "purchase", "purchase", "page_view"),
+    "purchase": ("page_view", "product_view"),
+}
+_TOUCHPOINT = {
+    "page_view": "home", "product_view": "product_page", "add_to_cart": "cart",
+    "payment_error": "checkout", "purchase": "checkout",
+}  # fmt: skip
+_CATEGORIES = ("shoes", "shirts", "bags", "watches", "toys")
+
+
+# --- traffic -------------------------------------------------------------------------------------
+
+
+def _properties(kind: str, rng: random.Random) -> dict[str, pb.Value]:
+    """The properties a retail event of `kind` carries: category, price, load time, error code."""
+    props = {"category": pb.Value(string_value=rng.choice(_CATEGORIES))}
+    if kind in ("page_view", "product_view"):
+        props["load_ms"] = pb.Value(number_value=round(rng.lognormvariate(6.0, 0.8), 1))
+    if kind in ("product_view", "add_to_cart", "purchase", "payment_error"):
+        props["amount"] = pb.Value(number_value=round(rng.uniform(5.0, 400.0), 2))
+    if kind == "payment_error":
+        props["code"] = pb.Value(string_value=rng.choice(("card_declined", "3ds_failed")))
+    return props
+
+
+def retail_requests(customers: int, seed: int = 0) -> Iterator[pb.DecideRequest]:
+    """An endless stream of Decide requests from `customers` shoppers, each walking the journey.
+
+    Event ids are unique across the stream (and across runs: they carry the start time), so the
+    service's dedupe never short-cuts a call."""
+    rng = random.Random(seed)
+    last = ["start"] * customers
+    run = f"{int(time.time() * 1000):x}"
+    for number in itertools.count():
+        who = rng.randrange(customers)
+        kind = rng.choice(_NEXT[last[who]])
+        last[who] = kind
+        event = pb.Event(
+            event_id=f"drv-{run}-{number}", customer_id=f"drv-customer-{who:06d}", type=kind,
+            channel="web" if who % 3 else "app", touchpoint=_TOUCHPOINT[kind],
+            properties=_properties(kind, rng),
+        )  # fmt: skip
+        yield pb.DecideRequest(event=event)
+
+
+# --- measurement ---------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The nearest-rank `q`-th percentile (0 < q ≤ 100) of values already sorted ascending."""
+    if not sorted_values:
+        return math.nan
+    rank = math.ceil(q / 100.0 * len(sorted_values))
+    return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
+
+
+@dataclass
+class Recorder:
+    """Latencies (µs) and errors of the calls that *started* inside the measured window."""
+
+    measure_from: float = math.inf  # perf_counter seconds; calls starting earlier are warm-up
+    measure_until: float = math.inf
+    latencies_us: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def counts(self, started: float) -> bool:
+        return self.measure_from <= started < self.measure_until
+
+    def ok(self, started: float) -> None:
+        if self.counts(started):
+            self.latencies_us.append((time.perf_counter() - started) * 1e6)
+
+    def failed(self, started: float, code: str) -> None:
+        if self.counts(started):
+            self.errors[code] += 1
+
+
+async def _timed(recorder: Recorder, started: float, call: Awaitable[object]) -> None:
+    """Await one call and record it as answered or failed, timed from `started`."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        recorder.failed(started, error.code().name)
+    else:
+        recorder.ok(started)
+
+
+def _tree_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of process `pid` and its live descendants (`--workers`, the
+    embedded Redis), from /proc, summed by process name."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        parents[int(entry.name)] = int(fields[1])
+        cpu[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    by_name: dict[str, float] = {}
+    for name, seconds in (cpu[p] for p in tree if p in cpu):
+        by_name[name] = by_name.get(name, 0.0) + seconds
+    return by_name
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """Client process CPU and server tree CPU at one instant."""
+
+    wall_s: float
+    client_s: float
+    server_s: dict[str, float] | None
+
+    @staticmethod
+    def now(server_pid: int | None) -> CpuMark:
+        server = _tree_cpu_s(server_pid) if server_pid is not None else None
+        return CpuMark(time.perf_counter(), time.process_time(), server)
+
+
+# --- load shapes ---------------------------------------------------------------------------------
+
+Requests = Iterator[pb.DecideRequest]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run: the shape of the load and how long."""
+
+    mode: str  # "unary" or "stream"
+    concurrency: int
+    rate: float | None  # calls/s for an open loop; None for a closed loop
+    window: int  # stream mode: events in flight per stream
+    warmup_s: float
+    duration_s: float
+
+
+async def _closed_unary(stub: Any, requests: Requests, recorder: Recorder, stop: float) -> None:
+    """One closed-loop worker: Decide back to back until `stop`."""
+    while (started := time.perf_counter()) < stop:
+        await _timed(recorder, started, stub.Decide(next(requests)))
+
+
+async def _open_unary(
+    stubs: list[Any], requests: Requests, recorder: Recorder, rate: float, stop: float
+) -> None:
+    """Start a Decide every 1/rate s until `stop`, each timed from its scheduled start."""
+    in_flight: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    for number in itertools.count():
+        scheduled = start + number / rate
+        if scheduled >= stop:
+            break
+        await _sleep_until(scheduled)
+        if len(in_flight) >= MAX_IN_FLIGHT_OPEN:
+            recorder.failed(scheduled, "CLIENT_OVERLOADED")
+            continue
+        call = stubs[number % len(stubs)].Decide(next(requests))
+        task = asyncio.create_task(_timed(recorder, scheduled, call))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+
+
+async def _sleep_until(moment: float) -> None:
+    delay = moment - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _stream_worker(
+    stub: Any,
+    next_start: Callable[[], Awaitable[float | None]],
+    requests: Requests,
+    recorder: Recorder,
+    window: int,
+) -> None:
+    """One DecideStream with up to `window` events in flight; answers come in request order."""
+    call = stub.DecideStream()
+    sent: deque[float] = deque()
+    slots = asyncio.Semaphore(window)
+
+    async def write() -> None:
+        while (started := await next_start()) is not None:
+            await slots.acquire()
+            sent.append(started)
+            await call.write(pb.DecideStreamRequest(request=next(requests)))
+        await call.done_writing()
+
+    async def read() -> None:
+        async for _ in call:
+            recorder.ok(sent.popleft())
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:  # a failed stream stops its writer too
+            group.create_task(write())
+            group.create_task(read())
+    except* grpc.aio.AioRpcError as failures:
+        code = _first_code(failures)
+        for started in sent:
+            recorder.failed(started, code)
+
+
+def _first_code(failures: BaseExceptionGroup[grpc.aio.AioRpcError]) -> str:
+    first = failures.exceptions[0]
+    return first.code().name if isinstance(first, grpc.aio.AioRpcError) else "UNKNOWN"
+
+
+def _closed_starts(stop: float) -> Callable[[], Awaitable[float | None]]:
+    async def next_start() -> float | None:
+        started = time.perf_counter()
+        return started if started < stop else None
+
+    return next_start
+
+
+def _open_starts(rate: float, stop: float) -> Callable[[], Awaitable[float | None]]:
+    """Shared by all streams: the next scheduled start (after sleeping until it), or None."""
+    numbers = itertools.count()
+    start = time.perf_counter()
+
+    async def next_start() -> float | None:
+        scheduled = start + next(numbers) / rate
+        if scheduled >= stop:
+            return None
+        await _sleep_until(scheduled)
+        return scheduled
+
+    return next_start
+
+
+def _workers(
+    plan: Plan, stubs: list[Any], requests: Requests, recorder: Recorder, stop: float
+) -> list[Awaitable[None]]:
+    """The coroutines that make up the load, spread over the channels."""
+    stub_of = [stubs[i % len(stubs)] for i in range(plan.concurrency)]
+    if plan.mode == "unary" and plan.rate is None:
+        return [_closed_unary(s, requests, recorder, stop) for s in stub_of]
+    if plan.mode == "unary":
+        assert plan.rate is not None
+        return [_open_unary(stubs, requests, recorder, plan.rate, stop)]
+    starts = _closed_starts(stop) if plan.rate is None else _open_starts(plan.rate, stop)
+    return [_stream_worker(s, starts, requests, recorder, plan.window) for s in stub_of]
+
+
+# --- running and reporting -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one run measured."""
+
+    target: str
+    mode: str
+    concurrency: int
+    rate_target: float | None
+    duration_s: float
+    calls: int
+    rate: float
+    latency_us: dict[str, float]
+    errors: dict[str, int]
+    client_cpu_us_per_call: float
+    server_cpu_us_per_call: float | None
+    server_cpu_by_process_us_per_call: dict[str, float]
+
+
+def summarise(target: str, plan: Plan, recorder: Recorder, begin: CpuMark, end: CpuMark) -> Result:
+    """Rate, percentiles, errors and CPU per call from a finished run."""
+    latencies = sorted(recorder.latencies_us)
+    calls = len(latencies) + sum(recorder.errors.values())
+    elapsed = end.wall_s - begin.wall_s
+    by_process = _server_cpu_per_call(begin, end, calls)
+    return Result(
+        target=target, mode=plan.mode, concurrency=plan.concurrency, rate_target=plan.rate,
+        duration_s=round(elapsed, 3), calls=calls, rate=calls / elapsed if elapsed else 0.0,
+        latency_us={f"p{q:g}": percentile(latencies, q) for q in PERCENTILES},
+        errors=dict(recorder.errors),
+        client_cpu_us_per_call=(end.client_s - begin.client_s) / calls * 1e6 if calls else math.nan,
+        server_cpu_us_per_call=sum(by_process.values()) if by_process else None,
+        server_cpu_by_process_us_per_call=by_process,
+    )  # fmt: skip
+
+
+def _server_cpu_per_call(begin: CpuMark, end: CpuMark, calls: int) -> dict[str, float]:
+    """µs of server CPU per call by process name; empty without `--server-pid` or calls."""
+    if begin.server_s is None or end.server_s is None or not calls:
+        return {}
+    before = begin.server_s
+    return {k: (v - before.get(k, 0.0)) / calls * 1e6 for k, v in end.server_s.items()}
+
+
+async def run(
+    target: str, plan: Plan, customers: int = 1000, channels: int = 4, server_pid: int | None = None
+) -> Result:
+    """Drive `target` with `plan`: warm up, measure for the duration, let in-flight calls end.
+
+    CPU is read around the measured window; calls still in flight at its end finish afterwards,
+    so CPU per call is read against the calls that started within it."""
+    duration_s = min(plan.duration_s, MAX_DURATION_S)
+    warmup_s = min(plan.warmup_s, MAX_WARMUP_S)
+    opened = [grpc.aio.insecure_channel(target) for _ in range(max(1, channels))]
+    try:
+        ready = asyncio.gather(*(c.channel_ready() for c in opened))
+        await asyncio.wait_for(ready, CONNECT_TIMEOUT_S)
+        stubs = [pb_grpc.JourneyServiceStub(c) for c in opened]
+        now = time.perf_counter()
+        recorder = Recorder(now + warmup_s, now + warmup_s + duration_s)
+        load = asyncio.gather(*_workers(plan, stubs, retail_requests(customers), recorder,
+                                        recorder.measure_until))  # fmt: skip
+        await _sleep_until(recorder.measure_from)
+        begin = CpuMark.now(server_pid)
+        await _sleep_until(recorder.measure_until)
+        end = CpuMark.now(server_pid)
+        await load
+    finally:
+        await asyncio.gather(*(c.close() for c in opened))
+    return summarise(target, plan, recorder, begin, end)
+
+
+def format_table(result: Result) -> str:
+    """The result as a small human-readable table."""
+    shape = f"open loop {result.rate_target:g}/s" if result.rate_target else "closed loop"
+    server = result.server_cpu_us_per_call
+    by_process = (
+        result.server_cpu_by_process_us_per_call
+        if len(result.server_cpu_by_process_us_per_call) > 1
+        else {}
+    )
+    rows = [
+        ("target", f"{result.target} ({result.mode}, {shape}, concurrency {result.concurrency})"),
+        ("calls", f"{result.calls} in {result.duration_s:.2f} s"),
+        ("rate", f"{result.rate:,.0f} calls/s"),
+        *((f"latency {k}", f"{v:,.0f} µs") for k, v in result.latency_us.items()),
+        ("errors", ", ".join(f"{k} {v}" for k, v in result.errors.items()) or "none"),
+        ("client CPU", f"{result.client_cpu_us_per_call:,.0f} µs/call"),
+        ("server CPU", "—" if server is None else f"{server:,.0f} µs/call (process tree)"),
+        *((f"  of which {k}", f"{v:,.0f} µs/call") for k, v in by_process.items()),
+    ]
+    return "\n".join(f"{name:<16} {value}" for name, value in rows)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="A lean asyncio load driver for JourneyService.")
+    add = parser.add_argument
+    add("--target", default="localhost:50051", help="host:port of the server")
+    add("--mode", choices=("unary", "stream"), default="unary")
+    add("--concurrency", type=int, default=64, help="workers (unary) or streams (stream)")
+    add("--rate", type=float, help="open loop: calls started per second (default: closed loop)")
+    add("--window", type=int, default=1, help="stream mode: events in flight per stream")
+    add("--duration", type=float, default=10.0, help=f"measured seconds (≤ {MAX_DURATION_S:g})")
+    add("--warmup", type=float, default=2.0, help="seconds run before measuring")
+    add("--customers", type=int, default=1000, help="size of the customer pool")
+    add("--channels", type=int, default=4, help="gRPC channels the workers share")
+    add("--server-pid", type=int, help="also report this process tree's CPU per call")
+    add("--json", action="store_true", help="print one JSON object instead of the table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.drive`: one bounded run, printed as a table or JSON."""
+    args = _parser().parse_args(argv)
+    if args.concurrency < 1 or args.window < 1 or (args.rate is not None and args.rate <= 0):
+        print("error: --concurrency and --window must be ≥ 1, --rate > 0", file=sys.stderr)
+        return 2
+    plan = Plan(args.mode, args.concurrency, args.rate, args.window, args.warmup, args.duration)
+    result = asyncio.run(run(args.target, plan, args.customers, args.channels, args.server_pid))
+    print(json.dumps(asdict(result)) if args.json else format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
