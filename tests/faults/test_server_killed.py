@@ -1,0 +1,104 @@
+"""The server SIGKILLed mid-load and started again: clients that retry with the same event id
+end with exactly the state they would have had if nothing had happened."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from journeyman.v1 import journeyman_pb2 as pb
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.embedded_redis import EmbeddedRedis, start_embedded_redis
+from tests.rulesets import RULES_DIR
+from tests.service.test_process import JOURNEYMAN, Served, _environment, _free_port
+from tests.service.test_process import _wait_until_serving as wait_until_serving
+
+pytestmark = pytest.mark.service
+
+CUSTOMERS = 6
+EVENTS_PER_CUSTOMER = 40
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+             grpc.StatusCode.ABORTED)  # fmt: skip
+
+
+@pytest.fixture
+def redis() -> Iterator[EmbeddedRedis]:
+    with tempfile.TemporaryDirectory(prefix="jm-srv-") as folder:
+        server = start_embedded_redis(Path(folder), appendfsync="always")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def _serve(folder: Path, port: int, redis_url: str) -> Served:
+    log_path = folder / f"serve-{port}.log"
+    command = [
+        str(JOURNEYMAN), "serve", "--host", "127.0.0.1", "--port", str(port), "--metrics-port",
+        "0", "--redis-url", redis_url, "--rules", str(RULES_DIR / "retail.yaml"),
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=folder, env=_environment(key_prefix="jmkill:"),
+        )  # fmt: skip
+    return Served(process, port, folder / "data", log_path)
+
+
+async def _send_all(address: str, customer: str, acknowledged: list[str]) -> None:
+    """Every event of `customer`, in order, each retried with its own id until answered and
+    stored (a degraded answer is retried too: it stored nothing)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.JourneyServiceStub(channel)
+        for number in range(EVENTS_PER_CUSTOMER):
+            event = pb.Event(event_id=f"{customer}-{number}", customer_id=customer,
+                             type="product_view")  # fmt: skip
+            while True:
+                try:
+                    reply = await stub.Decide(pb.DecideRequest(event=event), timeout=1)
+                    if not reply.decision.degraded:
+                        break
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() in RETRYABLE, error
+                await asyncio.sleep(0.02)
+            acknowledged.append(event.event_id)
+
+
+async def test_retrying_clients_end_as_if_the_server_had_never_died(redis: EmbeddedRedis) -> None:
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="jm-srv-run-") as folder:
+        served = _serve(Path(folder), port, redis.url)
+        try:
+            wait_until_serving(served)
+            acknowledged: list[str] = []
+            customers = [f"s{i}" for i in range(CUSTOMERS)]
+            load = asyncio.gather(*(_send_all(served.address, c, acknowledged) for c in customers))
+            while len(acknowledged) < CUSTOMERS * EVENTS_PER_CUSTOMER // 3:
+                await asyncio.sleep(0.005)
+            os.kill(served.process.pid, signal.SIGKILL)
+            served.process.wait()
+            killed_at = len(acknowledged)
+            served = _serve(Path(folder), port, redis.url)
+            await asyncio.to_thread(wait_until_serving, served)
+            await load
+            async with grpc.aio.insecure_channel(served.address) as channel:
+                stub = pb_grpc.JourneyServiceStub(channel)
+                counts = {}
+                for customer in customers:
+                    view = await stub.GetCustomer(pb.GetCustomerRequest(customer_id=customer))
+                    counts[customer] = view.customer.journeys[0].counters["product_views_7d"]
+        finally:
+            served.kill()
+    print(f"\nacknowledged before the kill: {killed_at}; after: {len(acknowledged)}; "
+          f"counts: {counts}")  # fmt: skip
+    assert 0 < killed_at < CUSTOMERS * EVENTS_PER_CUSTOMER, "the kill did not land mid-load"
+    assert len(acknowledged) == CUSTOMERS * EVENTS_PER_CUSTOMER
+    assert counts == dict.fromkeys(customers, float(EVENTS_PER_CUSTOMER))  # each exactly once
