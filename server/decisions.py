@@ -18,6 +18,7 @@ from engine.decide import decide
 from engine.errors import StateDecodeError
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
+from server.breaker import CircuitBreaker
 from server.convert import DecideInput, ResponseTables, decision_to_pb
 from server.errors import Conflicted, EventIdReused
 from server.metrics import CONFLICTS, DECISIONS, DEGRADED, KERNEL_SECONDS, REDIS_SECONDS, timed
@@ -62,6 +63,7 @@ class Decider:
         conflict_retries: int,
         redis_timeout_s: float,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._rules = rules
         self._store = store
@@ -69,6 +71,7 @@ class Decider:
         self._redis_timeout_s = redis_timeout_s
         self._clock_ms = clock_ms
         self._background: set[asyncio.Task[None]] = set()
+        self._breaker = breaker or CircuitBreaker()
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -86,16 +89,21 @@ class Decider:
         budget_s = self._redis_timeout_s
         if deadline_s is not None:
             budget_s = max(0.0, min(budget_s, deadline_s * 0.8))
-        if not use_store:
+        if not use_store or not self._breaker.allow():
             budget_s = 0.0
         try:
             if budget_s <= 0:
                 raise TimeoutError
             async with asyncio.timeout(budget_s):
                 answer = await self._decide_stored(request, active)
+            self._breaker.succeeded()
         except (StoreUnavailable, TimeoutError):
+            if budget_s > 0:
+                self._breaker.failed()
             DEGRADED.inc()
             answer = self._decide_degraded(request, active)
+        finally:
+            self._breaker.settle()
         _count_decision(answer)
         return answer
 
