@@ -26,6 +26,7 @@ from ruamel.yaml.events import (
     SequenceEndEvent,
     SequenceStartEvent,
 )
+from ruamel.yaml.reader import ReaderError
 
 from engine.errors import RuleProblem, RulesError
 
@@ -276,9 +277,23 @@ def parse_yaml(text: str, source: str) -> YamlTree:
         _read_events(builder, text)
     except MarkedYAMLError as error:
         raise RulesError([syntax_problem(error, text, source)]) from error
+    except ReaderError as error:  # found by fuzzing: control characters are not YAML
+        raise RulesError([_unreadable_character(error, text, source)]) from error
     except _TooLarge as error:
         raise RulesError(tree.problems) from error
     return tree
+
+
+def _unreadable_character(error: ReaderError, text: str, source: str) -> RuleProblem:
+    position = error.position if isinstance(error.position, int) else 0
+    before = text[:position]
+    line = before.count("\n") + 1
+    column = position - (before.rfind("\n") + 1) + 1
+    return RuleProblem(
+        source, line, column,
+        f"the file contains a control character (code {error.character:#04x}) YAML does not allow",
+        "delete it; it is usually pasted in by accident and invisible in most editors",
+    )  # fmt: skip
 
 
 def read_yaml(text: str, source: str) -> YamlTree:

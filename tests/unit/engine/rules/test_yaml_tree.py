@@ -45,3 +45,15 @@ def test_brackets_in_quotes_and_comments_do_not_count_as_nesting() -> None:
     brackets = "[" * (MAX_DEPTH + 5)
     text = f"a: '{brackets}'\nb: \"{brackets}\"\n# {brackets}\nc: 'it''s {brackets}'\n"
     assert read_yaml(text, "t.yaml").data["a"] == brackets
+
+
+def test_a_control_character_is_a_rules_problem_not_a_crash() -> None:
+    """Found by tests/fuzz/fuzz_rules.py: ruamel's ReaderError escaped the loader."""
+    from engine.errors import RulesError
+    from engine.rules.yaml_tree import read_yaml
+
+    with pytest.raises(RulesError) as error:
+        read_yaml("journey: x\nversion: 1\x00\n", "f.yaml")
+    (problem,) = error.value.problems
+    assert (problem.line, problem.column) == (2, 11)
+    assert "control character (code 0x00)" in problem.message and problem.hint
