@@ -24,6 +24,27 @@ Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 Streaming = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 
 
+def rewrapped(
+    handler: Handler,
+    *,
+    unary: Callable[[Unary], Unary],
+    streaming: Callable[[Streaming], Streaming],
+) -> Handler:
+    """`handler` with its behaviour replaced by `unary(behaviour)` or `streaming(behaviour)`,
+    keeping its kind and (de)serializers: what every journeyman interceptor needs."""
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        one = unary(cast(Unary, handler.unary_unary))
+        return grpc.unary_unary_rpc_method_handler(one, **serializers)
+    if handler.stream_stream is not None:
+        many = streaming(cast(Streaming, handler.stream_stream))
+        return grpc.stream_stream_rpc_method_handler(many, **serializers)
+    return handler
+
+
 class CallGate(grpc.aio.ServerInterceptor):
     """Lets at most `limit` journeyman calls run at once and times each one.
 
@@ -44,19 +65,11 @@ class CallGate(grpc.aio.ServerInterceptor):
         if handler is None or not method.startswith(SERVICE_PREFIX):
             return handler
         name = method.rsplit("/", 1)[-1]
-        serializers = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(cast(Unary, handler.unary_unary), name), **serializers
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                self._streaming(cast(Streaming, handler.stream_stream), name), **serializers
-            )
-        return handler
+        return rewrapped(
+            handler,
+            unary=lambda behaviour: self._unary(behaviour, name),
+            streaming=lambda behaviour: self._streaming(behaviour, name),
+        )
 
     async def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.in_flight >= self._limit:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from engine.errors import JourneymanError
+from server.admission import rewrapped
 
 if TYPE_CHECKING:  # grpc's stubs make the handler generic; at run time it is not
     Handler = grpc.RpcMethodHandler[Any, Any]
@@ -123,10 +124,4 @@ def _refusal(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
         await context.abort(code, message)
         yield  # never reached; makes this the async generator a streaming handler is
 
-    serializers = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(refuse_stream, **serializers)
-    return grpc.unary_unary_rpc_method_handler(refuse, **serializers)
+    return rewrapped(handler, unary=lambda _: refuse, streaming=lambda _: refuse_stream)
