@@ -1,0 +1,164 @@
+"""`journeyman serve` (or the echo ceiling) as a child process for a benchmark run.
+
+Each server gets a free loopback port, its own data folder (so its own embedded Redis, unless a
+`redis_url` is given) and a log file; it is stopped by pid on the way out, SIGTERM first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_DIR = ROOT / "rules"
+BIN = Path(sys.executable).parent
+START_TIMEOUT_S = 90.0  # a cold numba cache compiles every kernel first
+STOP_TIMEOUT_S = 15.0
+SERVICE = "journeyman.v1.JourneyService"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Running:
+    """A server started for a benchmark: where it listens and what to read its CPU from."""
+
+    address: str
+    pid: int
+    folder: Path
+    redis_url: str | None
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "serve.log"
+
+    def redis_pid(self) -> int | None:
+        """The embedded Redis's pid (None when the server uses an outside Redis)."""
+        pid_file = self.folder / "data" / "redis" / "redis.pid"
+        return int(pid_file.read_text().strip()) if pid_file.exists() else None
+
+    def embedded_redis_url(self) -> str:
+        """A URL for the Redis this server uses (its embedded one's unix socket, or the given)."""
+        if self.redis_url is not None:
+            return self.redis_url
+        sockets = sorted((self.folder / "data" / "redis").glob("*.sock"))
+        if not sockets:
+            raise RuntimeError(f"no embedded Redis socket under {self.folder / 'data'}")
+        return f"unix://{sockets[0]}"
+
+
+def _environment(settings: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYMAN_")}
+    env.update({f"JOURNEYMAN_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def wait_until_serving(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited {process.returncode}:\n{log.read_text()}")
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not SERVING after {START_TIMEOUT_S:g} s:\n{log.read_text()}")
+            time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def journeyman(
+    rules: Path = RULES_DIR / "retail.yaml",
+    *,
+    redis_url: str | None = None,
+    **settings: str,
+) -> Iterator[Running]:
+    """A `journeyman serve` on a free port, SERVING when this yields; `settings` become
+    JOURNEYMAN_* variables (e.g. ``workers="2"``)."""
+    with tempfile.TemporaryDirectory(prefix="journeyman-bench-") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        command = [
+            str(BIN / "journeyman"), "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--data-dir", str(folder / "data"), "--rules", str(rules), "--metrics-port", "0",
+        ]  # fmt: skip
+        if redis_url is not None:
+            settings = {**settings, "redis_url": redis_url}
+        log = folder / "serve.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=folder, env=_environment(settings),
+            )  # fmt: skip
+        try:
+            address = f"127.0.0.1:{port}"
+            wait_until_serving(address, process, log)
+            yield Running(address, process.pid, folder, redis_url)
+        finally:
+            _stop(process)
+
+
+@contextmanager
+def echo() -> Iterator[Running]:
+    """The transport ceiling (`benchmarks/echo.py`) on a free port."""
+    with tempfile.TemporaryDirectory(prefix="journeyman-echo-") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        log = folder / "serve.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.echo", "--port", str(port)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
+        try:
+            address = f"127.0.0.1:{port}"
+            _wait_until_listening(address, process, log)
+            yield Running(address, process.pid, folder, None)
+        finally:
+            _stop(process)
+
+
+def _wait_until_listening(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the echo server exited {process.returncode}:\n{log.read_text()}")
+        with grpc.insecure_channel(address) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=1)
+                return
+            except grpc.FutureTimeoutError:
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the echo server did not listen:\n{log.read_text()}")
