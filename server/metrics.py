@@ -43,6 +43,13 @@ KERNEL_SECONDS = Histogram(
     "journeyman_decide_seconds", "engine.decide() per event (kernels and their wrapper).",
     buckets=LATENCY_BUCKETS_S,
 )  # fmt: skip
+REDIS_PIPELINES = Counter(
+    "journeyman_redis_pipelines",
+    "Round trips that carried concurrent calls' loads and commits together.",
+)
+REDIS_COMMANDS = Counter(
+    "journeyman_redis_commands", "Commands sent in those round trips (÷ pipelines: batch size)."
+)
 DEGRADED = Counter("journeyman_degraded_answers", "Answers from the rules alone (Redis failed).")
 CONFLICTS = Counter("journeyman_cas_conflicts", "Commits refused because the state had changed.")
 SHED = Counter("journeyman_shed_calls", "Calls refused with RESOURCE_EXHAUSTED (overload).")

@@ -12,7 +12,8 @@ tag and so one slot, except the stats pipeline, which the cluster client splits 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
@@ -38,9 +39,11 @@ from server.keys import (
     DEFAULT_PREFIX,
     STATE_BLOB_FIELD,
     STATE_VERSION_FIELD,
+    CustomerKeys,
     Keyspace,
     decision_field,
 )
+from server.pipelining import Pipeliner
 
 DEFAULT_DECISIONS_KEPT = 16
 COMMIT_SCRIPT = files("server").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
@@ -55,6 +58,9 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     *CLUSTER_NETWORK_ERRORS,
 )
+
+# Summed increments of the journey statistics: (hash key, field) -> amount.
+StatIncrements = Counter[tuple[str, str]]
 
 # The client a Store runs on: one Redis (or a proxy in front of many), or a Redis Cluster.
 RedisClient = redis.Redis | RedisCluster
@@ -84,6 +90,15 @@ class Loaded:
     state: bytes | None
     version: int
     decision: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedEvents:
+    """`Loaded` for several event ids: the decision stored for each, None where none is."""
+
+    state: bytes | None
+    version: int
+    decisions: list[bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +214,14 @@ class Store:
         # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
+        # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
+        # a cluster: its pipelines split per node and run scripts through extra round trips.
+        self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
+
+    @property
+    def pipelining(self) -> Pipeliner | None:
+        """What sends concurrent calls' commands together (None on a cluster)."""
+        return self._pipeliner
 
     @property
     def commit_script_sha(self) -> str:
@@ -213,16 +236,36 @@ class Store:
         Not a transaction: a commit landing between the two reads is caught by the commit
         script, which re-checks both the version and the event id.
         """
+        loaded = await self.load_events(
+            customer_id, () if event_id is None else (event_id,), anonymous=anonymous
+        )
+        decision = loaded.decisions[0] if event_id is not None else None
+        return Loaded(state=loaded.state, version=loaded.version, decision=decision)
+
+    async def load_events(
+        self, customer_id: str, event_ids: Sequence[str], *, anonymous: bool = False
+    ) -> LoadedEvents:
+        """Read state, version and the decision stored for each of `event_ids` (None where
+        there is none), in one round trip."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hmget(keys.state, [STATE_BLOB_FIELD, STATE_VERSION_FIELD])
-        if event_id is not None:
-            pipe.hget(keys.decisions, decision_field(event_id))
+
+        def queue(pipe: Pipeline | ClusterPipeline) -> int:
+            pipe.hmget(keys.state, [STATE_BLOB_FIELD, STATE_VERSION_FIELD])
+            if not event_ids:
+                return 1
+            pipe.hmget(keys.decisions, [decision_field(event_id) for event_id in event_ids])
+            return 2
+
         async with self._calling(f"load {keys.state}"):
-            replies = await pipe.execute()
+            if self._pipeliner is None:
+                pipe = self._client.pipeline(transaction=False)
+                queue(pipe)
+                replies = await pipe.execute()
+            else:
+                replies = _raise_errors(await self._pipeliner.send(queue))
         blob, version = replies[0]
-        decision = replies[1] if event_id is not None else None
-        return Loaded(state=blob, version=int(version or 0), decision=decision)
+        decisions = replies[1] if event_ids else []
+        return LoadedEvents(state=blob, version=int(version or 0), decisions=decisions)
 
     async def commit(
         self,
@@ -242,19 +285,52 @@ class Store:
         """
         if (event_id is None) != (decision is None):
             raise ValueError("give both event_id and decision, or neither")
+        events = [] if event_id is None or decision is None else [(event_id, decision)]
+        return await self.commit_events(
+            customer_id, expected_version, state, events, anonymous=anonymous
+        )
+
+    async def commit_events(
+        self,
+        customer_id: str,
+        expected_version: int,
+        state: bytes,
+        events: Sequence[tuple[str, bytes]],
+        *,
+        anonymous: bool = False,
+    ) -> CommitResult:
+        """`commit` of the state after several events, each kept with its decision: all or
+        nothing, DUPLICATE (with the first stored decision met) if any id was seen before."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         args: list[EncodableT] = [
-            expected_version,
-            state,
-            "0" if event_id is None else "1",
-            event_id or "",
-            decision or b"",
-            self.decisions_kept,
-            self.state_ttl_s,
-        ]
+            expected_version, state, self.decisions_kept, self.state_ttl_s, len(events),
+        ]  # fmt: skip
+        for event_id, decision in events:
+            args += (event_id, decision)
         async with self._calling(f"commit {keys.state}"):
-            reply = await self._commit_script(keys=keys.all(), args=args)
+            if self._pipeliner is None:
+                reply = await self._commit_script(keys=keys.all(), args=args)
+            else:
+                reply = await self._commit_pipelined(keys, args)
         return _commit_result(reply)
+
+    async def _commit_pipelined(self, keys: CustomerKeys, args: list[EncodableT]) -> Any:
+        """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
+        load the script and send again: NOSCRIPT means it did not run, so nothing is doubled."""
+        assert self._pipeliner is not None
+        sha = self._commit_script.sha
+        key_names = keys.all()
+
+        def queue(pipe: Pipeline) -> int:
+            pipe.evalsha(sha, len(key_names), *key_names, *args)
+            return 1
+
+        for attempt in range(2):
+            (reply,) = await self._pipeliner.send(queue)
+            if not isinstance(reply, redis_errors.NoScriptError) or attempt:
+                return _raise_errors([reply])[0]
+            await self._client.script_load(COMMIT_SCRIPT)
+        raise AssertionError("unreachable: the loop returns on its second pass")
 
     async def update(
         self,
@@ -290,7 +366,26 @@ class Store:
         )
 
     async def bump_stats(self, journey_changes: list[StageChange], day: str) -> None:
-        """Count stage moves (customers per stage) and transitions taken on UTC `day`.
+        """Count stage moves (customers per stage) and transitions taken on UTC `day`."""
+        await self.add_to_stats(self.stat_increments(journey_changes, day))
+
+    def stat_increments(self, journey_changes: list[StageChange], day: str) -> StatIncrements:
+        """What `journey_changes` on UTC `day` add to the counts, by (key, field); summed, so
+        many events' changes can be added up first and written as one increment each."""
+        increments: StatIncrements = Counter()
+        for change in journey_changes:
+            if change.from_stage != change.to_stage:
+                stages = self.keys.stage_counts(change.journey)
+                if change.from_stage is not None:
+                    increments[stages, change.from_stage] -= 1
+                if change.to_stage is not None:
+                    increments[stages, change.to_stage] += 1
+            if change.transition is not None:
+                increments[self.keys.transitions(change.journey, day), change.transition] += 1
+        return increments
+
+    async def add_to_stats(self, increments: StatIncrements) -> None:
+        """Write summed stat increments (`stat_increments`).
 
         One non-transactional pipeline, outside the commit script on purpose: these keys are
         global, so they live in other cluster slots than the customer's and no script may touch
@@ -298,24 +393,13 @@ class Store:
         increments, which is cheaper than coordinating slots on every event.
         """
         pipe = self._client.pipeline(transaction=False)
-        for change in journey_changes:
-            self._queue_stage_change(pipe, change, day)
+        for (key, field), delta in increments.items():
+            if delta:
+                pipe.hincrby(key, field, delta)
         if len(pipe) == 0:
             return
         async with self._calling("bump stats"):
             await pipe.execute()
-
-    def _queue_stage_change(
-        self, pipe: Pipeline | ClusterPipeline, change: StageChange, day: str
-    ) -> None:
-        if change.from_stage != change.to_stage:
-            stages = self.keys.stage_counts(change.journey)
-            if change.from_stage is not None:
-                pipe.hincrby(stages, change.from_stage, -1)
-            if change.to_stage is not None:
-                pipe.hincrby(stages, change.to_stage, 1)
-        if change.transition is not None:
-            pipe.hincrby(self.keys.transitions(change.journey, day), change.transition, 1)
 
     async def stage_counts(self, journey: str) -> dict[str, int]:
         """Customers per stage now, for `journey` (stages nobody reached are absent)."""
@@ -355,7 +439,9 @@ class Store:
                 await self._client.ping()
 
     async def close(self) -> None:
-        """Close the client and its connection pool."""
+        """Close the client and its connection pool, once the pipelines still out are answered."""
+        if self._pipeliner is not None:
+            await self._pipeliner.drain()
         await self._client.aclose()
 
     @contextlib.asynccontextmanager
@@ -374,6 +460,14 @@ def _connection_kwargs(client: RedisClient) -> dict[str, Any]:
     if isinstance(client, RedisCluster):
         return client.get_connection_kwargs()
     return client.connection_pool.connection_kwargs
+
+
+def _raise_errors(replies: list[Any]) -> list[Any]:
+    """The replies of a pipelined call, or the first command error among them, raised."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
 
 
 def _commit_result(reply: list[Any]) -> CommitResult:

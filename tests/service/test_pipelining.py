@@ -1,0 +1,98 @@
+"""Concurrent loads and commits share pipelines, and each caller still gets exactly its replies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as redis
+
+from server.pipelining import Pipeliner
+from server.store import CommitOutcome, Store, StoreUnavailable
+
+pytestmark = pytest.mark.service
+
+
+async def test_concurrent_calls_share_pipelines_and_get_their_own_replies(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    pipeliner = Pipeliner(redis_client, max_in_flight=1)
+    keys = [f"{key_prefix}k{i}" for i in range(200)]
+    await redis_client.mset({key: str(i) for i, key in enumerate(keys)})
+
+    async def read(key: str) -> list[object]:
+        def queue(pipe: redis.client.Pipeline) -> int:
+            pipe.get(key)
+            pipe.strlen(key)
+            return 2
+
+        return await pipeliner.send(queue)
+
+    replies = await asyncio.gather(*(read(key) for key in keys))
+
+    assert replies == [[str(i).encode(), len(str(i))] for i in range(len(keys))]
+    assert pipeliner.commands_sent == 2 * len(keys)
+    assert pipeliner.pipelines_sent < len(keys) / 10  # one call alone would make 200
+
+
+async def test_a_commands_error_goes_to_its_caller_only(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    pipeliner = Pipeliner(redis_client)
+    await redis_client.set(f"{key_prefix}text", "not a hash")
+
+    def wrong_type(pipe: redis.client.Pipeline) -> int:
+        pipe.hget(f"{key_prefix}text", "field")
+        return 1
+
+    def fine(pipe: redis.client.Pipeline) -> int:
+        pipe.get(f"{key_prefix}text")
+        return 1
+
+    bad, good = await asyncio.gather(pipeliner.send(wrong_type), pipeliner.send(fine))
+
+    assert isinstance(bad[0], redis.ResponseError) and "WRONGTYPE" in str(bad[0])
+    assert good == [b"not a hash"]
+
+
+async def test_a_caller_that_gave_up_does_not_disturb_the_others(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    pipeliner = Pipeliner(redis_client)
+
+    def get(pipe: redis.client.Pipeline) -> int:
+        pipe.get(f"{key_prefix}missing")
+        return 1
+
+    gave_up = asyncio.ensure_future(pipeliner.send(get))
+    stayed = asyncio.ensure_future(pipeliner.send(get))
+    gave_up.cancel()
+
+    assert await stayed == [None]
+    assert gave_up.cancelled()
+
+
+async def test_many_concurrent_commits_on_one_customer_lose_no_update(store: Store) -> None:
+    """The commit's compare-and-set still holds when commits of one customer share a pipeline:
+    of the commits made from one loaded version, exactly one lands."""
+    loaded = await store.load("c1", None)
+    results = await asyncio.gather(
+        *(store.commit("c1", loaded.version, f"s{i}".encode(), None, None) for i in range(50))
+    )
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(CommitOutcome.COMMITTED) == 1
+    assert outcomes.count(CommitOutcome.CONFLICT) == 49
+    assert (await store.load("c1", None)).version == 1
+
+
+async def test_a_broken_connection_fails_every_caller_in_the_pipeline() -> None:
+    # Nothing listens on port 1: the connection is refused for the whole pipeline.
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    store = Store(client, state_ttl_s=60)
+    try:
+        outcomes = await asyncio.gather(
+            *(store.load(f"c{i}", "e") for i in range(5)), return_exceptions=True
+        )
+    finally:
+        await store.close()
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
