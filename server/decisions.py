@@ -9,20 +9,29 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from engine.codec import decode_state, encode_state
 from engine.compile import Ruleset
 from engine.decide import decide
-from engine.errors import StateDecodeError
+from engine.errors import JourneymanError, StateDecodeError
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from server.breaker import CircuitBreaker
 from server.convert import DecideInput, ResponseTables, decision_to_pb
 from server.errors import Conflicted, EventIdReused
+from server.keys import utc_day
 from server.metrics import CONFLICTS, DECISIONS, DEGRADED, KERNEL_SECONDS, REDIS_SECONDS, timed
-from server.store import CommitOutcome, StageChange, Store, StoreUnavailable
+from server.store import (
+    CommitOutcome,
+    LoadedEvents,
+    StageChange,
+    StatIncrements,
+    Store,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,24 @@ def decode_or_new(ruleset: Ruleset, data: bytes | None) -> CustomerState:
         return new_state(ruleset)
 
 
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A call waiting for the next batch."""
+
+    request: DecideInput
+    deadline_s: float | None
+    future: asyncio.Future[pb.Decision | JourneymanError]
+
+
+@dataclass(slots=True)
+class _Decided:
+    """One customer's events decided from a loaded state, before the commit."""
+
+    state: CustomerState
+    commits: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, kept decision)
+    answers: list[tuple[int, pb.Decision]] = field(default_factory=list)  # (request index, ...)
+
+
 class Decider:
     """Decides events against the store, with the retry and degradation policy of the service."""
 
@@ -70,7 +97,12 @@ class Decider:
         self._retries = conflict_retries
         self._redis_timeout_s = redis_timeout_s
         self._clock_ms = clock_ms
-        self._background: set[asyncio.Task[None]] = set()
+        self._queued: list[_Waiting] = []  # calls for the next batch
+        self._batch_scheduled = False
+        self._batches_out = 0
+        self._batches: set[asyncio.Task[None]] = set()
+        self._stats: StatIncrements = Counter()
+        self._stats_writer: asyncio.Task[None] | None = None
         self._breaker = breaker or CircuitBreaker()
 
     def now_ms(self) -> int:
@@ -83,7 +115,71 @@ class Decider:
         (or `use_store` is false: the caller already saw it fail).
 
         `deadline_s` is the time the caller has left; Redis gets at most that (minus a margin
-        to answer in) and at most the configured timeout.
+        to answer in) and at most the configured timeout. Raises Conflicted or EventIdReused.
+
+        Calls made while a batch is out are decided together as the next one (`decide_many`):
+        one Redis round trip to load them all and one to commit, and concurrent events of one
+        customer decided in order in one lane instead of racing each other's commits.
+        """
+        if not use_store:
+            (outcome,) = await self.decide_many([request], deadline_s, use_store=False)
+        else:
+            loop = asyncio.get_running_loop()
+            waiting = _Waiting(request, deadline_s, loop.create_future())
+            self._queued.append(waiting)
+            if not self._batch_scheduled and self._batches_out < MAX_BATCHES_OUT:
+                self._batch_scheduled = True
+                loop.call_soon(self._start_batch)
+            outcome = await waiting.future
+        if isinstance(outcome, JourneymanError):
+            raise outcome
+        return outcome
+
+    def _start_batch(self) -> None:
+        self._batch_scheduled = False
+        if self._batches_out >= MAX_BATCHES_OUT:
+            return
+        batch = [w for w in self._queued if not w.future.done()]  # not callers who left
+        self._queued = []
+        if not batch:
+            return
+        self._batches_out += 1
+        task = asyncio.get_running_loop().create_task(self._run_batch(batch))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(self, batch: list[_Waiting]) -> None:
+        try:
+            # The batch waits no longer than its most pressed caller may.
+            deadlines = [w.deadline_s for w in batch if w.deadline_s is not None]
+            outcomes = await self.decide_many(
+                [w.request for w in batch], min(deadlines) if deadlines else None
+            )
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                if not waiting.future.done():
+                    waiting.future.set_result(outcome)
+        except BaseException as error:
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            self._batches_out -= 1
+            if self._queued and not self._batch_scheduled:
+                self._batch_scheduled = True
+                asyncio.get_running_loop().call_soon(self._start_batch)
+
+    async def decide_many(
+        self, requests: Sequence[DecideInput], deadline_s: float | None, *, use_store: bool = True
+    ) -> list[pb.Decision | JourneymanError]:
+        """Decisions for many validated events, in their order: each customer's events in
+        order on the state the last one left, all customers' loads in one Redis round trip and
+        their commits in another (the store pipelines concurrent calls).
+
+        An event is answered with its decision, or with the error it met (Conflicted: its
+        customer kept changing under it; EventIdReused). When Redis fails or the budget runs
+        out, the events not yet stored are answered degraded.
         """
         active = self._rules()
         budget_s = self._redis_timeout_s
@@ -91,57 +187,121 @@ class Decider:
             budget_s = max(0.0, min(budget_s, deadline_s * 0.8))
         if not use_store or not self._breaker.allow():
             budget_s = 0.0
-        try:
-            if budget_s <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(budget_s):
-                answer = await self._decide_stored(request, active)
-            self._breaker.succeeded()
-        except (StoreUnavailable, TimeoutError):
-            if budget_s > 0:
+        outcomes: dict[int, pb.Decision | JourneymanError] = {}
+        if budget_s > 0:
+            lanes: dict[tuple[str, bool], list[int]] = {}
+            for index, request in enumerate(requests):
+                key = (request.event.customer_id, request.anonymous)
+                lanes.setdefault(key, []).append(index)
+            try:
+                async with asyncio.timeout(budget_s):
+                    failed = await asyncio.gather(
+                        *(self._decide_lane(requests, lane, active, outcomes)
+                          for lane in lanes.values())
+                    )  # fmt: skip
+                store_failed = any(failed)
+            except TimeoutError:
+                store_failed = True
+            if store_failed:
                 self._breaker.failed()
-            DEGRADED.inc()
-            answer = self._decide_degraded(request, active)
-        finally:
-            self._breaker.settle()
-        _count_decision(answer)
-        return answer
+            else:
+                self._breaker.succeeded()
+        self._breaker.settle()
+        answers: list[pb.Decision | JourneymanError] = []
+        for index, request in enumerate(requests):
+            outcome = outcomes.get(index)
+            if outcome is None:
+                DEGRADED.inc()
+                outcome = self._decide_degraded(request, active)
+            if isinstance(outcome, pb.Decision):
+                _count_decision(outcome)
+            answers.append(outcome)
+        return answers
 
-    async def _decide_stored(self, request: DecideInput, active: ActiveRules) -> pb.Decision:
-        event = request.event
-        customer = event.customer_id  # or the anonymous id: `anonymous=` picks the key space
+    async def _decide_lane(
+        self,
+        requests: Sequence[DecideInput],
+        lane: list[int],
+        active: ActiveRules,
+        outcomes: dict[int, pb.Decision | JourneymanError],
+    ) -> bool:
+        """Decide one customer's events (`lane`: their indexes, in order) against the store,
+        retrying the whole lane on a concurrent update. Returns whether Redis failed."""
+        first = requests[lane[0]]
+        customer, anonymous = first.event.customer_id, first.anonymous
         for attempt in range(self._retries + 1):
             if attempt:
                 # Spread the retries of events racing for one customer, so they stop colliding.
                 await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S * attempt))
-            with timed(LOAD_SECONDS):
-                loaded = await self._store.load(
-                    customer, event.event_id, anonymous=request.anonymous
-                )
-            if loaded.decision is not None:
-                return _replayed(loaded.decision, request)
-            state = decode_or_new(active.ruleset, loaded.state)
+            pending = [index for index in lane if index not in outcomes]
+            try:
+                with timed(LOAD_SECONDS):
+                    loaded = await self._store.load_events(
+                        customer, [requests[i].event.event_id for i in pending],
+                        anonymous=anonymous,
+                    )  # fmt: skip
+                decided = self._decide_loaded(requests, pending, loaded, active, outcomes)
+                if decided.commits:
+                    with timed(COMMIT_SECONDS):
+                        result = await self._store.commit_events(
+                            customer, loaded.version, encode_state(active.ruleset, decided.state),
+                            decided.commits, anonymous=anonymous,
+                        )  # fmt: skip
+                    if result.outcome is not CommitOutcome.COMMITTED:
+                        # CONFLICT, or DUPLICATE: a retry of one of these events landed first;
+                        # the next attempt replays it from the store.
+                        CONFLICTS.inc()
+                        continue
+            except StoreUnavailable:
+                return True
+            is_new = loaded.state is None
+            for index, answer in decided.answers:
+                outcomes[index] = answer
+                self._count(answer, is_new=is_new)
+                is_new = False
+            return False
+        for index in lane:
+            outcomes.setdefault(
+                index, Conflicted(f"customer updated concurrently {self._retries + 1} times")
+            )
+        return False
+
+    def _decide_loaded(
+        self,
+        requests: Sequence[DecideInput],
+        pending: list[int],
+        loaded: LoadedEvents,
+        active: ActiveRules,
+        outcomes: dict[int, pb.Decision | JourneymanError],
+    ) -> _Decided:
+        """Decide `pending` events in order from the loaded state; events already stored (or
+        repeated within the batch) are answered with their original decision at once."""
+        state = decode_or_new(active.ruleset, loaded.state)
+        decided = _Decided(state)
+        kept: dict[str, bytes] = {}  # event id -> what this attempt will store for it
+        for index, stored in zip(pending, loaded.decisions, strict=True):
+            request = requests[index]
+            event = request.event
+            stored = stored or kept.get(event.event_id)
+            if stored is not None:
+                try:
+                    outcomes[index] = _replayed(stored, request)
+                except EventIdReused as error:
+                    outcomes[index] = error
+                continue
             with timed(KERNEL_SECONDS):
-                decision, new = decide(
-                    active.ruleset, state, event, request.timestamp_ms,
+                decision, decided.state = decide(
+                    active.ruleset, decided.state, event, request.timestamp_ms,
                     top_k=request.top_k, explain=request.explain,
                 )  # fmt: skip
             answer = decision_to_pb(
-                decision, active.tables, customer_id=customer, event_id=event.event_id,
+                decision, active.tables, customer_id=event.customer_id, event_id=event.event_id,
                 decided_at_ms=request.timestamp_ms, degraded=False,
             )  # fmt: skip
-            with timed(COMMIT_SECONDS):
-                result = await self._store.commit(
-                    customer, loaded.version, encode_state(active.ruleset, new), event.event_id,
-                    request.fingerprint + answer.SerializeToString(), anonymous=request.anonymous,
-                )  # fmt: skip
-            if result.outcome is CommitOutcome.COMMITTED:
-                self._count(answer, is_new=loaded.state is None)
-                return answer
-            if result.outcome is CommitOutcome.DUPLICATE and result.decision is not None:
-                return _replayed(result.decision, request)
-            CONFLICTS.inc()
-        raise Conflicted(f"customer updated concurrently {self._retries + 1} times")
+            kept[event.event_id] = request.fingerprint + answer.SerializeToString()
+            decided.commits.append((event.event_id, kept[event.event_id]))
+            decided.answers.append((index, answer))
+        return decided
 
     def _decide_degraded(self, request: DecideInput, active: ActiveRules) -> pb.Decision:
         """From the rules alone, as for a new customer; nothing is written."""
@@ -155,7 +315,8 @@ class Decider:
         )  # fmt: skip
 
     def _count(self, answer: pb.Decision, *, is_new: bool) -> None:
-        """Bump the journey statistics off the hot path: they are analytics, not state."""
+        """Add the answer's stage moves to the journey statistics, written off the hot path
+        every STATS_FLUSH_S, summed: they are analytics, not state."""
         changes = [
             StageChange(
                 journey=j.journey,
@@ -168,24 +329,35 @@ class Decider:
         ]
         if not changes:
             return
-        day = time.strftime("%Y%m%d", time.gmtime(answer.decided_at_ms / 1000))
-        task = asyncio.get_running_loop().create_task(self._bump(changes, day))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._stats.update(self._store.stat_increments(changes, utc_day(answer.decided_at_ms)))
+        if self._stats_writer is None:
+            self._stats_writer = asyncio.get_running_loop().create_task(self._write_stats())
 
-    async def _bump(self, changes: list[StageChange], day: str) -> None:
+    async def _write_stats(self) -> None:
         try:
-            await self._store.bump_stats(changes, day)
-        except StoreUnavailable:
-            log.debug("journey statistics not counted: store unavailable")
+            await asyncio.sleep(STATS_FLUSH_S)
+        finally:
+            # Also when cancelled (shutdown): what was counted is written, not dropped.
+            increments, self._stats = self._stats, Counter()
+            self._stats_writer = None
+            try:
+                await self._store.add_to_stats(increments)
+            except StoreUnavailable:
+                log.debug("journey statistics not counted: store unavailable")
 
     async def drain(self) -> None:
-        """Wait for the statistics still being written (on shutdown)."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        """Finish the batches still out and write the statistics counted so far (shutdown)."""
+        if self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
+        if self._stats_writer is not None:
+            await asyncio.gather(self._stats_writer, return_exceptions=True)
 
 
 CONFLICT_BACKOFF_S = 0.002
+# Batches of calls out at once: while they are, new calls gather into the next one, which so
+# grows with the load (alone, a call still goes on the next turn of the event loop).
+MAX_BATCHES_OUT = 2
+STATS_FLUSH_S = 0.05
 FINGERPRINT_BYTES = 16
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
 COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import grpc
 
@@ -26,7 +24,6 @@ from server.reload import LiveRules
 from server.store import CommitOutcome, StageChange, Store
 
 Context = grpc.aio.ServicerContext[object, object]
-BATCH_CUSTOMERS_AT_ONCE = 32
 
 
 class JourneyService(pb_grpc.JourneyServiceServicer):
@@ -69,39 +66,25 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             await abort(context, EventInvalid([violation]))
         now_ms = self._decider.now_ms()
         results = [pb.BatchResult(index=i) for i in range(len(request.requests))]
-        by_customer: dict[str, list[tuple[int, DecideInput]]] = {}
+        valid: list[DecideInput] = []
+        positions: list[int] = []
         for index, item in enumerate(request.requests):
             try:
-                valid = decide_input(item, now_ms, self._settings)
+                valid.append(decide_input(item, now_ms, self._settings))
+                positions.append(index)
             except EventInvalid as error:
                 _fail(results[index], grpc.StatusCode.INVALID_ARGUMENT, str(error))
-                continue
-            by_customer.setdefault(valid.event.customer_id, []).append((index, valid))
-        # Customers run side by side, a bounded number at a time so that one batch cannot take
-        # every Redis connection. Once Redis has failed one event, the rest are answered
-        # degraded at once instead of each waiting out the Redis budget in turn.
-        batch = _Batch(results, asyncio.Semaphore(BATCH_CUSTOMERS_AT_ONCE), context)
-        await asyncio.gather(
-            *(self._decide_in_order(events, batch) for events in by_customer.values())
-        )
+        outcomes = await self._decider.decide_many(valid, context.time_remaining())
+        for index, outcome in zip(positions, outcomes, strict=True):
+            if isinstance(outcome, Conflicted):
+                _fail(results[index], grpc.StatusCode.ABORTED, str(outcome))
+            elif isinstance(outcome, EventIdReused):
+                _fail(results[index], grpc.StatusCode.ALREADY_EXISTS, str(outcome))
+            elif isinstance(outcome, JourneymanError):
+                raise outcome
+            else:
+                results[index].decision.CopyFrom(outcome)
         return pb.DecideBatchResponse(results=results)
-
-    async def _decide_in_order(self, events: list[tuple[int, DecideInput]], batch: _Batch) -> None:
-        """One customer's events, one after the other: each sees the state the last one left."""
-        async with batch.lanes:
-            for index, valid in events:
-                try:
-                    decision = await self._decider.decide(
-                        valid, batch.context.time_remaining(), use_store=not batch.store_failed
-                    )
-                except Conflicted as error:
-                    _fail(batch.results[index], grpc.StatusCode.ABORTED, str(error))
-                    continue
-                except EventIdReused as error:
-                    _fail(batch.results[index], grpc.StatusCode.ALREADY_EXISTS, str(error))
-                    continue
-                batch.store_failed = batch.store_failed or decision.degraded
-                batch.results[index].decision.CopyFrom(decision)
 
     async def GetCustomer(
         self, request: pb.GetCustomerRequest, context: Context
@@ -242,14 +225,6 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
 
 def _stage(journey: CompiledJourney, state: CustomerState) -> str:
     return journey.stage_ids[int(state.journey(journey).ints[codes.INT_STAGE])]
-
-
-@dataclass
-class _Batch:
-    results: list[pb.BatchResult]
-    lanes: asyncio.Semaphore  # bounds the customers decided at once
-    context: Context
-    store_failed: bool = False
 
 
 def _fail(result: pb.BatchResult, code: grpc.StatusCode, message: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
+import redis.asyncio as redis
 from google.rpc import code_pb2
 
 from journeyman.v1 import journeyman_pb2 as pb
+from server.keys import Keyspace
 from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service
@@ -172,3 +174,35 @@ async def test_a_batch_for_many_customers_is_stored_in_full(service: Service) ->
     response = await service.stub.DecideBatch(pb.DecideBatchRequest(requests=requests))
     degraded = [r.index for r in response.results if r.decision.degraded]
     assert degraded == []
+
+
+async def test_a_batch_writes_each_customer_once_and_keeps_every_events_decision(
+    service: Service, redis_client: redis.Redis
+) -> None:
+    requests = [
+        _request("w0", "jo", "add_to_cart"),
+        _request("w1", "kim", "product_view"),
+        _request("w2", "jo", "checkout_started"),
+        _request("w3", "jo", "purchase"),
+    ]
+    first = await service.stub.DecideBatch(pb.DecideBatchRequest(requests=requests))
+    keys = Keyspace(service.settings.key_prefix)
+    # One compare-and-set commit per customer, whatever its number of events.
+    for customer in ("jo", "kim"):
+        assert await redis_client.hget(keys.customer(customer).state, "version") == b"1"
+    # Each event's own decision was kept: a retry of any one of them is answered with it.
+    for request, original in zip(requests, first.results, strict=True):
+        again = (await service.stub.Decide(request)).decision
+        assert again.duplicate
+        assert again.journeys == original.decision.journeys
+
+
+async def test_an_event_id_reused_within_a_batch_for_another_event_is_refused_alone(
+    service: Service,
+) -> None:
+    requests = [_request("u1", "lou", "add_to_cart"), _request("u1", "lou", "purchase")]
+    response = await service.stub.DecideBatch(pb.DecideBatchRequest(requests=requests))
+    assert not response.results[0].error_code
+    assert response.results[1].error_code == code_pb2.ALREADY_EXISTS
+    assert "u1" in response.results[1].error_message
+    assert (await _journey(service, "lou")).counters["purchases_365d"] == 0
