@@ -11,7 +11,6 @@ as the real service does, so the difference between the two is the service's own
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
+from server import event_loop
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JourneyService"].full_name
 _ACTIONS = (
@@ -117,9 +117,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50162)
+    parser.add_argument(
+        "--event-loop", choices=event_loop.CHOICES, default="auto",
+        help="the same choice as journeyman serve's, so both run on the same loop",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        asyncio.run(_serve(args.host, args.port))
+        event_loop.run(_serve(args.host, args.port), args.event_loop)
     except KeyboardInterrupt:
         pass
 

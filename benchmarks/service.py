@@ -102,16 +102,18 @@ def journeyman(
     rules: Path = RULES_DIR / "retail.yaml",
     *,
     redis_url: str | None = None,
+    metrics_port: int = 0,
     **settings: str,
 ) -> Iterator[Running]:
     """A `journeyman serve` on a free port, SERVING when this yields; `settings` become
-    JOURNEYMAN_* variables (e.g. ``workers="2"``)."""
+    JOURNEYMAN_* variables (e.g. ``workers="2"``). `metrics_port` 0: no /metrics."""
     with tempfile.TemporaryDirectory(prefix="journeyman-bench-") as tmp:
         folder = Path(tmp)
         port = free_port()
         command = [
             str(BIN / "journeyman"), "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(folder / "data"), "--rules", str(rules), "--metrics-port", "0",
+            "--data-dir", str(folder / "data"), "--rules", str(rules),
+            "--metrics-port", str(metrics_port),
         ]  # fmt: skip
         if redis_url is not None:
             settings = {**settings, "redis_url": redis_url}
@@ -130,15 +132,17 @@ def journeyman(
 
 
 @contextmanager
-def echo() -> Iterator[Running]:
-    """The transport ceiling (`benchmarks/echo.py`) on a free port."""
+def echo(event_loop: str = "auto") -> Iterator[Running]:
+    """The transport ceiling (`benchmarks/echo.py`) on a free port, on the same kind of event
+    loop as `journeyman serve` (both default to uvloop when it is installed)."""
     with tempfile.TemporaryDirectory(prefix="journeyman-echo-") as tmp:
         folder = Path(tmp)
         port = free_port()
         log = folder / "serve.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.echo", "--port", str(port)],
+                [sys.executable, "-m", "benchmarks.echo", "--port", str(port),
+                 "--event-loop", event_loop],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
         try:

@@ -54,22 +54,28 @@ class CallGate(grpc.aio.ServerInterceptor):
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self.in_flight = 0
+        # A method's handler never changes while the server runs: wrap it once, not per call.
+        self._wrapped: dict[str, Handler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
-        handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or not method.startswith(SERVICE_PREFIX):
             return handler
         name = method.rsplit("/", 1)[-1]
-        return rewrapped(
+        wrapped = self._wrapped[method] = rewrapped(
             handler,
             unary=lambda behaviour: self._unary(behaviour, name),
             streaming=lambda behaviour: self._streaming(behaviour, name),
         )
+        return wrapped
 
     async def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.in_flight >= self._limit:

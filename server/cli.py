@@ -113,8 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers, host=args.host, port=args.port, metrics_port=args.metrics_port,
             redis_url=args.redis_url, rules=tuple(args.rules) if args.rules else None,
             data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
-            log_format=args.log_format, tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
-            tls_client_ca=_path(args.tls_client_ca), auth_tokens_file=_path(args.auth_tokens_file),
+            log_format=args.log_format, event_loop=args.event_loop, tls_cert=_path(args.tls_cert),
+            tls_key=_path(args.tls_key), tls_client_ca=_path(args.tls_client_ca),
+            auth_tokens_file=_path(args.auth_tokens_file),
         )  # fmt: skip
     except ConfigError as error:
         print(f"journeyman: {error}", file=sys.stderr)
@@ -184,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth-tokens-file", help="bearer tokens, one `<token> [scope ...]` per line"
     )
     serve.add_argument("--log-format", choices=("text", "json"), help="log lines (default text)")
+    serve.add_argument(
+        "--event-loop", choices=("auto", "uvloop", "asyncio"),
+        help="auto (default): uvloop when installed, else asyncio",
+    )  # fmt: skip
     return parser
 
 

@@ -66,6 +66,7 @@ class Settings:
     auth_tokens: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line, for log collectors
+    event_loop: str = "auto"  # uvloop when installed, else asyncio; or name one
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
@@ -85,6 +86,8 @@ class Settings:
             )
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError(_spellings("tls_client_ca"), self.tls_client_ca, "--tls-cert too")
+        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+            raise ConfigError(_spellings("event_loop"), self.event_loop, "auto, uvloop or asyncio")
         if self.log_format not in ("text", "json"):
             raise ConfigError(_spellings("log_format"), self.log_format, "text or json")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from engine.compile import Ruleset
+from server import event_loop
 from server.app import PortInUse, create_server, reload_signal, stop_signals
 from server.config import Settings
 from server.embedded_redis import start_embedded_redis
@@ -108,7 +109,7 @@ def run(settings: Settings) -> None:
     ruleset = load_ruleset(list(settings.rules))
     with redis_for(settings) as redis_url:
         if settings.workers == 1:
-            asyncio.run(serve(settings, ruleset, redis_url))
+            event_loop.run(serve(settings, ruleset, redis_url), settings.event_loop)
         else:
             from server.workers import run_workers
 

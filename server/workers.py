@@ -8,7 +8,6 @@ that dies, and serves /metrics for all of them from PROMETHEUS_MULTIPROC_DIR.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
 import os
@@ -18,6 +17,7 @@ import time
 from prometheus_client import multiprocess
 
 from engine.compile import Ruleset
+from server import event_loop
 from server.config import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def _worker(settings: Settings, ruleset: Ruleset, redis_url: str) -> int:
         signal.signal(sig, signal.SIG_DFL)
     _die_with_parent()
     try:
-        asyncio.run(serve(settings, ruleset, redis_url, worker=True))
+        event_loop.run(serve(settings, ruleset, redis_url, worker=True), settings.event_loop)
     except Exception:
         log.exception("worker %d failed", os.getpid())
         return 1
