@@ -41,6 +41,7 @@ MAX_IN_FLIGHT_OPEN = 20_000  # open loop: beyond this many unanswered calls, cou
 CONNECT_TIMEOUT_S = 10.0
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 # A small retail journey: what a shopper does next, given what they just did.
 _NEXT: dict[str, tuple[str, ...]] = {
@@ -112,27 +113,37 @@ class Recorder:
     measure_until: float = math.inf
     latencies_us: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    events: int = 0  # events answered (a DecideBatch call answers many)
+    degraded: int = 0  # events answered from the rules alone (Redis failed or was slow)
 
     def counts(self, started: float) -> bool:
         return self.measure_from <= started < self.measure_until
 
-    def ok(self, started: float) -> None:
+    def ok(self, started: float, decisions: Sequence[pb.Decision] = ()) -> None:
         if self.counts(started):
             self.latencies_us.append((time.perf_counter() - started) * 1e6)
+            self.events += len(decisions)
+            self.degraded += sum(d.degraded for d in decisions)
 
     def failed(self, started: float, code: str) -> None:
         if self.counts(started):
             self.errors[code] += 1
 
 
-async def _timed(recorder: Recorder, started: float, call: Awaitable[object]) -> None:
+async def _timed(recorder: Recorder, started: float, call: Awaitable[Any]) -> None:
     """Await one call and record it as answered or failed, timed from `started`."""
     try:
-        await call
+        reply = await call
     except grpc.aio.AioRpcError as error:
         recorder.failed(started, error.code().name)
+        return
+    if isinstance(reply, pb.DecideBatchResponse):
+        for result in reply.results:
+            if result.error_code:
+                recorder.failed(started, f"item {_CODE_NAMES.get(result.error_code, 'UNKNOWN')}")
+        recorder.ok(started, [r.decision for r in reply.results if not r.error_code])
     else:
-        recorder.ok(started)
+        recorder.ok(started, [reply.decision])
 
 
 def _tree_cpu_s(pid: int) -> dict[str, float]:
@@ -192,12 +203,22 @@ class Plan:
     window: int  # stream mode: events in flight per stream
     warmup_s: float
     duration_s: float
+    batch: int = 100  # batch mode: events per DecideBatch call
 
 
 async def _closed_unary(stub: Any, requests: Requests, recorder: Recorder, stop: float) -> None:
     """One closed-loop worker: Decide back to back until `stop`."""
     while (started := time.perf_counter()) < stop:
         await _timed(recorder, started, stub.Decide(next(requests)))
+
+
+async def _closed_batch(
+    stub: Any, requests: Requests, recorder: Recorder, stop: float, size: int
+) -> None:
+    """One closed-loop worker: DecideBatch calls of `size` events back to back until `stop`."""
+    while (started := time.perf_counter()) < stop:
+        batch = pb.DecideBatchRequest(requests=[next(requests) for _ in range(size)])
+        await _timed(recorder, started, stub.DecideBatch(batch))
 
 
 async def _open_unary(
@@ -222,9 +243,8 @@ async def _open_unary(
 
 
 async def _sleep_until(moment: float) -> None:
-    delay = moment - time.perf_counter()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    # Behind schedule, still yield: answers must be read while late calls are started.
+    await asyncio.sleep(max(0.0, moment - time.perf_counter()))
 
 
 async def _stream_worker(
@@ -247,8 +267,8 @@ async def _stream_worker(
         await call.done_writing()
 
     async def read() -> None:
-        async for _ in call:
-            recorder.ok(sent.popleft())
+        async for reply in call:
+            recorder.ok(sent.popleft(), [reply.decision])
             slots.release()
 
     try:
@@ -294,6 +314,8 @@ def _workers(
 ) -> list[Awaitable[None]]:
     """The coroutines that make up the load, spread over the channels."""
     stub_of = [stubs[i % len(stubs)] for i in range(plan.concurrency)]
+    if plan.mode == "batch":
+        return [_closed_batch(s, requests, recorder, stop, plan.batch) for s in stub_of]
     if plan.mode == "unary" and plan.rate is None:
         return [_closed_unary(s, requests, recorder, stop) for s in stub_of]
     if plan.mode == "unary":
@@ -317,6 +339,9 @@ class Result:
     duration_s: float
     calls: int
     rate: float
+    events: int  # events answered (more than calls in batch mode)
+    events_per_s: float
+    degraded: int
     latency_us: dict[str, float]
     errors: dict[str, int]
     client_cpu_us_per_call: float
@@ -333,6 +358,8 @@ def summarise(target: str, plan: Plan, recorder: Recorder, begin: CpuMark, end: 
     return Result(
         target=target, mode=plan.mode, concurrency=plan.concurrency, rate_target=plan.rate,
         duration_s=round(elapsed, 3), calls=calls, rate=calls / elapsed if elapsed else 0.0,
+        events=recorder.events, events_per_s=recorder.events / elapsed if elapsed else 0.0,
+        degraded=recorder.degraded,
         latency_us={f"p{q:g}": percentile(latencies, q) for q in PERCENTILES},
         errors=dict(recorder.errors),
         client_cpu_us_per_call=(end.client_s - begin.client_s) / calls * 1e6 if calls else math.nan,
@@ -390,6 +417,7 @@ def format_table(result: Result) -> str:
         ("target", f"{result.target} ({result.mode}, {shape}, concurrency {result.concurrency})"),
         ("calls", f"{result.calls} in {result.duration_s:.2f} s"),
         ("rate", f"{result.rate:,.0f} calls/s"),
+        ("events", f"{result.events_per_s:,.0f} events/s, {result.degraded} degraded"),
         *((f"latency {k}", f"{v:,.0f} µs") for k, v in result.latency_us.items()),
         ("errors", ", ".join(f"{k} {v}" for k, v in result.errors.items()) or "none"),
         ("client CPU", f"{result.client_cpu_us_per_call:,.0f} µs/call"),
@@ -403,10 +431,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="A lean asyncio load driver for JourneyService.")
     add = parser.add_argument
     add("--target", default="localhost:50051", help="host:port of the server")
-    add("--mode", choices=("unary", "stream"), default="unary")
+    add("--mode", choices=("unary", "stream", "batch"), default="unary")
     add("--concurrency", type=int, default=64, help="workers (unary) or streams (stream)")
     add("--rate", type=float, help="open loop: calls started per second (default: closed loop)")
     add("--window", type=int, default=1, help="stream mode: events in flight per stream")
+    add("--batch", type=int, default=100, help="batch mode: events per DecideBatch call")
     add("--duration", type=float, default=10.0, help=f"measured seconds (≤ {MAX_DURATION_S:g})")
     add("--warmup", type=float, default=2.0, help="seconds run before measuring")
     add("--customers", type=int, default=1000, help="size of the customer pool")
@@ -422,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency < 1 or args.window < 1 or (args.rate is not None and args.rate <= 0):
         print("error: --concurrency and --window must be ≥ 1, --rate > 0", file=sys.stderr)
         return 2
-    plan = Plan(args.mode, args.concurrency, args.rate, args.window, args.warmup, args.duration)
+    plan = Plan(
+        args.mode, args.concurrency, args.rate, args.window, args.warmup, args.duration,
+        args.batch,
+    )  # fmt: skip
     result = asyncio.run(run(args.target, plan, args.customers, args.channels, args.server_pid))
     print(json.dumps(asdict(result)) if args.json else format_table(result))
     return 0

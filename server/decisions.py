@@ -31,6 +31,8 @@ from server.store import (
     StatIncrements,
     Store,
     StoreUnavailable,
+    ToCommit,
+    ToLoad,
 )
 
 log = logging.getLogger(__name__)
@@ -182,24 +184,21 @@ class Decider:
         out, the events not yet stored are answered degraded.
         """
         active = self._rules()
-        budget_s = self._redis_timeout_s
-        if deadline_s is not None:
-            budget_s = max(0.0, min(budget_s, deadline_s * 0.8))
-        if not use_store or not self._breaker.allow():
-            budget_s = 0.0
+        # Each Redis round trip gets the configured timeout; the whole, a margin short of the
+        # caller's deadline (the rest is for answering, degraded if need be).
+        budget_s = None if deadline_s is None else deadline_s * 0.8
         outcomes: dict[int, pb.Decision | JourneymanError] = {}
-        if budget_s > 0:
+        use_store = use_store and (budget_s is None or budget_s > 0) and self._breaker.allow()
+        if use_store:
             lanes: dict[tuple[str, bool], list[int]] = {}
             for index, request in enumerate(requests):
                 key = (request.event.customer_id, request.anonymous)
                 lanes.setdefault(key, []).append(index)
             try:
                 async with asyncio.timeout(budget_s):
-                    failed = await asyncio.gather(
-                        *(self._decide_lane(requests, lane, active, outcomes)
-                          for lane in lanes.values())
-                    )  # fmt: skip
-                store_failed = any(failed)
+                    store_failed = await self._decide_lanes(
+                        requests, list(lanes.values()), active, outcomes
+                    )
             except TimeoutError:
                 store_failed = True
             if store_failed:
@@ -218,52 +217,67 @@ class Decider:
             answers.append(outcome)
         return answers
 
-    async def _decide_lane(
+    async def _decide_lanes(
         self,
         requests: Sequence[DecideInput],
-        lane: list[int],
+        lanes: list[list[int]],
         active: ActiveRules,
         outcomes: dict[int, pb.Decision | JourneymanError],
     ) -> bool:
-        """Decide one customer's events (`lane`: their indexes, in order) against the store,
-        retrying the whole lane on a concurrent update. Returns whether Redis failed."""
-        first = requests[lane[0]]
-        customer, anonymous = first.event.customer_id, first.anonymous
+        """Decide each customer's events (a lane: their indexes, in order) against the store:
+        every lane's load in one round trip, its events decided in order, every commit in
+        another; the lanes whose commit met a concurrent update go round again. Returns whether
+        Redis failed (the events not answered then are answered degraded by the caller)."""
         for attempt in range(self._retries + 1):
             if attempt:
                 # Spread the retries of events racing for one customer, so they stop colliding.
                 await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S * attempt))
-            pending = [index for index in lane if index not in outcomes]
+            pending = [[i for i in lane if i not in outcomes] for lane in lanes]
             try:
                 with timed(LOAD_SECONDS):
-                    loaded = await self._store.load_events(
-                        customer, [requests[i].event.event_id for i in pending],
-                        anonymous=anonymous,
-                    )  # fmt: skip
-                decided = self._decide_loaded(requests, pending, loaded, active, outcomes)
-                if decided.commits:
-                    with timed(COMMIT_SECONDS):
-                        result = await self._store.commit_events(
-                            customer, loaded.version, encode_state(active.ruleset, decided.state),
-                            decided.commits, anonymous=anonymous,
-                        )  # fmt: skip
-                    if result.outcome is not CommitOutcome.COMMITTED:
-                        # CONFLICT, or DUPLICATE: a retry of one of these events landed first;
-                        # the next attempt replays it from the store.
-                        CONFLICTS.inc()
-                        continue
-            except StoreUnavailable:
+                    async with asyncio.timeout(self._redis_timeout_s):
+                        loaded = await self._store.load_many(
+                            [_to_load(requests, lane) for lane in pending]
+                        )
+                decided = [
+                    self._decide_loaded(requests, lane, one, active, outcomes)
+                    for lane, one in zip(pending, loaded, strict=True)
+                ]
+                commits = [
+                    ToCommit(
+                        requests[lane[0]].event.customer_id, requests[lane[0]].anonymous,
+                        one.version, encode_state(active.ruleset, done.state), done.commits,
+                    )
+                    for lane, one, done in zip(pending, loaded, decided, strict=True)
+                    if done.commits
+                ]  # fmt: skip
+                with timed(COMMIT_SECONDS):
+                    async with asyncio.timeout(self._redis_timeout_s):
+                        results = iter(await self._store.commit_many(commits))
+            except (StoreUnavailable, TimeoutError):
                 return True
-            is_new = loaded.state is None
-            for index, answer in decided.answers:
-                outcomes[index] = answer
-                self._count(answer, is_new=is_new)
-                is_new = False
-            return False
-        for index in lane:
-            outcomes.setdefault(
-                index, Conflicted(f"customer updated concurrently {self._retries + 1} times")
-            )
+            lanes = []
+            for lane, one, done in zip(pending, loaded, decided, strict=True):
+                if not done.commits:
+                    continue
+                if next(results).outcome is not CommitOutcome.COMMITTED:
+                    # CONFLICT, or DUPLICATE: a retry of one of these events landed first;
+                    # the next round replays it from the store.
+                    CONFLICTS.inc()
+                    lanes.append(lane)
+                    continue
+                is_new = one.state is None
+                for index, answer in done.answers:
+                    outcomes[index] = answer
+                    self._count(answer, is_new=is_new)
+                    is_new = False
+            if not lanes:
+                return False
+        for lane in lanes:
+            for index in lane:
+                outcomes.setdefault(
+                    index, Conflicted(f"customer updated concurrently {self._retries + 1} times")
+                )
         return False
 
     def _decide_loaded(
@@ -361,6 +375,12 @@ STATS_FLUSH_S = 0.05
 FINGERPRINT_BYTES = 16
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
 COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
+
+
+def _to_load(requests: Sequence[DecideInput], lane: list[int]) -> ToLoad:
+    first = requests[lane[0]]
+    event_ids = [requests[i].event.event_id for i in lane]
+    return ToLoad(first.event.customer_id, first.anonymous, event_ids)
 
 
 def _count_decision(answer: pb.Decision) -> None:

@@ -11,6 +11,7 @@ tag and so one slot, except the stats pipeline, which the cluster client splits 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -99,6 +100,27 @@ class LoadedEvents:
     state: bytes | None
     version: int
     decisions: list[bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ToLoad:
+    """A customer to load, with the event ids whose stored decisions to read."""
+
+    customer_id: str
+    anonymous: bool
+    event_ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ToCommit:
+    """A customer's new state, if still at `expected_version`, with the events it includes:
+    (event id, decision to keep for it), in order."""
+
+    customer_id: str
+    anonymous: bool
+    expected_version: int
+    state: bytes
+    events: Sequence[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,25 +269,42 @@ class Store:
     ) -> LoadedEvents:
         """Read state, version and the decision stored for each of `event_ids` (None where
         there is none), in one round trip."""
-        keys = self.keys.customer(customer_id, anonymous=anonymous)
+        (loaded,) = await self.load_many([ToLoad(customer_id, anonymous, event_ids)])
+        return loaded
 
-        def queue(pipe: Pipeline | ClusterPipeline) -> int:
+    async def load_many(self, wanted: Sequence[ToLoad]) -> list[LoadedEvents]:
+        """`load_events` for many customers, in one round trip (one per customer on a
+        cluster, sent together)."""
+
+        def queue(pipe: Pipeline | ClusterPipeline, one: ToLoad) -> int:
+            keys = self.keys.customer(one.customer_id, anonymous=one.anonymous)
             pipe.hmget(keys.state, [STATE_BLOB_FIELD, STATE_VERSION_FIELD])
-            if not event_ids:
+            if not one.event_ids:
                 return 1
-            pipe.hmget(keys.decisions, [decision_field(event_id) for event_id in event_ids])
+            pipe.hmget(keys.decisions, [decision_field(event_id) for event_id in one.event_ids])
             return 2
 
-        async with self._calling(f"load {keys.state}"):
+        def queue_all(pipe: Pipeline | ClusterPipeline) -> int:
+            return sum(queue(pipe, one) for one in wanted)
+
+        async def load_alone(one: ToLoad) -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            queue(pipe, one)
+            replies: list[Any] = await pipe.execute()
+            return replies
+
+        async with self._calling(f"load {len(wanted)} customer(s)"):
             if self._pipeliner is None:
-                pipe = self._client.pipeline(transaction=False)
-                queue(pipe)
-                replies = await pipe.execute()
+                replies = [r for rs in await asyncio.gather(*map(load_alone, wanted)) for r in rs]
             else:
-                replies = _raise_errors(await self._pipeliner.send(queue))
-        blob, version = replies[0]
-        decisions = replies[1] if event_ids else []
-        return LoadedEvents(state=blob, version=int(version or 0), decisions=decisions)
+                replies = _raise_errors(await self._pipeliner.send(queue_all))
+        loaded, at = [], 0
+        for one in wanted:
+            blob, version = replies[at]
+            decisions = replies[at + 1] if one.event_ids else []
+            at += 2 if one.event_ids else 1
+            loaded.append(LoadedEvents(state=blob, version=int(version or 0), decisions=decisions))
+        return loaded
 
     async def commit(
         self,
@@ -301,36 +340,57 @@ class Store:
     ) -> CommitResult:
         """`commit` of the state after several events, each kept with its decision: all or
         nothing, DUPLICATE (with the first stored decision met) if any id was seen before."""
-        keys = self.keys.customer(customer_id, anonymous=anonymous)
-        args: list[EncodableT] = [
-            expected_version, state, self.decisions_kept, self.state_ttl_s, len(events),
-        ]  # fmt: skip
-        for event_id, decision in events:
-            args += (event_id, decision)
-        async with self._calling(f"commit {keys.state}"):
-            if self._pipeliner is None:
-                reply = await self._commit_script(keys=keys.all(), args=args)
-            else:
-                reply = await self._commit_pipelined(keys, args)
-        return _commit_result(reply)
+        one = ToCommit(customer_id, anonymous, expected_version, state, events)
+        (result,) = await self.commit_many([one])
+        return result
 
-    async def _commit_pipelined(self, keys: CustomerKeys, args: list[EncodableT]) -> Any:
+    async def commit_many(self, commits: Sequence[ToCommit]) -> list[CommitResult]:
+        """`commit_events` for many customers, each its own atomic compare-and-set, sent in
+        one round trip (one per customer on a cluster, sent together)."""
+        calls = [(self.keys.customer(c.customer_id, anonymous=c.anonymous), c) for c in commits]
+        async with self._calling(f"commit {len(commits)} customer(s)"):
+            if self._pipeliner is None:
+                replies = await asyncio.gather(
+                    *(self._commit_script(keys=keys.all(), args=self._commit_args(c))
+                      for keys, c in calls)
+                )  # fmt: skip
+            else:
+                replies = await self._commit_pipelined(calls)
+        return [_commit_result(reply) for reply in replies]
+
+    def _commit_args(self, commit: ToCommit) -> list[EncodableT]:
+        """commit.lua's ARGV for `commit`."""
+        args: list[EncodableT] = [
+            commit.expected_version, commit.state, self.decisions_kept, self.state_ttl_s,
+            len(commit.events),
+        ]  # fmt: skip
+        for event_id, decision in commit.events:
+            args += (event_id, decision)
+        return args
+
+    async def _commit_pipelined(self, calls: list[tuple[CustomerKeys, ToCommit]]) -> list[Any]:
         """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
-        load the script and send again: NOSCRIPT means it did not run, so nothing is doubled."""
+        load the script and send those again: NOSCRIPT means it did not run, so nothing is
+        doubled."""
         assert self._pipeliner is not None
         sha = self._commit_script.sha
-        key_names = keys.all()
-
-        def queue(pipe: Pipeline) -> int:
-            pipe.evalsha(sha, len(key_names), *key_names, *args)
-            return 1
-
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
         for attempt in range(2):
-            (reply,) = await self._pipeliner.send(queue)
-            if not isinstance(reply, redis_errors.NoScriptError) or attempt:
-                return _raise_errors([reply])[0]
+
+            def queue(pipe: Pipeline, todo: list[int] = todo) -> int:
+                for i in todo:
+                    keys, commit = calls[i]
+                    pipe.evalsha(sha, 2, keys.state, keys.decisions, *self._commit_args(commit))
+                return len(todo)
+
+            for i, reply in zip(todo, await self._pipeliner.send(queue), strict=True):
+                replies[i] = reply
+            todo = [i for i in todo if isinstance(replies[i], redis_errors.NoScriptError)]
+            if not todo or attempt:
+                break
             await self._client.script_load(COMMIT_SCRIPT)
-        raise AssertionError("unreachable: the loop returns on its second pass")
+        return _raise_errors(replies)
 
     async def update(
         self,
