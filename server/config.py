@@ -25,7 +25,7 @@ class ConfigError(JourneymanError):
 
 
 _POSITIVE = (
-    "workers", "max_connection_age_s",
+    "workers", "max_connection_age_s", "decisions_kept",
     "state_ttl_s", "redis_timeout_ms", "max_concurrent_calls", "max_message_bytes",
     "max_properties", "max_string_length", "max_batch", "grace_period_s",
 )  # fmt: skip
@@ -43,6 +43,9 @@ class Settings:
     rules: tuple[str, ...] = ("rules/retail.yaml",)
     key_prefix: str = "jm:"
     state_ttl_s: int = 180 * DAY_S  # an inactive customer's keys expire after this
+    # Decisions kept per customer, so that a retried event is answered with its original
+    # decision (the dedupe window, in events); each costs ~250 bytes of Redis memory.
+    decisions_kept: int = 16
     conflict_retries: int = 5  # re-decides after a concurrent update, then ABORTED
     redis_timeout_ms: int = 250  # beyond this (or the call's deadline) the answer is degraded
     max_concurrent_calls: int = 512  # beyond this, RESOURCE_EXHAUSTED

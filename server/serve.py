@@ -66,6 +66,7 @@ async def _serve_until(
             max_connections=max(256, settings.max_concurrent_calls),
         ),  # fmt: skip
         prefix=settings.key_prefix,
+        decisions_kept=settings.decisions_kept,
         state_ttl_s=settings.state_ttl_s,
     )
     running = await create_server(settings, ruleset, store, reuse_port=worker)

@@ -51,6 +51,8 @@ def test_flags_override_the_environment_and_none_means_not_given() -> None:
             "JOURNEYMAN_MAX_BATCH=0 is not valid: expected a number above 0",
         ),
         ({"JOURNEYMAN_LOG_LEVEL": "LOUD"}, "expected one of DEBUG, INFO, WARNING, ERROR"),
+        ({"JOURNEYMAN_EVENT_LOOP": "trio"}, "expected auto, uvloop or asyncio"),
+        ({"JOURNEYMAN_DECISIONS_KEPT": "0"}, "expected a number above 0"),
     ],
 )
 def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
