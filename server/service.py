@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,6 +24,7 @@ from server.keys import utc_day, validate_customer_id
 from server.reload import LiveRules
 from server.store import CommitOutcome, StageChange, Store
 
+log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[object, object]
 
 
@@ -166,34 +168,69 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
     async def _identify(
         self, customer: str, anonymous_id: str, traits: dict[str, str | float | bool]
     ) -> tuple[pb.CustomerView, bool]:
-        """Merge the visitor (if any) and set traits, with the same CAS retry as Decide."""
+        """Merge the visitor (if any) and set traits, with the same CAS retry as Decide.
+
+        The visitor's state is first taken out of Redis (deleted only if no event landed on it
+        since it was read), then merged into the customer. Events the visitor sends after the
+        take start a new visitor state, which the next Identify merges: none is lost between.
+        """
         active = self._rules()
-        for _ in range(self._settings.conflict_retries + 1):
-            known = await self._store.load(customer, None, anonymous=False)
-            state = decode_or_new(active.ruleset, known.state)
-            merged = False
-            visitor = None
-            if anonymous_id:
-                visitor = await self._store.load(anonymous_id, None, anonymous=True)
-                if visitor.state is not None:
-                    visitor_state = decode_or_new(active.ruleset, visitor.state)
-                    state = merge_states(active.ruleset, state, visitor_state)
-                    merged = True
-            state = state.with_traits(traits)
-            result = await self._store.commit(
-                customer, known.version, encode_state(active.ruleset, state), None, None,
-                anonymous=False,
-            )  # fmt: skip
-            if result.outcome is CommitOutcome.COMMITTED:
-                if merged and visitor is not None:
-                    # Another slot on Redis Cluster: forgotten after the merge is safely stored.
-                    await self._store.forget(anonymous_id, anonymous=True)
-                    await self._count_moves(visitor.state, None)
-                await self._count_moves(known.state, state)
-                return self._view(customer, state, active), merged
+        taken = await self._take_visitor(anonymous_id) if anonymous_id else None
+        visitor = decode_or_new(active.ruleset, taken) if taken is not None else None
+        try:
+            for _ in range(self._settings.conflict_retries + 1):
+                known = await self._store.load(customer, None, anonymous=False)
+                state = decode_or_new(active.ruleset, known.state)
+                if visitor is not None:
+                    state = merge_states(active.ruleset, state, visitor)
+                state = state.with_traits(traits)
+                result = await self._store.commit(
+                    customer, known.version, encode_state(active.ruleset, state), None, None,
+                    anonymous=False,
+                )  # fmt: skip
+                if result.outcome is CommitOutcome.COMMITTED:
+                    if taken is not None:
+                        await self._count_moves(taken, None)
+                    await self._count_moves(known.state, state)
+                    return self._view(customer, state, active), visitor is not None
+        except BaseException:
+            if visitor is not None:
+                await self._give_back(anonymous_id, visitor)
+            raise
+        if visitor is not None:
+            await self._give_back(anonymous_id, visitor)
         raise Conflicted(
             f"customer updated concurrently {self._settings.conflict_retries + 1} times"
         )
+
+    async def _take_visitor(self, anonymous_id: str) -> bytes | None:
+        """The visitor's stored state, deleted from Redis; None if there is none."""
+        for _ in range(self._settings.conflict_retries + 1):
+            loaded = await self._store.load(anonymous_id, None, anonymous=True)
+            if loaded.state is None:
+                return None
+            if await self._store.take(anonymous_id, loaded.version, anonymous=True):
+                return loaded.state
+        raise Conflicted(
+            f"visitor updated concurrently {self._settings.conflict_retries + 1} times"
+        )
+
+    async def _give_back(self, anonymous_id: str, taken: CustomerState) -> None:
+        """Put a taken visitor state back (merged with any events since) when the merge into
+        the customer failed, so that a failed Identify loses nothing."""
+        ruleset = self._rules().ruleset
+        for _ in range(self._settings.conflict_retries + 1):
+            current = await self._store.load(anonymous_id, None, anonymous=True)
+            state = taken
+            if current.state is not None:
+                state = merge_states(ruleset, decode_or_new(ruleset, current.state), taken)
+            result = await self._store.commit(
+                anonymous_id, current.version, encode_state(ruleset, state), None, None,
+                anonymous=True,
+            )  # fmt: skip
+            if result.outcome is CommitOutcome.COMMITTED:
+                return
+        log.error("a visitor's state taken for Identify could not be put back; it is lost")
 
     async def _valid_customer(self, customer_id: str, field: str, context: Context) -> str:
         problem = validate_customer_id(customer_id) if customer_id else "is required"

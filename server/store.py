@@ -48,6 +48,7 @@ from server.pipelining import Pipeliner
 
 DEFAULT_DECISIONS_KEPT = 16
 COMMIT_SCRIPT = files("server").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
+TAKE_SCRIPT = files("server").joinpath("lua", "take.lua").read_text(encoding="utf-8")
 
 # The errors that mean "Redis is not reachable right now", not "the command was wrong".
 # BusyLoadingError (a replica or restarted server replaying its AOF) is a ConnectionError;
@@ -236,6 +237,7 @@ class Store:
         # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
+        self._take_script = client.register_script(TAKE_SCRIPT)
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
         self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
@@ -480,6 +482,14 @@ class Store:
             # One DEL over keys of one hash tag: a single slot, so valid on a cluster too.
             deleted: int = await self._client.delete(*keys.all())
         return deleted
+
+    async def take(self, customer_id: str, version: int, *, anonymous: bool = False) -> bool:
+        """Delete every key of the customer if the state is still at `version` (as loaded);
+        False, deleting nothing, if an event landed since."""
+        keys = self.keys.customer(customer_id, anonymous=anonymous)
+        async with self._calling(f"take {keys.state}"):
+            taken = await self._take_script(keys=keys.all(), args=[version])
+        return bool(taken)
 
     async def forget_anonymous(self, anonymous_id: str) -> int:
         """Delete every key of an anonymous visitor; returns how many existed."""

@@ -168,13 +168,6 @@ async def _visitor_views(service: Service, visitor: str, first: int, count: int)
     return sum(result is True for result in results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Identify loads the visitor, commits the merged customer, then DELs the visitor's "
-    "keys unconditionally: a visitor event committed in between is answered OK yet deleted "
-    "with the keys, in neither the customer nor the visitor",
-)
 async def test_visitor_events_racing_identify_are_merged_or_kept_never_lost(
     service: Service,
 ) -> None:

@@ -440,3 +440,13 @@ async def test_a_client_that_decodes_replies_is_refused(redis_url: str) -> None:
             Store(client, state_ttl_s=60)
     finally:
         await client.aclose()
+
+
+async def test_take_deletes_only_the_state_it_was_given_the_version_of(store: Store) -> None:
+    await store.commit("vis", 0, b"one", "e1", b"d1", anonymous=True)
+    await store.commit("vis", 1, b"two", "e2", b"d2", anonymous=True)
+    # An event landed after version 1 was read: nothing is taken.
+    assert await store.take("vis", 1, anonymous=True) is False
+    assert (await store.load("vis", "e2", anonymous=True)).decision == b"d2"
+    assert await store.take("vis", 2, anonymous=True) is True
+    assert await store.load("vis", "e2", anonymous=True) == Loaded(None, 0, None)
