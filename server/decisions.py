@@ -6,12 +6,15 @@ This is the data flow of DESIGN.md; the servicer only validates, calls it and an
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from prometheus_client import Counter as MetricCounter
 
 from engine.codec import decode_state, encode_state
 from engine.compile import Ruleset
@@ -303,11 +306,12 @@ class Decider:
                 except EventIdReused as error:
                     outcomes[index] = error
                 continue
-            with timed(KERNEL_SECONDS):
-                decision, decided.state = decide(
-                    active.ruleset, decided.state, event, request.timestamp_ms,
-                    top_k=request.top_k, explain=request.explain,
-                )  # fmt: skip
+            started = time.perf_counter()
+            decision, decided.state = decide(
+                active.ruleset, decided.state, event, request.timestamp_ms,
+                top_k=request.top_k, explain=request.explain,
+            )  # fmt: skip
+            KERNEL_SECONDS.observe(time.perf_counter() - started)
             answer = decision_to_pb(
                 decision, active.tables, customer_id=event.customer_id, event_id=event.event_id,
                 decided_at_ms=request.timestamp_ms, degraded=False,
@@ -343,7 +347,8 @@ class Decider:
         ]
         if not changes:
             return
-        self._stats.update(self._store.stat_increments(changes, utc_day(answer.decided_at_ms)))
+        day = _utc_day(answer.decided_at_ms // DAY_MS)
+        self._stats.update(self._store.stat_increments(changes, day))
         if self._stats_writer is None:
             self._stats_writer = asyncio.get_running_loop().create_task(self._write_stats())
 
@@ -368,6 +373,7 @@ class Decider:
 
 
 CONFLICT_BACKOFF_S = 0.002
+DAY_MS = 86_400_000
 # Batches of calls out at once: while they are, new calls gather into the next one, which so
 # grows with the load (alone, a call still goes on the next turn of the event loop).
 MAX_BATCHES_OUT = 2
@@ -383,10 +389,23 @@ def _to_load(requests: Sequence[DecideInput], lane: list[int]) -> ToLoad:
     return ToLoad(first.event.customer_id, first.anonymous, event_ids)
 
 
+@functools.lru_cache(maxsize=8)
+def _utc_day(day_number: int) -> str:
+    """`utc_day` of a day number (ms // DAY_MS): formatting a date per event costs µs."""
+    return utc_day(day_number * DAY_MS)
+
+
 def _count_decision(answer: pb.Decision) -> None:
     outcome = "degraded" if answer.degraded else "duplicate" if answer.duplicate else "stored"
     for journey in answer.journeys:
-        DECISIONS.labels(journey=journey.journey, stage=journey.stage, outcome=outcome).inc()
+        key = (journey.journey, journey.stage, outcome)
+        counter = _DECISION_COUNTERS.get(key)
+        if counter is None:  # labels() is a lookup under a lock: once per combination
+            counter = _DECISION_COUNTERS[key] = DECISIONS.labels(*key)
+        counter.inc()
+
+
+_DECISION_COUNTERS: dict[tuple[str, str, str], MetricCounter] = {}
 
 
 def _replayed(stored: bytes, request: DecideInput) -> pb.Decision:
