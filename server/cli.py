@@ -125,10 +125,13 @@ def _serve(args: argparse.Namespace) -> int:
     from server.auth import TokensInvalid
     from server.embedded_redis import EmbeddedRedisError
     from server.serve import run
+    from server.store import StoreRefused
 
     try:
         run(settings)
-    except (RulesNotFound, PortInUse, EmbeddedRedisError, TokensInvalid, OSError) as error:
+    except (
+        RulesNotFound, PortInUse, EmbeddedRedisError, TokensInvalid, StoreRefused, OSError,
+    ) as error:  # fmt: skip
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_INVALID
     except RulesError as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from server.store import (
     StageChange,
     StatIncrements,
     Store,
+    StoreRefused,
     StoreUnavailable,
     ToCommit,
     ToLoad,
@@ -71,8 +73,9 @@ class _Waiting:
     """A call waiting for the next batch."""
 
     request: DecideInput
-    deadline_s: float | None
-    future: asyncio.Future[pb.Decision | JourneymanError]
+    deadline_at: float | None  # the caller's deadline, on the event loop's clock
+    # None: the caller's deadline came first (answered degraded without waiting further).
+    future: asyncio.Future[pb.Decision | JourneymanError | None]
 
 
 @dataclass(slots=True)
@@ -107,6 +110,7 @@ class Decider:
         self._batches_out = 0
         self._batches: set[asyncio.Task[None]] = set()
         self._stats: StatIncrements = Counter()
+        self._refusal_said_at = -math.inf
         self._stats_writer: asyncio.Task[None] | None = None
         self._breaker = breaker or CircuitBreaker()
 
@@ -126,18 +130,38 @@ class Decider:
         one Redis round trip to load them all and one to commit, and concurrent events of one
         customer decided in order in one lane instead of racing each other's commits.
         """
-        if not use_store:
-            (outcome,) = await self.decide_many([request], deadline_s, use_store=False)
+        if use_store:
+            outcome = await self._decide_in_next_batch(request, deadline_s)
         else:
-            loop = asyncio.get_running_loop()
-            waiting = _Waiting(request, deadline_s, loop.create_future())
-            self._queued.append(waiting)
-            if not self._batch_scheduled and self._batches_out < MAX_BATCHES_OUT:
-                self._batch_scheduled = True
-                loop.call_soon(self._start_batch)
-            outcome = await waiting.future
+            (outcome,) = await self.decide_many([request], deadline_s, use_store=False)
         if isinstance(outcome, JourneymanError):
             raise outcome
+        return outcome
+
+    async def _decide_in_next_batch(
+        self, request: DecideInput, deadline_s: float | None
+    ) -> pb.Decision | JourneymanError:
+        loop = asyncio.get_running_loop()
+        deadline_at = None if deadline_s is None else loop.time() + deadline_s
+        waiting = _Waiting(request, deadline_at, loop.create_future())
+        self._queued.append(waiting)
+        if not self._batch_scheduled and self._batches_out < MAX_BATCHES_OUT:
+            self._batch_scheduled = True
+            loop.call_soon(self._start_batch)
+        # A call queued behind a batch stuck on Redis must still answer within its own
+        # deadline: when its margin runs out it stops waiting and is answered degraded.
+        timer = None
+        if deadline_s is not None:
+            timer = loop.call_at(loop.time() + deadline_s * 0.8, _give_up, waiting.future)
+        try:
+            outcome = await waiting.future
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if outcome is None:
+            DEGRADED.inc()
+            outcome = self._decide_degraded(request, self._rules())
+            _count_decision(outcome)
         return outcome
 
     def _start_batch(self) -> None:
@@ -155,11 +179,10 @@ class Decider:
 
     async def _run_batch(self, batch: list[_Waiting]) -> None:
         try:
-            # The batch waits no longer than its most pressed caller may.
-            deadlines = [w.deadline_s for w in batch if w.deadline_s is not None]
-            outcomes = await self.decide_many(
-                [w.request for w in batch], min(deadlines) if deadlines else None
-            )
+            # The batch waits no longer than its most pressed caller still may.
+            deadlines = [w.deadline_at for w in batch if w.deadline_at is not None]
+            left_s = min(deadlines) - asyncio.get_running_loop().time() if deadlines else None
+            outcomes = await self.decide_many([w.request for w in batch], left_s)
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if not waiting.future.done():
                     waiting.future.set_result(outcome)
@@ -257,6 +280,9 @@ class Decider:
                 with timed(COMMIT_SECONDS):
                     async with asyncio.timeout(self._redis_timeout_s):
                         results = iter(await self._store.commit_many(commits))
+            except StoreRefused as error:
+                self._say_refused(error)
+                return True
             except (StoreUnavailable, TimeoutError):
                 return True
             lanes = []
@@ -364,6 +390,14 @@ class Decider:
             except StoreUnavailable:
                 log.debug("journey statistics not counted: store unavailable")
 
+    def _say_refused(self, error: StoreRefused) -> None:
+        """Log why Redis refuses us (an ACL without a command, a changed password) at most
+        every REFUSAL_LOG_INTERVAL_S: it does not fix itself, but must not flood the log."""
+        now = time.monotonic()
+        if now - self._refusal_said_at >= REFUSAL_LOG_INTERVAL_S:
+            self._refusal_said_at = now
+            log.error("answering degraded: %s", error)
+
     async def drain(self) -> None:
         """Finish the batches still out and write the statistics counted so far (shutdown)."""
         if self._batches:
@@ -374,6 +408,7 @@ class Decider:
 
 CONFLICT_BACKOFF_S = 0.002
 DAY_MS = 86_400_000
+REFUSAL_LOG_INTERVAL_S = 10.0
 # Batches of calls out at once: while they are, new calls gather into the next one, which so
 # grows with the load (alone, a call still goes on the next turn of the event loop).
 MAX_BATCHES_OUT = 2
@@ -381,6 +416,11 @@ STATS_FLUSH_S = 0.05
 FINGERPRINT_BYTES = 16
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
 COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
+
+
+def _give_up(future: asyncio.Future[pb.Decision | JourneymanError | None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _to_load(requests: Sequence[DecideInput], lane: list[int]) -> ToLoad:

@@ -17,7 +17,7 @@ from server.embedded_redis import start_embedded_redis
 from server.logs import configure_logging
 from server.metrics import serve_metrics
 from server.rulesource import load_ruleset
-from server.store import Store, connect
+from server.store import Store, StoreRefused, StoreUnavailable, connect
 
 log = logging.getLogger("journeyman")
 
@@ -69,6 +69,13 @@ async def _serve_until(
         decisions_kept=settings.decisions_kept,
         state_ttl_s=settings.state_ttl_s,
     )
+    try:
+        await store.ping()
+    except StoreRefused:
+        await store.close()
+        raise  # wrong credentials never fix themselves: stop with the reason
+    except StoreUnavailable:
+        pass  # create_server waits for Redis, and answers degraded until it does
     running = await create_server(settings, ruleset, store, reuse_port=worker)
     if not worker:
         try:

@@ -64,12 +64,30 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 # Summed increments of the journey statistics: (hash key, field) -> amount.
 StatIncrements = Counter[tuple[str, str]]
 
+# Redis saying no to journeyman itself rather than being unreachable. AuthenticationError and
+# AuthorizationError are ConnectionErrors, so they are caught before NETWORK_ERRORS.
+REFUSED_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.AuthenticationError,
+    redis_errors.AuthorizationError,
+    redis_errors.NoPermissionError,
+)
+# What an ACL user of journeyman must be allowed (tests/faults/test_redis_credentials.py).
+COMMANDS_NEEDED = (
+    "PING", "HMGET", "HGET", "HSET", "HDEL", "HINCRBY", "HGETALL", "EXPIRE", "DEL", "EVALSHA",
+    "SCRIPT LOAD",
+)  # fmt: skip
+
 # The client a Store runs on: one Redis (or a proxy in front of many), or a Redis Cluster.
 RedisClient = redis.Redis | RedisCluster
 
 
 class StoreUnavailable(JourneymanError):
     """Redis could not be reached (refused, timed out, loading, cluster down)."""
+
+
+class StoreRefused(StoreUnavailable):
+    """Redis refused journeyman: a wrong user or password, or an ACL without a command the
+    service needs. Not transient: fix the URL or the ACL."""
 
 
 class StateConflict(JourneymanError):
@@ -163,9 +181,16 @@ UpdateStep = Callable[[Loaded], tuple[bytes, bytes | None]]
 
 @contextlib.contextmanager
 def _unavailable_on_network_errors(operation: str) -> Iterator[None]:
-    """Re-raise network-family errors as StoreUnavailable, chained to the cause."""
+    """Re-raise network-family errors as StoreUnavailable, and refusals (credentials, ACL) as
+    StoreRefused, chained to the cause. Never the URL: it may hold a password."""
     try:
         yield
+    except REFUSED_ERRORS as error:
+        raise StoreRefused(
+            f"Redis refused journeyman ({operation}): {type(error).__name__}: {error}; check"
+            " the user and password in --redis-url / JOURNEYMAN_REDIS_URL and that its ACL"
+            f" allows {', '.join(COMMANDS_NEEDED)} on the key prefix"
+        ) from error
     except NETWORK_ERRORS as error:
         raise StoreUnavailable(
             f"Redis is unreachable ({operation}): {type(error).__name__}: {error}"
@@ -197,6 +222,11 @@ def connect(
         )
     pool = redis.BlockingConnectionPool.from_url(
         url,
+        # RESP2 and no client-info handshake: a new connection's first command goes at once,
+        # instead of after HELLO, CLIENT SETINFO and (refused by Redis 7.0) maintenance
+        # notifications, three round trips that matter most while Redis is slow.
+        protocol=2,
+        driver_info=None,
         max_connections=max_connections,
         timeout=timeout_s,
         socket_timeout=timeout_s,
