@@ -73,7 +73,6 @@ class _Waiting:
     """A call waiting for the next batch."""
 
     request: DecideInput
-    deadline_at: float | None  # the caller's deadline, on the event loop's clock
     # None: the caller's deadline came first (answered degraded without waiting further).
     future: asyncio.Future[pb.Decision | JourneymanError | None]
 
@@ -117,11 +116,8 @@ class Decider:
     def now_ms(self) -> int:
         return self._clock_ms()
 
-    async def decide(
-        self, request: DecideInput, deadline_s: float | None, *, use_store: bool = True
-    ) -> pb.Decision:
-        """The decision for one validated event: stored, or degraded when Redis fails or is slow
-        (or `use_store` is false: the caller already saw it fail).
+    async def decide(self, request: DecideInput, deadline_s: float | None) -> pb.Decision:
+        """The decision for one validated event: stored, or degraded when Redis fails or is slow.
 
         `deadline_s` is the time the caller has left; Redis gets at most that (minus a margin
         to answer in) and at most the configured timeout. Raises Conflicted or EventIdReused.
@@ -130,10 +126,7 @@ class Decider:
         one Redis round trip to load them all and one to commit, and concurrent events of one
         customer decided in order in one lane instead of racing each other's commits.
         """
-        if use_store:
-            outcome = await self._decide_in_next_batch(request, deadline_s)
-        else:
-            (outcome,) = await self.decide_many([request], deadline_s, use_store=False)
+        outcome = await self._decide_in_next_batch(request, deadline_s)
         if isinstance(outcome, JourneymanError):
             raise outcome
         return outcome
@@ -142,8 +135,7 @@ class Decider:
         self, request: DecideInput, deadline_s: float | None
     ) -> pb.Decision | JourneymanError:
         loop = asyncio.get_running_loop()
-        deadline_at = None if deadline_s is None else loop.time() + deadline_s
-        waiting = _Waiting(request, deadline_at, loop.create_future())
+        waiting = _Waiting(request, loop.create_future())
         self._queued.append(waiting)
         if not self._batch_scheduled and self._batches_out < MAX_BATCHES_OUT:
             self._batch_scheduled = True
@@ -179,10 +171,11 @@ class Decider:
 
     async def _run_batch(self, batch: list[_Waiting]) -> None:
         try:
-            # The batch waits no longer than its most pressed caller still may.
-            deadlines = [w.deadline_at for w in batch if w.deadline_at is not None]
-            left_s = min(deadlines) - asyncio.get_running_loop().time() if deadlines else None
-            outcomes = await self.decide_many([w.request for w in batch], left_s)
+            # No deadline for the batch as a whole: each caller stops waiting at its own (see
+            # _decide_in_next_batch), so an impatient caller never degrades the others.
+            outcomes = await self.decide_many(
+                [w.request for w in batch], None, wanted=lambda i: not batch[i].future.done()
+            )
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if not waiting.future.done():
                     waiting.future.set_result(outcome)
@@ -199,7 +192,11 @@ class Decider:
                 asyncio.get_running_loop().call_soon(self._start_batch)
 
     async def decide_many(
-        self, requests: Sequence[DecideInput], deadline_s: float | None, *, use_store: bool = True
+        self,
+        requests: Sequence[DecideInput],
+        deadline_s: float | None,
+        *,
+        wanted: Callable[[int], bool] = lambda index: True,
     ) -> list[pb.Decision | JourneymanError]:
         """Decisions for many validated events, in their order: each customer's events in
         order on the state the last one left, all customers' loads in one Redis round trip and
@@ -207,14 +204,16 @@ class Decider:
 
         An event is answered with its decision, or with the error it met (Conflicted: its
         customer kept changing under it; EventIdReused). When Redis fails or the budget runs
-        out, the events not yet stored are answered degraded.
+        out, the events not yet stored are answered degraded. An event whose caller stopped
+        waiting (`wanted(index)` false) is not written, nor are that customer's later events
+        in the batch: its caller was answered degraded, and degraded answers write nothing.
         """
         active = self._rules()
         # Each Redis round trip gets the configured timeout; the whole, a margin short of the
         # caller's deadline (the rest is for answering, degraded if need be).
         budget_s = None if deadline_s is None else deadline_s * 0.8
         outcomes: dict[int, pb.Decision | JourneymanError] = {}
-        use_store = use_store and (budget_s is None or budget_s > 0) and self._breaker.allow()
+        use_store = (budget_s is None or budget_s > 0) and self._breaker.allow()
         if use_store:
             lanes: dict[tuple[str, bool], list[int]] = {}
             for index, request in enumerate(requests):
@@ -223,10 +222,10 @@ class Decider:
             try:
                 async with asyncio.timeout(budget_s):
                     store_failed = await self._decide_lanes(
-                        requests, list(lanes.values()), active, outcomes
+                        requests, list(lanes.values()), active, outcomes, wanted
                     )
             except TimeoutError:
-                store_failed = True
+                store_failed = False  # the caller's deadline, not Redis: not for the breaker
             if store_failed:
                 self._breaker.failed()
             else:
@@ -249,6 +248,7 @@ class Decider:
         lanes: list[list[int]],
         active: ActiveRules,
         outcomes: dict[int, pb.Decision | JourneymanError],
+        wanted: Callable[[int], bool],
     ) -> bool:
         """Decide each customer's events (a lane: their indexes, in order) against the store:
         every lane's load in one round trip, its events decided in order, every commit in
@@ -266,7 +266,7 @@ class Decider:
                             [_to_load(requests, lane) for lane in pending]
                         )
                 decided = [
-                    self._decide_loaded(requests, lane, one, active, outcomes)
+                    self._decide_loaded(requests, lane, one, active, outcomes, wanted)
                     for lane, one in zip(pending, loaded, strict=True)
                 ]
                 commits = [
@@ -316,6 +316,7 @@ class Decider:
         loaded: LoadedEvents,
         active: ActiveRules,
         outcomes: dict[int, pb.Decision | JourneymanError],
+        wanted: Callable[[int], bool],
     ) -> _Decided:
         """Decide `pending` events in order from the loaded state; events already stored (or
         repeated within the batch) are answered with their original decision at once."""
@@ -323,6 +324,8 @@ class Decider:
         decided = _Decided(state)
         kept: dict[str, bytes] = {}  # event id -> what this attempt will store for it
         for index, stored in zip(pending, loaded.decisions, strict=True):
+            if not wanted(index):
+                break
             request = requests[index]
             event = request.event
             stored = stored or kept.get(event.event_id)
