@@ -87,16 +87,21 @@ def _diff(old_paths: list[str], new_paths: list[str]) -> int:
     return EXIT_FAILED if changed else EXIT_OK
 
 
-def _status(address: str, metrics_url: str) -> int:
-    """Print health, the ruleset in force and key counters; exit 0 only when SERVING."""
-    import grpc
-
-    from server.status import status_lines
+def _status(args: argparse.Namespace) -> int:
+    """Print health, the ruleset in force and key counters; exit 0 only when SERVING, 2 when
+    the server cannot be asked (the message says what to pass instead)."""
+    from server.status import Access, StatusError, read_token, status_lines
 
     try:
-        serving, lines = status_lines(address, metrics_url)
-    except grpc.RpcError as error:
-        print(f"journeyman: no answer from {address}: {error.code().name}", file=sys.stderr)
+        token, token_source = read_token(_path(args.token_file))
+        access = Access(
+            tls=args.tls, tls_ca=_path(args.tls_ca), tls_cert=_path(args.tls_cert),
+            tls_key=_path(args.tls_key), tls_server_name=args.tls_server_name,
+            token=token, token_source=token_source,
+        )  # fmt: skip
+        serving, lines = status_lines(args.address, args.metrics_url, args.timeout, access)
+    except StatusError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_INVALID
     print("\n".join(lines))
     return EXIT_OK if serving else EXIT_FAILED
@@ -158,10 +163,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("old", metavar="OLD", help="journey file or folder before the change")
     diff.add_argument("new", metavar="NEW", help="journey file or folder after the change")
-    status = commands.add_parser("status", help="health, ruleset and counters of a server")
+    status = commands.add_parser(
+        "status",
+        help="health, ruleset and counters of a server",
+        description="Health, the ruleset in force and key counters of a running server; exit 0 "
+        "only when SERVING. TLS when --tls-ca, --tls or --tls-cert is given; the token (needs "
+        "the `read` scope) from --token-file, else JOURNEYMAN_STATUS_TOKEN.",
+    )
     status.add_argument("--address", default="localhost:50051", help="host:port of the server")
     status.add_argument(
         "--metrics-url", default="http://localhost:9100/metrics", help="its Prometheus page"
+    )
+    status.add_argument("--tls-ca", metavar="PEM", help="speak TLS; trust this CA's certificates")
+    status.add_argument(
+        "--tls", action="store_true", help="speak TLS; trust public CAs (no --tls-ca needed)"
+    )
+    status.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mTLS")
+    status.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    status.add_argument(
+        "--tls-server-name", metavar="NAME",
+        help="the name to expect in the server's certificate (default: the --address host)",
+    )  # fmt: skip
+    status.add_argument(
+        "--token-file", metavar="FILE",
+        help="file holding a bearer token (default: JOURNEYMAN_STATUS_TOKEN, if set)",
+    )  # fmt: skip
+    status.add_argument(
+        "--timeout", type=float, default=2.0, metavar="SECONDS", help="per call (default 2)"
     )
     serve = commands.add_parser(
         "serve",
@@ -204,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "rules" and args.rules_command == "diff":
         return _invalid_rules_exit(lambda: _diff([args.old], [args.new]))
     if args.command == "status":
-        return _status(args.address, args.metrics_url)
+        return _status(args)
     if args.command == "serve":
         return _serve(args)
     return EXIT_INVALID  # argparse already refused anything else
