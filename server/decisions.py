@@ -84,6 +84,8 @@ class _Decided:
     state: CustomerState
     commits: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, kept decision)
     answers: list[tuple[int, pb.Decision]] = field(default_factory=list)  # (request index, ...)
+    # Events repeated within the batch: (request index, what the first is stored with).
+    repeats: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 class Decider:
@@ -295,11 +297,7 @@ class Decider:
                     CONFLICTS.inc()
                     lanes.append(lane)
                     continue
-                is_new = one.state is None
-                for index, answer in done.answers:
-                    outcomes[index] = answer
-                    self._count(answer, is_new=is_new)
-                    is_new = False
+                self._answer_stored(requests, done, outcomes, is_new=one.state is None)
             if not lanes:
                 return False
         for lane in lanes:
@@ -308,6 +306,23 @@ class Decider:
                     index, Conflicted(f"customer updated concurrently {self._retries + 1} times")
                 )
         return False
+
+    def _answer_stored(
+        self,
+        requests: Sequence[DecideInput],
+        done: _Decided,
+        outcomes: dict[int, pb.Decision | JourneymanError],
+        *,
+        is_new: bool,
+    ) -> None:
+        """Answer a lane whose commit landed: its decisions, and its in-batch repeats with
+        the decision now stored for them."""
+        for index, answer in done.answers:
+            outcomes[index] = answer
+            self._count(answer, is_new=is_new)
+            is_new = False
+        for index, kept in done.repeats:
+            outcomes[index] = _replayed_or_refused(kept, requests[index])
 
     def _decide_loaded(
         self,
@@ -328,12 +343,11 @@ class Decider:
                 break
             request = requests[index]
             event = request.event
-            stored = stored or kept.get(event.event_id)
-            if stored is not None:
-                try:
-                    outcomes[index] = _replayed(stored, request)
-                except EventIdReused as error:
-                    outcomes[index] = error
+            if stored is not None:  # already stored: answered with it now
+                outcomes[index] = _replayed_or_refused(stored, request)
+                continue
+            if event.event_id in kept:  # repeated in this batch: answered once it is stored
+                decided.repeats.append((index, kept[event.event_id]))
                 continue
             started = time.perf_counter()
             decision, decided.state = decide(
@@ -449,6 +463,13 @@ def _count_decision(answer: pb.Decision) -> None:
 
 
 _DECISION_COUNTERS: dict[tuple[str, str, str], MetricCounter] = {}
+
+
+def _replayed_or_refused(stored: bytes, request: DecideInput) -> pb.Decision | EventIdReused:
+    try:
+        return _replayed(stored, request)
+    except EventIdReused as error:
+        return error
 
 
 def _replayed(stored: bytes, request: DecideInput) -> pb.Decision:

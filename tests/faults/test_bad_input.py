@@ -4,6 +4,7 @@ UNKNOWN, never a crash, and never a change to another customer's state."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator
 
 import grpc
@@ -75,6 +76,25 @@ def stub(served: Served) -> Iterator[pb_grpc.JourneyServiceStub]:
         yield stub
 
 
+@pytest.fixture(scope="module")
+def answers() -> Iterator[Counter[str]]:
+    """The answers to every random request of the module, printed as a table at its end."""
+    tally: Counter[str] = Counter()
+    yield tally
+    _print_table(tally)
+
+
+def _print_table(tally: Counter[str]) -> None:
+    columns = ("sent", "acknowledged", "degraded", "INVALID_ARGUMENT", "ALREADY_EXISTS")
+    print("\n" + " ".join(f"{c:>16}" for c in columns))
+    print(" ".join(f"{tally[c]:>16}" for c in columns))
+    print(
+        "invariant: every answer OK, INVALID_ARGUMENT with a field violation per bad field, or "
+        "ALREADY_EXISTS for an event id drawn twice; never UNKNOWN; the sentinel customer "
+        f"unchanged after each of {tally['sentinel unchanged']} requests"
+    )
+
+
 def _sentinel(stub: pb_grpc.JourneyServiceStub) -> pb.CustomerView:
     return stub.GetCustomer(pb.GetCustomerRequest(customer_id=SENTINEL), timeout=5).customer
 
@@ -82,14 +102,20 @@ def _sentinel(stub: pb_grpc.JourneyServiceStub) -> pb.CustomerView:
 @settings(max_examples=150, deadline=None)
 @given(event=events(), top_k=st.integers(-5, 60), explain=st.booleans())
 def test_any_decide_request_is_answered_or_refused_with_field_violations(
-    stub: pb_grpc.JourneyServiceStub, event: pb.Event, top_k: int, explain: bool
+    stub: pb_grpc.JourneyServiceStub,
+    answers: Counter[str],
+    event: pb.Event,
+    top_k: int,
+    explain: bool,
 ) -> None:
     if event.customer_id == SENTINEL:
         event.customer_id = "ok-3"  # the sentinel only ever gets the events below
     before = _sentinel(stub)
+    answers["sent"] += 1
     try:
         reply = stub.Decide(pb.DecideRequest(event=event, top_k=top_k, explain=explain), timeout=5)
     except grpc.RpcError as error:
+        answers[error.code().name] += 1
         if error.code() == grpc.StatusCode.ALREADY_EXISTS:  # an event id drawn twice: refused
             assert "already used for a different event" in (error.details() or "")
             return
@@ -100,8 +126,10 @@ def test_any_decide_request_is_answered_or_refused_with_field_violations(
         assert status.details[0].Unpack(bad_request)
         assert bad_request.field_violations and all(v.field for v in bad_request.field_violations)
     else:
+        answers["degraded" if reply.decision.degraded else "acknowledged"] += 1
         assert reply.decision.journeys and not math.isnan(reply.decision.journeys[0].friction_score)
     assert _sentinel(stub) == before
+    answers["sentinel unchanged"] += 1
 
 
 def test_the_sentinel_is_a_real_customer(stub: pb_grpc.JourneyServiceStub) -> None:

@@ -8,7 +8,8 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -53,23 +54,48 @@ def _serve(folder: Path, port: int, redis_url: str) -> Served:
     return Served(process, port, folder / "data", log_path)
 
 
-async def _send_all(address: str, customer: str, acknowledged: list[str]) -> None:
+async def _send_all(
+    address: str, customer: str, acknowledged: list[str], calls: Counter[tuple[str, str]]
+) -> None:
     """Every event of `customer`, in order, each retried with its own id until answered and
-    stored (a degraded answer is retried too: it stored nothing)."""
+    stored (a degraded answer is retried too: it stored nothing). `calls` counts each call's
+    outcome by (customer, outcome)."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.JourneyServiceStub(channel)
         for number in range(EVENTS_PER_CUSTOMER):
             event = pb.Event(event_id=f"{customer}-{number}", customer_id=customer,
                              type="product_view")  # fmt: skip
+            calls[customer, "sent"] += 1
             while True:
                 try:
                     reply = await stub.Decide(pb.DecideRequest(event=event), timeout=1)
                     if not reply.decision.degraded:
+                        calls[customer, "duplicate"] += reply.decision.duplicate
                         break
+                    calls[customer, "degraded"] += 1
                 except grpc.aio.AioRpcError as error:
                     assert error.code() in RETRYABLE, error
+                    calls[customer, error.code().name] += 1
                 await asyncio.sleep(0.02)
+            calls[customer, "acknowledged"] += 1
             acknowledged.append(event.event_id)
+
+
+def _print_table(
+    customers: Sequence[str], calls: Counter[tuple[str, str]], counts: dict[str, float]
+) -> None:
+    outcomes = ("sent", "acknowledged", "duplicate", "degraded", *(c.name for c in RETRYABLE))
+    columns = ("customer", "sent", "acked", "acked dup", "degraded", "unavailable", "deadline",
+               "aborted", "counted")  # fmt: skip
+    print("\n" + " ".join(f"{c:>11}" for c in columns))
+    for customer in customers:
+        row = (customer, *(calls[customer, o] for o in outcomes), f"{counts[customer]:g}")
+        print(" ".join(f"{value:>11}" for value in row))
+    print(
+        "invariant: counted == sent for every customer (each event exactly once, whether the "
+        "server died before, during or after storing it); acked dup: answered duplicate, stored "
+        "by an attempt the kill cut off"
+    )
 
 
 async def test_retrying_clients_end_as_if_the_server_had_never_died(redis: EmbeddedRedis) -> None:
@@ -79,8 +105,11 @@ async def test_retrying_clients_end_as_if_the_server_had_never_died(redis: Embed
         try:
             wait_until_serving(served)
             acknowledged: list[str] = []
+            calls: Counter[tuple[str, str]] = Counter()
             customers = [f"s{i}" for i in range(CUSTOMERS)]
-            load = asyncio.gather(*(_send_all(served.address, c, acknowledged) for c in customers))
+            load = asyncio.gather(
+                *(_send_all(served.address, c, acknowledged, calls) for c in customers)
+            )
             while len(acknowledged) < CUSTOMERS * EVENTS_PER_CUSTOMER // 3:
                 await asyncio.sleep(0.005)
             os.kill(served.process.pid, signal.SIGKILL)
@@ -97,8 +126,8 @@ async def test_retrying_clients_end_as_if_the_server_had_never_died(redis: Embed
                     counts[customer] = view.customer.journeys[0].counters["product_views_7d"]
         finally:
             served.kill()
-    print(f"\nacknowledged before the kill: {killed_at}; after: {len(acknowledged)}; "
-          f"counts: {counts}")  # fmt: skip
+    _print_table(customers, calls, counts)
+    print(f"acknowledged before the kill: {killed_at}; after: {len(acknowledged)}")
     assert 0 < killed_at < CUSTOMERS * EVENTS_PER_CUSTOMER, "the kill did not land mid-load"
     assert len(acknowledged) == CUSTOMERS * EVENTS_PER_CUSTOMER
     assert counts == dict.fromkeys(customers, float(EVENTS_PER_CUSTOMER))  # each exactly once
