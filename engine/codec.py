@@ -17,6 +17,7 @@ a state at all raise `StateDecodeError`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -29,35 +30,77 @@ from engine.kernels import codes
 from engine.state import DEDUPE_WINDOW, CustomerState, JourneyState
 
 SCHEMA_VERSION = 1
+_FLOAT_LE = np.dtype("<f8")
+_INT_LE = np.dtype("<i8")
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each named entry of a journey lives in its arrays, as plain ints: the codec runs
+    twice per event, and numpy scalar reads and per-entry slicing were most of its time."""
+
+    counters: tuple[tuple[str, int, int, int, int], ...]  # name, first, n_buckets, head, width
+    signals: tuple[tuple[str, int], ...]  # name, float index
+    actions: tuple[tuple[str, int, int, int], ...]  # name, last-shown index, first, count
+    action_index: Mapping[str, int]  # name -> position in `actions`
+    counter_index: Mapping[str, int]  # name -> position in `counters`
+
+    @classmethod
+    def of(cls, journey: CompiledJourney) -> _Layout:
+        rules = journey.rules
+        counters = tuple(
+            (name, int(rules.counter_offset[i]), int(rules.counter_buckets[i]),
+             int(rules.counter_head_index + i), int(rules.counter_width_ms[i]))
+            for i, name in enumerate(journey.counter_names)
+        )  # fmt: skip
+        signals = tuple(
+            (name, int(rules.friction_offset + i)) for i, name in enumerate(journey.signal_ids)
+        )
+        actions = tuple(
+            (name, int(rules.action_last_shown_index + i), int(rules.action_cap_offset[i]),
+             int(rules.action_cap_count[i]))
+            for i, name in enumerate(journey.action_ids)
+        )  # fmt: skip
+        return cls(
+            counters, signals, actions,
+            action_index={a[0]: i for i, a in enumerate(actions)},
+            counter_index={c[0]: i for i, c in enumerate(counters)},
+        )  # fmt: skip
+
+
+# Per compiled journey (kept alive with its layout, so an id is never reused while cached).
+_LAYOUTS: dict[int, tuple[CompiledJourney, _Layout]] = {}
+
+
+def _layout(journey: CompiledJourney) -> _Layout:
+    cached = _LAYOUTS.get(id(journey))
+    if cached is None or cached[0] is not journey:
+        cached = _LAYOUTS[id(journey)] = (journey, _Layout.of(journey))
+    return cached[1]
 
 
 def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, Any]:
-    rules, ints, floats = journey.rules, state.ints, state.floats
+    layout = _layout(journey)
+    ints, floats = state.ints, state.floats
+    int_list, float_list = ints.tolist(), floats.tolist()
+    floats_le = floats.astype(_FLOAT_LE, copy=False)
     counters = {}
-    for index, name in enumerate(journey.counter_names):
-        first, n_buckets = int(rules.counter_offset[index]), int(rules.counter_buckets[index])
-        buckets = floats[first : first + n_buckets]
-        if buckets.any():
-            head = int(ints[rules.counter_head_index + index])
-            width = int(rules.counter_width_ms[index])
-            counters[name] = [width, n_buckets, head, buckets.astype("<f8").tobytes()]
-    signals = {
-        name: float(floats[rules.friction_offset + index])
-        for index, name in enumerate(journey.signal_ids)
-        if floats[rules.friction_offset + index] != 0.0
-    }
+    for name, first, n_buckets, head, width in layout.counters:
+        if any(float_list[first : first + n_buckets]):
+            raw = floats_le[first : first + n_buckets].tobytes()
+            counters[name] = [width, n_buckets, int_list[head], raw]
+    signals = {name: float_list[at] for name, at in layout.signals if float_list[at] != 0.0}
     actions = {}
-    for index, name in enumerate(journey.action_ids):
-        last_shown = int(ints[rules.action_last_shown_index + index])
+    ints_le = ints.astype(_INT_LE, copy=False)
+    for name, last_shown_at, first, count in layout.actions:
+        last_shown = int_list[last_shown_at]
         if last_shown != codes.NEVER_MS:
-            first, count = int(rules.action_cap_offset[index]), int(rules.action_cap_count[index])
-            history = ints[first : first + count].astype("<i8").tobytes()
-            actions[name] = [last_shown, history]
+            actions[name] = [last_shown, ints_le[first : first + count].tobytes()]
     return {
-        "st": journey.stage_ids[int(ints[codes.INT_STAGE])],
-        "in": int(ints[codes.INT_STAGE_ENTERED_MS]),
-        "at": int(ints[codes.INT_LAST_EVENT_MS]),
-        "fa": int(ints[codes.INT_FRICTION_AT_MS]),
+        "st": journey.stage_ids[int_list[codes.INT_STAGE]],
+        "in": int_list[codes.INT_STAGE_ENTERED_MS],
+        "at": int_list[codes.INT_LAST_EVENT_MS],
+        "fa": int_list[codes.INT_FRICTION_AT_MS],
         "c": counters,
         "f": signals,
         "a": actions,
@@ -84,35 +127,42 @@ def _int(value: Any, default: int) -> int:
 
 
 def _restore_counters(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
-    rules = journey.rules
-    for index, name in enumerate(journey.counter_names):
-        entry = stored.get(name) if isinstance(stored, dict) else None
+    if not isinstance(stored, dict):
+        return
+    layout = _layout(journey)
+    for name, entry in stored.items():
+        position = layout.counter_index.get(name)
+        if position is None:
+            continue  # a counter the ruleset no longer has
         if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[3], bytes)):
             continue
-        width, n_buckets, head, raw = entry
-        if width != rules.counter_width_ms[index] or n_buckets != rules.counter_buckets[index]:
+        _, first, n_buckets, head_at, width_ms = layout.counters[position]
+        width, stored_buckets, head, raw = entry
+        if width != width_ms or stored_buckets != n_buckets:
             continue  # another precision: the old buckets mean something else
         if len(raw) != 8 * n_buckets or not isinstance(head, int):
             continue
-        first = int(rules.counter_offset[index])
         state.floats[first : first + n_buckets] = np.frombuffer(raw, dtype="<f8")
-        state.ints[rules.counter_head_index + index] = head
+        state.ints[head_at] = head
 
 
 def _restore_actions(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
-    rules = journey.rules
-    for index, name in enumerate(journey.action_ids):
-        entry = stored.get(name) if isinstance(stored, dict) else None
+    if not isinstance(stored, dict):
+        return
+    layout = _layout(journey)
+    for name, entry in stored.items():
+        position = layout.action_index.get(name)
+        if position is None:
+            continue  # an action the ruleset no longer has
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], bytes)):
             continue
-        state.ints[rules.action_last_shown_index + index] = _int(entry[0], codes.NEVER_MS)
+        _, last_shown_at, first, count = layout.actions[position]
+        state.ints[last_shown_at] = _int(entry[0], codes.NEVER_MS)
         history = np.frombuffer(entry[1][: len(entry[1]) // 8 * 8], dtype="<i8")
-        count = int(rules.action_cap_count[index])
         # A cap lowered (or removed) since the state was written keeps the latest shows.
         kept = (
             history if history.shape[0] <= count else np.sort(history)[history.shape[0] - count :]
         )
-        first = int(rules.action_cap_offset[index])
         state.ints[first : first + kept.shape[0]] = kept
 
 
@@ -128,10 +178,11 @@ def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
     state.ints[codes.INT_FRICTION_AT_MS] = _int(stored.get("fa"), codes.NEVER_MS)
     _restore_counters(journey, stored.get("c"), state)
     signals = stored.get("f")
-    for index, name in enumerate(journey.signal_ids):
-        score = signals.get(name) if isinstance(signals, dict) else None
-        if isinstance(score, float | int) and not isinstance(score, bool) and score >= 0:
-            state.floats[journey.rules.friction_offset + index] = float(score)
+    if isinstance(signals, dict):
+        for name, at in _layout(journey).signals:
+            score = signals.get(name)
+            if isinstance(score, float | int) and not isinstance(score, bool) and score >= 0:
+                state.floats[at] = float(score)
     _restore_actions(journey, stored.get("a"), state)
     return state
 
@@ -150,7 +201,7 @@ def _event_ids(stored: Any) -> tuple[int, ...]:
     if not isinstance(stored, bytes):
         return ()
     hashes = np.frombuffer(stored[: len(stored) // 8 * 8], dtype="<u8")
-    return tuple(int(h) for h in hashes[-DEDUPE_WINDOW:])
+    return tuple(hashes[-DEDUPE_WINDOW:].tolist())
 
 
 def decode_state(data: bytes, ruleset: Ruleset) -> CustomerState:
