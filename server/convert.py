@@ -93,11 +93,11 @@ def _plainly_valid(name: str, value: pb.Value, limit: int) -> bool:
     """Whether a property passes every check `_value` and `Violations.text` make."""
     if not (0 < len(name) <= limit and name.isprintable()):
         return False
-    kind = value.WhichOneof("kind")
+    kind: str | None = value.WhichOneof("kind")
     if kind == "number_value":
-        return bool(math.isfinite(value.number_value))
+        return math.isfinite(value.number_value)
     if kind == "string_value":
-        text = value.string_value
+        text: str = value.string_value
         return len(text) <= limit and text.isprintable()
     return kind == "bool_value"
 
