@@ -49,7 +49,7 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.kernels
+	$(BIN)/python -m benchmarks.run_all
 
 schema: $(STAMP)
 	$(BIN)/python -m server.schemas rules

@@ -1,0 +1,295 @@
+"""The results report's arithmetic: targets, ratios, verdicts, sections and their Markdown.
+
+Behaviour only: the figures are made up (in the shapes the benchmarks produce), nothing is timed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from benchmarks import targets
+from benchmarks.drive import Result
+from benchmarks.overload import summarise_run
+from benchmarks.targets import (
+    MET,
+    NONE,
+    Row,
+    Runs,
+    SectionReport,
+    Target,
+    document,
+    markdown_table,
+    per_event,
+    ratio,
+    row,
+    shown,
+    tally,
+    verdict,
+)
+
+
+def drive_result(
+    rate: float,
+    *,
+    server_cpu_us: float = 900.0,
+    p99_us: float = 40_000.0,
+    errors: dict[str, int] | None = None,
+    degraded: int = 0,
+    calls: int = 1000,
+    events: int = 1000,
+    rate_target: float | None = None,
+) -> dict[str, Any]:
+    """A `benchmarks.drive` result as the orchestrator stores it (`asdict`)."""
+    result = Result(
+        target="127.0.0.1:1", mode="unary", concurrency=64, rate_target=rate_target,
+        duration_s=5.0, calls=calls, rate=rate, events=events, events_per_s=rate * events / calls,
+        degraded=degraded, latency_us={"p50": p99_us / 4, "p90": p99_us / 2, "p99": p99_us,
+                                       "p99.9": p99_us * 2},
+        errors=errors or {}, client_cpu_us_per_call=300.0, server_cpu_us_per_call=server_cpu_us,
+        server_cpu_by_process_us_per_call={"journeyman": server_cpu_us * 0.9,
+                                           "redis-server": server_cpu_us * 0.1},
+    )  # fmt: skip
+    return asdict(result)
+
+
+def judged_rows(section: SectionReport) -> dict[str, Row]:
+    return {r.figure: r for r in section.rows if r.target != NONE}
+
+
+# --- targets, ratios, verdicts -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("op", "bound", "value", "holds"),
+    [
+        (">=", 0.6, 0.6, True), (">=", 0.6, 0.59, False), ("<=", 2.0, 2.0, True),
+        ("<=", 2.0, 2.01, False), ("<", 2.0, 2.0, False), ("<", 2.0, 1.99, True),
+        ("==", 0, 0, True), ("==", 0, 1, False),
+    ],
+)  # fmt: skip
+def test_a_target_holds_on_its_side_of_the_bound(
+    op: str, bound: float, value: float, holds: bool
+) -> None:
+    assert Target(op, bound, "shown").holds(value) is holds
+
+
+@pytest.mark.parametrize(
+    ("measured", "ceiling"),
+    [(None, 1.0), (1.0, None), (1.0, 0.0), (math.nan, 1.0), (1.0, math.inf), (True, 1.0)],
+)
+def test_ratio_is_none_when_either_side_was_not_measured(measured: Any, ceiling: Any) -> None:
+    assert ratio(measured, ceiling) is None
+
+
+def test_ratio_is_the_figure_over_its_ceiling() -> None:
+    assert ratio(1500, 3000) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (None, "µs", NONE), (math.nan, "µs", NONE), (12_345.6, "calls/s", "12,346 calls/s"),
+        (29.34, "µs", "29.3 µs"), (0.123456, "×", "0.123×"), (2.0, "", "2"), (100, "B", "100 B"),
+    ],
+)  # fmt: skip
+def test_shown_separates_thousands_and_keeps_three_digits_below_100(
+    value: Any, unit: str, text: str
+) -> None:
+    assert shown(value, unit) == text
+
+
+def test_verdicts_say_met_not_met_or_not_measured_with_their_reason() -> None:
+    at_least = Target(">=", 0.6, "≥ 0.6×")
+    assert verdict(at_least, 0.7, "unused") == MET
+    assert verdict(at_least, 0.5, "CPU 900 µs per call") == "not met: CPU 900 µs per call"
+    assert verdict(at_least, None, "the run failed") == "not measured: the run failed"
+    assert verdict(at_least, 0.5) == "not met"
+    assert verdict(None, 0.5, "whatever") == NONE
+
+
+def test_a_row_judged_on_the_ratio_shows_the_ceiling_and_the_ratio() -> None:
+    made = row("Decide", 1500.0, "calls/s", ceiling=3000.0, ceiling_name="echo",
+               target=targets.UNARY_THROUGHPUT, on_ratio=True, reason="CPU-bound")  # fmt: skip
+    assert made == Row(
+        "Decide", "1,500 calls/s", "3,000 calls/s (echo)", "0.5×", "≥ 0.6× echo",
+        "not met: CPU-bound", "0.5×",
+    )  # fmt: skip
+
+
+def test_a_row_judged_on_the_figure_ignores_the_ratio() -> None:
+    made = row("decide()", 15.0, "µs", ceiling=0.2, ceiling_name="bare numba call",
+               target=targets.DECIDE_US)  # fmt: skip
+    assert (made.ratio, made.judged, made.verdict) == ("75×", "15 µs", MET)
+
+
+def test_a_row_without_its_figure_says_why_it_is_missing() -> None:
+    made = row("Decide", None, "calls/s", ceiling=3000.0, target=targets.UNARY_THROUGHPUT,
+               on_ratio=True, reason="not this", missing="the `transport` run failed")  # fmt: skip
+    assert made.measured == NONE
+    assert made.verdict == "not measured: the `transport` run failed"
+
+
+def test_a_row_without_a_target_has_no_verdict() -> None:
+    made = row("server CPU per call", 900.0, "µs", ceiling=300.0, ceiling_name="echo")
+    assert (made.ratio, made.target, made.verdict, made.judged) == ("3×", NONE, NONE, NONE)
+
+
+def test_redis_work_per_event_is_the_difference_of_two_scrapes_over_the_events() -> None:
+    before = {"events": 100.0, "pipelines": 80.0, "commands": 300.0}
+    after = {"events": 1100.0, "pipelines": 580.0, "commands": 3300.0}
+    figures = per_event(before, after)
+    assert figures["pipelines_per_event"] == 0.5
+    assert figures["commands_per_event"] == 3.0
+    assert figures["commands_per_pipeline"] == 6.0
+
+
+def test_redis_work_per_event_is_unknown_without_events() -> None:
+    same = {"events": 5.0, "pipelines": 5.0, "commands": 5.0}
+    figures = per_event(same, same)
+    assert figures["pipelines_per_event"] is None
+    assert figures["commands_per_pipeline"] is None
+
+
+# --- Markdown ------------------------------------------------------------------------------------
+
+
+def test_markdown_table_escapes_pipes_and_newlines_in_cells() -> None:
+    table = markdown_table(("a", "b"), [("x|y", "one\ntwo")])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | one two |"]
+
+
+def test_document_has_the_machine_the_tally_and_every_section_in_order() -> None:
+    first = SectionReport("First", "how one", [
+        row("met one", 1.0, "", target=Target(">=", 1, "≥ 1")),
+        row("context", 5.0, "µs"),
+    ])  # fmt: skip
+    second = SectionReport(
+        "Second", "how two", [row("missed", 0.0, "", target=Target(">=", 1, "≥ 1"), reason="r")],
+        after=["extra block"], errors=["`second`: boom"],
+    )  # fmt: skip
+    text = document("Results", ["intro line"], {"CPU": "AMD EPYC"}, [first, second])
+    assert text.index("- **CPU**: AMD EPYC") < text.index("## Targets at a glance")
+    assert "1 met, 1 not met, 0 not measured." in text
+    assert text.index("## 1. First") < text.index("## 2. Second")
+    assert "**Error**: `second`: boom" in text
+    assert "| 2 | missed | 0 | ≥ 1 | not met: r |" in text
+    assert "How: how two\n\nextra block" in text
+    assert "| context |" not in text.split("## 1. First")[0]  # context rows: not in the summary
+
+
+def test_tally_counts_each_kind_of_verdict() -> None:
+    section = SectionReport("S", "", [
+        row("a", 1.0, "", target=targets.ZERO),
+        row("b", 0.0, "", target=targets.ZERO),
+        row("c", None, "", target=targets.ZERO, missing="did not run"),
+    ])  # fmt: skip
+    assert tally([section]) == {"met": 1, "not met": 1, "not measured": 1}
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def test_every_section_builds_from_no_figures_and_says_why_each_target_is_not_measured() -> None:
+    runs = Runs({}, {"transport": "RuntimeError: boom"})
+    for build in targets.SECTIONS:
+        section = build(runs)
+        assert section.rows, build.__name__
+        for judged in judged_rows(section).values():
+            assert judged.verdict.startswith("not measured: "), (build.__name__, judged)
+    assert targets.transport(runs).errors == ["`transport`: RuntimeError: boom"]
+    first = next(iter(judged_rows(targets.transport(runs)).values()))
+    assert "`transport` run failed" in first.verdict
+
+
+def transport_figures(decide_rate: float, decide_p99_us: float) -> dict[str, Any]:
+    return {
+        "plan": {"concurrency": 64, "warmup_s": 2.0, "closed_s": 8.0, "open_s": 6.0},
+        "echo_unary": drive_result(3000.0, server_cpu_us=300.0),
+        "decide_unary": drive_result(decide_rate, server_cpu_us=900.0),
+        "decide_unary_workers2": drive_result(2000.0),
+        "half_rate_per_s": decide_rate / 2,
+        "decide_open": drive_result(decide_rate / 2, p99_us=decide_p99_us, rate_target=750.0),
+        "echo_open": drive_result(decide_rate / 2, p99_us=1000.0, rate_target=750.0),
+        "redis_unary": per_event({"events": 0, "pipelines": 0, "commands": 0},
+                                 {"events": 1000, "pipelines": 400, "commands": 3000}),
+        "redis_lockstep": per_event({"events": 0, "pipelines": 0, "commands": 0},
+                                    {"events": 100, "pipelines": 200, "commands": 300}),
+    }  # fmt: skip
+
+
+def test_transport_judges_throughput_and_p99_as_ratios_of_the_echo() -> None:
+    runs = Runs({"transport": transport_figures(decide_rate=1500.0, decide_p99_us=1500.0)})
+    rows = judged_rows(targets.transport(runs))
+    throughput = rows["Decide, concurrency 64, closed loop"]
+    assert (throughput.ratio, throughput.verdict[:8]) == ("0.5×", "not met:")
+    assert "900 µs of server CPU per call" in throughput.verdict  # the measured reason
+    assert "300 µs" in throughput.verdict  # against the echo's
+    assert rows["Decide, the same with `--workers 2`"].verdict == MET  # 2000 / 3000 ≥ 0.6
+    p99 = rows["Decide p99 at half its closed-loop rate (750 calls/s, open loop)"]
+    assert (p99.ratio, p99.verdict) == ("1.5×", MET)
+    assert rows["failed calls + degraded answers, Decide runs"].verdict == MET
+
+
+def test_transport_counts_failed_calls_and_degraded_answers() -> None:
+    figures = transport_figures(2000.0, 1000.0)
+    figures["decide_open"] = drive_result(1000.0, errors={"UNAVAILABLE": 2}, degraded=3)
+    rows = judged_rows(targets.transport(Runs({"transport": figures})))
+    failures = rows["failed calls + degraded answers, Decide runs"]
+    assert failures.measured == "5"
+    assert "UNAVAILABLE" in failures.verdict
+
+
+def test_redis_round_trips_are_judged_batched_and_alone() -> None:
+    runs = Runs({"transport": transport_figures(2000.0, 1000.0)})
+    rows = judged_rows(targets.redis_work(runs))
+    assert rows["round trips per event, concurrency 64"].judged == "0.4"
+    assert rows["round trips per event, concurrency 64"].verdict == MET
+    assert rows["round trips per event, one call at a time"].verdict == MET  # exactly 2
+
+
+def test_batch_reads_cpu_per_event_from_cpu_per_call() -> None:
+    figures = {
+        "plan": {"batch": 200, "in_flight": 4, "customers": 20_000},
+        "decide_batch": drive_result(25.0, server_cpu_us=20_000.0, calls=100, events=20_000),
+    }
+    rows = {r.figure: r for r in targets.batch(Runs({"batch": figures})).rows}
+    assert rows["server CPU per event"].measured == "100 µs"  # 20,000 µs a call of 200 events
+    throughput = rows["DecideBatch, 200 events a call, 4 calls in flight"]
+    assert throughput.measured == "5,000 events/s"
+    assert throughput.verdict.startswith("not met: 100 µs of server CPU per event")
+
+
+def test_the_engine_reports_batched_decide_as_not_built() -> None:
+    agreed = {"agree_stage_events": 10, "agree_eligible_events": 10, "agree_offers_events": 10}
+    zen = {"decide_us_per_event": 25.0, "zen_us_per_event": 1500.0, "events": 10, **agreed}
+    runs = Runs({"engine": {"zen": zen, "ceilings_us": {"numba": 0.25, "python": 0.15}}})
+    rows = judged_rows(targets.engine(runs))
+    assert rows["decide(), retail rules, per event"].verdict.startswith("not met: 100×")
+    zen_row = next(r for name, r in rows.items() if name.startswith("zen-engine"))
+    assert (zen_row.ratio, zen_row.verdict) == ("60×", MET)
+    batched = rows["decide() batched, one core"]
+    assert batched.verdict.startswith("not measured: not built")
+    assert "40,000 events/s" in batched.verdict  # what one decide() per event gives instead
+
+
+def test_overload_does_not_judge_a_run_whose_driver_fell_behind() -> None:
+    kept = Result(
+        "t", "unary", 64, 1000.0, 5.0, 5000, 1000.0, 5000, 1000.0, 0,
+        {"p50": 1e5, "p90": 2e5, "p99": 3e5, "p99.9": 4e5}, {}, 300.0, 900.0, {},
+    )  # fmt: skip
+    runs_figures = [
+        summarise_run(kept, 1.0, planned_s=5.0, loop_lag_ms=5.0),
+        summarise_run(kept, 2.0, planned_s=5.0, loop_lag_ms=500.0),
+    ]
+    figures = {"sustainable_per_s": 1000.0, "max_concurrent_calls": 512, "runs": runs_figures}
+    rows = judged_rows(targets.overload(Runs({"overload": figures})))
+    assert rows["p99 of accepted calls at 1× R"].verdict == MET  # 0.3 s within 2 × 0.512 s
+    behind = rows["p99 of accepted calls at 2× R"]
+    assert behind.verdict.startswith("not measured: the driver fell behind its schedule")
+    assert rows["goodput at 1× R (1,000 calls/s offered)"].verdict == MET
+    assert rows["goodput at 2× R (1,000 calls/s offered)"].verdict.startswith("not measured: ")
+    assert rows["goodput at 2× R (1,000 calls/s offered)"].measured == "1,000 calls/s"  # shown
