@@ -83,7 +83,7 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             elif isinstance(outcome, EventIdReused):
                 _fail(results[index], grpc.StatusCode.ALREADY_EXISTS, str(outcome))
             elif isinstance(outcome, JourneymanError):
-                raise outcome
+                await abort(context, outcome)
             else:
                 results[index].decision.CopyFrom(outcome)
         return pb.DecideBatchResponse(results=results)
