@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
@@ -90,10 +90,6 @@ class StoreRefused(StoreUnavailable):
     service needs. Not transient: fix the URL or the ACL."""
 
 
-class StateConflict(JourneymanError):
-    """The customer's state kept changing under us: every commit attempt met a newer version."""
-
-
 class CommitOutcome(StrEnum):
     """What a commit did; the values are the script's first reply element."""
 
@@ -162,21 +158,6 @@ class StageChange:
     from_stage: str | None
     to_stage: str | None
     transition: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Updated:
-    """The result of `Store.update`: the decision to answer with and whether it was a replay."""
-
-    decision: bytes | None
-    version: int
-    duplicate: bool
-    attempts: int
-
-
-# Given the loaded state, return (new state blob, decision bytes to keep for the event id).
-# Synchronous on purpose: any await between load and commit widens the window for conflicts.
-UpdateStep = Callable[[Loaded], tuple[bytes, bytes | None]]
 
 
 @contextlib.contextmanager
@@ -423,39 +404,6 @@ class Store:
                 break
             await self._client.script_load(COMMIT_SCRIPT)
         return _raise_errors(replies)
-
-    async def update(
-        self,
-        customer_id: str,
-        event_id: str | None,
-        step: UpdateStep,
-        *,
-        attempts: int,
-        anonymous: bool = False,
-    ) -> Updated:
-        """Load, run `step`, commit; on CONFLICT start again, at most `attempts` times in all.
-
-        A duplicate event id (seen at load or at commit) returns the stored decision without
-        calling `step` again. Raises StateConflict when every attempt met a newer version.
-        """
-        for attempt in range(1, attempts + 1):
-            loaded = await self.load(customer_id, event_id, anonymous=anonymous)
-            if loaded.decision is not None:
-                return Updated(loaded.decision, loaded.version, duplicate=True, attempts=attempt)
-            state, decision = step(loaded)
-            kept = decision if event_id is not None else None
-            result = await self.commit(
-                customer_id, loaded.version, state, event_id, kept, anonymous=anonymous
-            )
-            if result.outcome is not CommitOutcome.CONFLICT:
-                duplicate = result.outcome is CommitOutcome.DUPLICATE
-                chosen = result.decision if duplicate else decision
-                return Updated(chosen, result.version, duplicate=duplicate, attempts=attempt)
-        raise StateConflict(
-            f"customer {customer_id!r}: the state changed under each of {attempts} commit"
-            " attempts (concurrent events for one customer); retry the event, or raise the"
-            " commit attempts setting if this happens under normal load"
-        )
 
     async def bump_stats(self, journey_changes: list[StageChange], day: str) -> None:
         """Count stage moves (customers per stage) and transitions taken on UTC `day`."""

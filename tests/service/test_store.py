@@ -23,7 +23,6 @@ from server.store import (
     CommitOutcome,
     Loaded,
     StageChange,
-    StateConflict,
     Store,
     StoreUnavailable,
     connect,
@@ -293,43 +292,6 @@ async def test_concurrent_increments_through_separate_clients(
     finally:
         for each in stores:
             await each.close()
-
-
-def _add_one(loaded: Loaded) -> tuple[bytes, bytes]:
-    count = int(loaded.state or b"0") + 1
-    return str(count).encode(), f"decided {count}".encode()
-
-
-async def test_update_retries_conflicts_and_replays_duplicates(store: Store) -> None:
-    event_ids = [f"e{i}" for i in range(50)]
-    results = await asyncio.gather(
-        *(store.update(CUSTOMER, event_id, _add_one, attempts=50) for event_id in event_ids)
-    )
-    assert await store.load(CUSTOMER, None) == Loaded(b"50", 50, None)
-    assert sorted(result.version for result in results) == list(range(1, 51))
-    assert not any(result.duplicate for result in results)
-    # Replay the last event committed (older ones may have left the 16-decision window).
-    last_event_id, last = next(
-        (e, r) for e, r in zip(event_ids, results, strict=True) if r.version == 50
-    )
-    replay = await store.update(CUSTOMER, last_event_id, _add_one, attempts=1)
-    assert (replay.decision, replay.version, replay.duplicate) == (b"decided 50", 50, True)
-    assert last.decision == b"decided 50"
-
-
-async def test_update_gives_up_with_state_conflict(store: Store, redis_url: str) -> None:
-    state_key = store.keys.customer(CUSTOMER).state
-    rival = sync_redis.Redis.from_url(redis_url)
-
-    def step_while_someone_else_writes(loaded: Loaded) -> tuple[bytes, bytes]:
-        rival.hincrby(state_key, "version", 1)  # another writer commits in between
-        return _add_one(loaded)
-
-    try:
-        with pytest.raises(StateConflict, match="3 commit attempts"):
-            await store.update(CUSTOMER, "e1", step_while_someone_else_writes, attempts=3)
-    finally:
-        rival.close()
 
 
 # --- stats ----------------------------------------------------------------------------------------
