@@ -42,7 +42,13 @@ import redis as sync_redis
 
 from benchmarks.service import free_port
 from server.keys import STATE_BLOB_FIELD, STATE_VERSION_FIELD, Keyspace, decision_field
-from server.store import COMMIT_SCRIPT, DEFAULT_DECISIONS_KEPT, Store, connect
+from server.store import (
+    COMMIT_SCRIPT,
+    DEFAULT_DECISIONS_KEPT,
+    Store,
+    commit_script_args,
+    connect,
+)
 
 CONCURRENCY = 64
 BATCH_SIZES = (1, 16, 64)
@@ -162,10 +168,10 @@ def event_id(number: int) -> str:
 def commit_args(
     version: int, blob: bytes | str, event: str, decision: bytes | str, ttl_s: int = STATE_TTL_S
 ) -> list[Any]:
-    """commit.lua's ARGV for one event, as `Store.commit` sends them (see the script's header:
-    version, state, decisions kept, TTL, number of events, then each event's id and decision).
-    `populate` checks that the script takes them, so a change of its ARGV fails loudly."""
-    return [version, blob, DEFAULT_DECISIONS_KEPT, ttl_s, 1, event, decision]
+    """commit.lua's ARGV for one event, exactly as the Store builds them."""
+    return commit_script_args(
+        version, blob, [(event, decision)], decisions_kept=DEFAULT_DECISIONS_KEPT, ttl_s=ttl_s
+    )
 
 
 def populate(url: str, plan: Plan, ids: Iterator[int]) -> list[str]:
@@ -192,8 +198,8 @@ def _check_committed(replies: list[Any]) -> None:
     refused = [r for r in replies if isinstance(r, Exception) or r[0] != b"COMMITTED"]
     if refused:
         raise RuntimeError(
-            f"commit.lua did not commit ({refused[0]!r}): its ARGV has probably changed; make"
-            " benchmarks/redis_ceiling.commit_args send what server/store.py sends"
+            f"commit.lua did not commit ({refused[0]!r}): compare its header with"
+            " server/store.commit_script_args"
         )
 
 

@@ -372,14 +372,10 @@ class Store:
         return [_commit_result(reply) for reply in replies]
 
     def _commit_args(self, commit: ToCommit) -> list[EncodableT]:
-        """commit.lua's ARGV for `commit`."""
-        args: list[EncodableT] = [
-            commit.expected_version, commit.state, self.decisions_kept, self.state_ttl_s,
-            len(commit.events),
-        ]  # fmt: skip
-        for event_id, decision in commit.events:
-            args += (event_id, decision)
-        return args
+        return commit_script_args(
+            commit.expected_version, commit.state, commit.events,
+            decisions_kept=self.decisions_kept, ttl_s=self.state_ttl_s,
+        )  # fmt: skip
 
     async def _commit_pipelined(self, calls: list[tuple[CustomerKeys, ToCommit]]) -> list[Any]:
         """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
@@ -508,6 +504,21 @@ def _connection_kwargs(client: RedisClient) -> dict[str, Any]:
     if isinstance(client, RedisCluster):
         return client.get_connection_kwargs()
     return client.connection_pool.connection_kwargs
+
+
+def commit_script_args(
+    expected_version: int,
+    state: EncodableT,
+    events: Sequence[tuple[str, EncodableT]],
+    *,
+    decisions_kept: int,
+    ttl_s: int,
+) -> list[EncodableT]:
+    """commit.lua's ARGV (see the script's header): the one place that knows their order."""
+    args: list[EncodableT] = [expected_version, state, decisions_kept, ttl_s, len(events)]
+    for event_id, decision in events:
+        args += (event_id, decision)
+    return args
 
 
 def _raise_errors(replies: list[Any]) -> list[Any]:
