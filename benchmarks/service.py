@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from server.healthcheck import check
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
@@ -71,20 +72,17 @@ def _environment(settings: dict[str, str]) -> dict[str, str]:
 
 def wait_until_serving(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited {process.returncode}:\n{log.read_text()}")
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass  # not listening yet
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not SERVING after {START_TIMEOUT_S:g} s:\n{log.read_text()}")
-            time.sleep(0.05)
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited {process.returncode}:\n{log.read_text()}")
+        try:
+            if check(address, SERVICE, timeout_s=1) == "SERVING":
+                return
+        except grpc.RpcError:
+            pass  # not listening yet
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not SERVING after {START_TIMEOUT_S:g} s:\n{log.read_text()}")
+        time.sleep(0.05)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
