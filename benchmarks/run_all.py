@@ -139,7 +139,7 @@ def scrape(port: int) -> dict[str, float]:
         for sample in family.samples:
             name = wanted.get((sample.name, sample.labels.get("method")))
             if name is not None:
-                counts[name] = sample.value
+                counts[name] += sample.value  # summed over status codes
     return counts
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
+from prometheus_client import Histogram
 
 from server.metrics import CALL_SECONDS, SHED
 
@@ -87,32 +88,67 @@ class CallGate(grpc.aio.ServerInterceptor):
         self.in_flight += 1
 
     def _unary(self, behavior: Unary, name: str) -> Unary:
-        histogram = CALL_SECONDS.labels(method=name)
+        timer = _CallTimer(name)
 
         async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await self._admit(context)
             start = time.perf_counter()
+            ended = False
             try:
-                return await behavior(request, context)
+                response = await behavior(request, context)
+                ended = True
+                return response
             finally:
                 self.in_flight -= 1
-                histogram.observe(time.perf_counter() - start)
+                timer.observe(context, ended, time.perf_counter() - start)
 
         return admitted
 
     def _streaming(self, behavior: Streaming, name: str) -> Streaming:
-        histogram = CALL_SECONDS.labels(method=name)
+        timer = _CallTimer(name)
 
         async def admitted(
             requests: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             await self._admit(context)
             start = time.perf_counter()
+            ended = False
             try:
                 async for response in behavior(requests, context):
                     yield response
+                ended = True
             finally:
                 self.in_flight -= 1
-                histogram.observe(time.perf_counter() - start)
+                timer.observe(context, ended, time.perf_counter() - start)
 
         return admitted
+
+
+class _CallTimer:
+    """`journeyman_call_seconds` of one method, labelled with the status code it ended with."""
+
+    def __init__(self, method: str) -> None:
+        self._method = method
+        self._by_code: dict[str, Histogram] = {}  # labels() takes a lock: once per code
+
+    def observe(
+        self, context: grpc.aio.ServicerContext[Any, Any], ended: bool, seconds: float
+    ) -> None:
+        code = context.code()
+        if code is None:
+            # No status set: the handler returned (OK) or raised something not an abort.
+            name = "OK" if ended else "UNKNOWN"
+        else:
+            name = code.name if isinstance(code, grpc.StatusCode) else _code_name(code)
+        histogram = self._by_code.get(name)
+        if histogram is None:
+            histogram = self._by_code[name] = CALL_SECONDS.labels(method=self._method, code=name)
+        histogram.observe(seconds)
+
+
+def _code_name(code: object) -> str:
+    """The name of a status given as a number (grpc.aio may hand back the int)."""
+    for status in grpc.StatusCode:
+        if status.value[0] == code:
+            return status.name
+    return "UNKNOWN"

@@ -153,7 +153,7 @@ class Decider:
             if timer is not None:
                 timer.cancel()
         if outcome is None:
-            DEGRADED.inc()
+            DEGRADED.labels(reason="redis_unavailable").inc()
             outcome = self._decide_degraded(request, self._rules())
             _count_decision(outcome)
         return outcome
@@ -237,7 +237,7 @@ class Decider:
         for index, request in enumerate(requests):
             outcome = outcomes.get(index)
             if outcome is None:
-                DEGRADED.inc()
+                DEGRADED.labels(reason="redis_unavailable").inc()
                 outcome = self._decide_degraded(request, active)
             if isinstance(outcome, pb.Decision):
                 _count_decision(outcome)
