@@ -115,3 +115,14 @@ def serve_metrics(port: int, host: str, *, multiprocess_dir: str | None) -> None
         start_http_server(port, addr=host, registry=registry)
     else:
         start_http_server(port, addr=host)
+
+
+EMBEDDED_REDIS_DEATHS = Counter(
+    "journeyman_embedded_redis_deaths",
+    "Times the embedded redis-server ended without being asked to (it is then restarted).",
+)
+EMBEDDED_REDIS_RESTARTS = Counter(
+    "journeyman_embedded_redis_restarts",
+    "Restarts of the embedded redis-server from its AOF, by outcome (started, failed).",
+    ["outcome"],
+)
