@@ -27,6 +27,8 @@ from server.admission import CallGate
 from server.auth import Token, TokenGate, parse_tokens
 from server.config import Settings
 from server.decisions import Decider
+from server.healthcheck import STORE_SERVICE
+from server.metrics import REDIS_UP
 from server.reload import LiveRules
 from server.service import JourneyService
 from server.store import Store, StoreUnavailable
@@ -42,6 +44,13 @@ class PortInUse(JourneymanError):
     """The port is taken by another process."""
 
 
+def port_in_use(bind: str) -> PortInUse:
+    """The one message for a port this server cannot have, whoever finds out."""
+    return PortInUse(
+        f"cannot listen on {bind}: the port is in use or not available; choose another with --port"
+    )
+
+
 @dataclass
 class Running:
     """A started server and what stopping it must close."""
@@ -52,12 +61,14 @@ class Running:
     decider: Decider
     store: Store
     rules: LiveRules
-    ready: asyncio.Task[None] | None = None  # sets health SERVING once Redis answers
+    ready: asyncio.Future[None] | None = None  # done once Redis answered and health says SERVING
+    store_watch: asyncio.Task[None] | None = None  # the store's health, following Redis
 
     async def stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish, then close Redis."""
-        if self.ready is not None:
-            self.ready.cancel()
+        for pending in (self.ready, self.store_watch):
+            if pending is not None:
+                pending.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
         await self.decider.drain()
@@ -108,7 +119,7 @@ async def create_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _enable_reflection(server)
-    for name in ("", SERVICE_NAME):
+    for name in ("", SERVICE_NAME, STORE_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     bind = address or settings.address
     try:
@@ -118,34 +129,63 @@ async def create_server(
         else:
             port = server.add_secure_port(bind, credentials)
     except RuntimeError as error:  # grpcio raises when the bind fails
-        raise PortInUse(f"cannot listen on {bind}: the port is in use or not available; "
-                        "choose another with --port") from error  # fmt: skip
+        raise port_in_use(bind) from error
     await server.start()
     warm_up(ruleset)
     running = Running(server, port, health_servicer, decider, store, live)
     # Serving starts once Redis answers; until then calls are answered degraded and health says
     # NOT_SERVING, so a load balancer sends traffic elsewhere while Redis is being started.
-    running.ready = asyncio.get_running_loop().create_task(_serving_once_redis_answers(running))
+    loop = asyncio.get_running_loop()
+    running.ready = loop.create_future()
+    running.store_watch = loop.create_task(_follow_redis(running, running.ready))
     await asyncio.wait({running.ready}, timeout=REDIS_WAIT_AT_START_S)
     return running
 
 
-async def _serving_once_redis_answers(running: Running) -> None:
-    warned = False
+async def _follow_redis(running: Running, ready: asyncio.Future[None]) -> None:
+    """Ping Redis every REDIS_PROBE_INTERVAL_S, off the hot path, and say what it found: the
+    store's health (STORE_SERVICE) and the REDIS_UP gauge follow every change; the whole
+    server turns SERVING the first time Redis answers and stays so, since degraded answers
+    are still useful (a fleet sharing one Redis must not leave its load balancer at once)."""
+    answered_before: bool | None = None
     while True:
-        try:
-            await running.store.ping()
-            break
-        except StoreUnavailable as error:
-            if not warned:
-                log.warning("Redis does not answer (%s); health stays NOT_SERVING and answers "
-                            "are degraded until it does", error)  # fmt: skip
-                warned = True
-            await asyncio.sleep(REDIS_PROBE_INTERVAL_S)
-    if warned:
-        log.warning("Redis answers: serving")
-    for name in ("", SERVICE_NAME):
-        await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        error = await _redis_error(running.store)
+        answers = error is None
+        REDIS_UP.set(1 if answers else 0)
+        if answers != answered_before:
+            await _store_health_changed(running, error, starting=answered_before is None)
+            answered_before = answers
+        if answers and not ready.done():
+            for name in ("", SERVICE_NAME):
+                await running.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            ready.set_result(None)
+        await asyncio.sleep(REDIS_PROBE_INTERVAL_S)
+
+
+async def _redis_error(store: Store) -> StoreUnavailable | None:
+    """None when Redis answers PING, else why not."""
+    try:
+        await store.ping()
+    except StoreUnavailable as error:
+        return error
+    return None
+
+
+async def _store_health_changed(
+    running: Running, error: StoreUnavailable | None, *, starting: bool
+) -> None:
+    if error is None:
+        if not starting:
+            log.warning("Redis answers again: %s is SERVING, answers are stored", STORE_SERVICE)
+        await running.health.set(STORE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        return
+    await running.health.set(STORE_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if starting:
+        log.warning("Redis does not answer (%s); health stays NOT_SERVING and answers "
+                    "are degraded until it does", error)  # fmt: skip
+    else:
+        log.error("Redis does not answer (%s): %s is NOT_SERVING and answers are degraded "
+                  "until it does", error, STORE_SERVICE)  # fmt: skip
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

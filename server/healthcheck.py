@@ -4,8 +4,10 @@ Asks the standard `grpc.health.v1.Health/Check` of the server at ADDRESS and exi
 answers SERVING, 1 for anything else: NOT_SERVING (kernels warming up, Redis not answering yet,
 shutting down), an unknown service, nothing listening, or no answer within the timeout. ADDRESS
 defaults to 127.0.0.1 on the port the settings give (`JOURNEYMAN_PORT`, else 50051); pass it when
-`serve --port` chose another. Only grpc, the health messages and the settings are imported (no
-numpy, no numba), so a check starts in a fraction of a second.
+`serve --port` chose another. `--service journeyman.v1.Store` asks about the store instead: SERVING
+while Redis answers, NOT_SERVING while answers are degraded (the whole server stays SERVING then).
+Only grpc, the health messages and the settings are imported (no numpy, no numba), so a check
+starts in a fraction of a second.
 
 The check runs beside the server (in its container) and reads the same `JOURNEYMAN_TLS_*`
 settings: when the server has a certificate, the check speaks TLS, trusts that certificate (or
@@ -33,6 +35,8 @@ from server.config import ConfigError, Settings
 LOCAL_HOST = "127.0.0.1"  # the check runs beside the server (in its container)
 DEFAULT_TIMEOUT_S = 2.0  # well inside the Dockerfile's HEALTHCHECK --timeout
 EXIT_SERVING = 0
+# The health service that follows Redis (not a gRPC service: a name health answers for).
+STORE_SERVICE = "journeyman.v1.Store"
 EXIT_NOT_SERVING = 1
 # The typed stubs of grpcio-health-checking leave HealthStub's methods out; calling the method by
 # its path with the messages' own (de)serializers keeps the call fully typed.
@@ -173,7 +177,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"host:port of the server (default {LOCAL_HOST} on JOURNEYMAN_PORT or 50051)",
     )  # fmt: skip
     parser.add_argument(
-        "--service", default="", help="the service to ask about (default: the whole server)"
+        "--service",
+        default="",
+        help=f"the service to ask about (default: the whole server; {STORE_SERVICE}: Redis)",
     )
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from engine.compile import Ruleset
 from server import event_loop
 from server.app import PortInUse, create_server, reload_signal, stop_signals
 from server.config import Settings
-from server.embedded_redis import start_embedded_redis
+from server.embedded_redis import RedisKeeper, start_embedded_redis
 from server.logs import configure_logging
 from server.metrics import serve_metrics
 from server.rulesource import load_ruleset
@@ -42,6 +43,18 @@ def start_metrics(settings: Settings) -> None:
             "choose another with --metrics-port (0 turns metrics off)"
         ) from error
     say(f"journeyman: Prometheus metrics on http://{settings.host}:{settings.metrics_port}/metrics")
+
+
+def security(settings: Settings) -> str:
+    """How callers reach the port, for the start line: TLS or plaintext, and token auth."""
+    if settings.tls_cert is None:
+        transport = "TLS off"
+    elif settings.tls_client_ca is not None:
+        transport = "TLS on, client certificates required"
+    else:
+        transport = "TLS on"
+    tokens = settings.auth_tokens_file is not None or bool(settings.auth_tokens)
+    return f"{transport}, token auth {'on' if tokens else 'off'}"
 
 
 async def serve(
@@ -85,7 +98,8 @@ async def _serve_until(
             raise
         say(
             f"journeyman: serving {ruleset.version} on {settings.host}:{running.port} "
-            f"(gRPC; health and reflection on); stop with Ctrl-C or SIGTERM"
+            f"(gRPC, {security(settings)}; health and reflection on); "
+            "stop with Ctrl-C or SIGTERM"
         )
     watcher = asyncio.get_running_loop().create_task(running.rules.watch())
     with reload_signal(running.rules):
@@ -97,17 +111,21 @@ async def _serve_until(
 
 
 @contextmanager
-def redis_for(settings: Settings) -> Iterator[str]:
-    """The Redis URL to use: the settings', or an embedded Redis started (and stopped) here."""
+def redis_for(settings: Settings) -> Iterator[tuple[str, RedisKeeper | None]]:
+    """The Redis URL to use, and what keeps it running: the settings' URL (None: nothing to
+    keep), or an embedded Redis started here, restarted whenever it dies, stopped at the end."""
     if settings.redis_url is not None:
-        yield settings.redis_url
+        yield settings.redis_url, None
         return
-    embedded = start_embedded_redis(settings.data_dir / "redis")
-    say(f"journeyman: embedded Redis with AOF persistence in {settings.data_dir / 'redis'}")
+    folder = settings.data_dir / "redis"
+    keeper = RedisKeeper(start_embedded_redis(folder))
+    socket_path = shlex.quote(str(keeper.redis.socket_path))
+    say(f"journeyman: embedded Redis with AOF persistence in {folder}, on the unix socket "
+        f"{keeper.redis.socket_path} (redis-cli -s {socket_path})")  # fmt: skip
     try:
-        yield embedded.url
+        yield keeper.redis.url, keeper
     finally:
-        embedded.stop()
+        keeper.stop()
 
 
 def run(settings: Settings) -> None:
@@ -115,10 +133,14 @@ def run(settings: Settings) -> None:
     messages and exit codes."""
     configure_logging(settings.log_level, settings.log_format)
     ruleset = load_ruleset(list(settings.rules))
-    with redis_for(settings) as redis_url:
-        if settings.workers == 1:
+    if settings.workers == 1:
+        with redis_for(settings) as (redis_url, keeper):
+            if keeper is not None:
+                keeper.watch_in_background()
             event_loop.run(serve(settings, ruleset, redis_url), settings.event_loop)
-        else:
-            from server.workers import run_workers
+        return
+    from server.workers import claim_port, run_workers
 
-            run_workers(settings, ruleset, redis_url)
+    # The port first: a second supervisor on it stops before touching its data folder.
+    with claim_port(settings), redis_for(settings) as (redis_url, keeper):
+        run_workers(settings, ruleset, redis_url, keeper)

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.errors import JourneymanError
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.healthcheck import STORE_SERVICE
 
 TOKEN_VARIABLE = "JOURNEYMAN_STATUS_TOKEN"
 KEY_COUNTERS = (
@@ -187,16 +188,41 @@ def _counters(metrics_url: str, timeout_s: float) -> list[str]:
     return [f"{label}: {totals.get(name, 0.0):g}" for name, label in KEY_COUNTERS]
 
 
-def _ask(
-    address: str, access: Access, timeout_s: float
-) -> tuple[health_pb2.HealthCheckResponse, pb.GetRulesetResponse]:
-    """Health (no token needed), then the ruleset (a `read` token when tokens are on)."""
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Status names (`SERVING`, ...) of the server and of its store (None: not reported)."""
+
+    server: str
+    store: str | None
+
+
+def _status_name(reply: health_pb2.HealthCheckResponse) -> str:
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def _store_health(stub: health_pb2_grpc.HealthStub, timeout_s: float) -> str | None:
+    try:
+        reply = stub.Check(  # type: ignore[attr-defined]
+            health_pb2.HealthCheckRequest(service=STORE_SERVICE), timeout=timeout_s
+        )
+    except grpc.RpcError as error:
+        if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.NOT_FOUND:
+            return None  # a server from before the store had a health of its own
+        raise
+    return _status_name(reply)
+
+
+def _ask(address: str, access: Access, timeout_s: float) -> tuple[Health, pb.GetRulesetResponse]:
+    """Health of the server and its store (no token needed), then the ruleset (a `read` token
+    when tokens are on)."""
     with access.channel(address) as channel:
         method = "Health/Check"
         try:
-            health = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
+            stub = health_pb2_grpc.HealthStub(channel)
+            server = stub.Check(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
             )
+            health = Health(_status_name(server), _store_health(stub, timeout_s))
             method = "GetRuleset"
             ruleset = pb_grpc.JourneyServiceStub(channel).GetRuleset(
                 pb.GetRulesetRequest(), timeout=timeout_s, metadata=access.metadata
@@ -213,13 +239,21 @@ def status_lines(
     (plaintext, no token by default). Raises StatusError, saying what to do, when the server
     cannot be asked."""
     health, ruleset = _ask(address, access or Access(), timeout_s)
-    state = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
     loaded = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ruleset.loaded_at_ms / 1000))
     lines = [
-        f"health: {state}",
+        f"health: {health.server}",
+        _store_line(health.store),
         f"ruleset: {ruleset.version} (loaded {loaded}; "
         f"{ruleset.reloads} reloads, {ruleset.failed_reloads} refused)",
         *(f"  {f.path}: journey {f.journey} {f.declared_version}" for f in ruleset.files),
         *_counters(metrics_url, timeout_s),
     ]
-    return health.status == health_pb2.HealthCheckResponse.SERVING, lines
+    return health.server == "SERVING", lines
+
+
+def _store_line(status: str | None) -> str:
+    if status is None:
+        return f"store ({STORE_SERVICE}): not reported by this server"
+    if status == "SERVING":
+        return f"store ({STORE_SERVICE}): SERVING (Redis answers)"
+    return f"store ({STORE_SERVICE}): {status} (Redis does not answer: answers are degraded)"

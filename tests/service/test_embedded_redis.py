@@ -1,14 +1,27 @@
-"""The embedded redis-server: starts on a unix socket with AOF, keeps data, stops cleanly."""
+"""The embedded redis-server: starts on a unix socket with AOF, keeps data, stops cleanly, is
+restarted when it dies, and a server left behind by a journeyman that is gone is taken over."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
 from server.embedded_redis import (
+    OWNER_NAME,
+    PID_NAME,
+    SOCKET_NAME,
     EmbeddedRedisError,
+    RedisKeeper,
+    _alive,
+    _server_command,
     redis_server_binary,
     start_embedded_redis,
 )
@@ -104,3 +117,65 @@ async def test_a_stopped_server_makes_the_store_unavailable(tmp_path: Path) -> N
     finally:
         await store.close()
         server.stop()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _pidfile_pid(folder: Path) -> int | None:
+    try:
+        return int((folder / PID_NAME).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def test_a_killed_server_is_restarted_on_the_same_socket_with_its_data(tmp_path: Path) -> None:
+    keeper = RedisKeeper(start_embedded_redis(tmp_path))
+    keeper.watch_in_background()
+    first_pid, url = keeper.pid, keeper.redis.url
+    try:
+        client = redis.Redis.from_url(url)
+        client.set("jmtest:kept", b"state")
+        client.close()
+        os.kill(first_pid, signal.SIGKILL)
+        _wait_for(lambda: keeper.pid != first_pid and _answers_ping(url))
+        assert keeper.redis.url == url  # clients reconnect to the same socket
+        client = redis.Redis.from_url(url)
+        assert client.get("jmtest:kept") == b"state"
+        client.close()
+    finally:
+        keeper.stop()
+    assert keeper.redis.process.returncode == 0  # stopped cleanly, not restarted again
+    assert not _alive(first_pid) and not _alive(keeper.pid)
+
+
+def test_a_server_whose_journeyman_is_gone_is_stopped_by_the_next_start(tmp_path: Path) -> None:
+    # A leftover as an older journeyman left it: no PR_SET_PDEATHSIG, started by a process (this
+    # shell) that has exited, so the server now has another parent than its recorded owner.
+    command = shlex.join(_server_command(tmp_path.resolve(), tmp_path / SOCKET_NAME, "always"))
+    shell = subprocess.run(
+        ["sh", "-c", f"echo $$ > {OWNER_NAME}; {command} > /dev/null 2>&1 & echo $!"],
+        cwd=tmp_path, capture_output=True, text=True, check=True, timeout=10,
+    )  # fmt: skip
+    leftover = int(shell.stdout.split()[-1])
+    try:
+        _wait_for(lambda: _pidfile_pid(tmp_path) == leftover and _answers_ping(_url(tmp_path)))
+        client = redis.Redis.from_url(_url(tmp_path))
+        client.set("jmtest:kept", b"state")
+        client.close()
+        with start_embedded_redis(tmp_path) as server:
+            assert not _alive(leftover)
+            client = redis.Redis.from_url(server.url)
+            assert client.get("jmtest:kept") == b"state"
+            client.close()
+    finally:
+        if _alive(leftover):
+            os.kill(leftover, signal.SIGKILL)
+
+
+def _url(folder: Path) -> str:
+    return f"unix://{folder.resolve() / SOCKET_NAME}"

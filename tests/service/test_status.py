@@ -19,6 +19,7 @@ async def test_status_shows_health_the_ruleset_and_says_when_metrics_are_unreach
         status_lines, service.address, "http://127.0.0.1:9/metrics", 2.0
     )
     assert serving and lines[0] == "health: SERVING"
-    assert lines[1].startswith("ruleset: retail@") and "0 reloads, 0 refused" in lines[1]
-    assert lines[2].endswith("retail.yaml: journey retail 2026.11.23")
+    assert lines[1] == "store (journeyman.v1.Store): SERVING (Redis answers)"
+    assert lines[2].startswith("ruleset: retail@") and "0 reloads, 0 refused" in lines[2]
+    assert lines[3].endswith("retail.yaml: journey retail 2026.11.23")
     assert lines[-1].startswith("metrics: not reachable at http://127.0.0.1:9/metrics")

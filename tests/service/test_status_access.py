@@ -140,7 +140,8 @@ async def test_status_over_tls_with_a_read_token_from_a_file(
     assert outcome.code == EXIT_OK, outcome.err
     lines = outcome.out.splitlines()
     assert lines[0] == "health: SERVING"
-    assert lines[1].startswith("ruleset: retail@")
+    assert lines[1].startswith("store (journeyman.v1.Store): SERVING")
+    assert lines[2].startswith("ruleset: retail@")
     assert lines[-1].startswith(f"metrics: not reachable at {NO_METRICS}")
 
 
@@ -153,7 +154,8 @@ async def test_the_token_can_come_from_the_environment(
     monkeypatch.setenv(TOKEN_VARIABLE, ADMIN)  # admin grants every scope, `read` too
     outcome = await status(capsys, f"localhost:{tls_server.port}", *tls_flags(files, "ca"))
     assert outcome.code == EXIT_OK, outcome.err
-    assert outcome.out.startswith("health: SERVING\nruleset: retail@")
+    assert outcome.out.startswith("health: SERVING\nstore (journeyman.v1.Store): SERVING")
+    assert "\nruleset: retail@" in outcome.out
 
 
 async def test_the_server_name_can_differ_from_the_address(
