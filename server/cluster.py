@@ -42,13 +42,17 @@ class SlotMapUnavailable(redis_errors.RedisClusterException):
 # Cluster conditions that mean "the state is not reachable right now" rather than "the command
 # was wrong": ClusterError covers ClusterDownError (uncovered slots, failover in progress),
 # MasterDownError and redis-py's "TTL exhausted" (redirections that never settled); TRYAGAIN is a
-# slot being migrated; SlotNotCoveredError a slot missing from the map. Every other
-# RedisClusterException (keys of two slots in one command, say) stays a programming error.
+# slot being migrated; SlotNotCoveredError a slot missing from the map; redis-py 8.2's
+# RedisClusterUnreachableError a slot map refresh that reached no node (older versions raise a
+# bare RedisClusterException there, which ClusterClient.initialize turns into SlotMapUnavailable).
+# Every other RedisClusterException (keys of two slots in one command, say) stays a programming
+# error, unless it was raised from one of these or a connection error (see `error_chain`).
 CLUSTER_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.ClusterError,
     redis_errors.TryAgainError,
     redis_errors.SlotNotCoveredError,
     SlotMapUnavailable,
+    getattr(redis_errors, "RedisClusterUnreachableError", SlotMapUnavailable),
 )
 
 
@@ -165,6 +169,24 @@ class CallSlots:
             yield
         finally:
             self._free.release()
+
+
+def error_chain(error: BaseException) -> list[BaseException]:
+    """`error`, the error it was raised from (or while handling), that one's, and so on: the
+    chain a traceback prints.
+
+    redis-py reports a failed slot map refresh as a bare RedisClusterException, the same type
+    as a command with keys in two slots. What tells them apart is the chain: since redis-py 8.2
+    a command that meets CLUSTERDOWN (or a connection error) refreshes the map itself and raises
+    the refresh's error from within that handler, so the CLUSTERDOWN is in the chain.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    return chain
 
 
 def call_slots(client: RedisCluster) -> CallSlots:

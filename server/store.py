@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from server.cluster import (
     CallSlots,
     call_slots,
     connect_cluster,
+    error_chain,
     is_cluster_url,
 )
 from server.keys import (
@@ -59,6 +61,15 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.TimeoutError,
     OSError,
     *CLUSTER_NETWORK_ERRORS,
+)
+# What redis-py's error texts name the server by: URLs, socket paths, host:port, ('host', port).
+# Messages that reach clients say "<redis>" instead: where the server keeps its Redis is not theirs
+# to know (the full error stays chained to StoreUnavailable, for tracebacks).
+_REDIS_ADDRESS = re.compile(
+    r"[A-Za-z][\w+.-]*://[^\s,;'\"()]+"  # a URL
+    r"|(?<![\w/])(?:/[\w@%+~.-]*[\w@%+~-])+/?"  # an absolute path
+    r"|(?:\[[0-9A-Fa-f:.]+\]|\b[\w-]+(?:\.[\w-]+)*):\d{1,5}\b"  # host:port
+    r"|\('[^']*', \d+(?:, \d+)*\)"  # a socket address as Python prints it
 )
 
 # Summed increments of the journey statistics: (hash key, field) -> amount.
@@ -163,19 +174,28 @@ class StageChange:
 @contextlib.contextmanager
 def _unavailable_on_network_errors(operation: str) -> Iterator[None]:
     """Re-raise network-family errors as StoreUnavailable, and refusals (credentials, ACL) as
-    StoreRefused, chained to the cause. Never the URL: it may hold a password."""
+    StoreRefused, chained to the cause. Never the URL: it may hold a password; nor any other
+    address of Redis (paths, host:port): the message reaches clients.
+
+    A RedisClusterException counts by its chain: redis-py raises a failed slot map refresh as
+    one, from the CLUSTERDOWN or connection error that asked for the refresh (or the refusal
+    that failed it); one with neither in its chain (keys of two slots) is a bug, raised as is.
+    """
     try:
         yield
-    except REFUSED_ERRORS as error:
-        raise StoreRefused(
-            f"Redis refused journeyman ({operation}): {type(error).__name__}: {error}; check"
-            " the user and password in --redis-url / JOURNEYMAN_REDIS_URL and that its ACL"
-            f" allows {', '.join(COMMANDS_NEEDED)} on the key prefix"
-        ) from error
-    except NETWORK_ERRORS as error:
-        raise StoreUnavailable(
-            f"Redis is unreachable ({operation}): {type(error).__name__}: {error}"
-        ) from error
+    except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError) as error:
+        by_chain = isinstance(error, redis_errors.RedisClusterException)
+        chain = error_chain(error) if by_chain else [error]
+        what = f"{type(error).__name__}: {_REDIS_ADDRESS.sub('<redis>', str(error))}"
+        if any(isinstance(each, REFUSED_ERRORS) for each in chain):
+            raise StoreRefused(
+                f"Redis refused journeyman ({operation}): {what}; check the user and password in"
+                " --redis-url / JOURNEYMAN_REDIS_URL and that its ACL allows"
+                f" {', '.join(COMMANDS_NEEDED)} on the key prefix"
+            ) from error
+        if not any(isinstance(each, NETWORK_ERRORS) for each in chain):
+            raise
+        raise StoreUnavailable(f"Redis is unreachable ({operation}): {what}") from error
 
 
 def connect(

