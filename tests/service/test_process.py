@@ -279,3 +279,18 @@ def test_a_port_in_use_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     # The embedded Redis it had started is stopped again, not left behind.
     pid_file = tmp_path / "data" / "redis" / "redis.pid"
     assert not pid_file.exists() or not _alive(int(pid_file.read_text().strip()))
+
+
+def test_the_start_lines_say_where_redis_listens_and_whether_tls_and_tokens_are_on(
+    tmp_path: Path,
+) -> None:
+    served = _start(tmp_path, _free_port(), auth_tokens="start-line-token-0123456789 decide")
+    try:
+        _wait_until_serving(served)
+        served.wait_for_log("journeyman: serving")
+    finally:
+        served.kill()
+    socket_path = served.data_dir.resolve() / "redis" / "redis.sock"
+    assert f"on the unix socket {socket_path} (redis-cli -s {socket_path})" in served.log()
+    assert "(gRPC, TLS off, token auth on;" in served.log()
+    assert "start-line-token" not in served.log()  # a secret is never printed
