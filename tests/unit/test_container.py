@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML
 
 from server.config import Settings
@@ -25,6 +27,8 @@ from server.healthcheck import DEFAULT_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
+LOCK = REPO / "requirements.lock"  # what `make` installs
+RUNTIME_LOCK = REPO / "requirements-runtime.lock"  # what the image installs
 COMPOSE_FILE = REPO / "docker-compose.yml"
 METRICS_TARGET = f"journeyman:{Settings().metrics_port}"  # the compose service, default port
 
@@ -321,6 +325,38 @@ def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
 )  # fmt: skip
 def test_local_state_stays_out_of_the_build_context(path: str) -> None:
     assert not in_build_context(path)
+
+
+# --- the locks the image and `make` install from --------------------------------------------
+
+
+def locked(path: Path) -> dict[str, str]:
+    """Each `name==version` of a lock file, by canonical name."""
+    pins = re.findall(r"^([\w.-]+)==([^\s;]+)", path.read_text(encoding="utf-8"), re.MULTILINE)
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def test_the_builder_installs_the_locked_dependencies_with_hashes_then_journeyman_alone() -> None:
+    runs = [i.arguments for i in stages(dockerfile())[0] if i.keyword == "RUN"]
+    assert any(f"--require-hashes -r {RUNTIME_LOCK.name}" in run for run in runs), runs
+    project = [run for run in runs if re.search(r"pip install [^&]* \.(\s|$)", run)]
+    assert project and all("--no-deps --no-build-isolation" in run for run in project), runs
+
+
+def test_the_image_lock_pins_what_make_installs_within_pyproject_ranges() -> None:
+    full, runtime = locked(LOCK), locked(RUNTIME_LOCK)
+    assert runtime.items() <= full.items(), "run `make lock`: the two locks disagree"
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    for lock, wanted in (
+        (runtime, project["dependencies"]),
+        (full, extras["dev"] + extras["bench"]),
+    ):
+        for requirement in map(Requirement, wanted):
+            version = lock.get(canonicalize_name(requirement.name))
+            assert version is not None and version in requirement.specifier, (
+                f"{requirement} but the lock has {version}: run `make lock`, then `make test`"
+            )
 
 
 # --- docker-compose.yml and Prometheus ------------------------------------------------------
