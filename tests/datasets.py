@@ -1,8 +1,9 @@
 """Readers for the real event logs the tests replay, standard library only.
 
 The data lives outside the repository, in `shared/data` next to it (`../shared/data` from the
-repository root); set `JOURNEYMAN_EVENT_DATA_DIR` to read it from elsewhere. Tests that need a log
-check `path.is_file()` and skip with the path in the reason when it is missing.
+repository root), or next to a folder further up (a clone made inside the workspace, such as CI's,
+finds the workspace's); set `JOURNEYMAN_EVENT_DATA_DIR` to read it from elsewhere. Tests that need
+a log check `path.is_file()` and skip with the path in the reason when it is missing.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ _COLUMNS = ("case_id", "activity", "lifecycle", "timestamp", "amount_req", "reso
 
 
 def data_dir() -> Path:
-    """The folder holding the datasets: `$JOURNEYMAN_EVENT_DATA_DIR`, else `../shared/data`."""
+    """The folder holding the datasets: `$JOURNEYMAN_EVENT_DATA_DIR`, else the nearest
+    `shared/data` beside the repository or one of the folders above it, else (missing)
+    `../shared/data`."""
     override = os.environ.get(DATA_DIR_VARIABLE)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    repository = Path(__file__).resolve().parents[1]
+    for folder in repository.parents:
+        if (folder / "shared" / "data").is_dir():
+            return folder / "shared" / "data"
+    return repository.parent / "shared" / "data"
 
 
 def bpic2012_csv() -> Path:
