@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import grpc
 from prometheus_client import Histogram
 
+from server.errors import SHED_RETRY_AFTER_S, retry_status
 from server.metrics import CALL_SECONDS, SHED
 
 SERVICE_PREFIX = "/journeyman.v1."
@@ -81,9 +82,11 @@ class CallGate(grpc.aio.ServerInterceptor):
     async def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if self.in_flight >= self._limit:
             SHED.inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"server busy: {self._limit} calls in flight; retry with backoff",
+            await context.abort_with_status(
+                retry_status(
+                    f"server busy: {self._limit} calls in flight; retry with backoff",
+                    SHED_RETRY_AFTER_S,
+                )
             )
         self.in_flight += 1
 

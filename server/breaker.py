@@ -30,6 +30,11 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self._failures >= self._threshold
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last call that tried Redis failed (closed or not, Redis is in doubt)."""
+        return self._failures > 0
+
     def allow(self) -> bool:
         """Whether this call may try Redis."""
         if not self.is_open:

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter as MetricCounter
@@ -25,9 +25,16 @@ from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from server.breaker import CircuitBreaker
 from server.convert import DecideInput, ResponseTables, decision_to_pb
-from server.errors import Conflicted, EventIdReused
+from server.errors import Busy, Conflicted, EventIdReused
 from server.keys import utc_day
-from server.metrics import CONFLICTS, DECISIONS, DEGRADED, KERNEL_SECONDS, REDIS_SECONDS, timed
+from server.metrics import (
+    BREAKER_OPEN,
+    CONFLICTS,
+    DECISIONS,
+    KERNEL_SECONDS,
+    REDIS_SECONDS,
+    timed,
+)
 from server.store import (
     CommitOutcome,
     LoadedEvents,
@@ -39,8 +46,13 @@ from server.store import (
     ToCommit,
     ToLoad,
 )
+from server.unstored import Degraded, UnstoredAnswers
 
 log = logging.getLogger(__name__)
+
+# What one event is answered with: its decision (stored, duplicate or degraded), or the error it
+# met (Busy, Conflicted, EventIdReused).
+Outcome = pb.Decision | JourneymanError
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +86,7 @@ class _Waiting:
 
     request: DecideInput
     # None: the caller's deadline came first (answered degraded without waiting further).
-    future: asyncio.Future[pb.Decision | JourneymanError | None]
+    future: asyncio.Future[Outcome | None]
 
 
 @dataclass(slots=True)
@@ -104,7 +116,9 @@ class Decider:
         self._rules = rules
         self._store = store
         self._retries = conflict_retries
-        self._redis_timeout_s = redis_timeout_s
+        # A round trip out this long means Redis (not this server) is slow: a local Redis
+        # answers a full pipeline in a few ms, and the socket timeout ends it at the budget.
+        self._slow_redis_s = min(SLOW_ROUND_TRIP_S, redis_timeout_s / 2)
         self._clock_ms = clock_ms
         self._queued: list[_Waiting] = []  # calls for the next batch
         self._batch_scheduled = False
@@ -114,6 +128,11 @@ class Decider:
         self._refusal_said_at = -math.inf
         self._stats_writer: asyncio.Task[None] | None = None
         self._breaker = breaker or CircuitBreaker()
+        self._unstored = UnstoredAnswers()
+        # DecideBatch calls decided at once; the others wait their turn (backpressure).
+        self._bulk_slots = asyncio.Semaphore(BULK_BATCHES_AT_ONCE)
+        self._bulk_waiting = 0  # DecideBatch calls waiting for a slot
+        self._round_s = 0.0  # how long the last round through the store took
 
     def now_ms(self) -> int:
         return self._clock_ms()
@@ -135,7 +154,7 @@ class Decider:
 
     async def _decide_in_next_batch(
         self, request: DecideInput, deadline_s: float | None
-    ) -> pb.Decision | JourneymanError:
+    ) -> Outcome:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(request, loop.create_future())
         self._queued.append(waiting)
@@ -153,9 +172,7 @@ class Decider:
             if timer is not None:
                 timer.cancel()
         if outcome is None:
-            DEGRADED.labels(reason="redis_unavailable").inc()
-            outcome = self._decide_degraded(request, self._rules())
-            _count_decision(outcome)
+            outcome = self._not_stored(request, self._not_stored_in_time(), self._rules())
         return outcome
 
     def _start_batch(self) -> None:
@@ -193,69 +210,154 @@ class Decider:
                 self._batch_scheduled = True
                 asyncio.get_running_loop().call_soon(self._start_batch)
 
+    async def decide_batch(
+        self, requests: Sequence[DecideInput], deadline_s: float | None
+    ) -> list[Outcome]:
+        """`decide_many` for a DecideBatch call. At most BULK_BATCHES_AT_ONCE are decided at
+        once; the others wait for their turn within their deadline (backpressure), or are
+        answered Busy, untouched, when it passes first."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._bulk_waiting += 1
+        try:
+            async with asyncio.timeout(None if deadline_s is None else deadline_s * 0.8):
+                await self._bulk_slots.acquire()
+        except TimeoutError:
+            self._unstored.busy(len(requests))
+            return [Busy(self._retry_after_s())] * len(requests)
+        finally:
+            self._bulk_waiting -= 1
+        try:
+            left_s = None if deadline_s is None else deadline_s - (loop.time() - started)
+            return await self.decide_many(requests, left_s)
+        finally:
+            self._bulk_slots.release()
+
     async def decide_many(
         self,
         requests: Sequence[DecideInput],
         deadline_s: float | None,
         *,
         wanted: Callable[[int], bool] = lambda index: True,
-    ) -> list[pb.Decision | JourneymanError]:
+    ) -> list[Outcome]:
         """Decisions for many validated events, in their order: each customer's events in
         order on the state the last one left, all customers' loads in one Redis round trip and
         their commits in another (the store pipelines concurrent calls).
 
         An event is answered with its decision, or with the error it met (Conflicted: its
-        customer kept changing under it; EventIdReused). When Redis fails or the budget runs
-        out, the events not yet stored are answered degraded. An event whose caller stopped
-        waiting (`wanted(index)` false) is not written, nor are that customer's later events
-        in the batch: its caller was answered degraded, and degraded answers write nothing.
+        customer kept changing under it; EventIdReused). When Redis fails, the events not yet
+        stored are answered degraded. When the caller's deadline comes first, they are
+        answered degraded if Redis is what held them (a round trip out too long, the breaker
+        open), else Busy: the server's own queue held them, and "degraded" means Redis trouble
+        only. An event whose caller stopped waiting (`wanted(index)` false) is not written, nor
+        are that customer's later events in the batch.
         """
         active = self._rules()
-        # Each Redis round trip gets the configured timeout; the whole, a margin short of the
-        # caller's deadline (the rest is for answering, degraded if need be).
+        outcomes: dict[int, Outcome] = {}
+        # The rest of the caller's deadline, less a margin to answer in.
         budget_s = None if deadline_s is None else deadline_s * 0.8
-        outcomes: dict[int, pb.Decision | JourneymanError] = {}
-        use_store = (budget_s is None or budget_s > 0) and self._breaker.allow()
-        if use_store:
-            lanes: dict[tuple[str, bool], list[int]] = {}
-            for index, request in enumerate(requests):
-                key = (request.event.customer_id, request.anonymous)
-                lanes.setdefault(key, []).append(index)
-            try:
-                async with asyncio.timeout(budget_s):
-                    store_failed = await self._decide_lanes(
-                        requests, list(lanes.values()), active, outcomes, wanted
-                    )
-            except TimeoutError:
-                store_failed = False  # the caller's deadline, not Redis: not for the breaker
-            if store_failed:
-                self._breaker.failed()
-            else:
-                self._breaker.succeeded()
+        if budget_s is not None and budget_s <= 0:
+            left: Degraded | Busy = self._not_stored_in_time()
+        elif not self._breaker.allow():
+            left = Degraded.BREAKER_OPEN
+        else:
+            left = await self._round(requests, budget_s, active, outcomes, wanted)
         self._breaker.settle()
-        answers: list[pb.Decision | JourneymanError] = []
+        answers: list[Outcome] = []
         for index, request in enumerate(requests):
             outcome = outcomes.get(index)
             if outcome is None:
-                DEGRADED.labels(reason="redis_unavailable").inc()
-                outcome = self._decide_degraded(request, active)
-            if isinstance(outcome, pb.Decision):
+                # The caller who left was answered already; nothing is counted for it here.
+                outcome = self._not_stored(request, left, active) if wanted(index) else _CALLER_LEFT
+            elif isinstance(outcome, pb.Decision):
                 _count_decision(outcome)
             answers.append(outcome)
         return answers
+
+    async def _round(
+        self,
+        requests: Sequence[DecideInput],
+        budget_s: float | None,
+        active: ActiveRules,
+        outcomes: dict[int, Outcome],
+        wanted: Callable[[int], bool],
+    ) -> Degraded | Busy:
+        """One pass of the events through the store, filling `outcomes`; returns what the
+        events left without one are answered with. Tells the breaker how Redis did."""
+        lanes: dict[tuple[str, bool], list[int]] = {}
+        for index, request in enumerate(requests):
+            lanes.setdefault((request.event.customer_id, request.anonymous), []).append(index)
+        started = time.monotonic()
+        failure = None
+        try:
+            async with asyncio.timeout(budget_s):
+                # A large batch goes in parts, each stored before the next is decided: when
+                # the deadline comes, what was stored is answered so, and a caller who sends
+                # the rest again makes progress instead of starting over.
+                for part in _parts(list(lanes.values()), EVENTS_PER_PART):
+                    failure = await self._decide_lanes(requests, part, active, outcomes, wanted)
+                    if failure is not None:
+                        break
+        except TimeoutError:
+            failure = None  # the caller's deadline, not a Redis failure: not for the breaker
+            left: Degraded | Busy = self._not_stored_in_time()
+        else:
+            left = failure or Degraded.REDIS_UNAVAILABLE  # no event is left when Redis worked
+            self._round_s = time.monotonic() - started
+        if failure is not None:
+            self._breaker.failed()
+        else:
+            self._breaker.succeeded()
+        BREAKER_OPEN.set(self._breaker.is_open)
+        return left
+
+    def _not_stored_in_time(self) -> Degraded | Busy:
+        """What an event that its caller's deadline caught before it was stored is answered
+        with: degraded when Redis is what held it, Busy when this server's own queue did."""
+        if self._breaker.is_open:
+            return Degraded.BREAKER_OPEN
+        if self._breaker.failing or self._store.round_trip_out_s() >= self._slow_redis_s:
+            return Degraded.REDIS_UNAVAILABLE
+        return Busy(self._retry_after_s())
+
+    def _retry_after_s(self) -> float:
+        """When a refused caller may try again: once the batches now waiting had their turn
+        (one round through the store each, BULK_BATCHES_AT_ONCE at a time)."""
+        turns = 1 + self._bulk_waiting / BULK_BATCHES_AT_ONCE
+        return min(MAX_RETRY_AFTER_S, max(MIN_RETRY_AFTER_S, self._round_s * turns))
+
+    def _not_stored(
+        self, request: DecideInput, why: Degraded | Busy, active: ActiveRules
+    ) -> Outcome:
+        """The answer to an event that was not stored: Busy, or decided from the rules alone
+        (degraded), counted and logged by reason either way."""
+        if isinstance(why, Busy):
+            self._unstored.busy()
+            return why
+        self._unstored.degraded(why)
+        answer = self._decide_degraded(request, active)
+        _count_decision(answer)
+        return answer
 
     async def _decide_lanes(
         self,
         requests: Sequence[DecideInput],
         lanes: list[list[int]],
         active: ActiveRules,
-        outcomes: dict[int, pb.Decision | JourneymanError],
+        outcomes: dict[int, Outcome],
         wanted: Callable[[int], bool],
-    ) -> bool:
+    ) -> Degraded | None:
         """Decide each customer's events (a lane: their indexes, in order) against the store:
         every lane's load in one round trip, its events decided in order, every commit in
-        another; the lanes whose commit met a concurrent update go round again. Returns whether
-        Redis failed (the events not answered then are answered degraded by the caller)."""
+        another; the lanes whose commit met a concurrent update go round again. Returns why
+        Redis failed, None if it did not (the events not answered then are answered degraded
+        by the caller).
+
+        Each Redis command has the configured budget (the client's socket timeout bounds the
+        connect and every reply), so a large batch's round trip is not cut short for its size
+        and a slow Redis is still noticed. The events are decided in slices of CPU_SLICE_S
+        with the event loop let through between them, so that a large batch delays no other
+        call's replies (and their timeouts) by more than a slice."""
         for attempt in range(self._retries + 1):
             if attempt:
                 # Spread the retries of events racing for one customer, so they stop colliding.
@@ -263,30 +365,19 @@ class Decider:
             pending = [[i for i in lane if i not in outcomes] for lane in lanes]
             try:
                 with timed(LOAD_SECONDS):
-                    async with asyncio.timeout(self._redis_timeout_s):
-                        loaded = await self._store.load_many(
-                            [_to_load(requests, lane) for lane in pending]
-                        )
-                decided = [
-                    self._decide_loaded(requests, lane, one, active, outcomes, wanted)
-                    for lane, one in zip(pending, loaded, strict=True)
-                ]
-                commits = [
-                    ToCommit(
-                        requests[lane[0]].event.customer_id, requests[lane[0]].anonymous,
-                        one.version, encode_state(active.ruleset, done.state), done.commits,
+                    loaded = await self._store.load_many(
+                        [_to_load(requests, lane) for lane in pending]
                     )
-                    for lane, one, done in zip(pending, loaded, decided, strict=True)
-                    if done.commits
-                ]  # fmt: skip
+                decided, commits = await self._decide_in_slices(
+                    requests, pending, loaded, active, outcomes, wanted
+                )
                 with timed(COMMIT_SECONDS):
-                    async with asyncio.timeout(self._redis_timeout_s):
-                        results = iter(await self._store.commit_many(commits))
+                    results = iter(await self._store.commit_many(commits))
             except StoreRefused as error:
                 self._say_refused(error)
-                return True
-            except (StoreUnavailable, TimeoutError):
-                return True
+                return Degraded.REDIS_REFUSED
+            except StoreUnavailable:
+                return Degraded.REDIS_UNAVAILABLE
             lanes = []
             for lane, one, done in zip(pending, loaded, decided, strict=True):
                 if not done.commits:
@@ -299,19 +390,46 @@ class Decider:
                     continue
                 self._answer_stored(requests, done, outcomes, is_new=one.state is None)
             if not lanes:
-                return False
+                return None
         for lane in lanes:
             for index in lane:
                 outcomes.setdefault(
                     index, Conflicted(f"customer updated concurrently {self._retries + 1} times")
                 )
-        return False
+        return None
+
+    async def _decide_in_slices(
+        self,
+        requests: Sequence[DecideInput],
+        pending: list[list[int]],
+        loaded: list[LoadedEvents],
+        active: ActiveRules,
+        outcomes: dict[int, Outcome],
+        wanted: Callable[[int], bool],
+    ) -> tuple[list[_Decided], list[ToCommit]]:
+        """Each lane's events decided on its loaded state, and the commits of those that made
+        new decisions; the event loop is let through every CPU_SLICE_S."""
+        decided, commits = [], []
+        slice_ends = time.perf_counter() + CPU_SLICE_S
+        for lane, one in zip(pending, loaded, strict=True):
+            done = self._decide_loaded(requests, lane, one, active, outcomes, wanted)
+            decided.append(done)
+            if done.commits:
+                first = requests[lane[0]]
+                commits.append(ToCommit(
+                    first.event.customer_id, first.anonymous, one.version,
+                    encode_state(active.ruleset, done.state), done.commits,
+                ))  # fmt: skip
+            if time.perf_counter() >= slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + CPU_SLICE_S
+        return decided, commits
 
     def _answer_stored(
         self,
         requests: Sequence[DecideInput],
         done: _Decided,
-        outcomes: dict[int, pb.Decision | JourneymanError],
+        outcomes: dict[int, Outcome],
         *,
         is_new: bool,
     ) -> None:
@@ -330,7 +448,7 @@ class Decider:
         pending: list[int],
         loaded: LoadedEvents,
         active: ActiveRules,
-        outcomes: dict[int, pb.Decision | JourneymanError],
+        outcomes: dict[int, Outcome],
         wanted: Callable[[int], bool],
     ) -> _Decided:
         """Decide `pending` events in order from the loaded state; events already stored (or
@@ -424,6 +542,17 @@ class Decider:
 
 
 CONFLICT_BACKOFF_S = 0.002
+# DecideBatch calls decided at once: two keep Redis and the CPU both busy (one batch's round
+# trip overlaps the other's decisions); more only add to every batch's wait.
+BULK_BATCHES_AT_ONCE = 2
+# Decisions made between two turns of the event loop: short enough that the replies of other
+# calls (and the timers of their Redis budgets) wait no longer than this for a large batch.
+CPU_SLICE_S = 0.005
+# Events of a large batch stored together before the next part is decided.
+EVENTS_PER_PART = 500
+SLOW_ROUND_TRIP_S = 0.1
+MIN_RETRY_AFTER_S = 0.05
+MAX_RETRY_AFTER_S = 5.0
 DAY_MS = 86_400_000
 REFUSAL_LOG_INTERVAL_S = 10.0
 # Batches of calls out at once: while they are, new calls gather into the next one, which so
@@ -435,9 +564,27 @@ LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
 COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
 
 
-def _give_up(future: asyncio.Future[pb.Decision | JourneymanError | None]) -> None:
+# The outcome of an event whose caller stopped waiting (and was answered then): never seen.
+_CALLER_LEFT = Busy(MIN_RETRY_AFTER_S)
+
+
+def _give_up(future: asyncio.Future[Outcome | None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _parts(lanes: list[list[int]], events: int) -> Iterator[list[list[int]]]:
+    """`lanes` in consecutive parts of about `events` events each (a lane is never split)."""
+    part: list[list[int]] = []
+    size = 0
+    for lane in lanes:
+        part.append(lane)
+        size += len(lane)
+        if size >= events:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
 
 
 def _to_load(requests: Sequence[DecideInput], lane: list[int]) -> ToLoad:

@@ -61,6 +61,13 @@ class Pipeliner:
         self._tasks: set[asyncio.Task[None]] = set()
         self.pipelines_sent = 0
         self.commands_sent = 0
+        self._sent_at: float | None = None  # loop time the pipeline now out was sent
+
+    def out_s(self) -> float:
+        """How long the pipeline now waiting for Redis's replies has been out; 0 if none."""
+        if self._sent_at is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self._sent_at
 
     async def send(self, queue: Queue) -> list[Any]:
         """Queue commands with `queue` and wait for their replies, in order."""
@@ -108,15 +115,18 @@ class Pipeliner:
         self.commands_sent += len(pipe)
         REDIS_PIPELINES.inc()
         REDIS_COMMANDS.inc(len(pipe))
+        self._sent_at = asyncio.get_running_loop().time()
         try:
             replies = await pipe.execute(raise_on_error=False)
         except BaseException as error:
+            self._sent_at = None
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(error)
             if not isinstance(error, Exception):
                 raise  # cancellation (shutdown) goes on up, after the callers are told
             return
+        self._sent_at = None
         start = 0
         for item, count in zip(batch, counts, strict=True):
             if not item.future.done():

@@ -19,7 +19,15 @@ from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.config import Settings
 from server.convert import DecideInput, Violations, decide_input, value_to_pb, values_from_pb
 from server.decisions import ActiveRules, Decider, decode_or_new
-from server.errors import Conflicted, EventIdReused, EventInvalid, FieldViolation, abort
+from server.errors import (
+    Busy,
+    Conflicted,
+    EventIdReused,
+    EventInvalid,
+    FieldViolation,
+    abort,
+    status_code,
+)
 from server.keys import utc_day, validate_customer_id
 from server.reload import LiveRules
 from server.store import CommitOutcome, StageChange, Store
@@ -52,6 +60,12 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             try:
                 valid = decide_input(message.request, self._decider.now_ms(), self._settings)
                 decision = await self._decider.decide(valid, context.time_remaining())
+            except EVENT_ERRORS as error:
+                # This message fails alone: the stream goes on with the next one.
+                answer = pb.DecideStreamResponse()
+                _fail(answer, error)
+                yield answer
+                continue
             except JourneymanError as error:
                 await abort(context, error)
                 raise
@@ -75,18 +89,21 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
                 valid.append(decide_input(item, now_ms, self._settings))
                 positions.append(index)
             except EventInvalid as error:
-                _fail(results[index], grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        outcomes = await self._decider.decide_many(valid, context.time_remaining())
+                _fail(results[index], error)
+        outcomes = await self._decider.decide_batch(valid, context.time_remaining())
         for index, outcome in zip(positions, outcomes, strict=True):
-            if isinstance(outcome, Conflicted):
-                _fail(results[index], grpc.StatusCode.ABORTED, str(outcome))
-            elif isinstance(outcome, EventIdReused):
-                _fail(results[index], grpc.StatusCode.ALREADY_EXISTS, str(outcome))
+            if isinstance(outcome, EVENT_ERRORS):
+                _fail(results[index], outcome)
             elif isinstance(outcome, JourneymanError):
                 await abort(context, outcome)
             else:
                 results[index].decision.CopyFrom(outcome)
-        return pb.DecideBatchResponse(results=results)
+                if outcome.degraded:
+                    # Not stored: a bulk caller must not take it for applied.
+                    results[index].error_code = grpc.StatusCode.UNAVAILABLE.value[0]
+                    results[index].error_message = NOT_STORED_DEGRADED
+        not_stored = sum(1 for result in results if result.error_code)
+        return pb.DecideBatchResponse(results=results, not_stored=not_stored)
 
     async def GetCustomer(
         self, request: pb.GetCustomerRequest, context: Context
@@ -264,6 +281,22 @@ def _stage(journey: CompiledJourney, state: CustomerState) -> str:
     return journey.stage_ids[int(state.journey(journey).ints[codes.INT_STAGE])]
 
 
-def _fail(result: pb.BatchResult, code: grpc.StatusCode, message: str) -> None:
-    result.error_code = code.value[0]
-    result.error_message = message
+# The errors that fail one event of a stream or a batch and leave the others be.
+EVENT_ERRORS = (EventInvalid, Busy, Conflicted, EventIdReused)
+NOT_STORED_DEGRADED = (
+    "not stored: Redis could not be reached; the decision is from the rules alone (degraded);"
+    " send the event again, same event_id, once Redis is back"
+)
+
+
+def _fail(result: pb.BatchResult | pb.DecideStreamResponse, error: JourneymanError) -> None:
+    """Say on `result` why its event was not applied, as Decide's status would."""
+    result.error_code = status_code(error).value[0]
+    result.error_message = str(error)
+    if isinstance(error, EventInvalid):
+        result.error_message = "; ".join(f"{v.field}: {v.description}" for v in error.violations)
+        result.field_violations.extend(
+            pb.FieldViolation(field=v.field, description=v.description) for v in error.violations
+        )
+    elif isinstance(error, Busy):
+        result.retry_after_ms = max(1, round(error.retry_after_s * 1000))

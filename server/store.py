@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -272,11 +273,21 @@ class Store:
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
         self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
+        self._calls_out: dict[object, float] = {}  # on a cluster: call -> monotonic start
 
     @property
     def pipelining(self) -> Pipeliner | None:
         """What sends concurrent calls' commands together (None on a cluster)."""
         return self._pipeliner
+
+    def round_trip_out_s(self) -> float:
+        """How long the oldest Redis round trip still waiting for its replies has been out (0
+        when none is): how slow Redis is being right now, apart from this server's queues."""
+        if self._pipeliner is not None:
+            return self._pipeliner.out_s()
+        if not self._calls_out:
+            return 0.0
+        return time.monotonic() - min(self._calls_out.values())
 
     @property
     def commit_script_sha(self) -> str:
@@ -517,7 +528,12 @@ class Store:
                 yield
             else:
                 async with self._slots.held():
-                    yield
+                    call = object()
+                    self._calls_out[call] = time.monotonic()
+                    try:
+                        yield
+                    finally:
+                        del self._calls_out[call]
 
 
 def _connection_kwargs(client: RedisClient) -> dict[str, Any]:

@@ -66,10 +66,18 @@ class DecideStreamRequest(_message.Message):
     def __init__(self, request: _Optional[_Union[DecideRequest, _Mapping]] = ...) -> None: ...
 
 class DecideStreamResponse(_message.Message):
-    __slots__ = ("decision",)
+    __slots__ = ("decision", "error_code", "error_message", "field_violations", "retry_after_ms")
     DECISION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
-    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+    error_code: int
+    error_message: str
+    field_violations: _containers.RepeatedCompositeFieldContainer[FieldViolation]
+    retry_after_ms: int
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., field_violations: _Optional[_Iterable[_Union[FieldViolation, _Mapping]]] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
 
 class DecideBatchRequest(_message.Message):
     __slots__ = ("requests",)
@@ -78,22 +86,36 @@ class DecideBatchRequest(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[DecideRequest, _Mapping]]] = ...) -> None: ...
 
 class DecideBatchResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "not_stored")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    NOT_STORED_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[BatchResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ...) -> None: ...
+    not_stored: int
+    def __init__(self, results: _Optional[_Iterable[_Union[BatchResult, _Mapping]]] = ..., not_stored: _Optional[int] = ...) -> None: ...
 
 class BatchResult(_message.Message):
-    __slots__ = ("index", "decision", "error_code", "error_message")
+    __slots__ = ("index", "decision", "error_code", "error_message", "field_violations", "retry_after_ms")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     index: int
     decision: Decision
     error_code: int
     error_message: str
-    def __init__(self, index: _Optional[int] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ...) -> None: ...
+    field_violations: _containers.RepeatedCompositeFieldContainer[FieldViolation]
+    retry_after_ms: int
+    def __init__(self, index: _Optional[int] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., error_code: _Optional[int] = ..., error_message: _Optional[str] = ..., field_violations: _Optional[_Iterable[_Union[FieldViolation, _Mapping]]] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...
+
+class FieldViolation(_message.Message):
+    __slots__ = ("field", "description")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    description: str
+    def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
     __slots__ = ("customer_id", "event_id", "journeys", "actions", "held_out_actions", "excluded", "ruleset_version", "degraded", "duplicate", "decided_at_ms")

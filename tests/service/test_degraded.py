@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
@@ -167,7 +168,9 @@ async def test_every_decide_method_degrades_and_the_others_say_unavailable(
         pb.DecideBatchRequest(requests=[pb.DecideRequest(event=event)] * 2), timeout=DEADLINE_S
     )
     assert [r.decision.degraded for r in batch.results] == [True, True]
-    assert [r.error_code for r in batch.results] == [0, 0]
+    # Not stored, and a bulk caller cannot miss it: each item has an error, the count too.
+    assert [r.error_code for r in batch.results] == [code_pb2.UNAVAILABLE] * 2
+    assert "not stored" in batch.results[0].error_message and batch.not_stored == 2
     # Reading or changing a customer needs the store: these say so, and may be retried.
     calls = [
         outage.stub.GetCustomer(pb.GetCustomerRequest(customer_id="tom"), timeout=DEADLINE_S),
@@ -270,3 +273,4 @@ async def test_a_batch_with_redis_hung_answers_degraded_within_the_deadline(
     finally:
         outage.resume_redis()
     assert [r.decision.degraded for r in response.results] == [True] * 8
+    assert [r.error_code for r in response.results] == [code_pb2.UNAVAILABLE] * 8

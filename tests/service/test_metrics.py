@@ -30,7 +30,9 @@ async def test_decisions_calls_redis_and_kernel_time_are_counted(service: Servic
         await service.stub.Decide(pb.DecideRequest(event=event))
     assert _sample("journeyman_decisions_total", **stored) - before["stored"] == 2
     assert _sample("journeyman_decisions_total", **duplicate) - before["duplicate"] == 1
-    assert _sample("journeyman_call_seconds_count", method="Decide", code="OK") - before["calls"] == 3
+    assert (
+        _sample("journeyman_call_seconds_count", method="Decide", code="OK") - before["calls"] == 3
+    )
     assert _sample("journeyman_redis_seconds_count", operation="load") - before["loads"] == 3
     assert _sample("journeyman_decide_seconds_count") - before["kernel"] == 2
 

@@ -69,9 +69,9 @@ async def test_decide_stream_answers_each_event_before_the_next_is_sent(service:
     assert await stream.code() is grpc.StatusCode.OK
 
 
-async def test_decide_stream_ends_with_invalid_argument_at_a_bad_event(service: Service) -> None:
-    # Documented behaviour: unlike DecideBatch, a bad event ends the stream (Decide's semantics,
-    # one status per call); the events before it were answered and stored.
+async def test_a_bad_event_in_a_decide_stream_fails_alone_and_the_stream_goes_on(
+    service: Service,
+) -> None:
     requests = [
         _request("s1", "dee", "add_to_cart"),
         _request("", "dee", "product_view"),
@@ -80,14 +80,16 @@ async def test_decide_stream_ends_with_invalid_argument_at_a_bad_event(service: 
     stream = service.stub.DecideStream(
         (pb.DecideStreamRequest(request=r) for r in requests), timeout=10
     )
-    answers = []
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        async for response in stream:
-            answers.append(response.decision.event_id)
-    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert "event.event_id" in (raised.value.details() or "")
-    assert answers == ["s1"]
-    assert (await _journey(service, "dee")).stage == "consideration"
+    answers = [response async for response in stream]
+    assert await stream.code() is grpc.StatusCode.OK
+    assert [a.decision.event_id for a in answers] == ["s1", "", "s3"]
+    bad = answers[1]
+    assert bad.error_code == code_pb2.INVALID_ARGUMENT and not bad.HasField("decision")
+    assert [v.field for v in bad.field_violations] == ["event.event_id"]
+    assert bad.field_violations[0].description in bad.error_message
+    assert not answers[0].error_code and not answers[2].error_code
+    assert answers[2].decision.journeys[0].stage == "purchase"
+    assert (await _journey(service, "dee")).stage == "purchase"
 
 
 async def test_decide_batch_applies_one_customers_events_in_order(service: Service) -> None:
@@ -141,6 +143,13 @@ async def test_a_bad_event_in_a_batch_fails_alone_with_its_index(service: Servic
     assert {r.error_code for r in failed.values()} == {code_pb2.INVALID_ARGUMENT}
     assert "event.customer_id" in failed[1].error_message
     assert "top_k" in failed[3].error_message
+    # Each failed item says what is wrong with which field, as Decide's BadRequest does.
+    for result in failed.values():
+        assert result.field_violations
+        for violation in result.field_violations:
+            assert violation.description and violation.description in result.error_message
+    assert [v.field for v in failed[1].field_violations] == ["event.customer_id"]
+    assert response.not_stored == 2
     assert not any(r.HasField("decision") for r in failed.values())
     assert results[2].decision.journeys[0].previous_stage == "consideration"
     assert results[2].decision.journeys[0].stage == "purchase"
@@ -174,6 +183,7 @@ async def test_a_batch_for_many_customers_is_stored_in_full(service: Service) ->
     response = await service.stub.DecideBatch(pb.DecideBatchRequest(requests=requests))
     degraded = [r.index for r in response.results if r.decision.degraded]
     assert degraded == []
+    assert response.not_stored == 0
 
 
 async def test_a_batch_writes_each_customer_once_and_keeps_every_events_decision(
