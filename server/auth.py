@@ -8,7 +8,8 @@ PERMISSION_DENIED. Health and reflection are never checked, so probes and grpcur
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,17 @@ METHOD_SCOPES: Mapping[str, str] = {
     "GetRuleset": "read",
     "ForgetCustomer": "admin",
 }
+
+
+# The scopes of the token of the call being served (each grpc.aio call runs in its own task);
+# every scope when no tokens are configured. What a method answers may depend on it.
+CALLER_SCOPES: ContextVar[frozenset[str]] = ContextVar("caller_scopes", default=frozenset(SCOPES))
+
+
+def caller_may(scope: str) -> bool:
+    """Whether the token of the call being served grants `scope` (`admin` grants all)."""
+    scopes = CALLER_SCOPES.get()
+    return scope in scopes or "admin" in scopes
 
 
 class TokensInvalid(JourneymanError):
@@ -111,7 +123,30 @@ class TokenGate(grpc.aio.ServerInterceptor):
         if not token.allows(scope):
             return _refusal(handler, grpc.StatusCode.PERMISSION_DENIED,
                             f"this token lacks the `{scope}` scope this method needs")  # fmt: skip
-        return handler
+        return _with_scopes(handler, token.scopes)
+
+
+def _with_scopes(handler: Handler, scopes: frozenset[str]) -> Handler:
+    """`handler`, run with CALLER_SCOPES set to `scopes`."""
+
+    def unary(behaviour: Any) -> Any:
+        async def scoped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            CALLER_SCOPES.set(scopes)
+            return await behaviour(request, context)
+
+        return scoped
+
+    def streaming(behaviour: Any) -> Any:
+        async def scoped(
+            requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            CALLER_SCOPES.set(scopes)
+            async for response in behaviour(requests, context):
+                yield response
+
+        return scoped
+
+    return rewrapped(handler, unary=unary, streaming=streaming)
 
 
 def _refusal(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:

@@ -16,6 +16,7 @@ from engine.state import CustomerState
 from engine.view import customer_view
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.auth import caller_may
 from server.config import Settings
 from server.convert import DecideInput, Violations, decide_input, value_to_pb, values_from_pb
 from server.decisions import ActiveRules, Decider, decode_or_new
@@ -172,12 +173,21 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
         except JourneymanError as error:
             await abort(context, error)
             raise
+        if not caller_may("read"):
+            # Identify is a `decide` call: it says what it did, the profile needs `read`.
+            return pb.IdentifyResponse(merged=merged)
         return pb.IdentifyResponse(customer=view, merged=merged)
 
     def _valid_traits(self, request: pb.IdentifyRequest) -> dict[str, str | float | bool]:
         violations = Violations()
         if request.anonymous_id and (problem := validate_customer_id(request.anonymous_id)):
             violations.add("anonymous_id", problem)
+        elif request.anonymous_id and request.anonymous_id == request.customer_id:
+            violations.add(
+                "anonymous_id",
+                "is the customer_id itself; send the visitor's anonymous id to merge, or leave"
+                " it empty to set traits only",
+            )
         traits = values_from_pb(request.traits, "traits", self._settings, violations)
         violations.raise_if_any()
         return traits
