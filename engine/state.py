@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from engine.compile import CompiledJourney, Ruleset
 from engine.event import PropertyValue
+from engine.kernels import codes
 
 _INT64 = np.dtype(np.int64)
 _FLOAT64 = np.dtype(np.float64)
@@ -60,6 +61,14 @@ class CustomerState:
         """This customer's state in `compiled`, initial if the journey has not seen them."""
         found = self.journeys.get(compiled.name)
         return found if found is not None else JourneyState.initial(compiled)
+
+    def applied_at_ms(self, timestamp_ms: int) -> int:
+        """When an event stamped `timestamp_ms` takes effect: at its own time, or at this
+        customer's last event's if that is later (a customer's clock never runs backwards)."""
+        latest = timestamp_ms
+        for journey in self.journeys.values():
+            latest = max(latest, int(journey.ints[codes.INT_LAST_EVENT_MS]))
+        return latest
 
     def has_seen(self, event_id: str) -> bool:
         return event_id_hash(event_id) in self.recent_event_ids

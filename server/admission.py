@@ -6,15 +6,21 @@ instead of queueing everyone into a timeout. Health and reflection are never she
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
+from google.protobuf.message import DecodeError
 from prometheus_client import Histogram
 
 from server.errors import SHED_RETRY_AFTER_S, retry_status
 from server.metrics import CALL_SECONDS, SHED
+
+log = logging.getLogger(__name__)
 
 SERVICE_PREFIX = "/journeyman.v1."
 
@@ -31,11 +37,13 @@ def rewrapped(
     *,
     unary: Callable[[Unary], Unary],
     streaming: Callable[[Streaming], Streaming],
+    request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> Handler:
     """`handler` with its behaviour replaced by `unary(behaviour)` or `streaming(behaviour)`,
-    keeping its kind and (de)serializers: what every journeyman interceptor needs."""
+    keeping its kind and (de)serializers (or the `request_deserializer` given): what every
+    journeyman interceptor needs."""
     serializers = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": request_deserializer or handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary is not None:
@@ -58,6 +66,8 @@ class CallGate(grpc.aio.ServerInterceptor):
         self.in_flight = 0
         # A method's handler never changes while the server runs: wrap it once, not per call.
         self._wrapped: dict[str, Handler] = {}
+        self._undecodable_said_at = -math.inf
+        self._undecodable_unsaid = 0
 
     async def intercept_service(
         self,
@@ -72,10 +82,12 @@ class CallGate(grpc.aio.ServerInterceptor):
         if handler is None or not method.startswith(SERVICE_PREFIX):
             return handler
         name = method.rsplit("/", 1)[-1]
+        deserialize = handler.request_deserializer
         wrapped = self._wrapped[method] = rewrapped(
             handler,
             unary=lambda behaviour: self._unary(behaviour, name),
             streaming=lambda behaviour: self._streaming(behaviour, name),
+            request_deserializer=None if deserialize is None else _tolerant(deserialize),
         )
         return wrapped
 
@@ -98,6 +110,8 @@ class CallGate(grpc.aio.ServerInterceptor):
             start = time.perf_counter()
             ended = False
             try:
+                if isinstance(request, Undecodable):
+                    await self._refuse_undecodable(request, name, context)
                 response = await behavior(request, context)
                 ended = True
                 return response
@@ -117,7 +131,7 @@ class CallGate(grpc.aio.ServerInterceptor):
             start = time.perf_counter()
             ended = False
             try:
-                async for response in behavior(requests, context):
+                async for response in behavior(self._decoded(requests, name, context), context):
                     yield response
                 ended = True
             finally:
@@ -125,6 +139,56 @@ class CallGate(grpc.aio.ServerInterceptor):
                 timer.observe(context, ended, time.perf_counter() - start)
 
         return admitted
+
+    async def _decoded(
+        self, requests: AsyncIterator[Any], name: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        """A stream's messages; one that cannot be decoded ends the call (INVALID_ARGUMENT)."""
+        async for request in requests:
+            if isinstance(request, Undecodable):
+                await self._refuse_undecodable(request, name, context)
+            yield request
+
+    async def _refuse_undecodable(
+        self, request: Undecodable, name: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        now = time.monotonic()
+        self._undecodable_unsaid += 1
+        if now - self._undecodable_said_at >= UNDECODABLE_LOG_INTERVAL_S:
+            log.warning(
+                "refused %d request(s) whose bytes are not a valid message (INVALID_ARGUMENT),"
+                " e.g. %s: %s",
+                self._undecodable_unsaid, name, request.reason,
+            )  # fmt: skip
+            self._undecodable_said_at, self._undecodable_unsaid = now, 0
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request bytes are not a valid {name} request message ({request.reason});"
+            " send a serialized journeyman.v1 message, with every string in UTF-8",
+        )
+
+
+UNDECODABLE_LOG_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A request message whose bytes did not parse (its handler is never given it)."""
+
+    reason: str
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """`deserialize`, answering Undecodable instead of raising: grpc would answer a raising
+    deserializer with UNKNOWN and log a traceback per call, which any client could flood."""
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as error:
+            return Undecodable(str(error) or type(error).__name__)
+
+    return tolerant
 
 
 class _CallTimer:

@@ -28,6 +28,7 @@ _POSITIVE = (
     "workers", "max_connection_age_s", "decisions_kept",
     "state_ttl_s", "redis_timeout_ms", "max_concurrent_calls", "max_message_bytes",
     "max_properties", "max_string_length", "max_batch", "grace_period_s",
+    "stats_retention_days",
 )  # fmt: skip
 
 
@@ -54,6 +55,13 @@ class Settings:
     max_string_length: int = 256  # ids, types, property names and string values
     max_batch: int = 1000  # events per DecideBatch
     max_future_skew_ms: int = 5 * 60 * 1000  # timestamps further ahead than this are refused
+    # Timestamps before this are refused: a time sent in seconds (1.8e9 today) lands in January
+    # 1970 as ms, and any seconds value up to the year 2286 is below 1e10. 1e11 is 1973-03-03,
+    # older than any real event log (CDNOW starts in 1997).
+    oldest_timestamp_ms: int = 100_000_000_000
+    # Journey statistics kept per day (transitions taken) expire this long after their last
+    # write; customers-per-stage counts are kept.
+    stats_retention_days: int = 400
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
     metrics_port: int = 9100  # Prometheus /metrics; 0 turns it off
     workers: int = 1  # server processes sharing the port (SO_REUSEPORT), supervised

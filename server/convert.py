@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from engine.compile import Ruleset
 from engine.decision import Decision
@@ -122,6 +123,8 @@ def _timestamp(event: pb.Event, now_ms: int, settings: Settings, violations: Vio
         return now_ms
     if event.timestamp_ms < 0:
         violations.add("event.timestamp_ms", "is negative; send ms since the Unix epoch, or 0")
+    elif event.timestamp_ms < settings.oldest_timestamp_ms:
+        violations.add("event.timestamp_ms", _too_old(event.timestamp_ms, settings))
     elif event.timestamp_ms > now_ms + settings.max_future_skew_ms:
         violations.add(
             "event.timestamp_ms",
@@ -129,6 +132,24 @@ def _timestamp(event: pb.Event, now_ms: int, settings: Settings, violations: Vio
             "event happened, or 0 for now",
         )
     return event.timestamp_ms
+
+
+def _too_old(timestamp_ms: int, settings: Settings) -> str:
+    as_ms = datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    oldest = datetime.fromtimestamp(settings.oldest_timestamp_ms / 1000, UTC).date()
+    if timestamp_ms < SECONDS_UP_TO_2286:
+        return (
+            f"is {timestamp_ms}, which as milliseconds is {as_ms}: it looks like seconds since"
+            f" the epoch; send milliseconds ({timestamp_ms * 1000}), or 0 for now"
+        )
+    return (
+        f"is {timestamp_ms} ({as_ms}), before {oldest}, the oldest time accepted"
+        " (JOURNEYMAN_OLDEST_TIMESTAMP_MS); send ms since the Unix epoch, or 0 for now"
+    )
+
+
+# Every time in seconds up to the year 2286 is below this; as milliseconds, it is April 1970.
+SECONDS_UP_TO_2286 = 10_000_000_000
 
 
 def decide_input(request: pb.DecideRequest, now_ms: int, settings: Settings) -> DecideInput:

@@ -467,6 +467,7 @@ class Decider:
             if event.event_id in kept:  # repeated in this batch: answered once it is stored
                 decided.repeats.append((index, kept[event.event_id]))
                 continue
+            applied_at_ms = decided.state.applied_at_ms(request.timestamp_ms)
             started = time.perf_counter()
             decision, decided.state = decide(
                 active.ruleset, decided.state, event, request.timestamp_ms,
@@ -475,7 +476,7 @@ class Decider:
             KERNEL_SECONDS.observe(time.perf_counter() - started)
             answer = decision_to_pb(
                 decision, active.tables, customer_id=event.customer_id, event_id=event.event_id,
-                decided_at_ms=request.timestamp_ms, degraded=False,
+                decided_at_ms=applied_at_ms, degraded=False,
             )  # fmt: skip
             kept[event.event_id] = request.fingerprint + answer.SerializeToString()
             decided.commits.append((event.event_id, kept[event.event_id]))

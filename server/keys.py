@@ -125,6 +125,10 @@ class Keyspace:
             f"{self.prefix}stats:transitions:{_checked_journey(journey)}:{'-'.join(match.groups())}"
         )
 
+    def is_per_day(self, key: str) -> bool:
+        """Whether `key` holds one day's statistics (and so expires after the retention)."""
+        return key.startswith(f"{self.prefix}stats:transitions:")
+
 
 def _checked_journey(journey: str) -> str:
     if _JOURNEY.fullmatch(journey) is None:

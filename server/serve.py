@@ -81,6 +81,7 @@ async def _serve_until(
         prefix=settings.key_prefix,
         decisions_kept=settings.decisions_kept,
         state_ttl_s=settings.state_ttl_s,
+        stats_retention_s=settings.stats_retention_days * 86_400,
     )
     try:
         await store.ping()

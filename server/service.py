@@ -111,13 +111,27 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
     ) -> pb.GetCustomerResponse:
         customer = await self._valid_customer(request.customer_id, "customer_id", context)
         try:
+            as_of_ms = self._valid_as_of(request.as_of_ms)
             loaded = await self._store.load(customer, None, anonymous=False)
         except JourneymanError as error:
             await abort(context, error)
             raise
         active = self._rules()
         state = decode_or_new(active.ruleset, loaded.state)
-        return pb.GetCustomerResponse(customer=self._view(customer, state, active))
+        view = self._view(customer, state, active, as_of_ms)
+        return pb.GetCustomerResponse(customer=view, known=loaded.state is not None)
+
+    def _valid_as_of(self, as_of_ms: int) -> int:
+        """The moment a view is read at: `as_of_ms`, or now when it is 0."""
+        now_ms = self._decider.now_ms()
+        if as_of_ms == 0:
+            return now_ms
+        if as_of_ms < 0 or as_of_ms > now_ms + self._settings.max_future_skew_ms:
+            problem = "is negative" if as_of_ms < 0 else "is in the future"
+            raise EventInvalid([
+                FieldViolation("as_of_ms", f"{problem}; send ms since the Unix epoch, or 0 for now")
+            ])  # fmt: skip
+        return as_of_ms
 
     async def ForgetCustomer(
         self, request: pb.ForgetCustomerRequest, context: Context
@@ -265,8 +279,12 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             await abort(context, EventInvalid([FieldViolation(field, problem)]))
         return customer_id
 
-    def _view(self, customer: str, state: CustomerState, active: ActiveRules) -> pb.CustomerView:
-        view = customer_view(active.ruleset, state, self._decider.now_ms())
+    def _view(
+        self, customer: str, state: CustomerState, active: ActiveRules, as_of_ms: int | None = None
+    ) -> pb.CustomerView:
+        """The customer view at `as_of_ms` (default now)."""
+        at_ms = self._decider.now_ms() if as_of_ms is None else as_of_ms
+        view = customer_view(active.ruleset, state, at_ms)
         return pb.CustomerView(
             customer_id=customer,
             journeys=[

@@ -50,6 +50,7 @@ from server.keys import (
 from server.pipelining import Pipeliner
 
 DEFAULT_DECISIONS_KEPT = 16
+DEFAULT_STATS_RETENTION_S = 400 * 86_400
 COMMIT_SCRIPT = files("server").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server").joinpath("lua", "take.lua").read_text(encoding="utf-8")
 
@@ -248,6 +249,7 @@ class Store:
         prefix: str = DEFAULT_PREFIX,
         state_ttl_s: int,
         decisions_kept: int = DEFAULT_DECISIONS_KEPT,
+        stats_retention_s: int = DEFAULT_STATS_RETENTION_S,
     ) -> None:
         if state_ttl_s < 1:
             raise ValueError(f"state_ttl_s is {state_ttl_s}; give a TTL of at least 1 second")
@@ -266,6 +268,7 @@ class Store:
         self.keys = Keyspace(prefix)
         self.state_ttl_s = state_ttl_s
         self.decisions_kept = decisions_kept
+        self.stats_retention_s = stats_retention_s
         # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
@@ -460,11 +463,16 @@ class Store:
         increments, which is cheaper than coordinating slots on every event.
         """
         pipe = self._client.pipeline(transaction=False)
+        per_day = set()
         for (key, field), delta in increments.items():
             if delta:
                 pipe.hincrby(key, field, delta)
+                if self.keys.is_per_day(key):
+                    per_day.add(key)
         if len(pipe) == 0:
             return
+        for key in per_day:  # kept stats_retention_s after their last count
+            pipe.expire(key, self.stats_retention_s)
         async with self._calling("bump stats"):
             await pipe.execute()
 

@@ -223,16 +223,20 @@ class IdentifyResponse(_message.Message):
     def __init__(self, customer: _Optional[_Union[CustomerView, _Mapping]] = ..., merged: _Optional[bool] = ...) -> None: ...
 
 class GetCustomerRequest(_message.Message):
-    __slots__ = ("customer_id",)
+    __slots__ = ("customer_id", "as_of_ms")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_MS_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
-    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+    as_of_ms: int
+    def __init__(self, customer_id: _Optional[str] = ..., as_of_ms: _Optional[int] = ...) -> None: ...
 
 class GetCustomerResponse(_message.Message):
-    __slots__ = ("customer",)
+    __slots__ = ("customer", "known")
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
     customer: CustomerView
-    def __init__(self, customer: _Optional[_Union[CustomerView, _Mapping]] = ...) -> None: ...
+    known: bool
+    def __init__(self, customer: _Optional[_Union[CustomerView, _Mapping]] = ..., known: _Optional[bool] = ...) -> None: ...
 
 class CustomerView(_message.Message):
     __slots__ = ("customer_id", "journeys", "traits", "last_event_ms", "ruleset_version")

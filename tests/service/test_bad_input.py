@@ -62,6 +62,16 @@ async def _serves(service: Service, event_id: str = "still-ok") -> None:
     assert not (await service.stub.Decide(request, timeout=5)).decision.degraded
 
 
+def _retry_after_s(error: grpc.aio.AioRpcError) -> float:
+    """The google.rpc.RetryInfo delay of a RESOURCE_EXHAUSTED error, in seconds."""
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, error
+    (details,) = [v for k, v in error.trailing_metadata() or () if k == DETAILS_KEY]
+    (detail,) = status_pb2.Status.FromString(details).details
+    retry = error_details_pb2.RetryInfo()
+    assert detail.Unpack(retry)
+    return float(retry.retry_delay.ToTimedelta().total_seconds())
+
+
 def _far_future_ms() -> int:
     return int(time.time() * 1000) + 24 * 3600 * 1000
 
@@ -236,6 +246,9 @@ async def test_calls_beyond_the_concurrency_limit_are_shed_and_the_rest_succeed(
             except grpc.aio.AioRpcError as error:
                 outcomes.append(error.code())
         assert outcomes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 5
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await service.stub.Decide(pb.DecideRequest(event=_event(event_id="x-hint")))
+        assert _retry_after_s(raised.value) > 0  # when to come back, as google.rpc.RetryInfo
         # The held calls are unaffected: each answers another event, then ends OK.
         for i, stream in enumerate(streams):
             event = _event(event_id=f"held-{i}-2", customer_id=f"held-{i}")
@@ -266,3 +279,63 @@ async def test_a_burst_beyond_the_limit_gets_only_answers_or_resource_exhausted(
     for i, code in enumerate(outcomes):  # a shed call wrote nothing, an answered one did
         view = await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id=f"b{i}"))
         assert (view.customer.last_event_ms > 0) is (code is grpc.StatusCode.OK)
+
+
+async def test_a_timestamp_in_seconds_is_refused_with_the_milliseconds_to_send(
+    service: Service,
+) -> None:
+    seconds = int(time.time())
+    violations = await _invalid(service, pb.DecideRequest(event=_event(timestamp_ms=seconds)))
+    assert set(violations) == {"event.timestamp_ms"}
+    assert "seconds" in violations["event.timestamp_ms"]
+    assert str(seconds * 1000) in violations["event.timestamp_ms"]
+    # A real time of long ago (CDNOW's 1997) is still a replayable past event.
+    assert await _decided(service, _event(event_id="old", timestamp_ms=852_076_800_000))
+
+
+async def _decided(service: Service, event: pb.Event) -> pb.Decision:
+    return (await service.stub.Decide(pb.DecideRequest(event=event), timeout=5)).decision
+
+
+CORRUPT_REQUESTS = {
+    "not protobuf": b"\xff\xff\xff\xff",
+    # event { event_id: <0xff> }: a string field that is not UTF-8.
+    "not utf-8": bytes([0x0A, 0x03, 0x0A, 0x01, 0xFF]),
+}
+
+
+@pytest.mark.parametrize("payload", CORRUPT_REQUESTS.values(), ids=CORRUPT_REQUESTS.keys())
+async def test_corrupt_request_bytes_are_invalid_argument_and_logged_once(
+    service: Service, payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = service.channel.unary_unary(
+        "/journeyman.v1.JourneyService/Decide",
+        request_serializer=lambda data: data,
+        response_deserializer=pb.DecideResponse.FromString,
+    )
+    for _ in range(20):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await raw(payload, timeout=5)
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid Decide request" in (raised.value.details() or "")
+    lines = [r for r in caplog.records if "not a valid message" in r.getMessage()]
+    assert len(lines) <= 1 and not [r for r in caplog.records if r.levelname == "ERROR"]
+    await _serves(service, event_id=f"after-{len(payload)}")
+
+
+async def test_a_corrupt_message_in_a_stream_ends_it_with_invalid_argument(
+    service: Service,
+) -> None:
+    raw = service.channel.stream_stream(
+        "/journeyman.v1.JourneyService/DecideStream",
+        request_serializer=lambda data: data,
+        response_deserializer=pb.DecideStreamResponse.FromString,
+    )
+    good = pb.DecideStreamRequest(request=pb.DecideRequest(event=_event(event_id="st-1")))
+    call = raw(iter([good.SerializeToString(), CORRUPT_REQUESTS["not protobuf"]]), timeout=5)
+    answers = []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for answer in call:
+            answers.append(answer)
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [a.decision.event_id for a in answers] == ["st-1"]

@@ -51,3 +51,48 @@ async def test_an_event_id_reused_for_a_different_event_is_refused(service: Serv
     assert "already used for a different event" in (error.value.details() or "")
     customer = (await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="cid"))).customer
     assert customer.journeys[0].counters["purchases_365d"] == 0
+
+
+DAY_MS = 86_400_000
+REPLAYED_MS = 1_317_422_324_546  # 2011-09-30, a time from the BPIC 2012 log
+
+
+def _at(event_id: str, customer: str, type_: str, timestamp_ms: int) -> pb.DecideRequest:
+    request = _request(event_id, customer, type_)
+    request.event.timestamp_ms = timestamp_ms
+    return request
+
+
+async def test_a_customer_never_seen_is_not_known_and_a_stored_one_is(service: Service) -> None:
+    unseen = await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="nobody"))
+    assert not unseen.known
+    assert unseen.customer.journeys[0].stage == "awareness"  # what a newcomer would see
+    await service.stub.Decide(_request("k1", "kai", "add_to_cart"))
+    seen = await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="kai"))
+    assert seen.known and seen.customer.journeys[0].stage == "consideration"
+    await service.stub.ForgetCustomer(pb.ForgetCustomerRequest(customer_id="kai"))
+    forgotten = await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="kai"))
+    assert not forgotten.known
+
+
+async def test_a_replayed_customer_is_read_at_the_replays_own_time(service: Service) -> None:
+    await service.stub.Decide(_at("r1", "rae", "add_to_cart", REPLAYED_MS))
+    now = await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="rae"))
+    then = await service.stub.GetCustomer(
+        pb.GetCustomerRequest(customer_id="rae", as_of_ms=REPLAYED_MS + DAY_MS)
+    )
+    # A 7-day window over an event of 2011 is empty today, and held it the day after.
+    assert now.customer.journeys[0].counters["cart_adds_7d"] == 0
+    assert then.customer.journeys[0].counters["cart_adds_7d"] == 1
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="rae", as_of_ms=-5))
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_late_event_is_applied_and_answered_at_the_last_events_time(
+    service: Service,
+) -> None:
+    first = (await service.stub.Decide(_at("l1", "lee", "page_view", REPLAYED_MS))).decision
+    late = await service.stub.Decide(_at("l2", "lee", "page_view", REPLAYED_MS - DAY_MS))
+    assert first.decided_at_ms == REPLAYED_MS
+    assert late.decision.decided_at_ms == REPLAYED_MS  # the customer's clock never runs back

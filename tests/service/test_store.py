@@ -412,3 +412,18 @@ async def test_take_deletes_only_the_state_it_was_given_the_version_of(store: St
     assert (await store.load("vis", "e2", anonymous=True)).decision == b"d2"
     assert await store.take("vis", 2, anonymous=True) is True
     assert await store.load("vis", "e2", anonymous=True) == Loaded(None, 0, None)
+
+
+async def test_per_day_statistics_expire_after_the_retention_and_stage_counts_stay(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    retention_s = 7 * 86_400
+    store = Store(
+        redis_client, prefix=key_prefix, state_ttl_s=STATE_TTL_S, stats_retention_s=retention_s
+    )
+    move = StageChange("retail", "awareness", "consideration", "started_comparing")
+    await store.bump_stats([move], "2026-12-05")
+    day_key = store.keys.transitions("retail", "2026-12-05")
+    assert await store.transition_counts("retail", "2026-12-05") == {"started_comparing": 1}
+    assert 0 < await redis_client.ttl(day_key) <= retention_s
+    assert await redis_client.ttl(store.keys.stage_counts("retail")) == -1  # no expiry
