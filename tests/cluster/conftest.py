@@ -188,6 +188,13 @@ def _cluster_ok(nodes: int) -> Callable[[redis.Redis], bool]:
     return ok
 
 
+def _synced_if_replica(client: redis.Redis) -> bool:
+    # A replica that has not finished its first sync holds none of its master's data: a failover
+    # to it then loses everything (CLUSTER FAILOVER only checks the cluster bus, not this link).
+    fields = client.info("replication")
+    return fields["role"] == "master" or fields.get("master_link_status") == "up"
+
+
 def _create_cluster(cli: Path, cluster: LocalCluster, replicas: int) -> None:
     nodes = [f"127.0.0.1:{port}" for port in cluster.ports]
     command = [str(cli), "--cluster", "create", *nodes, "--cluster-replicas", str(replicas)]
@@ -230,6 +237,7 @@ def start_local_cluster(
         _wait_until(
             lambda: _all_answer(ports, _cluster_ok(len(ports))), "cluster_state:ok", cluster
         )
+        _wait_until(lambda: _all_answer(ports, _synced_if_replica), "replicas synced", cluster)
     except BaseException:
         cluster.stop()
         raise

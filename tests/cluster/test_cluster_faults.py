@@ -132,7 +132,7 @@ async def test_a_paused_master_raises_store_unavailable_for_its_customers_only(
     paused_port, paused_customer = next(iter(customers.items()))
     for customer in customers.values():
         await _commit(own_store, customer, 0)
-    pause_ms = 2000
+    pause_ms = 3000
     with _direct(paused_port) as paused:
         paused.execute_command("CLIENT", "PAUSE", pause_ms, "ALL")  # as a stuck Redis does
     started = time.monotonic()
@@ -270,6 +270,7 @@ async def test_a_failover_keeps_every_replicated_commit_and_the_store_answers_ag
         state_key = store.keys.customer(customer).state
         replica = _replica_of(cluster, master)
         await _commit(store, customer, 0)
+        _wait_for(lambda: _replica_holds(replica, state_key, 1), "the commit replicated")
 
         # A manual failover (CLUSTER FAILOVER on the replica): the replica takes over once it
         # has every write; calls meanwhile answer or say unavailable.
