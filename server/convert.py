@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -12,8 +11,10 @@ from datetime import UTC, datetime
 from engine.compile import Ruleset
 from engine.decision import Decision
 from engine.event import Event, PropertyValue
+from engine.view import CustomerView
 from journeyman.v1 import journeyman_pb2 as pb
 from server.config import Settings
+from server.dedupe import event_fingerprint
 from server.errors import EventInvalid, FieldViolation
 from server.keys import validate_customer_id
 
@@ -179,9 +180,65 @@ def decide_input(request: pb.DecideRequest, now_ms: int, settings: Settings) -> 
     )  # fmt: skip
 
 
-def event_fingerprint(event: pb.Event) -> bytes:
-    """16 bytes that differ when anything the caller sent about the event differs."""
-    return hashlib.blake2b(event.SerializeToString(deterministic=True), digest_size=16).digest()
+def customer_id_input(customer_id: str, field: str = "customer_id") -> str:
+    """A request's customer id, valid; raises `EventInvalid` naming `field`."""
+    problem = validate_customer_id(customer_id) if customer_id else "is required"
+    if problem is not None:
+        raise EventInvalid([FieldViolation(field, problem)])
+    return customer_id
+
+
+def identify_input(
+    request: pb.IdentifyRequest, settings: Settings
+) -> tuple[str, dict[str, PropertyValue]]:
+    """An IdentifyRequest's valid anonymous id ("" for none) and traits; raises `EventInvalid`
+    naming every bad field (the customer id is checked first, by `customer_id_input`)."""
+    violations = Violations()
+    anonymous_id = request.anonymous_id
+    if anonymous_id and (problem := validate_customer_id(anonymous_id)):
+        violations.add("anonymous_id", problem)
+    elif anonymous_id and anonymous_id == request.customer_id:
+        violations.add(
+            "anonymous_id",
+            "is the customer_id itself; send the visitor's anonymous id to merge, or leave"
+            " it empty to set traits only",
+        )
+    traits = values_from_pb(request.traits, "traits", settings, violations)
+    violations.raise_if_any()
+    return anonymous_id, traits
+
+
+def as_of_input(as_of_ms: int, now_ms: int, settings: Settings) -> int:
+    """The moment a customer view is read at: `as_of_ms`, or `now_ms` when it is 0."""
+    if as_of_ms == 0:
+        return now_ms
+    if as_of_ms < 0 or as_of_ms > now_ms + settings.max_future_skew_ms:
+        problem = "is negative" if as_of_ms < 0 else "is in the future"
+        fix = "send ms since the Unix epoch, or 0 for now"
+        raise EventInvalid([FieldViolation("as_of_ms", f"{problem}; {fix}")])
+    return as_of_ms
+
+
+def view_to_pb(customer_id: str, view: CustomerView, ruleset_version: str) -> pb.CustomerView:
+    """The single customer view (`engine.view.customer_view`) as the API gives it."""
+    return pb.CustomerView(
+        customer_id=customer_id,
+        journeys=[
+            pb.CustomerJourney(
+                journey=j.journey, stage=j.stage, stage_entered_ms=j.stage_entered_ms,
+                friction_score=j.friction_score, friction_level=j.friction_level,
+                counters=dict(j.counters),
+                recent_actions=[
+                    pb.ShownAction(action=action, last_shown_ms=shown_ms)
+                    for action, shown_ms in j.last_shown_ms.items()
+                ],
+            )
+            for j in view.journeys
+        ],
+        traits={name: value_to_pb(value) for name, value in view.traits.items()},
+        last_event_ms=view.last_event_ms,
+        ruleset_version=ruleset_version,
+    )  # fmt: skip
 
 
 def value_to_pb(value: PropertyValue) -> pb.Value:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -99,7 +100,9 @@ def status_code(error: JourneymanError) -> grpc.StatusCode:
     return grpc.StatusCode.UNAVAILABLE
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], error: JourneymanError) -> None:
+async def abort(
+    context: grpc.aio.ServicerContext[object, object], error: JourneymanError
+) -> NoReturn:
     """End the call with the status code that `error` stands for. Never returns."""
     if isinstance(error, EventInvalid):
         await context.abort_with_status(bad_request_status(error))
@@ -115,3 +118,4 @@ async def abort(context: grpc.aio.ServicerContext[object, object], error: Journe
         await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(error))
     else:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"{error}; retry the call")
+    raise AssertionError("context.abort returned")  # it raises, always

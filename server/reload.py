@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.compile import Ruleset
 from engine.errors import RulesError
-from server.decisions import ActiveRules
+from server.active import ActiveRules
 from server.metrics import RELOAD_FAILURES, RELOADS, set_ruleset
 from server.rulesource import RulesNotFound, load_ruleset
 

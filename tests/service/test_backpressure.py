@@ -11,10 +11,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from journeyman.v1 import journeyman_pb2 as pb
+from server.active import ActiveRules
 from server.breaker import CircuitBreaker
 from server.config import Settings
 from server.convert import DecideInput, decide_input
-from server.decisions import MIN_RETRY_AFTER_S, ActiveRules, Decider
+from server.decisions import MIN_RETRY_AFTER_S, Decider
 from server.errors import Busy
 from server.rulesource import load_ruleset
 from server.store import Store
