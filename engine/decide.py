@@ -23,6 +23,7 @@ from engine.kernels.actions import record_offer
 from engine.kernels.compiled import Features, KernelOutput
 from engine.kernels.friction import strongest_signals
 from engine.kernels.journey import decide_journey
+from engine.kernels.readout import friction_when_recorded
 from engine.state import (
     DEDUPE_WINDOW,
     CustomerState,
@@ -138,14 +139,6 @@ def _journey_outcome(
         friction_level=journey.level_names[level],
         top_signals=top_signals,
     )
-
-
-def _friction(journey: CompiledJourney, state: JourneyState) -> tuple[int, float]:
-    """The friction level and score of a stored state, as of its last event."""
-    offset = journey.rules.friction_offset
-    total = float(state.floats[offset : offset + len(journey.signal_ids)].sum())
-    thresholds = journey.rules.level_threshold.tolist()
-    return max(i for i, threshold in enumerate(thresholds) if total >= threshold or i == 0), total
 
 
 def _checked_state(journey: CompiledJourney, state: CustomerState) -> JourneyState:
@@ -276,7 +269,7 @@ def _duplicate(ruleset: Ruleset, state: CustomerState) -> Decision:
     for journey in ruleset.journeys:
         current = state.journey(journey)
         stage = int(current.ints[codes.INT_STAGE])
-        level, score = _friction(journey, current)
+        level, score = friction_when_recorded(journey.rules, current.ints, current.floats)
         offset, n_signals = journey.rules.friction_offset, len(journey.signal_ids)
         strongest = strongest_signals(current.floats[offset : offset + n_signals])
         outcomes.append(

@@ -12,23 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.compile import CompiledJourney, Ruleset
-from engine.kernels import codes
+from engine.kernels import codes, readout
 from engine.state import DEDUPE_WINDOW, CustomerState, JourneyState
-
-
-def _aligned_buckets(
-    buckets: np.ndarray, head: int, target_head: int, n_buckets: int
-) -> np.ndarray:
-    """`buckets` (a ring whose newest epoch is `head`) laid out oldest-first ending at
-    `target_head`; epochs that left the window are dropped."""
-    aligned = np.zeros(n_buckets)
-    if head == codes.NEVER_MS:
-        return aligned
-    for offset in range(n_buckets):
-        epoch = target_head - n_buckets + 1 + offset
-        if head - n_buckets < epoch <= head:
-            aligned[offset] = buckets[epoch % n_buckets]
-    return aligned
 
 
 def _merge_counters(
@@ -36,33 +21,25 @@ def _merge_counters(
 ) -> None:
     rules = journey.rules
     for counter in range(len(journey.counter_names)):
-        first, n = int(rules.counter_offset[counter]), int(rules.counter_buckets[counter])
-        head_slot = rules.counter_head_index + counter
-        head_a, head_b = int(a.ints[head_slot]), int(b.ints[head_slot])
-        head = max(head_a, head_b)
+        head = max(
+            readout.counter_head(rules, a.ints, counter),
+            readout.counter_head(rules, b.ints, counter),
+        )
         if head == codes.NEVER_MS:
             continue
-        total = _aligned_buckets(a.floats[first : first + n], head_a, head, n)
-        total += _aligned_buckets(b.floats[first : first + n], head_b, head, n)
-        ring = np.zeros(n)
-        for offset in range(n):
-            ring[(head - n + 1 + offset) % n] = total[offset]
-        into.floats[first : first + n] = ring
-        into.ints[head_slot] = head
+        total = readout.counter_window(rules, a.ints, a.floats, counter, head)
+        total += readout.counter_window(rules, b.ints, b.floats, counter, head)
+        readout.store_counter_window(rules, into.ints, into.floats, counter, total, head)
 
 
 def _merge_friction(
     journey: CompiledJourney, a: JourneyState, b: JourneyState, into: JourneyState
 ) -> None:
     rules = journey.rules
-    at_a, at_b = int(a.ints[codes.INT_FRICTION_AT_MS]), int(b.ints[codes.INT_FRICTION_AT_MS])
-    at = max(at_a, at_b)
-    first, n = rules.friction_offset, len(journey.signal_ids)
-    merged = np.zeros(n)
-    for state, since in ((a, at_a), (b, at_b)):
-        if since != codes.NEVER_MS:
-            merged += state.floats[first : first + n] * 0.5 ** ((at - since) / rules.half_life_ms)
-    into.floats[first : first + n] = merged
+    at = max(int(a.ints[codes.INT_FRICTION_AT_MS]), int(b.ints[codes.INT_FRICTION_AT_MS]))
+    merged = readout.decayed_scores(rules, a.ints, a.floats, at)
+    merged += readout.decayed_scores(rules, b.ints, b.floats, at)
+    into.floats[rules.friction_offset : rules.friction_offset + merged.shape[0]] = merged
     into.ints[codes.INT_FRICTION_AT_MS] = at
 
 

@@ -1,4 +1,8 @@
-"""The single customer view: a customer's state read as of a moment, by name."""
+"""The single customer view: a customer's state read as of a moment, by name.
+
+Friction and counters are read by `engine.kernels.readout`, as a decision at that moment would
+read them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass
 
 from engine.compile import CompiledJourney, Ruleset
 from engine.event import PropertyValue
-from engine.kernels import codes
+from engine.kernels import codes, readout
 from engine.state import CustomerState, JourneyState
 
 
@@ -34,29 +38,15 @@ def _ms(value: int) -> int:
 
 
 def _counter_values(journey: CompiledJourney, state: JourneyState, now_ms: int) -> dict[str, float]:
-    rules, values = journey.rules, {}
-    for index, name in enumerate(journey.counter_names):
-        first, n = int(rules.counter_offset[index]), int(rules.counter_buckets[index])
-        head = int(state.ints[rules.counter_head_index + index])
-        current = now_ms // int(rules.counter_width_ms[index])
-        total = 0.0
-        if head != codes.NEVER_MS:
-            # The ring holds epochs (head - n, head]; the window now is (current - n, current].
-            for epoch in range(max(head, current) - n + 1, head + 1):
-                total += float(state.floats[first + epoch % n])
-        values[name] = total
-    return values
+    return {
+        name: readout.counter_value(journey.rules, state.ints, state.floats, index, now_ms)
+        for index, name in enumerate(journey.counter_names)
+    }
 
 
 def _journey_view(journey: CompiledJourney, state: JourneyState, now_ms: int) -> JourneyView:
     rules, ints = journey.rules, state.ints
-    since_ms = int(ints[codes.INT_FRICTION_AT_MS])
-    scores = state.floats[rules.friction_offset : rules.friction_offset + len(journey.signal_ids)]
-    decay = (
-        0.5 ** (max(0, now_ms - since_ms) / rules.half_life_ms) if since_ms != codes.NEVER_MS else 0
-    )
-    friction = float(scores.sum()) * decay
-    level = max(i for i, t in enumerate(rules.level_threshold.tolist()) if friction >= t or i == 0)
+    level, friction = readout.friction_at(rules, ints, state.floats, now_ms)
     shown = {
         action: int(ints[rules.action_last_shown_index + i])
         for i, action in enumerate(journey.action_ids)

@@ -12,6 +12,7 @@ nopython code at no measurable cost, so the kernels keep reading `rules.node_kin
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -87,6 +88,17 @@ class PackedRules(NamedTuple):
     layout: npt.NDArray[np.int64]  # (n_fields, 3): start, stop, row width, in field order
 
 
+def _layout_rows(fields: tuple[str, ...]) -> Any:
+    """An IntEnum naming the row of `PackedRules.layout` that places each field (typed `Any`:
+    mypy cannot list members made at run time)."""
+    return IntEnum("RulesField", [(name, row) for row, name in enumerate(fields)], module=__name__)
+
+
+# The named layout: `RulesField.node_kind` is the row of `PackedRules.layout` that places
+# `CompiledRules.node_kind`. Derived from the field order, so adding a field renumbers nothing.
+RulesField = _layout_rows(CompiledRules._fields)
+
+
 _GROUPS: dict[np.dtype[Any], str] = {
     np.dtype(np.int64): "i64",
     np.dtype(np.float64): "f64",
@@ -151,11 +163,6 @@ class KernelOutput(NamedTuple):
 
 
 @kernel
-def _rows(flat, layout, field, n_rows):
-    return flat[layout[field, 0] : layout[field, 1]].reshape((n_rows, layout[field, 2]))
-
-
-@kernel
 def _packed(arrays):
     """`PackedRules` from the plain tuple a kernel entry point is handed."""
     return PackedRules(arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5])
@@ -167,62 +174,76 @@ def _features(arrays):
 
 
 @kernel
+def _vector(flat, layout, field):
+    return flat[layout[field, 0] : layout[field, 1]]
+
+
+@kernel
+def _matrix(flat, layout, field):
+    start, stop, width = layout[field, 0], layout[field, 1], layout[field, 2]
+    return flat[start:stop].reshape(((stop - start) // max(width, 1), width))
+
+
+@kernel
+def _scalar(flat, layout, field):
+    return flat[layout[field, 0]]
+
+
+@kernel
 def _unpack_rules(p):
     """The `CompiledRules` whose fields `pack_rules` packed into `p` (views, no copies).
 
-    Field numbers follow `CompiledRules`' field order; `tests/unit/engine/test_packing.py` checks
-    that every field round-trips.
+    Each field is read from its dtype's array at the layout row `RulesField` names, so a new
+    field is one more line here; `tests/unit/engine/test_packing.py` checks that every field
+    round-trips.
     """
-    L = p.layout
-    i64, f64, i8, u8 = p.i64, p.f64, p.i8, p.u8
-    n_transitions = L[25, 1] - L[25, 0]
-    n_actions = L[28, 1] - L[28, 0]
+    L, F = p.layout, RulesField
     return CompiledRules(
-        i8[L[0, 0] : L[0, 1]],
-        i8[L[1, 0] : L[1, 1]],
-        i64[L[2, 0] : L[2, 1]],
-        f64[L[3, 0] : L[3, 1]],
-        i64[L[4, 0] : L[4, 1]],
-        i8[L[5, 0] : L[5, 1]],
-        i64[L[6, 0] : L[6, 1]],
-        i64[L[7, 0] : L[7, 1]],
-        i64[L[8, 0] : L[8, 1]],
-        i8[L[9, 0] : L[9, 1]],
-        f64[L[10, 0] : L[10, 1]],
-        i64[L[11, 0] : L[11, 1]],
-        i64[L[12, 0] : L[12, 1]],
-        i64[L[13, 0] : L[13, 1]],
-        i64[L[14, 0] : L[14, 1]],
-        i64[L[15, 0] : L[15, 1]],
-        i64[L[16, 0] : L[16, 1]],
-        i64[L[17, 0] : L[17, 1]],
-        i64[L[18, 0] : L[18, 1]],
-        i64[L[19, 0]],
-        i64[L[20, 0] : L[20, 1]],
-        f64[L[21, 0] : L[21, 1]],
-        i64[L[22, 0]],
-        f64[L[23, 0]],
-        f64[L[24, 0] : L[24, 1]],
-        i64[L[25, 0] : L[25, 1]],
-        i64[L[26, 0] : L[26, 1]],
-        _rows(u8, L, 27, n_transitions),
-        i64[L[28, 0] : L[28, 1]],
-        _rows(u8, L, 29, n_actions),
-        i64[L[30, 0] : L[30, 1]],
-        i64[L[31, 0] : L[31, 1]],
-        i64[L[32, 0] : L[32, 1]],
-        f64[L[33, 0] : L[33, 1]],
-        i64[L[34, 0] : L[34, 1]],
-        i64[L[35, 0] : L[35, 1]],
-        i64[L[36, 0] : L[36, 1]],
-        f64[L[37, 0] : L[37, 1]],
-        i64[L[38, 0] : L[38, 1]],
-        i64[L[39, 0] : L[39, 1]],
-        i64[L[40, 0] : L[40, 1]],
-        i64[L[41, 0] : L[41, 1]],
-        i64[L[42, 0] : L[42, 1]],
-        p.u64[L[43, 0] : L[43, 1]],
-        i64[L[44, 0]],
-        i64[L[45, 0]],
-        i64[L[46, 0]],
+        node_kind=_vector(p.i8, L, F.node_kind),
+        node_op=_vector(p.i8, L, F.node_op),
+        node_arg=_vector(p.i64, L, F.node_arg),
+        node_num=_vector(p.f64, L, F.node_num),
+        node_code=_vector(p.i64, L, F.node_code),
+        node_lit_kind=_vector(p.i8, L, F.node_lit_kind),
+        node_first=_vector(p.i64, L, F.node_first),
+        node_count=_vector(p.i64, L, F.node_count),
+        children=_vector(p.i64, L, F.children),
+        list_kind=_vector(p.i8, L, F.list_kind),
+        list_num=_vector(p.f64, L, F.list_num),
+        list_code=_vector(p.i64, L, F.list_code),
+        phase_end=_vector(p.i64, L, F.phase_end),
+        segment_root=_vector(p.i64, L, F.segment_root),
+        counter_root=_vector(p.i64, L, F.counter_root),
+        counter_sum_slot=_vector(p.i64, L, F.counter_sum_slot),
+        counter_width_ms=_vector(p.i64, L, F.counter_width_ms),
+        counter_buckets=_vector(p.i64, L, F.counter_buckets),
+        counter_offset=_vector(p.i64, L, F.counter_offset),
+        counter_head_index=_scalar(p.i64, L, F.counter_head_index),
+        signal_root=_vector(p.i64, L, F.signal_root),
+        signal_weight=_vector(p.f64, L, F.signal_weight),
+        friction_offset=_scalar(p.i64, L, F.friction_offset),
+        half_life_ms=_scalar(p.f64, L, F.half_life_ms),
+        level_threshold=_vector(p.f64, L, F.level_threshold),
+        transition_root=_vector(p.i64, L, F.transition_root),
+        transition_to=_vector(p.i64, L, F.transition_to),
+        transition_from=_matrix(p.u8, L, F.transition_from),
+        action_root=_vector(p.i64, L, F.action_root),
+        action_stages=_matrix(p.u8, L, F.action_stages),
+        action_segment_first=_vector(p.i64, L, F.action_segment_first),
+        action_segment_count=_vector(p.i64, L, F.action_segment_count),
+        action_segments=_vector(p.i64, L, F.action_segments),
+        action_priority=_vector(p.f64, L, F.action_priority),
+        action_boost_first=_vector(p.i64, L, F.action_boost_first),
+        action_boost_count=_vector(p.i64, L, F.action_boost_count),
+        boost_root=_vector(p.i64, L, F.boost_root),
+        boost_add=_vector(p.f64, L, F.boost_add),
+        action_cooldown_ms=_vector(p.i64, L, F.action_cooldown_ms),
+        action_cap_count=_vector(p.i64, L, F.action_cap_count),
+        action_cap_window_ms=_vector(p.i64, L, F.action_cap_window_ms),
+        action_cap_offset=_vector(p.i64, L, F.action_cap_offset),
+        action_holdout=_vector(p.i64, L, F.action_holdout),
+        action_salt=_vector(p.u64, L, F.action_salt),
+        action_last_shown_index=_scalar(p.i64, L, F.action_last_shown_index),
+        n_ints=_scalar(p.i64, L, F.n_ints),
+        n_floats=_scalar(p.i64, L, F.n_floats),
     )

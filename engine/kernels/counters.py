@@ -9,18 +9,7 @@ from __future__ import annotations
 
 from engine.kernels.codes import VALUE_NUMBER
 from engine.kernels.jit import kernel
-
-
-@kernel
-def _roll(buckets, head_epoch, current_epoch):
-    """Empty the buckets of epochs after `head_epoch` up to `current_epoch` (a ring of buckets);
-    takes arrays, not `CompiledRules`, because it runs once per counter."""
-    n_buckets = buckets.shape[0]
-    if current_epoch - head_epoch >= n_buckets:
-        buckets[:] = 0.0
-    else:
-        for epoch in range(head_epoch + 1, current_epoch + 1):
-            buckets[epoch % n_buckets] = 0.0
+from engine.kernels.readout import _counter_total, _roll
 
 
 @kernel
@@ -44,4 +33,4 @@ def _update_counters(rules, ints, floats, clock_ms, values, event, counter_value
                 buckets[current % buckets.shape[0]] += 1.0
             elif event.kind[slot] == VALUE_NUMBER:
                 buckets[current % buckets.shape[0]] += event.num[slot]
-        counter_values[counter] = buckets.sum()
+        counter_values[counter] = _counter_total(buckets, ints[head_index], current)

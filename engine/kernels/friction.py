@@ -6,32 +6,26 @@ import numpy as np
 
 from engine.kernels.codes import INT_FRICTION_AT_MS, TOP_SIGNALS
 from engine.kernels.jit import kernel
+from engine.kernels.readout import _friction_decay, _friction_level, _friction_total
 
 
 @kernel
 def _update_friction(rules, ints, floats, clock_ms, values):
     """Decay every signal's score to `clock_ms`, add the weight of each signal this event is.
 
-    Returns the friction level (the index of the highest threshold the total reaches) and the
-    total.
+    Returns the friction level and the total, read as `engine.kernels.readout` defines them.
     """
     base = rules.friction_offset
     n_signals = rules.signal_root.shape[0]
-    elapsed_ms = clock_ms - ints[INT_FRICTION_AT_MS]
-    decay = 0.5 ** (elapsed_ms / rules.half_life_ms) if elapsed_ms > 0 else 1.0
-    total = 0.0
+    decay = _friction_decay(ints[INT_FRICTION_AT_MS], clock_ms, rules.half_life_ms)
     for signal in range(n_signals):
         score = floats[base + signal] * decay
         if values[rules.signal_root[signal]]:
             score += rules.signal_weight[signal]
         floats[base + signal] = score
-        total += score
     ints[INT_FRICTION_AT_MS] = clock_ms
-    level = 0
-    for candidate in range(rules.level_threshold.shape[0]):
-        if total >= rules.level_threshold[candidate]:
-            level = candidate
-    return level, total
+    total = _friction_total(floats[base : base + n_signals], 1.0)
+    return _friction_level(rules.level_threshold, total), total
 
 
 @kernel
