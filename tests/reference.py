@@ -4,6 +4,11 @@ It is written from the semantics in `DESIGN.md` and the rules model, not from th
 the pydantic `Journey` models directly, keeps each customer's memory in dicts and lists, and prefers
 being obviously right to being fast. `tests/property` runs it side by side with the engine, so when
 the two disagree, this file is the one a reader can check against the spec line by line.
+
+Besides deciding, it reads a customer as of a moment (the twin of `engine.view`) and stitches an
+anonymous visitor into a known customer (the twin of `engine.merge`). It imports from the engine
+only the event type and the rules model it is given; everything it computes (counter buckets,
+friction, the holdout hash and draw) is restated here.
 """
 
 from __future__ import annotations
@@ -13,14 +18,13 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from engine.compile import counter_buckets
 from engine.event import Event, PropertyValue
 from engine.rules.model import Action, Condition, Journey, duration_ms
-from engine.state import customer_hash
 
 # The spec's numbers, restated here rather than imported so that a wrong constant in the engine
 # shows up as a disagreement instead of being shared.
 DEDUPE_WINDOW = 16
+DEFAULT_COUNTER_BUCKETS = 8  # a counter without `precision` cuts its window into 8 buckets
 HOLDOUT_SCALE = 10_000  # holdout draws are in basis points
 _UINT64 = 2**64 - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -69,6 +73,19 @@ class ReferenceDecision:
     @property
     def offered_ids(self) -> tuple[tuple[str, str], ...]:
         return tuple((c.journey, c.action) for c in self.offered)
+
+
+@dataclass(frozen=True)
+class JourneyReading:
+    """One journey of a customer read as of a moment, nothing changed (the customer view)."""
+
+    journey: str
+    stage: str
+    stage_entered_ms: int  # 0 before the customer's first event
+    friction_score: float
+    friction_level: str | None  # None when the journey has no `friction:` section
+    counters: Mapping[str, float]
+    last_shown_ms: Mapping[str, int]  # action id -> when it was last offered, latest first
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -212,6 +229,16 @@ def _is_number(value: Value) -> bool:
     return _kind(value) == "number"
 
 
+def counter_buckets(window: str, precision: str | None) -> tuple[int, int]:
+    """(bucket width in ms, number of buckets), as `rules/README.md` documents them: the window
+    cut into `precision`-wide buckets, or into 8 buckets without a precision."""
+    window_ms = duration_ms(window)
+    if precision is None:
+        return -(-window_ms // DEFAULT_COUNTER_BUCKETS), DEFAULT_COUNTER_BUCKETS
+    width_ms = duration_ms(precision)
+    return width_ms, -(-window_ms // width_ms)
+
+
 def _update_counters(
     journey: Journey, memory: JourneyMemory, facts: Facts, clock_ms: int
 ) -> dict[str, float]:
@@ -228,8 +255,7 @@ def _update_counters(
                 amount = amount if _is_number(amount) else 0.0
             assert isinstance(amount, int | float)
             buckets[epoch] = buckets.get(epoch, 0.0) + float(amount)
-        in_window = [e for e in sorted(buckets) if epoch - n_buckets < e <= epoch]
-        values[name] = sum((buckets[e] for e in in_window), 0.0)
+        values[name] = _counter_value(journey, memory, name, clock_ms)
     return values
 
 
@@ -244,8 +270,7 @@ def _update_friction(journey: Journey, memory: JourneyMemory, facts: Facts, cloc
     friction = journey.friction
     if friction is None:
         return 0.0
-    elapsed_ms = 0 if memory.friction_at_ms is None else clock_ms - memory.friction_at_ms
-    factor = 0.5 ** (elapsed_ms / duration_ms(friction.half_life)) if elapsed_ms > 0 else 1.0
+    factor = _decay(journey, memory.friction_at_ms, clock_ms)
     for signal in friction.signals:
         score = memory.signal_scores.get(signal.id, 0.0) * factor
         if holds(signal.when, facts):
@@ -255,9 +280,26 @@ def _update_friction(journey: Journey, memory: JourneyMemory, facts: Facts, cloc
     return _friction_total(journey, memory)
 
 
-def _friction_total(journey: Journey, memory: JourneyMemory) -> float:
+def _decay(journey: Journey, since_ms: int | None, at_ms: int) -> float:
+    """What a friction score recorded at `since_ms` is multiplied by at `at_ms`: it halves every
+    half-life; a score never recorded is nothing."""
+    if since_ms is None or journey.friction is None:
+        return 0.0
+    elapsed_ms = at_ms - since_ms
+    return 0.5 ** (elapsed_ms / duration_ms(journey.friction.half_life)) if elapsed_ms > 0 else 1.0
+
+
+def _friction_total(journey: Journey, memory: JourneyMemory, factor: float = 1.0) -> float:
     signals = journey.friction.signals if journey.friction else []
-    return sum((memory.signal_scores.get(s.id, 0.0) for s in signals), 0.0)
+    return sum((memory.signal_scores.get(s.id, 0.0) * factor for s in signals), 0.0)
+
+
+def _counter_value(journey: Journey, memory: JourneyMemory, name: str, clock_ms: int) -> float:
+    counter = journey.counters[name]
+    width_ms, n_buckets = counter_buckets(counter.window, counter.precision)
+    epoch = clock_ms // width_ms
+    buckets = memory.buckets.get(name, {})
+    return sum((buckets[e] for e in sorted(buckets) if epoch - n_buckets < e <= epoch), 0.0)
 
 
 def _listed(stages: str | list[str], stage: str) -> bool:
@@ -311,6 +353,13 @@ def holdout_draw(customer_seed: int, salt: int) -> int:
     z = ((z ^ (z >> 27)) * _MIX_2) & _UINT64
     z ^= z >> 31
     return z % HOLDOUT_SCALE
+
+
+def customer_hash(customer_id: str) -> int:
+    """The seed of a customer's holdout draws: the 8-byte BLAKE2b digest of the UTF-8 customer id,
+    personalised with `holdout`, read as a little-endian unsigned integer."""
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=8, person=b"holdout").digest()
+    return int.from_bytes(digest, "little")
 
 
 def action_salt(journey: str, action: str) -> int:
@@ -434,6 +483,29 @@ class ReferenceEngine:
             shows.append(memory.last_event_ms)
             del shows[: -action.cap.count]  # only the last `count` shows are remembered
 
+    def view(self, customer_id: str, now_ms: int) -> tuple[JourneyReading, ...]:
+        """Each journey of `customer_id` as it reads at `now_ms`; a moment before the customer's
+        last event reads as of that event (a customer's clock never runs backwards)."""
+        customer = self.memory(customer_id)
+        return tuple(
+            _reading(journey, customer.journeys[journey.journey], now_ms)
+            for journey in self.journeys
+        )
+
+    def merge(self, known_id: str, visitor_id: str) -> None:
+        """Stitch the anonymous `visitor_id`'s journeys into `known_id`'s (the documented rule:
+        the stage further along is kept with its time; counters add up; friction scores add up
+        once both are decayed to the later of their times; the action histories are united;
+        the event ids of both are still recognised). Traits are the caller's."""
+        known, visitor = self.memory(known_id), self.memory(visitor_id)
+        journeys = {
+            j.journey: _merged(j, known.journeys[j.journey], visitor.journeys[j.journey])
+            for j in self.journeys
+        }
+        ids = list(dict.fromkeys([*visitor.recent_event_ids, *known.recent_event_ids]))
+        recent = deque(ids[-DEDUPE_WINDOW:], maxlen=DEDUPE_WINDOW)
+        self.customers[known_id] = CustomerMemory(journeys, recent)
+
     def _duplicate(self, customer: CustomerMemory) -> ReferenceDecision:
         results = []
         for journey in self.journeys:
@@ -464,3 +536,65 @@ def _transition_id(journey: Journey, index: int | None) -> str | None:
 
 def _level_name(journey: Journey, level: int) -> str | None:
     return list(journey.friction.levels)[level] if journey.friction else None
+
+
+def _reading(journey: Journey, memory: JourneyMemory, now_ms: int) -> JourneyReading:
+    clock_ms = now_ms if memory.last_event_ms is None else max(now_ms, memory.last_event_ms)
+    total = _friction_total(journey, memory, _decay(journey, memory.friction_at_ms, clock_ms))
+    level = _friction_level(journey, total) if journey.friction else 0
+    shown = [
+        (a.id, memory.last_shown_ms[a.id]) for a in journey.actions if a.id in memory.last_shown_ms
+    ]
+    return JourneyReading(
+        journey=journey.journey,
+        stage=memory.stage,
+        stage_entered_ms=memory.stage_entered_ms if memory.last_event_ms is not None else 0,
+        friction_score=total,
+        friction_level=_level_name(journey, level),
+        counters={
+            name: _counter_value(journey, memory, name, clock_ms) for name in journey.counters
+        },
+        last_shown_ms=dict(sorted(shown, key=lambda item: -item[1])),
+    )
+
+
+def _later(a_ms: int | None, b_ms: int | None) -> int | None:
+    return b_ms if a_ms is None else a_ms if b_ms is None else max(a_ms, b_ms)
+
+
+def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> JourneyMemory:
+    stages = [stage.id for stage in journey.stages]
+    further = stages.index(visitor.stage) > stages.index(known.stage)
+    kept = visitor if further or known.last_event_ms is None else known
+    friction_at_ms = _later(known.friction_at_ms, visitor.friction_at_ms)
+    scores: dict[str, float] = {}
+    for side in (known, visitor):
+        factor = (
+            0.0 if friction_at_ms is None else _decay(journey, side.friction_at_ms, friction_at_ms)
+        )
+        for signal, score in side.signal_scores.items():
+            scores[signal] = scores.get(signal, 0.0) + score * factor
+    buckets: dict[str, dict[int, float]] = {}
+    for side in (known, visitor):
+        for name, by_epoch in side.buckets.items():
+            merged = buckets.setdefault(name, {})
+            for epoch, amount in by_epoch.items():
+                merged[epoch] = merged.get(epoch, 0.0) + amount
+    shows = {}
+    for action in journey.actions:
+        both = known.shows_ms.get(action.id, []) + visitor.shows_ms.get(action.id, [])
+        if both and action.cap is not None:
+            shows[action.id] = sorted(both)[-action.cap.count :]
+    last_shown = dict(visitor.last_shown_ms)
+    for action_id, shown_ms in known.last_shown_ms.items():
+        last_shown[action_id] = max(shown_ms, last_shown.get(action_id, shown_ms))
+    return JourneyMemory(
+        stage=kept.stage,
+        stage_entered_ms=kept.stage_entered_ms,
+        last_event_ms=_later(known.last_event_ms, visitor.last_event_ms),
+        friction_at_ms=friction_at_ms,
+        buckets=buckets,
+        signal_scores=scores,
+        last_shown_ms=last_shown,
+        shows_ms=shows,
+    )

@@ -1,8 +1,11 @@
-"""`engine.decide` against the plain-Python `tests.reference` evaluator, on random journeys.
+"""`engine.decide`, `engine.view` and `engine.merge` against the plain-Python `tests.reference`
+evaluator, on random journeys.
 
 After every event both sides must agree on each journey's stage, transition and friction, on the
 actions offered (in order, with their scores), on the held-out ones, and on why every other action
-was excluded. The strategies live in `tests/property/strategies.py`.
+was excluded. Before every event both read the customer as of that moment (the customer view) and
+must agree on it; after an identity merge both decide the merged customer's next events alike.
+The strategies live in `tests/property/strategies.py`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from engine.compile import Ruleset, compile_ruleset
 from engine.decide import decide
 from engine.decision import Decision
 from engine.event import PropertyValue
+from engine.merge import merge_states
 from engine.rules.load import LoadedJourney, parse_journey
 from engine.state import CustomerState, new_state
+from engine.view import CustomerView, customer_view
 from tests.property.strategies import MINUTE_MS, START_MS, Json, Step, journeys, step_lists
-from tests.reference import ELIGIBLE, ReferenceDecision, ReferenceEngine
+from tests.reference import ELIGIBLE, JourneyReading, ReferenceDecision, ReferenceEngine
 
 ELIGIBILITY_REASONS = frozenset({"stage", "segment", "condition", "cooldown", "cap"})
 # Enough to find a broken branch within a few runs, few enough for the JIT-off coverage run.
@@ -76,6 +81,76 @@ def assert_same_exclusions(decision: Decision, expected: ReferenceDecision) -> N
     assert found == wanted
 
 
+def assert_same_view(view: CustomerView, expected: Sequence[JourneyReading]) -> None:
+    """The engine's customer view reads each journey as the reference does."""
+    for journey, reading in zip(view.journeys, expected, strict=True):
+        assert (journey.journey, journey.stage, journey.stage_entered_ms) == (
+            reading.journey, reading.stage, reading.stage_entered_ms,
+        )  # fmt: skip
+        assert journey.friction_score == pytest.approx(reading.friction_score, rel=1e-9, abs=1e-12)
+        if reading.friction_level is not None:
+            assert journey.friction_level == reading.friction_level
+        assert dict(journey.counters) == dict(reading.counters)
+        assert list(journey.last_shown_ms.items()) == list(reading.last_shown_ms.items())
+
+
+class BothSides:
+    """The engine and the reference fed the same steps, compared after each one.
+
+    With `store`, the engine's state goes through the msgpack codec between events, as it does
+    through Redis in the service.
+    """
+
+    def __init__(self, journey_dicts: Sequence[Json], *, store: bool = False) -> None:
+        self.loaded, self.ruleset = load(journey_dicts)
+        self.reference = ReferenceEngine([j.model for j in self.loaded])
+        self.states: dict[str, CustomerState] = {}
+        self.traits: dict[str, dict[str, PropertyValue]] = {}
+        self.now_ms = START_MS
+        self.store = store
+
+    def state(self, customer: str) -> CustomerState:
+        return self.states.get(customer) or new_state(self.ruleset)
+
+    def keep(self, customer: str, state: CustomerState) -> None:
+        ruleset = self.ruleset
+        self.states[customer] = (
+            decode_state(encode_state(ruleset, state), ruleset) if self.store else state
+        )
+
+    def compare_views(self, customer: str) -> None:
+        """Both read `customer` as of now: windows and friction moved on since the last event."""
+        view = customer_view(self.ruleset, self.state(customer), self.now_ms)
+        assert_same_view(view, self.reference.view(customer, self.now_ms))
+        assert dict(view.traits) == self.traits.get(customer, {})
+
+    def step(self, index: int, step: Step, top_k: int | None) -> None:
+        customer = step.event.customer_id
+        self.now_ms += step.gap_ms
+        self.compare_views(customer)
+        state = self.state(customer).with_traits(step.traits)
+        self.traits[customer] = {**self.traits.get(customer, {}), **step.traits}
+        note(f"step {index}: {step.event} at {self.now_ms}, traits {self.traits[customer]}")
+        decision, state = decide(
+            self.ruleset, state, step.event, self.now_ms, top_k=top_k, explain=True
+        )
+        expected = self.reference.decide(step.event, self.traits[customer], self.now_ms, top_k)
+        note(f"  engine: {decision}\n  reference: {expected}")
+        assert_same(decision, expected, self.loaded)
+        if not expected.duplicate:
+            assert_same_exclusions(decision, expected)
+        self.keep(customer, state)
+
+    def merge(self, known: str, visitor: str) -> None:
+        """`visitor` identifies as `known`: both stitch the visitor's journeys in."""
+        note(f"merge {visitor} into {known} at {self.now_ms}")
+        merged = merge_states(self.ruleset, self.state(known), self.state(visitor))
+        self.keep(known, merged)
+        self.reference.merge(known, visitor)
+        self.traits[known] = {**self.traits.get(visitor, {}), **self.traits.get(known, {})}
+        self.compare_views(known)
+
+
 def run_both(
     journey_dicts: Sequence[Json],
     steps: Sequence[Step],
@@ -83,29 +158,10 @@ def run_both(
     *,
     store: bool = False,
 ) -> None:
-    """Decide every step with the engine and the reference, and compare after each one.
-
-    With `store`, the engine's state goes through the msgpack codec between events, as it does
-    through Redis in the service.
-    """
-    loaded, ruleset = load(journey_dicts)
-    reference = ReferenceEngine([j.model for j in loaded])
-    states: dict[str, CustomerState] = {}
-    traits: dict[str, dict[str, PropertyValue]] = {}
-    now_ms = START_MS
+    """Decide every step with the engine and the reference, and compare after each one."""
+    both = BothSides(journey_dicts, store=store)
     for index, step in enumerate(steps):
-        customer = step.event.customer_id
-        state = (states.get(customer) or new_state(ruleset)).with_traits(step.traits)
-        traits[customer] = {**traits.get(customer, {}), **step.traits}
-        now_ms += step.gap_ms
-        note(f"step {index}: {step.event} at {now_ms}, traits {traits[customer]}")
-        decision, state = decide(ruleset, state, step.event, now_ms, top_k=top_k, explain=True)
-        expected = reference.decide(step.event, traits[customer], now_ms, top_k)
-        note(f"  engine: {decision}\n  reference: {expected}")
-        assert_same(decision, expected, loaded)
-        if not expected.duplicate:
-            assert_same_exclusions(decision, expected)
-        states[customer] = decode_state(encode_state(ruleset, state), ruleset) if store else state
+        both.step(index, step, top_k)
 
 
 @COMPARE
@@ -128,6 +184,27 @@ def test_stored_and_reloaded_state_matches_reference(
     journey: Json, steps: list[Step], top_k: int | None
 ) -> None:
     run_both([journey], steps, top_k, store=True)
+
+
+@COMPARE
+@given(
+    journey=journeys(),
+    before=step_lists(customers=("c0", "v0")),
+    after=step_lists(customers=("c0",)),
+    top_k=top_ks,
+    store=st.booleans(),
+)
+def test_a_merged_identity_matches_reference(
+    journey: Json, before: list[Step], after: list[Step], top_k: int | None, store: bool
+) -> None:
+    """Visitor `v0` identifies as `c0` between two runs of events; the later events (whose ids
+    may repeat either's) are decided on the merged state."""
+    both = BothSides([journey], store=store)
+    for index, step in enumerate(before):
+        both.step(index, step, top_k)
+    both.merge("c0", "v0")
+    for index, step in enumerate(after, start=len(before)):
+        both.step(index, step, top_k)
 
 
 # -- purity and repeats ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -30,7 +32,11 @@ def test_every_decision_names_the_ruleset_version_with_a_content_hash() -> None:
     decision, _ = decide(retail(), new_state(retail()), event("page_view"), T0_MS)
     declared, digest = decision.ruleset_version.split("#")
     assert declared == "retail@2026.11.23"
-    assert len(digest) == 12 and int(digest, 16) >= 0
+    # The digest is the documented one: sha256 over the files' sha256s, 12 hex digits.
+    file_sha = hashlib.sha256((RULES_DIR / "retail.yaml").read_text().encode()).hexdigest()
+    assert digest == hashlib.sha256(file_sha.encode()).hexdigest()[:12]
+    changed = (RULES_DIR / "retail.yaml").read_text() + "\n# a comment changes the content\n"
+    assert from_text(changed).version.split("#")[1] != digest
 
 
 def test_actions_carry_score_channel_content_and_a_reason() -> None:
