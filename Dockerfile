@@ -62,7 +62,7 @@ USER ${APP_UID}:${APP_UID}
 # also refuses to build an image whose example journeys do not validate. numba keys its cache by
 # CPU: a host with another CPU compiles once more at its first start, into this writable folder
 # (NUMBA_CPU_NAME=generic at build and run time makes the cache portable, at some speed cost).
-RUN python -c "from server.app import warm_up; from server.rulesource import load_ruleset; \
+RUN python -c "from engine.warm import warm_up; from server.rules.rulesource import load_ruleset; \
 warm_up(load_ruleset(['rules']))"
 VOLUME ["/var/lib/journeyman"]
 # gRPC, and Prometheus /metrics (JOURNEYMAN_METRICS_PORT; with --workers N the workers' metrics
@@ -70,7 +70,7 @@ VOLUME ["/var/lib/journeyman"]
 EXPOSE 50051 9100
 # NOT_SERVING until the kernels are warm and Redis answers; the check gives up after 2 s.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "server.healthcheck"]
+    CMD ["python", "-m", "server.tools.healthcheck"]
 # Exec form: journeyman is PID 1 and gets SIGTERM itself; it stops taking calls, lets in-flight
 # ones finish (JOURNEYMAN_GRACE_PERIOD_S, 10 s) and stops the embedded Redis, so give `docker stop`
 # more than that (`--time 20`, compose `stop_grace_period`). Its handler is installed once it

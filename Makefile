@@ -102,7 +102,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 schema: $(STAMP)
-	$(BIN)/python -m server.schemas rules
+	$(BIN)/python scripts/schemas.py rules
 
 ## proto: regenerate journeyman/ (Python gRPC code) from proto/; commit the result
 proto: $(STAMP)

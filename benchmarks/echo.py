@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
-from server import event_loop
+from server.core import event_loop
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JourneyService"].full_name
 _ACTIONS = (

@@ -4,7 +4,7 @@
 spread over the last 365 days (short sessions: browse, cart, buy, payment trouble, review), go
 through a running service over DecideStream with each event's own timestamp (the service refuses
 only timestamps in the future). Then `MEMORY USAGE ... SAMPLES 0` of every key of every customer
-(`server/keys.py`: the state hash and the decisions hash, which keeps the last 16 decisions).
+(`server/store/keys.py`: the state hash and the decisions hash, which keeps the last 16 decisions).
 
 (b) The RSS of the journeyman process and of its embedded Redis, read from /proc every 100 ms
 while `benchmarks.drive` runs a closed loop of Decide calls.
@@ -40,8 +40,8 @@ from benchmarks.traffic import CATEGORIES, shopper_traits
 from engine.event import PropertyValue
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.convert import value_to_pb
-from server.keys import DECISION_FIELD_PREFIX, STATE_BLOB_FIELD, Keyspace
+from server.protocol.convert import value_to_pb
+from server.store.keys import DECISION_FIELD_PREFIX, STATE_BLOB_FIELD, Keyspace
 
 DAY_MS = 86_400_000
 YEAR_DAYS = 365

@@ -2,9 +2,10 @@
 
 First the sustainable rate R: a closed loop of Decide at concurrency 64 (`benchmarks.drive`).
 Then open loops at 1×, 2×, 4× and 8× R, each on its own schedule whatever the answers. The
-service admits at most `max_concurrent_calls` (default 512) calls at once (`server/admission.py`)
-and answers the rest RESOURCE_EXHAUSTED at once; the question is whether the OK answers per second
-stay near R and the latency of the accepted calls stays bounded (about the admitted calls over R).
+service admits at most `max_concurrent_calls` (default 512) calls at once
+(`server/api/admission.py`) and answers the rest RESOURCE_EXHAUSTED at once; the question is
+whether the OK answers per second stay near R and the latency of the accepted calls stays
+bounded (about the admitted calls over R).
 Calls can also be shed before the gate: gRPC core holds the calls the server's event loop has not
 picked up yet and cancels them (CANCELLED) past its pending-request limit, so both are counted.
 
@@ -31,7 +32,7 @@ from typing import Any
 from benchmarks.drive import Plan as LoadPlan
 from benchmarks.drive import Result, run
 from benchmarks.service import journeyman
-from server.config import Settings
+from server.core.config import Settings
 
 MULTIPLES = (1.0, 2.0, 4.0, 8.0)
 CONCURRENCY = 64

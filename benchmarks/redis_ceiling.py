@@ -1,11 +1,11 @@
 """Redis itself, for the commands the service sends per event: its ceiling for Decide.
 
-Per event the service sends (`server/store.py`) a load, `HMGET state blob version` +
+Per event the service sends (`server/store/redis_store.py`) a load, `HMGET state blob version` +
 `HGET decisions e:<event id>` (non-transactional, one round trip), and a commit, `EVALSHA` of
-`server/lua/commit.lua` (compare version, dedupe, write state and decision, evict the oldest of 16
-decisions, refresh TTLs). This runs them against a redis-server of our own (the Debian binary,
-configured like the embedded one: AOF, fsync every second), over a unix socket as the embedded
-Redis is reached, and over TCP:
+`server/store/lua/commit.lua` (compare version, dedupe, write state and decision, evict the
+oldest of 16 decisions, refresh TTLs). This runs them against a redis-server of our own (the
+Debian binary, configured like the embedded one: AOF, fsync every second), over a unix socket as
+the embedded Redis is reached, and over TCP:
 
   (a) redis-benchmark, one command kind at a time (it cannot mix HMGET and HGET in one
       pipeline), 64 connections, without and with pipelining;
@@ -41,8 +41,8 @@ from typing import Any
 import redis as sync_redis
 
 from benchmarks.service import free_port
-from server.keys import STATE_BLOB_FIELD, STATE_VERSION_FIELD, Keyspace, decision_field
-from server.store import (
+from server.store.keys import STATE_BLOB_FIELD, STATE_VERSION_FIELD, Keyspace, decision_field
+from server.store.redis_store import (
     COMMIT_SCRIPT,
     DEFAULT_DECISIONS_KEPT,
     Store,
@@ -105,8 +105,8 @@ def redis_server_binary() -> str:
 @contextmanager
 def own_redis() -> Iterator[OwnRedis]:
     """redis-server on a free loopback port and a unix socket in a temporary folder, configured
-    as the embedded one (`server/embedded_redis.py`: AOF, fsync every second, no RDB), stopped
-    by its pid on the way out."""
+    as the embedded one (`server/runtime/embedded_redis.py`: AOF, fsync every second, no RDB),
+    stopped by its pid on the way out."""
     with tempfile.TemporaryDirectory(prefix="jm-redis-ceiling-") as tmp:
         folder, port = Path(tmp), free_port()
         socket_path = folder / "redis.sock"

@@ -33,7 +33,7 @@ from engine.compile import compile_ruleset
 from engine.rules.load import parse_journeys
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.keys import Keyspace
+from server.store.keys import Keyspace
 from tests.datasets import LoanEvent, bpic2012_csv, read_bpic2012
 from tests.unit.engine.test_bpic_replay import as_event
 from tests.unit.engine.test_bpic_replay import replay as replay_in_process

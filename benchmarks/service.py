@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 
-from server.healthcheck import check
+from server.tools.healthcheck import check
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"

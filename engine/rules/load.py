@@ -1,9 +1,9 @@
 """Rules text → validated `Journey`, or every mistake in the file at once with `file:line:column`.
 
-Reading files is the caller's job (`server.rulesource`); this module only sees text. Mistakes of
-shape (unknown keys, missing keys, wrong kinds of values) are explained by `engine.rules.explain`,
-those of meaning (unknown stages, empty conditions) by `engine.rules.check`; a file's problems are
-all reported together.
+Reading files is the caller's job (`server.rules.rulesource`); this module only sees text.
+Mistakes of shape (unknown keys, missing keys, wrong kinds of values) are explained by
+`engine.rules.explain`, those of meaning (unknown stages, empty conditions) by
+`engine.rules.check`; a file's problems are all reported together.
 """
 
 from __future__ import annotations

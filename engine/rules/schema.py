@@ -1,6 +1,6 @@
 """JSON Schemas of journey files and scenario files, generated from their models, for editors.
 
-`make schema` (`python -m server.schemas`) rewrites `rules/journey.schema.json` and
+`make schema` (`scripts/schemas.py`) rewrites `rules/journey.schema.json` and
 `rules/tests/scenario.schema.json`; a test keeps them current.
 """
 

@@ -29,11 +29,11 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.app import create_server
-from server.config import Settings
-from server.embedded_redis import EmbeddedRedisError, redis_server_binary
-from server.rulesource import load_ruleset
-from server.store import Store, connect
+from server.core.config import Settings
+from server.rules.rulesource import load_ruleset
+from server.runtime.app import create_server
+from server.runtime.embedded_redis import EmbeddedRedisError, redis_server_binary
+from server.store.redis_store import Store, connect
 from tests.rulesets import RULES_DIR
 from tests.service.conftest import Service
 
@@ -306,7 +306,7 @@ def start_cluster(tmp_path: Path) -> Iterator[StartCluster]:
 def cluster_connect(
     url: str, *, timeout_s: float = REDIS_TIMEOUT_S, max_connections: int = 256
 ) -> RedisCluster:
-    """`server.store.connect` for a cluster URL, typed as the cluster client it returns."""
+    """`server.store.redis_store.connect` for a cluster URL, typed as the cluster client."""
     client = connect(url, timeout_s=timeout_s, max_connections=max_connections)
     assert isinstance(client, RedisCluster), url
     return client

@@ -8,14 +8,14 @@ import pytest
 import redis.asyncio as redis
 import redis.exceptions as redis_errors
 
-from server.cluster import (
+from server.store.cluster import (
     CallSlots,
     ClusterClient,
     ClusterURL,
     is_cluster_url,
     parse_cluster_url,
 )
-from server.store import Store, connect
+from server.store.redis_store import Store, connect
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from server.keys import STATE_VERSION_FIELD
-from server.store import CommitOutcome, Store, StoreUnavailable, connect
+from server.store.keys import STATE_VERSION_FIELD
+from server.store.redis_store import CommitOutcome, Store, StoreUnavailable, connect
 from tests.cluster.conftest import (
     MASTERS,
     LocalCluster,

@@ -15,9 +15,9 @@ import redis.exceptions as redis_errors
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-import server.store
-from server.cluster import SlotMapUnavailable
-from server.store import (
+import server.store.redis_store
+from server.store.cluster import SlotMapUnavailable
+from server.store.redis_store import (
     CommitOutcome,
     Loaded,
     StageChange,
@@ -180,8 +180,8 @@ async def test_commit_loads_a_script_the_cluster_does_not_know(
 ) -> None:
     # A source no node has seen: the first EVALSHA meets NOSCRIPT, redis-py loads the script
     # (SCRIPT LOAD goes to every master) and runs it again by SHA, without flushing anything.
-    unseen = f"{server.store.COMMIT_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
-    monkeypatch.setattr(server.store, "COMMIT_SCRIPT", unseen)
+    unseen = f"{server.store.redis_store.COMMIT_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
+    monkeypatch.setattr(server.store.redis_store, "COMMIT_SCRIPT", unseen)
     store = Store(cluster_connect(cluster_url), prefix=key_prefix, state_ttl_s=60)
     try:
         sha = store.commit_script_sha

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.healthcheck import STORE_SERVICE
+from server.tools.healthcheck import STORE_SERVICE
 from tests.service.test_process import Served, _alive, _free_port, _start, _wait_until_serving
 
 pytestmark = pytest.mark.service

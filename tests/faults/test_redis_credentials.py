@@ -51,7 +51,7 @@ KEY_PREFIX = "jmcred:"
 SERVICE_USER = "journeyman"
 # What journeyman needs, by who sends it: the store (load: HMGET, HGET; commit: EVALSHA, and
 # SCRIPT LOAD after NOSCRIPT; journey statistics: HINCRBY; forget: DEL; readiness: PING), and
-# server/lua/commit.lua run as this user (HGET, HSET, HDEL, HINCRBY, EXPIRE). Only keys under
+# server/store/lua/commit.lua run as this user (HGET, HSET, HDEL, HINCRBY, EXPIRE). Only keys under
 # the service's prefix, no channels. Reading the statistics back (Store.stage_counts, no RPC
 # yet) would add HGETALL. redis-py's connection handshake needs no grant: HELLO is open to
 # every user, and the refusal of CLIENT SETINFO (Redis 7.2+) is ignored.

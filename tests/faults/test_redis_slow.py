@@ -36,7 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.embedded_redis import redis_server_binary
+from server.runtime.embedded_redis import redis_server_binary
 from tests.faults.latency_proxy import Direction, LatencyProxy
 from tests.service.test_process import Served, _free_port, _start, _wait_until_serving
 
@@ -44,7 +44,7 @@ pytestmark = pytest.mark.service
 
 REDIS_TIMEOUT_S = 0.2  # JOURNEYMAN_REDIS_TIMEOUT_MS of the server under test
 KEY_PREFIX = "jmslow:"
-DEDUPE_WINDOW = 16  # decisions kept per customer (server.store.DEFAULT_DECISIONS_KEPT)
+DEDUPE_WINDOW = 16  # decisions kept per customer (server.store.redis_store.DEFAULT_DECISIONS_KEPT)
 # "Recovers by itself": the breaker lets a probe through 0.5 s after it opened.
 RECOVERY_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 10.0

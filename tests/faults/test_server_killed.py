@@ -17,7 +17,7 @@ import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.embedded_redis import EmbeddedRedis, start_embedded_redis
+from server.runtime.embedded_redis import EmbeddedRedis, start_embedded_redis
 from tests.rulesets import RULES_DIR
 from tests.service.test_process import JOURNEYMAN, Served, _environment, _free_port
 from tests.service.test_process import _wait_until_serving as wait_until_serving

@@ -14,9 +14,9 @@ with atheris.instrument_imports():
     from google.protobuf.message import DecodeError
 
     from journeyman.v1 import journeyman_pb2 as pb
-    from server.config import Settings
-    from server.convert import decide_input
-    from server.errors import EventInvalid
+    from server.core.config import Settings
+    from server.protocol.convert import decide_input
+    from server.protocol.errors import EventInvalid
 
 SETTINGS = Settings()
 NOW_MS = 1_795_000_000_000

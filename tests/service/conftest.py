@@ -16,11 +16,11 @@ import pytest
 import redis.asyncio as redis
 
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.app import Running, create_server
-from server.config import Settings
-from server.embedded_redis import start_embedded_redis
-from server.rulesource import load_ruleset
-from server.store import Store, connect
+from server.core.config import Settings
+from server.rules.rulesource import load_ruleset
+from server.runtime.app import Running, create_server
+from server.runtime.embedded_redis import start_embedded_redis
+from server.store.redis_store import Store, connect
 from tests.rulesets import RULES_DIR
 
 TEST_REDIS_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_URL"

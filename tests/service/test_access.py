@@ -12,11 +12,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server.app import Running, create_server
-from server.auth import TokensInvalid, parse_tokens
-from server.config import Settings
-from server.rulesource import load_ruleset
-from server.store import Store, connect
+from server.api.auth import TokensInvalid, parse_tokens
+from server.core.config import Settings
+from server.rules.rulesource import load_ruleset
+from server.runtime.app import Running, create_server
+from server.store.redis_store import Store, connect
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service

@@ -11,14 +11,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from journeyman.v1 import journeyman_pb2 as pb
-from server.active import ActiveRules
-from server.breaker import CircuitBreaker
-from server.config import Settings
-from server.convert import DecideInput, decide_input
-from server.decisions import MIN_RETRY_AFTER_S, Decider
-from server.errors import Busy
-from server.rulesource import load_ruleset
-from server.store import Store
+from server.core.config import Settings
+from server.decisions.active import ActiveRules
+from server.decisions.breaker import CircuitBreaker
+from server.decisions.decider import MIN_RETRY_AFTER_S, Decider
+from server.protocol.convert import DecideInput, decide_input
+from server.protocol.errors import Busy
+from server.rules.rulesource import load_ruleset
+from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service

@@ -12,7 +12,7 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from journeyman.v1 import journeyman_pb2 as pb
-from server.config import Settings
+from server.core.config import Settings
 from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service

@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
-from server.active import ActiveRules
-from server.config import Settings
-from server.convert import DecideInput, decide_input
-from server.decision_round import EVENTS_PER_PART, DecisionRound, Outcome
-from server.errors import EventIdReused
-from server.journey_stats import JourneyStats
-from server.retry import RetryPolicy
-from server.rulesource import load_ruleset
-from server.store import Store
+from server.core.config import Settings
+from server.decisions.active import ActiveRules
+from server.decisions.journey_stats import JourneyStats
+from server.decisions.retry import RetryPolicy
+from server.decisions.round import EVENTS_PER_PART, DecisionRound, Outcome
+from server.protocol.convert import DecideInput, decide_input
+from server.protocol.errors import EventIdReused
+from server.rules.rulesource import load_ruleset
+from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service

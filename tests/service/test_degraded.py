@@ -21,12 +21,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from server import app
-from server.app import Running, create_server
-from server.config import Settings
-from server.embedded_redis import SOCKET_NAME, EmbeddedRedis, start_embedded_redis
-from server.rulesource import load_ruleset
-from server.store import Store, connect
+from server.core.config import Settings
+from server.rules.rulesource import load_ruleset
+from server.runtime import app
+from server.runtime.app import Running, create_server
+from server.runtime.embedded_redis import SOCKET_NAME, EmbeddedRedis, start_embedded_redis
+from server.store.redis_store import Store, connect
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service

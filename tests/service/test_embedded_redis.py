@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from server.embedded_redis import (
+from server.runtime.embedded_redis import (
     OWNER_NAME,
     PID_NAME,
     SOCKET_NAME,
@@ -25,7 +25,7 @@ from server.embedded_redis import (
     redis_server_binary,
     start_embedded_redis,
 )
-from server.store import Store, StoreUnavailable, connect
+from server.store.redis_store import Store, StoreUnavailable, connect
 
 pytestmark = pytest.mark.service
 

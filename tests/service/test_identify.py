@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as redis
 
 from journeyman.v1 import journeyman_pb2 as pb
-from server.store import Store
+from server.store.redis_store import Store
 from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
-from server.pipelining import Pipeliner
-from server.store import CommitOutcome, Store, StoreUnavailable
+from server.store.pipelining import Pipeliner
+from server.store.redis_store import CommitOutcome, Store, StoreUnavailable
 
 pytestmark = pytest.mark.service
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.status import status_lines
+from server.tools.status import status_lines
 from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import trustme
 
-from server.app import Running, create_server
-from server.cli import EXIT_INVALID, EXIT_OK, main
-from server.config import Settings
-from server.rulesource import load_ruleset
-from server.status import TOKEN_VARIABLE
-from server.store import Store, connect
+from server.core.config import Settings
+from server.rules.rulesource import load_ruleset
+from server.runtime.app import Running, create_server
+from server.store.redis_store import Store, connect
+from server.tools.cli import EXIT_INVALID, EXIT_OK, main
+from server.tools.status import TOKEN_VARIABLE
 from tests.rulesets import RULES_DIR
 from tests.service.conftest import Service
 

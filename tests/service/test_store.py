@@ -12,14 +12,14 @@ import redis as sync_redis
 import redis.asyncio as redis
 from redis.crc import key_slot
 
-import server.store
-from server.keys import (
+import server.store.redis_store
+from server.store.keys import (
     DEFAULT_PREFIX,
     Keyspace,
     utc_day,
     validate_customer_id,
 )
-from server.store import (
+from server.store.redis_store import (
     CommitOutcome,
     Loaded,
     StageChange,
@@ -63,7 +63,7 @@ def test_customer_ids_in_the_alphabet_are_accepted(value: str) -> None:
         ("a{b}", "'{'"),
         ("a b", "' '"),
         ("a\nb", "'\\n'"),
-        ("café", "'é'"),
+        ("café", "'é'; use only ASCII letters"),
     ],
 )
 def test_customer_ids_outside_the_alphabet_are_named(value: str, said: str) -> None:
@@ -246,8 +246,8 @@ async def test_commit_loads_a_script_the_server_does_not_know(
 ) -> None:
     # A source no server has seen (unique comment), so the first EVALSHA meets NOSCRIPT; this
     # covers the reload path on a shared Redis without flushing anyone's scripts.
-    unseen = f"{server.store.COMMIT_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
-    monkeypatch.setattr(server.store, "COMMIT_SCRIPT", unseen)
+    unseen = f"{server.store.redis_store.COMMIT_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
+    monkeypatch.setattr(server.store.redis_store, "COMMIT_SCRIPT", unseen)
     store = Store(redis_client, prefix=key_prefix, state_ttl_s=60)
     assert await redis_client.script_exists(store.commit_script_sha) == [False]
     assert await _commit_event(store, 0, "e1") == 1

@@ -9,7 +9,7 @@ import redis.asyncio as redis
 from google.rpc import code_pb2
 
 from journeyman.v1 import journeyman_pb2 as pb
-from server.keys import Keyspace
+from server.store.keys import Keyspace
 from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service

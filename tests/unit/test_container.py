@@ -22,8 +22,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML
 
-from server.config import Settings
-from server.healthcheck import DEFAULT_TIMEOUT_S
+from server.core.config import Settings
+from server.tools.healthcheck import DEFAULT_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -262,7 +262,7 @@ def test_healthcheck_asks_the_grpc_health_client_in_time() -> None:
     kind, _, command = rest.partition(" ")
     assert kind == "CMD", "HEALTHCHECK NONE or a missing command disables the check"
     words = exec_form(Instruction("HEALTHCHECK CMD", command, 0))
-    assert words[:3] == ["python", "-m", "server.healthcheck"]
+    assert words[:3] == ["python", "-m", "server.tools.healthcheck"]
     # The client must give up before Docker does, or a hung check is killed instead of failing.
     assert DEFAULT_TIMEOUT_S < duration_s(options.get("timeout", "30s"))
 

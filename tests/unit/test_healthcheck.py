@@ -1,6 +1,6 @@
-"""`python -m server.healthcheck`: the container's HEALTHCHECK, run as Docker runs it (a process),
-against a real grpc.aio health servicer on a loopback port: plaintext, TLS and mTLS, with real
-certificates from trustme."""
+"""`python -m server.tools.healthcheck`: the container's HEALTHCHECK, run as Docker runs it (a
+process), against a real grpc.aio health servicer on a loopback port: plaintext, TLS and mTLS,
+with real certificates from trustme."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from server.certificate import certificate_names, expected_name
-from server.healthcheck import EXIT_NOT_SERVING, EXIT_SERVING
+from server.core.certificate import certificate_names, expected_name
+from server.tools.healthcheck import EXIT_NOT_SERVING, EXIT_SERVING
 
 REPO = Path(__file__).resolve().parents[2]
 # A refused connection must fail at once, not after the timeout: generous for a slow CI machine
@@ -44,7 +44,7 @@ async def run_healthcheck(*args: str) -> Checked:
     """The check as a child process; awaited, so this event loop's server keeps answering."""
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.healthcheck", *args, cwd=REPO,
+        sys.executable, "-m", "server.tools.healthcheck", *args, cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), timeout=30)

@@ -41,7 +41,7 @@ from benchmarks.replay import (
     spread_over_streams,
     summary,
 )
-from server.keys import Keyspace
+from server.store.keys import Keyspace
 from tests.datasets import LoanEvent
 from tests.unit.engine.test_bpic_replay import as_event
 

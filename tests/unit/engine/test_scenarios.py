@@ -9,7 +9,7 @@ import pytest
 from engine.errors import RuleProblem, RulesError
 from engine.rules.schema import scenario_schema_text
 from engine.scenarios import parse_scenarios, run_scenario
-from server.rulesource import load_ruleset
+from server.rules.rulesource import load_ruleset
 from tests.rulesets import RULES_DIR
 
 SCENARIO_FILES = sorted((RULES_DIR / "tests").glob("*.yaml"))

@@ -3,7 +3,7 @@ successful probe."""
 
 from __future__ import annotations
 
-from server.breaker import CircuitBreaker
+from server.decisions.breaker import CircuitBreaker
 
 
 class Clock:

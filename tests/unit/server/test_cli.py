@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, main
+from server.tools.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, main
 from tests.rulesets import RULES_DIR
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, Settings
+from server.core.config import ConfigError, Settings
 
 
 def test_defaults_serve_the_retail_example_on_50051_with_an_embedded_redis() -> None:

@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from server import event_loop
+from server.core import event_loop
 
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import logging
 
-from server.logs import JsonFormatter, customer_ref
+from server.core.logs import JsonFormatter, customer_ref
 
 
 def test_a_json_line_has_time_level_logger_message_and_extra_fields() -> None:
     record = logging.makeLogRecord(
-        {"name": "server.reload", "levelname": "ERROR", "levelno": 40, "msg": "refused %s",
+        {"name": "server.rules.reload", "levelname": "ERROR", "levelno": 40, "msg": "refused %s",
          "args": ("x.yaml",), "customer": customer_ref("alice@example.com")}
     )  # fmt: skip
     line = json.loads(JsonFormatter().format(record))
     assert (line["level"], line["logger"], line["message"]) == (
         "ERROR",
-        "server.reload",
+        "server.rules.reload",
         "refused x.yaml",
     )
     assert line["ts"].endswith("Z") and line["customer"] == customer_ref("alice@example.com")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server.reload import LiveRules
-from server.rulesource import load_ruleset
+from server.rules.reload import LiveRules
+from server.rules.rulesource import load_ruleset
 from tests.rulesets import RULES_DIR
 
 

@@ -9,7 +9,7 @@ import pytest
 from engine.rules.diff import diff_rulesets
 from engine.rules.load import parse_journey
 from engine.rules.model import Journey
-from server.cli import EXIT_FAILED, EXIT_OK, main
+from server.tools.cli import EXIT_FAILED, EXIT_OK, main
 from tests.rulesets import RULES_DIR
 
 RETAIL = (RULES_DIR / "retail.yaml").read_text()

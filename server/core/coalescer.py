@@ -1,0 +1,108 @@
+"""Concurrent callers' work gathered into batches: the one batching idea of the server.
+
+Each caller submits an item and awaits its own reply. Items submitted while `max_in_flight`
+batches are out gather into the next one, which so grows with the load: alone, an item still
+goes on the next turn of the event loop. The batch function gets the items and whether each
+caller still waits for its reply (one who gave up, at its patience or by cancellation, is not
+sent at all if it left before the batch started, and its item may be skipped if during).
+
+Used for concurrent Decide calls (`server.decisions.decider`) and for concurrent Redis commands, one
+pipeline per batch (`server.store.pipelining`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Reply = TypeVar("Reply")
+
+# The batch function: the items, and whether the caller of item i still waits; a reply per item.
+Batch = Callable[[Sequence[Item], Callable[[int], bool]], Awaitable[Sequence[Reply]]]
+
+
+class _Waiting(Generic[Item, Reply]):
+    __slots__ = ("future", "item")
+
+    def __init__(self, item: Item, future: asyncio.Future[Reply | None]) -> None:
+        self.item = item
+        self.future = future
+
+
+class Coalescer(Generic[Item, Reply]):
+    """Runs `batch` over the items submitted together; each caller gets its own reply.
+
+    A failure of the whole batch (an exception out of `batch`) is raised to every caller still
+    waiting; a cancellation is raised on after they are told.
+    """
+
+    def __init__(self, batch: Batch[Item, Reply], *, max_in_flight: int) -> None:
+        self._batch = batch
+        self._max_in_flight = max_in_flight
+        self._queued: list[_Waiting[Item, Reply]] = []
+        self._scheduled = False
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item, *, patience_s: float | None = None) -> Reply | None:
+        """`item`'s reply, or None when `patience_s` passed first (the caller stops waiting;
+        its item is not sent if its batch has not started)."""
+        loop = asyncio.get_running_loop()
+        waiting: _Waiting[Item, Reply] = _Waiting(item, loop.create_future())
+        self._queued.append(waiting)
+        if not self._scheduled and self._in_flight < self._max_in_flight:
+            self._scheduled = True
+            loop.call_soon(self._start)
+        timer = None
+        if patience_s is not None:
+            timer = loop.call_at(loop.time() + patience_s, _give_up, waiting.future)
+        try:
+            return await waiting.future
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _start(self) -> None:
+        self._scheduled = False
+        if self._in_flight >= self._max_in_flight:
+            return
+        batch = [w for w in self._queued if not w.future.done()]  # not callers who left
+        self._queued = []
+        if not batch:
+            return
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[_Waiting[Item, Reply]]) -> None:
+        try:
+            replies = await self._batch(
+                [w.item for w in batch], lambda index: not batch[index].future.done()
+            )
+            for waiting, reply in zip(batch, replies, strict=True):
+                if not waiting.future.done():
+                    waiting.future.set_result(reply)
+        except BaseException as error:
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise  # cancellation (shutdown) goes on up, after the callers are told
+        finally:
+            self._in_flight -= 1
+            if self._queued and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._start)
+
+    async def drain(self) -> None:
+        """Wait for the batches still out (on shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _give_up(future: asyncio.Future[Reply | None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,39 @@
+"""The ruleset in force as the service uses it, and a stored state read under it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from engine.codec import decode_state
+from engine.compile import Ruleset
+from engine.errors import StateDecodeError
+from engine.state import CustomerState, new_state
+from server.protocol.convert import ResponseTables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRules:
+    """The ruleset in force and what answers need from it; swapped whole on reload."""
+
+    ruleset: Ruleset
+    tables: ResponseTables
+
+    @classmethod
+    def of(cls, ruleset: Ruleset) -> ActiveRules:
+        return cls(ruleset, ResponseTables.of(ruleset))
+
+
+def decode_or_new(ruleset: Ruleset, data: bytes | None) -> CustomerState:
+    """The stored state, or a new one when there is none or it cannot be read at all."""
+    if data is None:
+        return new_state(ruleset)
+    try:
+        return decode_state(data, ruleset)
+    except StateDecodeError:
+        # Unreadable bytes would fail every event of this customer forever; start afresh and
+        # say so (the id is not logged: it is personal data).
+        log.warning("stored state unreadable; the customer starts afresh", exc_info=True)
+        return new_state(ruleset)

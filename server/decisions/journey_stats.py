@@ -1,0 +1,102 @@
+"""Journey statistics: customers per stage and transitions per day, counted as customers move.
+
+Every move is counted here, whatever made it: a decision (`count_decision`), or a customer who
+appears, leaves or is merged outside one (`count_moves`: Identify, ForgetCustomer). Counts are
+summed and written off the hot path every FLUSH_S, in one pipeline (`Store.add_to_stats`): they
+are analytics, not state, so a Redis failure loses a few increments instead of failing a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from engine.compile import Ruleset
+from engine.state import CustomerState
+from engine.view import customer_view
+from journeyman.v1 import journeyman_pb2 as pb
+from server.store.keys import utc_day
+from server.store.redis_store import StageChange, StatIncrements, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+FLUSH_S = 0.05
+DAY_MS = 86_400_000
+
+
+class JourneyStats:
+    """Counts stage moves and writes them, summed, every FLUSH_S. One per process."""
+
+    def __init__(self, store: Store, clock_ms: Callable[[], int]) -> None:
+        self._store = store
+        self._clock_ms = clock_ms
+        self._counted: StatIncrements = Counter()
+        self._writer: asyncio.Task[None] | None = None
+
+    def count_decision(self, answer: pb.Decision, *, is_new: bool) -> None:
+        """The stage moves of a stored decision (`is_new`: the customer's first event)."""
+        changes = [
+            StageChange(
+                journey=j.journey,
+                from_stage=None if is_new else j.previous_stage,
+                to_stage=j.stage,
+                transition=j.transition or None,
+            )
+            for j in answer.journeys
+            if is_new or j.changed
+        ]
+        self._add(changes, answer.decided_at_ms)
+
+    def count_moves(
+        self, ruleset: Ruleset, before: CustomerState | None, after: CustomerState | None
+    ) -> None:
+        """A customer who appeared (`before` None), left (`after` None: forgotten, merged into
+        another) or was merged, outside a decision."""
+        now_ms = self._clock_ms()
+        old = _stages(ruleset, before, now_ms)
+        new = _stages(ruleset, after, now_ms)
+        changes = [
+            StageChange(journey.name, old.get(journey.name), new.get(journey.name), None)
+            for journey in ruleset.journeys
+            if old.get(journey.name) != new.get(journey.name)
+        ]
+        self._add(changes, now_ms)
+
+    def _add(self, changes: list[StageChange], at_ms: int) -> None:
+        if not changes:
+            return
+        self._counted.update(self._store.stat_increments(changes, _utc_day(at_ms // DAY_MS)))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            await asyncio.sleep(FLUSH_S)
+        finally:
+            # Also when cancelled (shutdown): what was counted is written, not dropped.
+            increments, self._counted = self._counted, Counter()
+            self._writer = None
+            try:
+                await self._store.add_to_stats(increments)
+            except StoreUnavailable:
+                log.debug("journey statistics not counted: store unavailable")
+
+    async def drain(self) -> None:
+        """Write what was counted so far (shutdown)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+
+def _stages(ruleset: Ruleset, state: CustomerState | None, now_ms: int) -> dict[str, str]:
+    if state is None:
+        return {}
+    return {j.journey: j.stage for j in customer_view(ruleset, state, now_ms).journeys}
+
+
+@functools.lru_cache(maxsize=8)
+def _utc_day(day_number: int) -> str:
+    """`utc_day` of a day number (ms // DAY_MS): formatting a date per event costs µs."""
+    return utc_day(day_number * DAY_MS)

@@ -1,0 +1,283 @@
+"""One decision round: a batch of validated events through the store and the engine.
+
+Each customer's events form a lane, decided in order on the state the last one left: every
+lane's load goes in one Redis round trip, the decisions are made, every commit goes in another;
+a lane whose compare-and-set met a concurrent update goes round again, under the retry policy.
+A large batch goes in parts of EVENTS_PER_PART events, each stored before the next is decided.
+The round fills in the outcome of every event it stored (or answered from the decision ring);
+what it could not store is for the caller (`server.decisions.decider`) to answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from engine.codec import encode_state
+from engine.decide import decide
+from engine.errors import JourneymanError
+from engine.state import CustomerState, new_state
+from journeyman.v1 import journeyman_pb2 as pb
+from server.core.metrics import CONFLICTS, KERNEL_SECONDS, REDIS_SECONDS, timed
+from server.decisions.active import ActiveRules, decode_or_new
+from server.decisions.journey_stats import JourneyStats
+from server.decisions.retry import RetryPolicy
+from server.decisions.unstored import Degraded
+from server.protocol.convert import DecideInput, decision_to_pb
+from server.protocol.dedupe import kept_decision, replayed_or_refused
+from server.protocol.errors import EventIdReused
+from server.store.redis_store import (
+    CommitOutcome,
+    LoadedEvents,
+    Store,
+    StoreRefused,
+    StoreUnavailable,
+    ToCommit,
+    ToLoad,
+)
+
+log = logging.getLogger(__name__)
+
+# What one event is answered with: its decision (stored, duplicate or degraded), or the error it
+# met (Busy, Conflicted, EventIdReused).
+Outcome = pb.Decision | JourneymanError
+
+# Events of a large batch stored together before the next part is decided: when the caller's
+# deadline comes, what was stored is answered so, and a caller who sends the rest again makes
+# progress instead of starting over.
+EVENTS_PER_PART = 500
+# Decisions made between two turns of the event loop: short enough that the replies of other
+# calls (and the timers of their Redis budgets) wait no longer than this for a large batch.
+CPU_SLICE_S = 0.005
+REFUSAL_LOG_INTERVAL_S = 10.0
+LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
+COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
+
+
+@dataclass(slots=True)
+class _Decided:
+    """One customer's events decided from a loaded state, before the commit."""
+
+    state: CustomerState
+    commits: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, kept decision)
+    answers: list[tuple[int, pb.Decision]] = field(default_factory=list)  # (request index, ...)
+    # Events repeated within the batch: (request index, what the first is stored with).
+    repeats: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+class DecisionRound:
+    """Runs batches of events through the store and the engine (see the module)."""
+
+    def __init__(self, store: Store, stats: JourneyStats, policy: RetryPolicy) -> None:
+        self._store = store
+        self._stats = stats
+        self._policy = policy
+        self._refusal_said_at = -math.inf
+
+    async def decide(
+        self,
+        requests: Sequence[DecideInput],
+        active: ActiveRules,
+        outcomes: dict[int, Outcome],
+        wanted: Callable[[int], bool],
+    ) -> Degraded | None:
+        """Decide and store `requests`, filling `outcomes`; returns why Redis failed (the
+        events left without an outcome were not stored), None if it did not. An event whose
+        caller stopped waiting (`wanted(index)` false) is not written, nor are that customer's
+        later events in the batch."""
+        lanes: dict[tuple[str, bool], list[int]] = {}
+        for index, request in enumerate(requests):
+            lanes.setdefault((request.event.customer_id, request.anonymous), []).append(index)
+        for part in parts(list(lanes.values()), EVENTS_PER_PART):
+            failure = await self.run(requests, part, active, outcomes, wanted)
+            if failure is not None:
+                return failure
+        return None
+
+    async def run(
+        self,
+        requests: Sequence[DecideInput],
+        lanes: list[list[int]],
+        active: ActiveRules,
+        outcomes: dict[int, Outcome],
+        wanted: Callable[[int], bool],
+    ) -> Degraded | None:
+        """Decide each customer's events (a lane: their indexes, in order) against the store:
+        every lane's load in one round trip, its events decided in order, every commit in
+        another; the lanes whose commit met a concurrent update go round again. Returns why
+        Redis failed, None if it did not (the events not answered then are answered degraded
+        by the caller).
+
+        Each Redis command has the configured budget (the client's socket timeout bounds the
+        connect and every reply), so a large batch's round trip is not cut short for its size
+        and a slow Redis is still noticed. The events are decided in slices of CPU_SLICE_S
+        with the event loop let through between them, so that a large batch delays no other
+        call's replies (and their timeouts) by more than a slice."""
+        for attempt in self._policy.attempts():
+            await self._policy.pause(attempt)
+            pending = [[i for i in lane if i not in outcomes] for lane in lanes]
+            try:
+                with timed(LOAD_SECONDS):
+                    loaded = await self._store.load_many(
+                        [_to_load(requests, lane) for lane in pending]
+                    )
+                decided, commits = await self._decide_in_slices(
+                    requests, pending, loaded, active, outcomes, wanted
+                )
+                with timed(COMMIT_SECONDS):
+                    results = iter(await self._store.commit_many(commits))
+            except StoreRefused as error:
+                self._say_refused(error)
+                return Degraded.REDIS_REFUSED
+            except StoreUnavailable:
+                return Degraded.REDIS_UNAVAILABLE
+            lanes = []
+            for lane, one, done in zip(pending, loaded, decided, strict=True):
+                if not done.commits:
+                    continue
+                if next(results).outcome is not CommitOutcome.COMMITTED:
+                    # CONFLICT, or DUPLICATE: a retry of one of these events landed first;
+                    # the next round replays it from the store.
+                    CONFLICTS.inc()
+                    lanes.append(lane)
+                    continue
+                self._answer_stored(requests, done, outcomes, is_new=one.state is None)
+            if not lanes:
+                return None
+        for lane in lanes:
+            for index in lane:
+                outcomes.setdefault(index, self._policy.exhausted("customer"))
+        return None
+
+    async def _decide_in_slices(
+        self,
+        requests: Sequence[DecideInput],
+        pending: list[list[int]],
+        loaded: list[LoadedEvents],
+        active: ActiveRules,
+        outcomes: dict[int, Outcome],
+        wanted: Callable[[int], bool],
+    ) -> tuple[list[_Decided], list[ToCommit]]:
+        """Each lane's events decided on its loaded state, and the commits of those that made
+        new decisions; the event loop is let through every CPU_SLICE_S."""
+        decided, commits = [], []
+        slice_ends = time.perf_counter() + CPU_SLICE_S
+        for lane, one in zip(pending, loaded, strict=True):
+            done = self._decide_loaded(requests, lane, one, active, outcomes, wanted)
+            decided.append(done)
+            if done.commits:
+                first = requests[lane[0]]
+                commits.append(ToCommit(
+                    first.event.customer_id, first.anonymous, one.version,
+                    encode_state(active.ruleset, done.state), done.commits,
+                ))  # fmt: skip
+            if time.perf_counter() >= slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + CPU_SLICE_S
+        return decided, commits
+
+    def _answer_stored(
+        self,
+        requests: Sequence[DecideInput],
+        done: _Decided,
+        outcomes: dict[int, Outcome],
+        *,
+        is_new: bool,
+    ) -> None:
+        """Answer a lane whose commit landed: its decisions, and its in-batch repeats with
+        the decision now stored for them."""
+        for index, answer in done.answers:
+            outcomes[index] = answer
+            self._stats.count_decision(answer, is_new=is_new)
+            is_new = False
+        for index, kept in done.repeats:
+            outcomes[index] = _replayed_or_refused(kept, requests[index])
+
+    def _decide_loaded(
+        self,
+        requests: Sequence[DecideInput],
+        pending: list[int],
+        loaded: LoadedEvents,
+        active: ActiveRules,
+        outcomes: dict[int, Outcome],
+        wanted: Callable[[int], bool],
+    ) -> _Decided:
+        """Decide `pending` events in order from the loaded state; events already stored (or
+        repeated within the batch) are answered with their original decision at once."""
+        state = decode_or_new(active.ruleset, loaded.state)
+        decided = _Decided(state)
+        kept: dict[str, bytes] = {}  # event id -> what this attempt will store for it
+        for index, stored in zip(pending, loaded.decisions, strict=True):
+            if not wanted(index):
+                break
+            request = requests[index]
+            event = request.event
+            if stored is not None:  # already stored: answered with it now
+                outcomes[index] = _replayed_or_refused(stored, request)
+                continue
+            if event.event_id in kept:  # repeated in this batch: answered once it is stored
+                decided.repeats.append((index, kept[event.event_id]))
+                continue
+            applied_at_ms = decided.state.applied_at_ms(request.timestamp_ms)
+            started = time.perf_counter()
+            decision, decided.state = decide(
+                active.ruleset, decided.state, event, request.timestamp_ms,
+                top_k=request.top_k, explain=request.explain,
+            )  # fmt: skip
+            KERNEL_SECONDS.observe(time.perf_counter() - started)
+            answer = decision_to_pb(
+                decision, active.tables, customer_id=event.customer_id, event_id=event.event_id,
+                decided_at_ms=applied_at_ms, degraded=False,
+            )  # fmt: skip
+            kept[event.event_id] = kept_decision(request.fingerprint, answer)
+            decided.commits.append((event.event_id, kept[event.event_id]))
+            decided.answers.append((index, answer))
+        return decided
+
+    def _say_refused(self, error: StoreRefused) -> None:
+        """Log why Redis refuses us (an ACL without a command, a changed password) at most
+        every REFUSAL_LOG_INTERVAL_S: it does not fix itself, but must not flood the log."""
+        now = time.monotonic()
+        if now - self._refusal_said_at >= REFUSAL_LOG_INTERVAL_S:
+            self._refusal_said_at = now
+            log.error("answering degraded: %s", error)
+
+
+def decide_degraded(request: DecideInput, active: ActiveRules) -> pb.Decision:
+    """From the rules alone, as for a new customer; nothing is written."""
+    decision, _ = decide(
+        active.ruleset, new_state(active.ruleset), request.event, request.timestamp_ms,
+        top_k=request.top_k, explain=request.explain,
+    )  # fmt: skip
+    return decision_to_pb(
+        decision, active.tables, customer_id=request.event.customer_id,
+        event_id=request.event.event_id, decided_at_ms=request.timestamp_ms, degraded=True,
+    )  # fmt: skip
+
+
+def parts(lanes: list[list[int]], events: int) -> Iterator[list[list[int]]]:
+    """`lanes` in consecutive parts of about `events` events each (a lane is never split)."""
+    part: list[list[int]] = []
+    size = 0
+    for lane in lanes:
+        part.append(lane)
+        size += len(lane)
+        if size >= events:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
+
+
+def _to_load(requests: Sequence[DecideInput], lane: list[int]) -> ToLoad:
+    first = requests[lane[0]]
+    event_ids = [requests[i].event.event_id for i in lane]
+    return ToLoad(first.event.customer_id, first.anonymous, event_ids)
+
+
+def _replayed_or_refused(kept: bytes, request: DecideInput) -> pb.Decision | EventIdReused:
+    return replayed_or_refused(kept, request.fingerprint, request.event.event_id)

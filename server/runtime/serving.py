@@ -1,0 +1,72 @@
+"""One server process: the store, the gRPC server and rules reloads, until a stop signal.
+
+SIGTERM or SIGINT stops it gracefully; SIGHUP, or any change to the rules files, reloads them.
+Run alone by `journeyman serve`, or as each worker of `--workers N` (`server.runtime.workers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from engine.compile import Ruleset
+from server.core.config import Settings
+from server.runtime.app import PortInUse, create_server, reload_signal, stop_signals
+from server.runtime.startup import say, security, start_metrics
+from server.store.redis_store import Store, StoreRefused, StoreUnavailable, connect
+
+log = logging.getLogger("journeyman")
+
+
+async def serve(
+    settings: Settings, ruleset: Ruleset, redis_url: str, *, worker: bool = False
+) -> None:
+    """One server process until a stop signal. A worker shares its port with its siblings and
+    leaves /metrics to the parent."""
+    # Stop signals count from the start: a SIGTERM during warm-up or while waiting for Redis
+    # stops the server as soon as it is up, instead of being ignored (as process 1 would).
+    stop = asyncio.Event()
+    with stop_signals(stop):
+        await _serve_until(stop, settings, ruleset, redis_url, worker=worker)
+
+
+async def _serve_until(
+    stop: asyncio.Event, settings: Settings, ruleset: Ruleset, redis_url: str, *, worker: bool
+) -> None:
+    store = Store(
+        connect(
+            redis_url,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            max_connections=max(256, settings.max_concurrent_calls),
+        ),  # fmt: skip
+        prefix=settings.key_prefix,
+        decisions_kept=settings.decisions_kept,
+        state_ttl_s=settings.state_ttl_s,
+        stats_retention_s=settings.stats_retention_days * 86_400,
+    )
+    try:
+        await store.ping()
+    except StoreRefused:
+        await store.close()
+        raise  # wrong credentials never fix themselves: stop with the reason
+    except StoreUnavailable:
+        pass  # create_server waits for Redis, and answers degraded until it does
+    running = await create_server(settings, ruleset, store, reuse_port=worker)
+    if not worker:
+        try:
+            start_metrics(settings)
+        except PortInUse:
+            await running.stop(0)
+            raise
+        say(
+            f"journeyman: serving {ruleset.version} on {settings.host}:{running.port} "
+            f"(gRPC, {security(settings)}; health and reflection on); "
+            "stop with Ctrl-C or SIGTERM"
+        )
+    watcher = asyncio.get_running_loop().create_task(running.rules.watch())
+    with reload_signal(running.rules):
+        await stop.wait()
+    watcher.cancel()
+    if not worker:
+        say(f"journeyman: stopping; in-flight calls get {settings.grace_period_s:g} s")
+    await running.stop(settings.grace_period_s)

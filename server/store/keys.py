@@ -1,0 +1,139 @@
+"""Every Redis key journeyman uses, and the hash fields inside them.
+
+Nothing else builds a key. Layout under the prefix (default ``jm:``)::
+
+    jm:{c:<customer_id>}:state        hash  blob -> msgpack state, version -> int
+    jm:{c:<customer_id>}:decisions    hash  e:<event_id> -> decision bytes,
+                                            r:<slot> -> event_id in ring slot, n -> events written
+    jm:{a:<anonymous_id>}:state       the same two keys for an anonymous visitor
+    jm:{a:<anonymous_id>}:decisions
+    jm:stats:stages:<journey>         hash  stage -> customers in it now
+    jm:stats:transitions:<journey>:<YYYY-MM-DD>   hash  transition -> count that UTC day
+
+A customer's keys share the hash tag ``{c:<id>}``, so Redis Cluster puts them in one slot and the
+commit script may touch them all atomically. Stats keys carry no tag: they are global counters,
+spread over the cluster, and never written by a script.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+DEFAULT_PREFIX = "jm:"
+CUSTOMER_ID_MAX_CHARS = 128
+# Braces would open a second hash tag, whitespace and control characters would make keys ambiguous
+# in logs and redis-cli; this alphabet covers UUIDs, e-mail addresses and namespaced ids (crm:42).
+_CUSTOMER_ID = re.compile(r"[A-Za-z0-9._@:+-]+")
+_CUSTOMER_ID_ALPHABET = "ASCII letters, digits and . _ @ : + -"
+# The journey names of the rules language, so a stats key never holds a brace or a space.
+_JOURNEY = re.compile(r"[a-z][a-z0-9_]*")
+# A UTC day as YYYY-MM-DD or YYYYMMDD; keys always spell it YYYY-MM-DD.
+_DAY = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+# The hash tag's letter: whose journey a key holds.
+CUSTOMER_TAG = "c"
+ANONYMOUS_TAG = "a"
+
+# Fields of the state hash.
+STATE_BLOB_FIELD = "blob"
+STATE_VERSION_FIELD = "version"
+# Fields of the decisions hash; server/store/lua/commit.lua spells the same three.
+DECISION_FIELD_PREFIX = "e:"
+RING_SLOT_FIELD_PREFIX = "r:"
+RING_COUNT_FIELD = "n"
+
+
+def validate_customer_id(value: str) -> str | None:
+    """Return why `value` cannot be a customer (or anonymous visitor) id, or None when it can."""
+    if not value:
+        return "the id is empty; send the customer's id, 1 to 128 characters"
+    if len(value) > CUSTOMER_ID_MAX_CHARS:
+        return (
+            f"the id is {len(value)} characters long; the limit is {CUSTOMER_ID_MAX_CHARS}"
+            " (send a shorter, stable id, or a hash of the long one)"
+        )
+    if _CUSTOMER_ID.fullmatch(value) is None:
+        bad = next(char for char in value if _CUSTOMER_ID.fullmatch(char) is None)
+        return f"the id contains {bad!r}; use only {_CUSTOMER_ID_ALPHABET}"
+    return None
+
+
+def decision_field(event_id: str) -> str:
+    """The decisions-hash field that holds the decision made for `event_id`."""
+    return DECISION_FIELD_PREFIX + event_id
+
+
+def utc_day(now_ms: int) -> str:
+    """The UTC calendar day (``YYYY-MM-DD``) of `now_ms`, milliseconds since the Unix epoch."""
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerKeys:
+    """The keys of one customer, all in the same hash tag (one cluster slot)."""
+
+    state: str
+    decisions: str
+
+    def all(self) -> tuple[str, ...]:
+        """Every key the customer owns, in the order the commit script receives them as KEYS."""
+        return (self.state, self.decisions)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyspace:
+    """Builds keys under one prefix; the prefix separates deployments (or tests) sharing a Redis."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix or any(c.isspace() for c in self.prefix):
+            raise ValueError(
+                f"key prefix {self.prefix!r} contains a brace or whitespace; a brace would become"
+                " the cluster hash tag of every key. Use letters, digits and ':' (e.g. 'jm:')"
+            )
+
+    def customer(self, customer_id: str, *, anonymous: bool = False) -> CustomerKeys:
+        """The keys of a customer, or of an anonymous visitor (a separate key space).
+
+        Raises ValueError for an id `validate_customer_id` rejects.
+        """
+        problem = validate_customer_id(customer_id)
+        if problem is not None:
+            raise ValueError(f"customer id {customer_id[:140]!r}: {problem}")
+        letter = ANONYMOUS_TAG if anonymous else CUSTOMER_TAG
+        tag = f"{self.prefix}{{{letter}:{customer_id}}}"
+        return CustomerKeys(state=f"{tag}:state", decisions=f"{tag}:decisions")
+
+    def stage_counts(self, journey: str) -> str:
+        """Hash of stage -> number of customers currently in it, for `journey`."""
+        return f"{self.prefix}stats:stages:{_checked_journey(journey)}"
+
+    def transitions(self, journey: str, day: str) -> str:
+        """Hash of transition -> times taken on UTC `day`, for `journey`.
+
+        `day` is ``YYYY-MM-DD`` or ``YYYYMMDD``; the key always spells it ``YYYY-MM-DD``, so
+        both spellings count into the same hash.
+        """
+        match = _DAY.fullmatch(day)
+        if match is None:
+            raise ValueError(
+                f"day {day!r} is not YYYY-MM-DD or YYYYMMDD; build it with keys.utc_day(now_ms)"
+            )
+        return (
+            f"{self.prefix}stats:transitions:{_checked_journey(journey)}:{'-'.join(match.groups())}"
+        )
+
+    def is_per_day(self, key: str) -> bool:
+        """Whether `key` holds one day's statistics (and so expires after the retention)."""
+        return key.startswith(f"{self.prefix}stats:transitions:")
+
+
+def _checked_journey(journey: str) -> str:
+    if _JOURNEY.fullmatch(journey) is None:
+        raise ValueError(
+            f"journey name {journey!r} is not a rules-language name"
+            " (lower-case letters, digits and '_', starting with a letter)"
+        )
+    return journey

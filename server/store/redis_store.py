@@ -1,0 +1,586 @@
+"""Customer journey state in Redis: one-round-trip load, compare-and-set commit, journey stats.
+
+The store moves opaque bytes (state blobs, decisions); `engine/codec.py` gives them meaning. Keys
+come only from `server/store/keys.py`; the commit's atomicity comes only from
+`server/store/lua/commit.lua`.
+Network-family errors surface as `StoreUnavailable`, so the service can answer from rules alone.
+
+The same Store runs on one Redis or on a Redis Cluster (`connect` with a ``redis+cluster://`` URL,
+see `server/store/cluster.py`): every command it sends touches one customer's keys, which share a
+hash tag and so one slot, except the stats pipeline, which the cluster client splits per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib.resources import files
+from typing import Any
+
+import redis.asyncio as redis
+import redis.exceptions as redis_errors
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.typing import EncodableT
+
+from engine.errors import JourneymanError
+from server.store.cluster import (
+    CLUSTER_NETWORK_ERRORS,
+    CallSlots,
+    call_slots,
+    connect_cluster,
+    error_chain,
+    is_cluster_url,
+)
+from server.store.keys import (
+    DEFAULT_PREFIX,
+    STATE_BLOB_FIELD,
+    STATE_VERSION_FIELD,
+    CustomerKeys,
+    Keyspace,
+    decision_field,
+)
+from server.store.pipelining import Pipeliner
+
+DEFAULT_DECISIONS_KEPT = 16
+DEFAULT_STATS_RETENTION_S = 400 * 86_400
+COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
+TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
+
+# The errors that mean "Redis is not reachable right now", not "the command was wrong".
+# BusyLoadingError (a replica or restarted server replaying its AOF) is a ConnectionError;
+# OSError covers socket failures raised before redis-py wraps them, and the builtin TimeoutError;
+# the cluster ones (CLUSTERDOWN, MASTERDOWN, TRYAGAIN, uncovered slots) are in
+# server/store/cluster.py.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    OSError,
+    *CLUSTER_NETWORK_ERRORS,
+)
+# What redis-py's error texts name the server by: URLs, socket paths, host:port, ('host', port).
+# Messages that reach clients say "<redis>" instead: where the server keeps its Redis is not theirs
+# to know (the full error stays chained to StoreUnavailable, for tracebacks).
+_REDIS_ADDRESS = re.compile(
+    r"[A-Za-z][\w+.-]*://[^\s,;'\"()]+"  # a URL
+    r"|(?<![\w/])(?:/[\w@%+~.-]*[\w@%+~-])+/?"  # an absolute path
+    r"|(?:\[[0-9A-Fa-f:.]+\]|\b[\w-]+(?:\.[\w-]+)*):\d{1,5}\b"  # host:port
+    r"|\('[^']*', \d+(?:, \d+)*\)"  # a socket address as Python prints it
+)
+
+# Summed increments of the journey statistics: (hash key, field) -> amount.
+StatIncrements = Counter[tuple[str, str]]
+
+# Redis saying no to journeyman itself rather than being unreachable. AuthenticationError and
+# AuthorizationError are ConnectionErrors, so they are caught before NETWORK_ERRORS.
+REFUSED_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.AuthenticationError,
+    redis_errors.AuthorizationError,
+    redis_errors.NoPermissionError,
+)
+# What an ACL user of journeyman must be allowed (tests/faults/test_redis_credentials.py).
+COMMANDS_NEEDED = (
+    "PING", "HMGET", "HGET", "HSET", "HDEL", "HINCRBY", "HGETALL", "EXPIRE", "DEL", "EVALSHA",
+    "SCRIPT LOAD",
+)  # fmt: skip
+
+# The client a Store runs on: one Redis (or a proxy in front of many), or a Redis Cluster.
+RedisClient = redis.Redis | RedisCluster
+
+
+class StoreUnavailable(JourneymanError):
+    """Redis could not be reached (refused, timed out, loading, cluster down)."""
+
+
+class StoreRefused(StoreUnavailable):
+    """Redis refused journeyman: a wrong user or password, or an ACL without a command the
+    service needs. Not transient: fix the URL or the ACL."""
+
+
+class CommitOutcome(StrEnum):
+    """What a commit did; the values are the script's first reply element."""
+
+    COMMITTED = "COMMITTED"
+    CONFLICT = "CONFLICT"
+    DUPLICATE = "DUPLICATE"
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A customer's state as read: blob (None if new), its version (0 if new), and, when the
+    event id was already processed, the decision stored for it."""
+
+    state: bytes | None
+    version: int
+    decision: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedEvents:
+    """`Loaded` for several event ids: the decision stored for each, None where none is."""
+
+    state: bytes | None
+    version: int
+    decisions: list[bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ToLoad:
+    """A customer to load, with the event ids whose stored decisions to read."""
+
+    customer_id: str
+    anonymous: bool
+    event_ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ToCommit:
+    """A customer's new state, if still at `expected_version`, with the events it includes:
+    (event id, decision to keep for it), in order."""
+
+    customer_id: str
+    anonymous: bool
+    expected_version: int
+    state: bytes
+    events: Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """The outcome of one commit. `version` is the new version (COMMITTED) or the current one;
+    `decision` is the stored decision (DUPLICATE only)."""
+
+    outcome: CommitOutcome
+    version: int
+    decision: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """One journey's stage move for one customer; `from_stage` None means a new customer,
+    `to_stage` None a customer who left (forgotten, or merged into another), `transition` None
+    that no named transition fired (e.g. the entry stage)."""
+
+    journey: str
+    from_stage: str | None
+    to_stage: str | None
+    transition: str | None
+
+
+@contextlib.contextmanager
+def _unavailable_on_network_errors(operation: str) -> Iterator[None]:
+    """Re-raise network-family errors as StoreUnavailable, and refusals (credentials, ACL) as
+    StoreRefused, chained to the cause. Never the URL: it may hold a password; nor any other
+    address of Redis (paths, host:port): the message reaches clients.
+
+    A RedisClusterException counts by its chain: redis-py raises a failed slot map refresh as
+    one, from the CLUSTERDOWN or connection error that asked for the refresh (or the refusal
+    that failed it); one with neither in its chain (keys of two slots) is a bug, raised as is.
+    """
+    try:
+        yield
+    except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError) as error:
+        by_chain = isinstance(error, redis_errors.RedisClusterException)
+        chain = error_chain(error) if by_chain else [error]
+        what = f"{type(error).__name__}: {_REDIS_ADDRESS.sub('<redis>', str(error))}"
+        if any(isinstance(each, REFUSED_ERRORS) for each in chain):
+            raise StoreRefused(
+                f"Redis refused journeyman ({operation}): {what}; check the user and password in"
+                " --redis-url / JOURNEYMAN_REDIS_URL and that its ACL allows"
+                f" {', '.join(COMMANDS_NEEDED)} on the key prefix"
+            ) from error
+        if not any(isinstance(each, NETWORK_ERRORS) for each in chain):
+            raise
+        raise StoreUnavailable(f"Redis is unreachable ({operation}): {what}") from error
+
+
+def connect(
+    url: str, *, timeout_s: float = 0.25, retries: int = 1, max_connections: int = 256
+) -> RedisClient:
+    """A client for `url` tuned for a hot path that degrades rather than waits.
+
+    `timeout_s` (seconds) bounds connecting, each reply, and waiting for one of the
+    `max_connections` pooled connections; `retries` reconnect attempts follow a connection
+    error, with 5-50 ms jittered backoff. redis-py's own defaults would hold a request for
+    seconds before the degraded answer (10 retries up to 1 s apart), or fail a burst beyond
+    100 connections outright (its plain pool raises instead of waiting).
+
+    A ``redis+cluster://host:port[,host:port...]`` URL (``rediss+cluster://`` for TLS) gives
+    redis-py's async `RedisCluster` instead (`server.store.cluster.ClusterClient`), with the same
+    timeouts, `retries` retries of a command on a fresh slot map, and at most `max_connections`
+    connections to each node (the Store waits, up to `timeout_s`, for a free one). The client
+    reads the slot map before its first command; `Store.ping` does it before the server says
+    SERVING, and raises StoreUnavailable while no seed node gives one.
+    """
+    retry = Retry(ExponentialWithJitterBackoff(base=0.005, cap=0.05), retries)
+    if is_cluster_url(url):
+        return connect_cluster(
+            url, timeout_s=timeout_s, retry=retry, max_connections=max_connections
+        )
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        # RESP2 and no client-info handshake: a new connection's first command goes at once,
+        # instead of after HELLO, CLIENT SETINFO and (refused by Redis 7.0) maintenance
+        # notifications, three round trips that matter most while Redis is slow.
+        protocol=2,
+        driver_info=None,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=retry,
+    )
+    return redis.Redis.from_pool(pool)
+
+
+class Store:
+    """Loads and commits customer state. Owns the client: `close` closes it."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        state_ttl_s: int,
+        decisions_kept: int = DEFAULT_DECISIONS_KEPT,
+        stats_retention_s: int = DEFAULT_STATS_RETENTION_S,
+    ) -> None:
+        if state_ttl_s < 1:
+            raise ValueError(f"state_ttl_s is {state_ttl_s}; give a TTL of at least 1 second")
+        if decisions_kept < 1:
+            raise ValueError(f"decisions_kept is {decisions_kept}; keep at least 1 decision")
+        if _connection_kwargs(client).get("decode_responses"):
+            raise ValueError(
+                "the Redis client decodes replies to str, but state blobs are binary;"
+                " build it with decode_responses=False (the default)"
+            )
+        self._client = client
+        # A cluster client's node pools raise when empty instead of waiting: bound the calls.
+        self._slots: CallSlots | None = (
+            call_slots(client) if isinstance(client, RedisCluster) else None
+        )
+        self.keys = Keyspace(prefix)
+        self.state_ttl_s = state_ttl_s
+        self.decisions_kept = decisions_kept
+        self.stats_retention_s = stats_retention_s
+        # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
+        # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
+        self._commit_script = client.register_script(COMMIT_SCRIPT)
+        self._take_script = client.register_script(TAKE_SCRIPT)
+        # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
+        # a cluster: its pipelines split per node and run scripts through extra round trips.
+        self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
+        self._calls_out: dict[object, float] = {}  # on a cluster: call -> monotonic start
+
+    @property
+    def pipelining(self) -> Pipeliner | None:
+        """What sends concurrent calls' commands together (None on a cluster)."""
+        return self._pipeliner
+
+    def round_trip_out_s(self) -> float:
+        """How long the oldest Redis round trip still waiting for its replies has been out (0
+        when none is): how slow Redis is being right now, apart from this server's queues."""
+        if self._pipeliner is not None:
+            return self._pipeliner.out_s()
+        if not self._calls_out:
+            return 0.0
+        return time.monotonic() - min(self._calls_out.values())
+
+    @property
+    def commit_script_sha(self) -> str:
+        """SHA1 of commit.lua, the name EVALSHA runs it by."""
+        return self._commit_script.sha
+
+    async def load(
+        self, customer_id: str, event_id: str | None, *, anonymous: bool = False
+    ) -> Loaded:
+        """Read state, version and any decision stored for `event_id`, in one round trip.
+
+        Not a transaction: a commit landing between the two reads is caught by the commit
+        script, which re-checks both the version and the event id.
+        """
+        loaded = await self.load_events(
+            customer_id, () if event_id is None else (event_id,), anonymous=anonymous
+        )
+        decision = loaded.decisions[0] if event_id is not None else None
+        return Loaded(state=loaded.state, version=loaded.version, decision=decision)
+
+    async def load_events(
+        self, customer_id: str, event_ids: Sequence[str], *, anonymous: bool = False
+    ) -> LoadedEvents:
+        """Read state, version and the decision stored for each of `event_ids` (None where
+        there is none), in one round trip."""
+        (loaded,) = await self.load_many([ToLoad(customer_id, anonymous, event_ids)])
+        return loaded
+
+    async def load_many(self, wanted: Sequence[ToLoad]) -> list[LoadedEvents]:
+        """`load_events` for many customers, in one round trip (one per customer on a
+        cluster, sent together)."""
+
+        def queue(pipe: Pipeline | ClusterPipeline, one: ToLoad) -> int:
+            keys = self.keys.customer(one.customer_id, anonymous=one.anonymous)
+            pipe.hmget(keys.state, [STATE_BLOB_FIELD, STATE_VERSION_FIELD])
+            if not one.event_ids:
+                return 1
+            pipe.hmget(keys.decisions, [decision_field(event_id) for event_id in one.event_ids])
+            return 2
+
+        def queue_all(pipe: Pipeline | ClusterPipeline) -> int:
+            return sum(queue(pipe, one) for one in wanted)
+
+        async def load_alone(one: ToLoad) -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            queue(pipe, one)
+            replies: list[Any] = await pipe.execute()
+            return replies
+
+        async with self._calling(f"load {len(wanted)} customer(s)"):
+            if self._pipeliner is None:
+                replies = [r for rs in await asyncio.gather(*map(load_alone, wanted)) for r in rs]
+            else:
+                replies = _raise_errors(await self._pipeliner.send(queue_all))
+        loaded, at = [], 0
+        for one in wanted:
+            blob, version = replies[at]
+            decisions = replies[at + 1] if one.event_ids else []
+            at += 2 if one.event_ids else 1
+            loaded.append(LoadedEvents(state=blob, version=int(version or 0), decisions=decisions))
+        return loaded
+
+    async def commit(
+        self,
+        customer_id: str,
+        expected_version: int,
+        state: bytes,
+        event_id: str | None,
+        decision: bytes | None,
+        *,
+        anonymous: bool = False,
+    ) -> CommitResult:
+        """Write `state` as version `expected_version + 1` if nobody wrote since the load.
+
+        With an `event_id`, `decision` is kept for it (the last `decisions_kept` events), and an
+        event id seen before returns DUPLICATE with the stored decision instead. Every key of the
+        customer gets `state_ttl_s` again on each write.
+        """
+        if (event_id is None) != (decision is None):
+            raise ValueError("give both event_id and decision, or neither")
+        events = [] if event_id is None or decision is None else [(event_id, decision)]
+        return await self.commit_events(
+            customer_id, expected_version, state, events, anonymous=anonymous
+        )
+
+    async def commit_events(
+        self,
+        customer_id: str,
+        expected_version: int,
+        state: bytes,
+        events: Sequence[tuple[str, bytes]],
+        *,
+        anonymous: bool = False,
+    ) -> CommitResult:
+        """`commit` of the state after several events, each kept with its decision: all or
+        nothing, DUPLICATE (with the first stored decision met) if any id was seen before."""
+        one = ToCommit(customer_id, anonymous, expected_version, state, events)
+        (result,) = await self.commit_many([one])
+        return result
+
+    async def commit_many(self, commits: Sequence[ToCommit]) -> list[CommitResult]:
+        """`commit_events` for many customers, each its own atomic compare-and-set, sent in
+        one round trip (one per customer on a cluster, sent together)."""
+        calls = [(self.keys.customer(c.customer_id, anonymous=c.anonymous), c) for c in commits]
+        async with self._calling(f"commit {len(commits)} customer(s)"):
+            if self._pipeliner is None:
+                replies = await asyncio.gather(
+                    *(self._commit_script(keys=keys.all(), args=self._commit_args(c))
+                      for keys, c in calls)
+                )  # fmt: skip
+            else:
+                replies = await self._commit_pipelined(calls)
+        return [_commit_result(reply) for reply in replies]
+
+    def _commit_args(self, commit: ToCommit) -> list[EncodableT]:
+        return commit_script_args(
+            commit.expected_version, commit.state, commit.events,
+            decisions_kept=self.decisions_kept, ttl_s=self.state_ttl_s,
+        )  # fmt: skip
+
+    async def _commit_pipelined(self, calls: list[tuple[CustomerKeys, ToCommit]]) -> list[Any]:
+        """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
+        load the script and send those again: NOSCRIPT means it did not run, so nothing is
+        doubled."""
+        assert self._pipeliner is not None
+        sha = self._commit_script.sha
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+
+            def queue(pipe: Pipeline, todo: list[int] = todo) -> int:
+                for i in todo:
+                    keys, commit = calls[i]
+                    pipe.evalsha(sha, 2, keys.state, keys.decisions, *self._commit_args(commit))
+                return len(todo)
+
+            for i, reply in zip(todo, await self._pipeliner.send(queue), strict=True):
+                replies[i] = reply
+            todo = [i for i in todo if isinstance(replies[i], redis_errors.NoScriptError)]
+            if not todo or attempt:
+                break
+            await self._client.script_load(COMMIT_SCRIPT)
+        return _raise_errors(replies)
+
+    async def bump_stats(self, journey_changes: list[StageChange], day: str) -> None:
+        """Count stage moves (customers per stage) and transitions taken on UTC `day`."""
+        await self.add_to_stats(self.stat_increments(journey_changes, day))
+
+    def stat_increments(self, journey_changes: list[StageChange], day: str) -> StatIncrements:
+        """What `journey_changes` on UTC `day` add to the counts, by (key, field); summed, so
+        many events' changes can be added up first and written as one increment each."""
+        increments: StatIncrements = Counter()
+        for change in journey_changes:
+            if change.from_stage != change.to_stage:
+                stages = self.keys.stage_counts(change.journey)
+                if change.from_stage is not None:
+                    increments[stages, change.from_stage] -= 1
+                if change.to_stage is not None:
+                    increments[stages, change.to_stage] += 1
+            if change.transition is not None:
+                increments[self.keys.transitions(change.journey, day), change.transition] += 1
+        return increments
+
+    async def add_to_stats(self, increments: StatIncrements) -> None:
+        """Write summed stat increments (`stat_increments`).
+
+        One non-transactional pipeline, outside the commit script on purpose: these keys are
+        global, so they live in other cluster slots than the customer's and no script may touch
+        them. Counts are analytics, not state: a crash between commit and here loses a few
+        increments, which is cheaper than coordinating slots on every event.
+        """
+        pipe = self._client.pipeline(transaction=False)
+        per_day = set()
+        for (key, field), delta in increments.items():
+            if delta:
+                pipe.hincrby(key, field, delta)
+                if self.keys.is_per_day(key):
+                    per_day.add(key)
+        if len(pipe) == 0:
+            return
+        for key in per_day:  # kept stats_retention_s after their last count
+            pipe.expire(key, self.stats_retention_s)
+        async with self._calling("bump stats"):
+            await pipe.execute()
+
+    async def stage_counts(self, journey: str) -> dict[str, int]:
+        """Customers per stage now, for `journey` (stages nobody reached are absent)."""
+        async with self._calling("read stage counts"):
+            raw = await self._client.hgetall(self.keys.stage_counts(journey))
+        return {_text(stage): int(count) for stage, count in raw.items()}
+
+    async def transition_counts(self, journey: str, day: str) -> dict[str, int]:
+        """Transitions taken on UTC `day` (``YYYY-MM-DD``), for `journey`."""
+        async with self._calling("read transition counts"):
+            raw = await self._client.hgetall(self.keys.transitions(journey, day))
+        return {_text(name): int(count) for name, count in raw.items()}
+
+    async def forget(self, customer_id: str, *, anonymous: bool = False) -> int:
+        """Delete every key of the customer (erasure requests); returns how many existed."""
+        keys = self.keys.customer(customer_id, anonymous=anonymous)
+        async with self._calling(f"forget {keys.state}"):
+            # One DEL over keys of one hash tag: a single slot, so valid on a cluster too.
+            deleted: int = await self._client.delete(*keys.all())
+        return deleted
+
+    async def take(self, customer_id: str, version: int, *, anonymous: bool = False) -> bool:
+        """Delete every key of the customer if the state is still at `version` (as loaded);
+        False, deleting nothing, if an event landed since."""
+        keys = self.keys.customer(customer_id, anonymous=anonymous)
+        async with self._calling(f"take {keys.state}"):
+            taken = await self._take_script(keys=keys.all(), args=[version])
+        return bool(taken)
+
+    async def forget_anonymous(self, anonymous_id: str) -> int:
+        """Delete every key of an anonymous visitor; returns how many existed."""
+        return await self.forget(anonymous_id, anonymous=True)
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers PING.
+
+        On a cluster this is also the client's initialisation: it reads the slot map (once;
+        again after a failover) and then every primary must answer.
+        """
+        async with self._calling("ping"):
+            if isinstance(self._client, RedisCluster):
+                await self._client.initialize()
+                await self._client.ping(target_nodes=RedisCluster.PRIMARIES)
+            else:
+                await self._client.ping()
+
+    async def close(self) -> None:
+        """Close the client and its connection pool, once the pipelines still out are answered."""
+        if self._pipeliner is not None:
+            await self._pipeliner.drain()
+        await self._client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _calling(self, operation: str) -> AsyncIterator[None]:
+        """Run one Redis call: network-family errors become StoreUnavailable, and on a cluster
+        the call first waits for one of the `max_connections` call slots."""
+        with _unavailable_on_network_errors(operation):
+            if self._slots is None:
+                yield
+            else:
+                async with self._slots.held():
+                    call = object()
+                    self._calls_out[call] = time.monotonic()
+                    try:
+                        yield
+                    finally:
+                        del self._calls_out[call]
+
+
+def _connection_kwargs(client: RedisClient) -> dict[str, Any]:
+    if isinstance(client, RedisCluster):
+        return client.get_connection_kwargs()
+    return client.connection_pool.connection_kwargs
+
+
+def commit_script_args(
+    expected_version: int,
+    state: EncodableT,
+    events: Sequence[tuple[str, EncodableT]],
+    *,
+    decisions_kept: int,
+    ttl_s: int,
+) -> list[EncodableT]:
+    """commit.lua's ARGV (see the script's header): the one place that knows their order."""
+    args: list[EncodableT] = [expected_version, state, decisions_kept, ttl_s, len(events)]
+    for event_id, decision in events:
+        args += (event_id, decision)
+    return args
+
+
+def _raise_errors(replies: list[Any]) -> list[Any]:
+    """The replies of a pipelined call, or the first command error among them, raised."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _commit_result(reply: list[Any]) -> CommitResult:
+    outcome = CommitOutcome(_text(reply[0]))
+    decision = reply[2] if outcome is CommitOutcome.DUPLICATE else None
+    return CommitResult(outcome=outcome, version=int(reply[1]), decision=decision)
+
+
+def _text(value: bytes | str) -> str:
+    # Replies are bytes (the constructor refuses decode_responses); str only satisfies the types.
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,248 @@
+"""The `journeyman` console command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from engine.errors import RulesError
+from engine.rules.diff import diff_rulesets
+from engine.rules.load import parse_journeys
+from engine.scenarios import ScenarioResult, parse_scenarios, run_scenario
+from server.core.config import ConfigError, Settings
+from server.rules.rulesource import (
+    RulesNotFound,
+    load_ruleset,
+    read_texts,
+    rule_files,
+    scenario_files,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+DEFAULT_RULES = "rules"
+
+
+def _check(paths: list[str]) -> int:
+    """Validate journey files; print every problem with file:line:column."""
+    try:
+        loaded = parse_journeys(read_texts(rule_files(paths)))
+    except RulesNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        count = len(error.problems)
+        print(f"\n{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        return EXIT_FAILED
+    for journey in loaded:
+        model = journey.model
+        print(
+            f"ok  {journey.source}: journey {model.journey} {model.version}: "
+            f"{len(model.stages)} stages, {len(model.transitions)} transitions, "
+            f"{len(model.actions)} actions"
+        )
+    return EXIT_OK
+
+
+def _print_result(result: ScenarioResult) -> None:
+    mark = "PASS" if result.passed else "FAIL"
+    print(f"  {mark}  {result.name} ({result.steps_run} steps)")
+    for failure in result.failures:
+        print(f"        {failure}")
+
+
+def _invalid_rules_exit(command: Callable[[], int]) -> int:
+    """Run `command`; files that are missing or invalid print their problems and exit 2."""
+    try:
+        return command()
+    except RulesNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+    except RulesError as error:
+        print(error, file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _test(paths: list[str]) -> int:
+    """Run scenario files; print pass/fail per scenario and expected-vs-got per failure."""
+    results: list[ScenarioResult] = []
+    for path in scenario_files(paths):
+        loaded = parse_scenarios(path.read_text(encoding="utf-8"), str(path))
+        ruleset = load_ruleset([str(path.parent / rules) for rules in loaded.spec.rules])
+        print(path)
+        for index in range(len(loaded.spec.scenarios)):
+            result = run_scenario(loaded, index, ruleset)
+            _print_result(result)
+            results.append(result)
+    failed = sum(not r.passed for r in results)
+    print(f"\n{len(results)} scenarios: {len(results) - failed} passed, {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _diff(old_paths: list[str], new_paths: list[str]) -> int:
+    """Print what NEW adds, removes or alters compared with OLD; exit 1 when they differ."""
+    old = [j.model for j in parse_journeys(read_texts(rule_files(old_paths)))]
+    new = [j.model for j in parse_journeys(read_texts(rule_files(new_paths)))]
+    diffs = diff_rulesets(old, new)
+    for diff in diffs:
+        print("\n".join(diff.lines()))
+    changed = any(d.changes or d.old_version is None or d.new_version is None for d in diffs)
+    return EXIT_FAILED if changed else EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Print health, the ruleset in force and key counters; exit 0 only when SERVING, 2 when
+    the server cannot be asked (the message says what to pass instead)."""
+    from server.tools.status import Access, StatusError, read_token, status_lines
+
+    try:
+        token, token_source = read_token(_path(args.token_file))
+        access = Access(
+            tls=args.tls, tls_ca=_path(args.tls_ca), tls_cert=_path(args.tls_cert),
+            tls_key=_path(args.tls_key), tls_server_name=args.tls_server_name,
+            token=token, token_source=token_source,
+        )  # fmt: skip
+        serving, lines = status_lines(args.address, args.metrics_url, args.timeout, access)
+    except StatusError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    print("\n".join(lines))
+    return EXIT_OK if serving else EXIT_FAILED
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Start the service; configuration errors and a taken port are one clear line, exit 2."""
+    try:
+        settings = Settings.from_env().with_overrides(
+            workers=args.workers, host=args.host, port=args.port, metrics_port=args.metrics_port,
+            redis_url=args.redis_url, rules=tuple(args.rules) if args.rules else None,
+            data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
+            log_format=args.log_format, event_loop=args.event_loop, tls_cert=_path(args.tls_cert),
+            tls_key=_path(args.tls_key), tls_client_ca=_path(args.tls_client_ca),
+            auth_tokens_file=_path(args.auth_tokens_file),
+        )  # fmt: skip
+    except ConfigError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    settings.prepare_worker_metrics()  # before anything imports prometheus_client
+    from server.api.auth import TokensInvalid
+    from server.runtime.app import PortInUse
+    from server.runtime.embedded_redis import EmbeddedRedisError
+    from server.runtime.serve import run
+    from server.store.redis_store import StoreRefused
+
+    try:
+        run(settings)
+    except (
+        RulesNotFound, PortInUse, EmbeddedRedisError, TokensInvalid, StoreRefused, OSError,
+    ) as error:  # fmt: skip
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except RulesError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="journeyman", description="Real-time customer-journey decisions from YAML rules."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    rules = commands.add_parser("rules", help="check and test journey rules files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser(
+        "check", help="validate journey files (file:line:column errors)"
+    )
+    check.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
+    test = rules_commands.add_parser("test", help="run scenario tests (a folder runs its tests/)")
+    test.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
+    diff = rules_commands.add_parser(
+        "diff", help="what a change adds, removes or alters (exit 1 when anything differs)"
+    )
+    diff.add_argument("old", metavar="OLD", help="journey file or folder before the change")
+    diff.add_argument("new", metavar="NEW", help="journey file or folder after the change")
+    status = commands.add_parser(
+        "status",
+        help="health, ruleset and counters of a server",
+        description="Health, the ruleset in force and key counters of a running server; exit 0 "
+        "only when SERVING. TLS when --tls-ca, --tls or --tls-cert is given; the token (needs "
+        "the `read` scope) from --token-file, else JOURNEYMAN_STATUS_TOKEN.",
+    )
+    status.add_argument("--address", default="localhost:50051", help="host:port of the server")
+    status.add_argument(
+        "--metrics-url", default="http://localhost:9100/metrics", help="its Prometheus page"
+    )
+    status.add_argument("--tls-ca", metavar="PEM", help="speak TLS; trust this CA's certificates")
+    status.add_argument(
+        "--tls", action="store_true", help="speak TLS; trust public CAs (no --tls-ca needed)"
+    )
+    status.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mTLS")
+    status.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    status.add_argument(
+        "--tls-server-name", metavar="NAME",
+        help="the name to expect in the server's certificate (default: the --address host)",
+    )  # fmt: skip
+    status.add_argument(
+        "--token-file", metavar="FILE",
+        help="file holding a bearer token (default: JOURNEYMAN_STATUS_TOKEN, if set)",
+    )  # fmt: skip
+    status.add_argument(
+        "--timeout", type=float, default=2.0, metavar="SECONDS", help="per call (default 2)"
+    )
+    serve = commands.add_parser(
+        "serve",
+        help="run the gRPC service",
+        description="Run the gRPC service. Flags override JOURNEYMAN_* environment variables.",
+    )
+    serve.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 50051)")
+    serve.add_argument(
+        "--metrics-port", type=int, help="Prometheus /metrics port (default 9100; 0: off)"
+    )
+    serve.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
+    serve.add_argument("--redis-url", help="a Redis to use (default: an embedded one)")
+    serve.add_argument(
+        "--rules", action="append", metavar="PATH",
+        help="journey file or folder; repeat for several (default rules/retail.yaml)",
+    )  # fmt: skip
+    serve.add_argument("--data-dir", help="where the embedded Redis keeps its data")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve TLS")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", help="PEM CA: require client certificates (mTLS)")
+    serve.add_argument(
+        "--auth-tokens-file", help="bearer tokens, one `<token> [scope ...]` per line"
+    )
+    serve.add_argument("--log-format", choices=("text", "json"), help="log lines (default text)")
+    serve.add_argument(
+        "--event-loop", choices=("auto", "uvloop", "asyncio"),
+        help="auto (default): uvloop when installed, else asyncio",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "rules" and args.rules_command == "check":
+        return _check(args.paths)
+    if args.command == "rules" and args.rules_command == "test":
+        return _invalid_rules_exit(lambda: _test(args.paths))
+    if args.command == "rules" and args.rules_command == "diff":
+        return _invalid_rules_exit(lambda: _diff([args.old], [args.new]))
+    if args.command == "status":
+        return _status(args)
+    if args.command == "serve":
+        return _serve(args)
+    return EXIT_INVALID  # argparse already refused anything else
+
+
+if __name__ == "__main__":
+    sys.exit(main())
