@@ -159,14 +159,19 @@ def decide(
     *,
     top_k: int | None = None,
     explain: bool = False,
+    dedupe_window: int = DEDUPE_WINDOW,
 ) -> tuple[Decision, CustomerState]:
     """Apply `event`, which happened at `now_ms` (ms since the epoch), to every journey.
 
-    Returns the decision and the customer's new state; `state` itself is not changed. A repeated
-    `event_id` changes nothing and is answered with `duplicate=True` and no actions.
+    Returns the decision and the customer's new state; `state` itself is not changed. An
+    `event_id` among the customer's last `dedupe_window` events (at most DEDUPE_WINDOW) changes
+    nothing and is answered with `duplicate=True` and no actions; an older one is a new event.
+    A caller that keeps its own record of decisions (the service's decision ring) passes its
+    size, so that both agree on what counts as a repeat.
     """
+    window = max(1, min(dedupe_window, DEDUPE_WINDOW))
     event_hash = event_id_hash(event.event_id)
-    if event_hash in state.recent_event_ids:
+    if event_hash in state.recent_event_ids[-window:]:
         return _duplicate(ruleset, state), state
     k = top_k or ruleset.top_k
     run = _run_journeys(ruleset, state, event, now_ms, k)
@@ -189,7 +194,7 @@ def decide(
         excluded=_exclusions(ruleset, run.outputs, chosen) if explain else (),
         ruleset_version=ruleset.version,
     )
-    recent = (*state.recent_event_ids, event_hash)[-DEDUPE_WINDOW:]
+    recent = (*state.recent_event_ids, event_hash)[-window:]
     return decision, CustomerState(run.journeys, state.traits, recent)
 
 

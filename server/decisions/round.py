@@ -227,6 +227,7 @@ class DecisionRound:
             decision, decided.state = decide(
                 active.ruleset, decided.state, event, request.timestamp_ms,
                 top_k=request.top_k, explain=request.explain,
+                dedupe_window=self._store.decisions_kept,
             )  # fmt: skip
             KERNEL_SECONDS.observe(time.perf_counter() - started)
             answer = decision_to_pb(

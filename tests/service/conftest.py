@@ -102,6 +102,7 @@ async def service(redis_url: str, service_settings: Settings) -> AsyncIterator[S
         connect(redis_url, timeout_s=service_settings.redis_timeout_ms / 1000),
         prefix=service_settings.key_prefix,
         state_ttl_s=service_settings.state_ttl_s,
+        decisions_kept=service_settings.decisions_kept,
     )
     running = await create_server(service_settings, ruleset, store)
     address = f"127.0.0.1:{running.port}"

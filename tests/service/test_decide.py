@@ -6,6 +6,7 @@ import grpc
 import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
+from server.core.config import Settings
 from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service
@@ -96,3 +97,22 @@ async def test_a_late_event_is_applied_and_answered_at_the_last_events_time(
     late = await service.stub.Decide(_at("l2", "lee", "page_view", REPLAYED_MS - DAY_MS))
     assert first.decided_at_ms == REPLAYED_MS
     assert late.decision.decided_at_ms == REPLAYED_MS  # the customer's clock never runs back
+
+
+@pytest.mark.parametrize(
+    "service_settings",
+    [Settings(host="127.0.0.1", port=0, key_prefix="jmtest:kept4:", decisions_kept=4)],
+)
+async def test_an_event_id_older_than_the_decisions_kept_is_treated_as_new(
+    service: Service,
+) -> None:
+    """The dedupe window is the decisions kept (README): with 4 kept, the 1st of 6 events sent
+    again is a new event, applied, not a duplicate of one the engine happens to remember."""
+    for i in range(6):
+        await service.stub.Decide(_request(f"w{i}", "wes", "add_to_cart"))
+    again = (await service.stub.Decide(_request("w0", "wes", "add_to_cart"))).decision
+    assert not again.duplicate
+    customer = (await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="wes"))).customer
+    assert customer.journeys[0].counters["cart_adds_7d"] == 7
+    recent = (await service.stub.Decide(_request("w5", "wes", "add_to_cart"))).decision
+    assert recent.duplicate  # still within the window
