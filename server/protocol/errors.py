@@ -28,10 +28,6 @@ class EventInvalid(JourneymanError):
         super().__init__(f"invalid request: {fields}")
 
 
-class Overloaded(JourneymanError):
-    """The server is at its limit of concurrent calls and sheds this one."""
-
-
 class Busy(JourneymanError):
     """The server could not store the event before the caller's deadline (its own queue, not
     Redis, held it): nothing is answered as if stored; the caller sends it again after
@@ -91,7 +87,7 @@ def status_code(error: JourneymanError) -> grpc.StatusCode:
     """The status code `error` stands for (what `abort` ends a call with)."""
     if isinstance(error, EventInvalid):
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(error, Overloaded | Busy):
+    if isinstance(error, Busy):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(error, Conflicted):
         return grpc.StatusCode.ABORTED
@@ -108,10 +104,6 @@ async def abort(
         await context.abort_with_status(bad_request_status(error))
     elif isinstance(error, Busy):
         await context.abort_with_status(retry_status(str(error), error.retry_after_s))
-    elif isinstance(error, Overloaded):
-        await context.abort_with_status(
-            retry_status("server busy: retry with backoff", SHED_RETRY_AFTER_S)
-        )
     elif isinstance(error, Conflicted):
         await context.abort(grpc.StatusCode.ABORTED, f"{error}; retry the call")
     elif isinstance(error, EventIdReused):
