@@ -92,13 +92,13 @@ class DecisionRound:
         lanes: dict[tuple[str, bool], list[int]] = {}
         for index, request in enumerate(requests):
             lanes.setdefault((request.event.customer_id, request.anonymous), []).append(index)
-        for part in parts(list(lanes.values()), EVENTS_PER_PART):
-            failure = await self.run(requests, part, active, outcomes, wanted)
+        for part in _parts(list(lanes.values()), EVENTS_PER_PART):
+            failure = await self._store_part(requests, part, active, outcomes, wanted)
             if failure is not None:
                 return failure
         return None
 
-    async def run(
+    async def _store_part(
         self,
         requests: Sequence[DecideInput],
         lanes: list[list[int]],
@@ -260,7 +260,7 @@ def decide_degraded(request: DecideInput, active: ActiveRules) -> pb.Decision:
     )  # fmt: skip
 
 
-def parts(lanes: list[list[int]], events: int) -> Iterator[list[list[int]]]:
+def _parts(lanes: list[list[int]], events: int) -> Iterator[list[list[int]]]:
     """`lanes` in consecutive parts of about `events` events each (a lane is never split)."""
     part: list[list[int]] = []
     size = 0
