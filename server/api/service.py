@@ -119,7 +119,7 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
         try:
             customer = customer_id_input(request.customer_id)
             as_of_ms = as_of_input(request.as_of_ms, self._decider.now_ms(), self._settings)
-            loaded = await self._store.load(customer, None, anonymous=False)
+            loaded = await self._store.load(customer_id=customer)
         except JourneymanError as error:
             await abort(context, error)
         state = decode_or_new(self._rules().ruleset, loaded.state)
@@ -131,8 +131,8 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
     ) -> pb.ForgetCustomerResponse:
         try:
             customer = customer_id_input(request.customer_id)
-            stored = await self._store.load(customer, None, anonymous=False)
-            deleted = await self._store.forget(customer, anonymous=False)
+            stored = await self._store.load(customer_id=customer)
+            deleted = await self._store.forget(customer_id=customer)
         except JourneymanError as error:
             await abort(context, error)
         if stored.state is not None:

@@ -81,16 +81,17 @@ class Identification:
         ruleset = active.ruleset
         for attempt in self._policy.attempts():
             await self._policy.pause(attempt)
-            known = await self._store.load(customer, None, anonymous=False)
+            known = await self._store.load(customer_id=customer)
             before = decode_or_new(ruleset, known.state) if known.state is not None else None
             state = before or decode_or_new(ruleset, None)
             if visitor is not None:
                 state = merge_states(ruleset, state, visitor)
             state = state.with_traits(traits)
             result = await self._store.commit(
-                customer, known.version, encode_state(ruleset, state), None, None,
-                anonymous=False,
-            )  # fmt: skip
+                customer_id=customer,
+                expected_version=known.version,
+                state=encode_state(ruleset, state),
+            )
             if result.outcome is CommitOutcome.COMMITTED:
                 if visitor is not None:
                     self._stats.count_moves(ruleset, visitor, None)
@@ -102,10 +103,12 @@ class Identification:
         """The visitor's stored state, deleted from Redis; None if there is none."""
         for attempt in self._policy.attempts():
             await self._policy.pause(attempt)
-            loaded = await self._store.load(anonymous_id, None, anonymous=True)
+            loaded = await self._store.load(customer_id=anonymous_id, anonymous=True)
             if loaded.state is None:
                 return None
-            if await self._store.take(anonymous_id, loaded.version, anonymous=True):
+            if await self._store.take(
+                customer_id=anonymous_id, version=loaded.version, anonymous=True
+            ):
                 return decode_or_new(active.ruleset, loaded.state)
         raise self._policy.exhausted("visitor")
 
@@ -117,14 +120,16 @@ class Identification:
         ruleset = active.ruleset
         for attempt in self._policy.attempts():
             await self._policy.pause(attempt)
-            current = await self._store.load(anonymous_id, None, anonymous=True)
+            current = await self._store.load(customer_id=anonymous_id, anonymous=True)
             state = taken
             if current.state is not None:
                 state = merge_states(ruleset, decode_or_new(ruleset, current.state), taken)
             result = await self._store.commit(
-                anonymous_id, current.version, encode_state(ruleset, state), None, None,
+                customer_id=anonymous_id,
+                expected_version=current.version,
+                state=encode_state(ruleset, state),
                 anonymous=True,
-            )  # fmt: skip
+            )
             if result.outcome is CommitOutcome.COMMITTED:
                 return
         log.error("a visitor's state taken for Identify could not be put back; it is lost")

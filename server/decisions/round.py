@@ -32,7 +32,7 @@ from server.protocol.dedupe import kept_decision, replayed_or_refused
 from server.protocol.errors import EventIdReused
 from server.store.redis_store import (
     CommitOutcome,
-    LoadedEvents,
+    Loaded,
     Store,
     StoreRefused,
     StoreUnavailable,
@@ -157,7 +157,7 @@ class DecisionRound:
         self,
         requests: Sequence[DecideInput],
         pending: list[list[int]],
-        loaded: list[LoadedEvents],
+        loaded: list[Loaded],
         active: ActiveRules,
         outcomes: dict[int, Outcome],
         wanted: Callable[[int], bool],
@@ -201,7 +201,7 @@ class DecisionRound:
         self,
         requests: Sequence[DecideInput],
         pending: list[int],
-        loaded: LoadedEvents,
+        loaded: Loaded,
         active: ActiveRules,
         outcomes: dict[int, Outcome],
         wanted: Callable[[int], bool],

@@ -115,17 +115,8 @@ class CommitOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """A customer's state as read: blob (None if new), its version (0 if new), and, when the
-    event id was already processed, the decision stored for it."""
-
-    state: bytes | None
-    version: int
-    decision: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedEvents:
-    """`Loaded` for several event ids: the decision stored for each, None where none is."""
+    """A customer's state as read: blob (None if new), its version (0 if new), and the decision
+    stored for each event id asked about (None where none is), in the order asked."""
 
     state: bytes | None
     version: int
@@ -300,30 +291,19 @@ class Store:
         return self._commit_script.sha
 
     async def load(
-        self, customer_id: str, event_id: str | None, *, anonymous: bool = False
+        self, *, customer_id: str, event_ids: Sequence[str] = (), anonymous: bool = False
     ) -> Loaded:
-        """Read state, version and any decision stored for `event_id`, in one round trip.
-
-        Not a transaction: a commit landing between the two reads is caught by the commit
-        script, which re-checks both the version and the event id.
-        """
-        loaded = await self.load_events(
-            customer_id, () if event_id is None else (event_id,), anonymous=anonymous
-        )
-        decision = loaded.decisions[0] if event_id is not None else None
-        return Loaded(state=loaded.state, version=loaded.version, decision=decision)
-
-    async def load_events(
-        self, customer_id: str, event_ids: Sequence[str], *, anonymous: bool = False
-    ) -> LoadedEvents:
-        """Read state, version and the decision stored for each of `event_ids` (None where
-        there is none), in one round trip."""
+        """`load_many` of one customer."""
         (loaded,) = await self.load_many([ToLoad(customer_id, anonymous, event_ids)])
         return loaded
 
-    async def load_many(self, wanted: Sequence[ToLoad]) -> list[LoadedEvents]:
-        """`load_events` for many customers, in one round trip (one per customer on a
-        cluster, sent together)."""
+    async def load_many(self, wanted: Sequence[ToLoad]) -> list[Loaded]:
+        """Each customer's state, version and the decision stored for each of its event ids, in
+        one round trip (one per customer on a cluster, sent together).
+
+        Not a transaction: a commit landing between the reads is caught by the commit script,
+        which re-checks both the version and the event ids.
+        """
 
         def queue(pipe: Pipeline | ClusterPipeline, one: ToLoad) -> int:
             keys = self.keys.customer(one.customer_id, anonymous=one.anonymous)
@@ -352,50 +332,33 @@ class Store:
             blob, version = replies[at]
             decisions = replies[at + 1] if one.event_ids else []
             at += 2 if one.event_ids else 1
-            loaded.append(LoadedEvents(state=blob, version=int(version or 0), decisions=decisions))
+            loaded.append(Loaded(state=blob, version=int(version or 0), decisions=decisions))
         return loaded
 
     async def commit(
         self,
+        *,
         customer_id: str,
         expected_version: int,
         state: bytes,
-        event_id: str | None,
-        decision: bytes | None,
-        *,
+        events: Sequence[tuple[str, bytes]] = (),
         anonymous: bool = False,
     ) -> CommitResult:
-        """Write `state` as version `expected_version + 1` if nobody wrote since the load.
-
-        With an `event_id`, `decision` is kept for it (the last `decisions_kept` events), and an
-        event id seen before returns DUPLICATE with the stored decision instead. Every key of the
-        customer gets `state_ttl_s` again on each write.
-        """
-        if (event_id is None) != (decision is None):
-            raise ValueError("give both event_id and decision, or neither")
-        events = [] if event_id is None or decision is None else [(event_id, decision)]
-        return await self.commit_events(
-            customer_id, expected_version, state, events, anonymous=anonymous
-        )
-
-    async def commit_events(
-        self,
-        customer_id: str,
-        expected_version: int,
-        state: bytes,
-        events: Sequence[tuple[str, bytes]],
-        *,
-        anonymous: bool = False,
-    ) -> CommitResult:
-        """`commit` of the state after several events, each kept with its decision: all or
-        nothing, DUPLICATE (with the first stored decision met) if any id was seen before."""
+        """`commit_many` of one customer."""
         one = ToCommit(customer_id, anonymous, expected_version, state, events)
         (result,) = await self.commit_many([one])
         return result
 
     async def commit_many(self, commits: Sequence[ToCommit]) -> list[CommitResult]:
-        """`commit_events` for many customers, each its own atomic compare-and-set, sent in
-        one round trip (one per customer on a cluster, sent together)."""
+        """Write each customer's `state` as version `expected_version + 1` if nobody wrote since
+        the load: each its own atomic compare-and-set, all sent in one round trip (one per
+        customer on a cluster, sent together).
+
+        Each of the commit's events is kept with its decision (the last `decisions_kept`
+        events); if any of their ids was seen before, nothing is written and the result is
+        DUPLICATE, with the first stored decision met. Every key of the customer gets
+        `state_ttl_s` again on each write.
+        """
         calls = [(self.keys.customer(c.customer_id, anonymous=c.anonymous), c) for c in commits]
         async with self._calling(f"commit {len(commits)} customer(s)"):
             if self._pipeliner is None:
@@ -490,7 +453,7 @@ class Store:
             raw = await self._client.hgetall(self.keys.transitions(journey, day))
         return {_text(name): int(count) for name, count in raw.items()}
 
-    async def forget(self, customer_id: str, *, anonymous: bool = False) -> int:
+    async def forget(self, *, customer_id: str, anonymous: bool = False) -> int:
         """Delete every key of the customer (erasure requests); returns how many existed."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         async with self._calling(f"forget {keys.state}"):
@@ -498,17 +461,13 @@ class Store:
             deleted: int = await self._client.delete(*keys.all())
         return deleted
 
-    async def take(self, customer_id: str, version: int, *, anonymous: bool = False) -> bool:
+    async def take(self, *, customer_id: str, version: int, anonymous: bool = False) -> bool:
         """Delete every key of the customer if the state is still at `version` (as loaded);
         False, deleting nothing, if an event landed since."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         async with self._calling(f"take {keys.state}"):
             taken = await self._take_script(keys=keys.all(), args=[version])
         return bool(taken)
-
-    async def forget_anonymous(self, anonymous_id: str) -> int:
-        """Delete every key of an anonymous visitor; returns how many existed."""
-        return await self.forget(anonymous_id, anonymous=True)
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers PING.

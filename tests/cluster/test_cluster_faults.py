@@ -104,7 +104,12 @@ def _customers_by_port(store: Store, client: RedisCluster) -> dict[int, str]:
 
 
 async def _commit(store: Store, customer: str, version: int) -> None:
-    result = await store.commit(customer, version, b"state", f"e{version}", b"decision")
+    result = await store.commit(
+        customer_id=customer,
+        expected_version=version,
+        state=b"state",
+        events=[(f"e{version}", b"decision")],
+    )
     assert (result.outcome, result.version) == (CommitOutcome.COMMITTED, version + 1)
 
 
@@ -136,12 +141,12 @@ async def test_a_paused_master_raises_store_unavailable_for_its_customers_only(
     with _direct(paused_port) as paused:
         paused.execute_command("CLIENT", "PAUSE", pause_ms, "ALL")  # as a stuck Redis does
     started = time.monotonic()
-    await _unavailable(own_store.load(paused_customer, None))
+    await _unavailable(own_store.load(customer_id=paused_customer))
     for port, customer in customers.items():
         if port != paused_port:  # the other masters keep answering
-            assert (await own_store.load(customer, None)).version == 1
+            assert (await own_store.load(customer_id=customer)).version == 1
     assert time.monotonic() - started < pause_ms / 1000, "the pause ended before the test ran"
-    loaded = await _eventually(lambda: own_store.load(paused_customer, None), "pause over")
+    loaded = await _eventually(lambda: own_store.load(customer_id=paused_customer), "pause over")
     assert loaded.version == 1
 
 
@@ -161,7 +166,14 @@ async def test_a_slot_in_migration_raises_store_unavailable_until_it_is_stable(
         importer.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", owner_id)
         owner.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", importer_id)
         try:
-            await _unavailable(own_store.commit(customer, 0, b"state", "e0", b"decision"))
+            await _unavailable(
+                own_store.commit(
+                    customer_id=customer,
+                    expected_version=0,
+                    state=b"state",
+                    events=[("e0", b"decision")],
+                )
+            )
         finally:
             for node in (owner, importer):
                 node.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
@@ -195,13 +207,13 @@ async def test_stopped_masters_raise_store_unavailable_on_every_path(
 
         # One master stopped: its customers get connection errors...
         cluster.process_on(first).kill()
-        await _unavailable(store.load(customers[first], None))
+        await _unavailable(store.load(customer_id=customers[first]))
         # ...and once the others call it failed, they answer every command with CLUSTERDOWN,
         # which makes redis-py read the slot map again within the command.
         _wait_for(lambda: all(_state(p) == "fail" for p in others), "cluster_state:fail")
         calls: list[Callable[[], Awaitable[object]]] = [store.ping]
         for port in others:
-            calls.append(lambda customer=customers[port]: store.load(customer, None))
+            calls.append(lambda customer=customers[port]: store.load(customer_id=customer))
             calls.append(lambda customer=customers[port]: _commit(store, customer, 1))
         await _unavailable_throughout(calls)
 
@@ -211,7 +223,7 @@ async def test_stopped_masters_raise_store_unavailable_on_every_path(
         await _unavailable_throughout(
             [
                 store.ping,
-                *(lambda c=customer: store.load(c, None) for customer in customers.values()),
+                *(lambda c=customer: store.load(customer_id=c) for customer in customers.values()),
             ]
         )
     finally:
@@ -247,7 +259,7 @@ async def _load_while(store: Store, customer: str, busy: Callable[[], bool]) -> 
     seen: set[str] = set()
     while busy():
         try:
-            seen.add(str((await store.load(customer, None)).version))
+            seen.add(str((await store.load(customer_id=customer)).version))
         except StoreUnavailable as error:
             assert "127.0.0.1" not in str(error)
             seen.add("unavailable")
@@ -278,7 +290,9 @@ async def test_a_failover_keeps_every_replicated_commit_and_the_store_answers_ag
             node.execute_command("CLUSTER", "FAILOVER")
         seen = await _load_while(store, customer, lambda: _role(replica) != "master")
         assert seen <= {"1", "unavailable"}
-        assert (await _eventually(lambda: store.load(customer, None), "after failover")).version
+        assert (
+            await _eventually(lambda: store.load(customer_id=customer), "after failover")
+        ).version
         await _eventually(lambda: _commit(store, customer, 1), "commit after failover")
 
         # The new master killed once its replica (the old master) holds the last commit: the
@@ -287,7 +301,7 @@ async def test_a_failover_keeps_every_replicated_commit_and_the_store_answers_ag
         cluster.process_on(replica).kill()
         seen = await _load_while(store, customer, lambda: _role(master) != "master")
         assert seen <= {"2", "unavailable"}
-        loaded = await _eventually(lambda: store.load(customer, None), "after promotion")
+        loaded = await _eventually(lambda: store.load(customer_id=customer), "after promotion")
         assert loaded.version == 2
         await _eventually(lambda: _commit(store, customer, 2), "commit after promotion")
     finally:

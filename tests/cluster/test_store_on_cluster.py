@@ -35,7 +35,10 @@ CUSTOMER = "cust-42@example.com"
 async def _commit_event(store: Store, version: int, event_id: str, customer: str = CUSTOMER) -> int:
     """Commit `state-<event_id>` with decision `decision-<event_id>`; return the new version."""
     result = await store.commit(
-        customer, version, f"state-{event_id}".encode(), event_id, f"decision-{event_id}".encode()
+        customer_id=customer,
+        expected_version=version,
+        state=f"state-{event_id}".encode(),
+        events=[(event_id, f"decision-{event_id}".encode())],
     )
     assert result.outcome is CommitOutcome.COMMITTED
     return result.version
@@ -78,34 +81,50 @@ async def test_a_cluster_url_gives_the_cluster_client_and_ping_reads_the_slot_ma
 async def test_commit_then_load_returns_the_state_and_the_decision_of_a_seen_event(
     store: Store,
 ) -> None:
-    assert await store.load(CUSTOMER, "e1") == Loaded(state=None, version=0, decision=None)
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(
+        state=None, version=0, decisions=[None]
+    )
     assert await _commit_event(store, 0, "e1") == 1
-    assert await store.load(CUSTOMER, "e1") == Loaded(b"state-e1", 1, b"decision-e1")
-    assert await store.load(CUSTOMER, "e2") == Loaded(b"state-e1", 1, None)
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(
+        b"state-e1", 1, [b"decision-e1"]
+    )
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e2"]) == Loaded(
+        b"state-e1", 1, [None]
+    )
     assert await _commit_event(store, 1, "e2") == 2
-    assert await store.load(CUSTOMER, None) == Loaded(b"state-e2", 2, None)
+    assert await store.load(customer_id=CUSTOMER) == Loaded(b"state-e2", 2, [])
 
 
 async def test_a_stale_version_conflicts_and_writes_nothing(store: Store) -> None:
     await _commit_event(store, 0, "e1")
-    result = await store.commit(CUSTOMER, 0, b"stale", "e2", b"decision-e2")
+    result = await store.commit(
+        customer_id=CUSTOMER, expected_version=0, state=b"stale", events=[("e2", b"decision-e2")]
+    )
     assert (result.outcome, result.version) == (CommitOutcome.CONFLICT, 1)
-    assert await store.load(CUSTOMER, "e2") == Loaded(b"state-e1", 1, None)
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e2"]) == Loaded(
+        b"state-e1", 1, [None]
+    )
 
 
 async def test_a_duplicate_event_returns_the_original_decision_and_writes_nothing(
     store: Store,
 ) -> None:
     await _commit_event(store, 0, "e1")
-    again = await store.commit(CUSTOMER, 1, b"other", "e1", b"other decision")
+    again = await store.commit(
+        customer_id=CUSTOMER, expected_version=1, state=b"other", events=[("e1", b"other decision")]
+    )
     assert (again.outcome, again.version, again.decision) == (
         CommitOutcome.DUPLICATE,
         1,
         b"decision-e1",
     )
-    stale = await store.commit(CUSTOMER, 0, b"other", "e1", b"other decision")
+    stale = await store.commit(
+        customer_id=CUSTOMER, expected_version=0, state=b"other", events=[("e1", b"other decision")]
+    )
     assert stale.outcome is CommitOutcome.DUPLICATE
-    assert await store.load(CUSTOMER, "e1") == Loaded(b"state-e1", 1, b"decision-e1")
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(
+        b"state-e1", 1, [b"decision-e1"]
+    )
 
 
 async def test_forget_deletes_every_key_of_that_customer_only(
@@ -113,11 +132,17 @@ async def test_forget_deletes_every_key_of_that_customer_only(
 ) -> None:
     await _commit_event(store, 0, "e1")
     await _commit_event(store, 0, "e1", customer="someone-else")
-    await store.commit(CUSTOMER, 0, b"anon", "e1", b"d", anonymous=True)
-    assert await store.forget(CUSTOMER) == 2
-    assert await store.load(CUSTOMER, "e1") == Loaded(None, 0, None)
-    assert await store.forget(CUSTOMER) == 0
-    assert await store.forget_anonymous(CUSTOMER) == 2
+    await store.commit(
+        customer_id=CUSTOMER,
+        expected_version=0,
+        state=b"anon",
+        events=[("e1", b"d")],
+        anonymous=True,
+    )
+    assert await store.forget(customer_id=CUSTOMER) == 2
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(None, 0, [None])
+    assert await store.forget(customer_id=CUSTOMER) == 0
+    assert await store.forget(customer_id=CUSTOMER, anonymous=True) == 2
     remaining = set().union(*(await _keys_by_node(cluster_client, key_prefix)).values())
     assert remaining == set(store.keys.customer("someone-else").all())
 
@@ -202,10 +227,13 @@ async def _increment_until_committed(store: Store, event_id: str) -> int:
     tries = 0
     while True:
         tries += 1
-        loaded = await store.load(CUSTOMER, event_id)
+        loaded = await store.load(customer_id=CUSTOMER, event_ids=[event_id])
         count = int(loaded.state or b"0") + 1
         result = await store.commit(
-            CUSTOMER, loaded.version, str(count).encode(), event_id, str(count).encode()
+            customer_id=CUSTOMER,
+            expected_version=loaded.version,
+            state=str(count).encode(),
+            events=[(event_id, str(count).encode())],
         )
         if result.outcome is not CommitOutcome.CONFLICT:
             return tries
@@ -215,7 +243,7 @@ async def test_fifty_concurrent_load_commit_loops_on_one_customer_lose_no_update
     store: Store,
 ) -> None:
     tries = await asyncio.gather(*(_increment_until_committed(store, f"e{i}") for i in range(50)))
-    loaded = await store.load(CUSTOMER, None)
+    loaded = await store.load(customer_id=CUSTOMER)
     assert (loaded.state, loaded.version) == (b"50", 50)
     assert sum(tries) > 50  # the loops really met conflicts
 
@@ -230,7 +258,7 @@ async def test_concurrent_loops_through_separate_cluster_clients_lose_no_update(
         await asyncio.gather(
             *(_increment_until_committed(stores[i % 3], f"e{i}") for i in range(50))
         )
-        assert await stores[1].load(CUSTOMER, None) == Loaded(b"50", 50, None)
+        assert await stores[1].load(customer_id=CUSTOMER) == Loaded(b"50", 50, [])
     finally:
         for each in stores:
             await each.close()
@@ -246,8 +274,10 @@ async def test_more_calls_than_connections_per_node_wait_for_a_connection(
     try:
         customers = [f"c{i}" for i in range(60)]
         await asyncio.gather(*(_commit_event(store, 0, "e1", customer) for customer in customers))
-        loaded = await asyncio.gather(*(store.load(customer, "e1") for customer in customers))
-        assert {each.decision for each in loaded} == {b"decision-e1"}
+        loaded = await asyncio.gather(
+            *(store.load(customer_id=customer, event_ids=["e1"]) for customer in customers)
+        )
+        assert {each.decisions[0] for each in loaded} == {b"decision-e1"}
     finally:
         await store.close()
 
@@ -289,9 +319,11 @@ def _closed_ports(count: int) -> list[int]:
 def _store_calls(store: Store) -> list[Callable[[], Awaitable[object]]]:
     return [
         store.ping,
-        lambda: store.load(CUSTOMER, "e1"),
-        lambda: store.commit(CUSTOMER, 0, b"s", "e1", b"d"),
-        lambda: store.forget(CUSTOMER),
+        lambda: store.load(customer_id=CUSTOMER, event_ids=["e1"]),
+        lambda: store.commit(
+            customer_id=CUSTOMER, expected_version=0, state=b"s", events=[("e1", b"d")]
+        ),
+        lambda: store.forget(customer_id=CUSTOMER),
         lambda: store.bump_stats([StageChange("retail", None, "awareness", None)], "2024-05-01"),
     ]
 
@@ -328,7 +360,7 @@ async def test_store_unavailable_names_no_address_of_redis_and_chains_the_detail
     try:
         for store, address in ((on_a_socket, str(tmp_path)), (unreachable_store, "127.0.0.1")):
             with pytest.raises(StoreUnavailable, match="unreachable") as raised:
-                await store.load(CUSTOMER, "e1")
+                await store.load(customer_id=CUSTOMER, event_ids=["e1"])
             assert address not in str(raised.value)
             assert "<redis>" in str(raised.value)
             assert address in str(raised.value.__cause__)

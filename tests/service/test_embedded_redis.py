@@ -112,7 +112,7 @@ async def test_a_stopped_server_makes_the_store_unavailable(tmp_path: Path) -> N
         await store.ping()
         server.stop()
         with pytest.raises(StoreUnavailable) as raised:
-            await store.load("cust-1", "e1")
+            await store.load(customer_id="cust-1", event_ids=["e1"])
         assert isinstance(raised.value.__cause__, redis.ConnectionError)
     finally:
         await store.close()

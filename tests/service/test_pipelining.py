@@ -75,14 +75,17 @@ async def test_a_caller_that_gave_up_does_not_disturb_the_others(
 async def test_many_concurrent_commits_on_one_customer_lose_no_update(store: Store) -> None:
     """The commit's compare-and-set still holds when commits of one customer share a pipeline:
     of the commits made from one loaded version, exactly one lands."""
-    loaded = await store.load("c1", None)
+    loaded = await store.load(customer_id="c1")
     results = await asyncio.gather(
-        *(store.commit("c1", loaded.version, f"s{i}".encode(), None, None) for i in range(50))
+        *(
+            store.commit(customer_id="c1", expected_version=loaded.version, state=f"s{i}".encode())
+            for i in range(50)
+        )
     )
     outcomes = [r.outcome for r in results]
     assert outcomes.count(CommitOutcome.COMMITTED) == 1
     assert outcomes.count(CommitOutcome.CONFLICT) == 49
-    assert (await store.load("c1", None)).version == 1
+    assert (await store.load(customer_id="c1")).version == 1
 
 
 async def test_a_broken_connection_fails_every_caller_in_the_pipeline() -> None:
@@ -91,7 +94,8 @@ async def test_a_broken_connection_fails_every_caller_in_the_pipeline() -> None:
     store = Store(client, state_ttl_s=60)
     try:
         outcomes = await asyncio.gather(
-            *(store.load(f"c{i}", "e") for i in range(5)), return_exceptions=True
+            *(store.load(customer_id=f"c{i}", event_ids=["e"]) for i in range(5)),
+            return_exceptions=True,
         )
     finally:
         await store.close()

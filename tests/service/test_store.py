@@ -37,7 +37,10 @@ CUSTOMER = "cust-42@example.com"
 async def _commit_event(store: Store, version: int, event_id: str, customer: str = CUSTOMER) -> int:
     """Commit `state-<event_id>` with decision `decision-<event_id>`; return the new version."""
     result = await store.commit(
-        customer, version, f"state-{event_id}".encode(), event_id, f"decision-{event_id}".encode()
+        customer_id=customer,
+        expected_version=version,
+        state=f"state-{event_id}".encode(),
+        events=[(event_id, f"decision-{event_id}".encode())],
     )
     assert result.outcome is CommitOutcome.COMMITTED
     return result.version
@@ -95,45 +98,50 @@ def test_key_shapes() -> None:
 
 
 async def test_a_new_customer_loads_as_empty_version_zero(store: Store) -> None:
-    assert await store.load(CUSTOMER, "e1") == Loaded(state=None, version=0, decision=None)
-    assert await store.load(CUSTOMER, None) == Loaded(state=None, version=0, decision=None)
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(
+        state=None, version=0, decisions=[None]
+    )
+    assert await store.load(customer_id=CUSTOMER) == Loaded(state=None, version=0, decisions=[])
 
 
 async def test_commit_then_load_returns_the_state_and_the_decision_of_a_seen_event(
     store: Store,
 ) -> None:
     assert await _commit_event(store, 0, "e1") == 1
-    assert await store.load(CUSTOMER, "e1") == Loaded(b"state-e1", 1, b"decision-e1")
-    assert await store.load(CUSTOMER, "e2") == Loaded(b"state-e1", 1, None)
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(
+        b"state-e1", 1, [b"decision-e1"]
+    )
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e2"]) == Loaded(
+        b"state-e1", 1, [None]
+    )
     assert await _commit_event(store, 1, "e2") == 2
-    assert await store.load(CUSTOMER, None) == Loaded(b"state-e2", 2, None)
+    assert await store.load(customer_id=CUSTOMER) == Loaded(b"state-e2", 2, [])
 
 
 async def test_commit_without_event_id_writes_state_only(store: Store) -> None:
-    result = await store.commit(CUSTOMER, 0, b"s", None, None)
+    result = await store.commit(customer_id=CUSTOMER, expected_version=0, state=b"s")
     assert (result.outcome, result.version, result.decision) == (CommitOutcome.COMMITTED, 1, None)
-    assert await store.load(CUSTOMER, "anything") == Loaded(b"s", 1, None)
-
-
-async def test_commit_needs_both_event_id_and_decision_or_neither(store: Store) -> None:
-    with pytest.raises(ValueError, match="both"):
-        await store.commit(CUSTOMER, 0, b"s", "e1", None)
-    with pytest.raises(ValueError, match="both"):
-        await store.commit(CUSTOMER, 0, b"s", None, b"d")
+    assert await store.load(customer_id=CUSTOMER, event_ids=["anything"]) == Loaded(b"s", 1, [None])
 
 
 async def test_a_stale_version_conflicts_and_writes_nothing(store: Store) -> None:
     await _commit_event(store, 0, "e1")
-    result = await store.commit(CUSTOMER, 0, b"stale", "e2", b"decision-e2")
+    result = await store.commit(
+        customer_id=CUSTOMER, expected_version=0, state=b"stale", events=[("e2", b"decision-e2")]
+    )
     assert (result.outcome, result.version) == (CommitOutcome.CONFLICT, 1)
-    assert await store.load(CUSTOMER, "e2") == Loaded(b"state-e1", 1, None)
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e2"]) == Loaded(
+        b"state-e1", 1, [None]
+    )
 
 
 async def test_a_duplicate_event_returns_the_original_decision_and_writes_nothing(
     store: Store,
 ) -> None:
     await _commit_event(store, 0, "e1")
-    again = await store.commit(CUSTOMER, 1, b"other", "e1", b"other decision")
+    again = await store.commit(
+        customer_id=CUSTOMER, expected_version=1, state=b"other", events=[("e1", b"other decision")]
+    )
     assert (again.outcome, again.version, again.decision) == (
         CommitOutcome.DUPLICATE,
         1,
@@ -141,9 +149,13 @@ async def test_a_duplicate_event_returns_the_original_decision_and_writes_nothin
     )
     # The dedupe check comes before the version check: a replay with a stale version is still
     # recognised as the same event, not reported as a conflict.
-    stale = await store.commit(CUSTOMER, 0, b"other", "e1", b"other decision")
+    stale = await store.commit(
+        customer_id=CUSTOMER, expected_version=0, state=b"other", events=[("e1", b"other decision")]
+    )
     assert stale.outcome is CommitOutcome.DUPLICATE
-    assert await store.load(CUSTOMER, "e1") == Loaded(b"state-e1", 1, b"decision-e1")
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(
+        b"state-e1", 1, [b"decision-e1"]
+    )
 
 
 async def test_only_the_last_16_decisions_are_kept(store: Store, redis_client: redis.Redis) -> None:
@@ -151,9 +163,11 @@ async def test_only_the_last_16_decisions_are_kept(store: Store, redis_client: r
     for index in range(20):
         version = await _commit_event(store, version, f"e{index}")
     for index in range(4):
-        assert (await store.load(CUSTOMER, f"e{index}")).decision is None
+        assert (await store.load(customer_id=CUSTOMER, event_ids=[f"e{index}"])).decisions == [None]
     for index in range(4, 20):
-        assert (await store.load(CUSTOMER, f"e{index}")).decision == f"decision-e{index}".encode()
+        assert (await store.load(customer_id=CUSTOMER, event_ids=[f"e{index}"])).decisions == [
+            f"decision-e{index}".encode()
+        ]
     # 16 decisions, 16 ring slots naming them, and the count of decisions ever written.
     assert await redis_client.hlen(store.keys.customer(CUSTOMER).decisions) == 16 + 16 + 1
     # Beyond the window an event id is new again: the bound is the documented price of memory.
@@ -165,7 +179,10 @@ async def test_a_smaller_ring_evicts_sooner(redis_client: redis.Redis, key_prefi
     version = 0
     for event_id in ("a", "b", "c"):
         version = await _commit_event(store, version, event_id)
-    decisions = [(await store.load(CUSTOMER, e)).decision for e in ("a", "b", "c")]
+    decisions = [
+        (await store.load(customer_id=CUSTOMER, event_ids=[e])).decisions[0]
+        for e in ("a", "b", "c")
+    ]
     assert decisions == [None, b"decision-b", b"decision-c"]
 
 
@@ -177,10 +194,16 @@ async def test_every_write_sets_the_ttl_of_every_key_and_refusals_do_not(
     for key in keys.all():
         assert 0 < await redis_client.ttl(key) <= STATE_TTL_S
         await redis_client.expire(key, 5)
-    await store.commit(CUSTOMER, 0, b"stale", "e2", b"d")  # CONFLICT
-    await store.commit(CUSTOMER, 1, b"again", "e1", b"d")  # DUPLICATE
+    await store.commit(
+        customer_id=CUSTOMER, expected_version=0, state=b"stale", events=[("e2", b"d")]
+    )  # CONFLICT
+    await store.commit(
+        customer_id=CUSTOMER, expected_version=1, state=b"again", events=[("e1", b"d")]
+    )  # DUPLICATE
     assert [await redis_client.ttl(key) for key in keys.all()] == [5, 5]
-    await store.commit(CUSTOMER, 1, b"no event", None, None)  # refreshes the decisions too
+    await store.commit(
+        customer_id=CUSTOMER, expected_version=1, state=b"no event"
+    )  # refreshes the decisions too
     for key in keys.all():
         assert await redis_client.ttl(key) > STATE_TTL_S - 5
 
@@ -190,21 +213,27 @@ async def test_forget_deletes_every_key_of_that_customer_only(
 ) -> None:
     await _commit_event(store, 0, "e1")
     await _commit_event(store, 0, "e1", customer="someone-else")
-    await store.commit(CUSTOMER, 0, b"anon", "e1", b"d", anonymous=True)
+    await store.commit(
+        customer_id=CUSTOMER,
+        expected_version=0,
+        state=b"anon",
+        events=[("e1", b"d")],
+        anonymous=True,
+    )
     assert len(await _keys_under(redis_client, key_prefix)) == 6
 
-    assert await store.forget(CUSTOMER) == 2
-    assert await store.load(CUSTOMER, "e1") == Loaded(None, 0, None)
-    assert await store.forget(CUSTOMER) == 0
-    assert await store.forget_anonymous(CUSTOMER) == 2
+    assert await store.forget(customer_id=CUSTOMER) == 2
+    assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(None, 0, [None])
+    assert await store.forget(customer_id=CUSTOMER) == 0
+    assert await store.forget(customer_id=CUSTOMER, anonymous=True) == 2
     remaining = await _keys_under(redis_client, key_prefix)
     assert remaining == set(store.keys.customer("someone-else").all())
 
 
 async def test_anonymous_visitors_are_kept_apart_from_customers(store: Store) -> None:
-    await store.commit("v1", 0, b"anonymous", None, None, anonymous=True)
-    assert await store.load("v1", None) == Loaded(None, 0, None)
-    assert await store.load("v1", None, anonymous=True) == Loaded(b"anonymous", 1, None)
+    await store.commit(customer_id="v1", expected_version=0, state=b"anonymous", anonymous=True)
+    assert await store.load(customer_id="v1") == Loaded(None, 0, [])
+    assert await store.load(customer_id="v1", anonymous=True) == Loaded(b"anonymous", 1, [])
 
 
 async def test_all_keys_of_a_customer_share_one_cluster_slot(
@@ -262,10 +291,13 @@ async def _increment_until_committed(store: Store, event_id: str) -> int:
     tries = 0
     while True:
         tries += 1
-        loaded = await store.load(CUSTOMER, event_id)
+        loaded = await store.load(customer_id=CUSTOMER, event_ids=[event_id])
         count = int(loaded.state or b"0") + 1
         result = await store.commit(
-            CUSTOMER, loaded.version, str(count).encode(), event_id, str(count).encode()
+            customer_id=CUSTOMER,
+            expected_version=loaded.version,
+            state=str(count).encode(),
+            events=[(event_id, str(count).encode())],
         )
         if result.outcome is not CommitOutcome.CONFLICT:
             return tries
@@ -273,7 +305,7 @@ async def _increment_until_committed(store: Store, event_id: str) -> int:
 
 async def test_concurrent_increments_on_one_customer_lose_no_update(store: Store) -> None:
     tries = await asyncio.gather(*(_increment_until_committed(store, f"e{i}") for i in range(50)))
-    loaded = await store.load(CUSTOMER, None)
+    loaded = await store.load(customer_id=CUSTOMER)
     assert (loaded.state, loaded.version) == (b"50", 50)
     assert sum(tries) > 50  # the loop really met conflicts
 
@@ -288,7 +320,7 @@ async def test_concurrent_increments_through_separate_clients(
         await asyncio.gather(
             *(_increment_until_committed(stores[i % 5], f"e{i}") for i in range(50))
         )
-        assert await stores[0].load(CUSTOMER, None) == Loaded(b"50", 50, None)
+        assert await stores[0].load(customer_id=CUSTOMER) == Loaded(b"50", 50, [])
     finally:
         for each in stores:
             await each.close()
@@ -342,9 +374,11 @@ async def test_an_unreachable_redis_raises_store_unavailable_from_the_cause(
     store = unreachable_store
     calls: list[Callable[[], Awaitable[object]]] = [
         store.ping,
-        lambda: store.load(CUSTOMER, "e1"),
-        lambda: store.commit(CUSTOMER, 0, b"s", "e1", b"d"),
-        lambda: store.forget(CUSTOMER),
+        lambda: store.load(customer_id=CUSTOMER, event_ids=["e1"]),
+        lambda: store.commit(
+            customer_id=CUSTOMER, expected_version=0, state=b"s", events=[("e1", b"d")]
+        ),
+        lambda: store.forget(customer_id=CUSTOMER),
         lambda: store.bump_stats([StageChange("retail", None, "awareness", None)], "2024-05-01"),
     ]
     for call in calls:
@@ -366,7 +400,7 @@ async def test_a_redis_that_stops_answering_raises_store_unavailable() -> None:
     store = Store(connect(f"redis://127.0.0.1:{port}/0", timeout_s=0.1, retries=0), state_ttl_s=60)
     try:
         with pytest.raises(StoreUnavailable) as raised:
-            await store.load(CUSTOMER, "e1")
+            await store.load(customer_id=CUSTOMER, event_ids=["e1"])
         assert isinstance(raised.value.__cause__, sync_redis.TimeoutError)
     finally:
         await store.close()
@@ -405,13 +439,21 @@ async def test_a_client_that_decodes_replies_is_refused(redis_url: str) -> None:
 
 
 async def test_take_deletes_only_the_state_it_was_given_the_version_of(store: Store) -> None:
-    await store.commit("vis", 0, b"one", "e1", b"d1", anonymous=True)
-    await store.commit("vis", 1, b"two", "e2", b"d2", anonymous=True)
+    await store.commit(
+        customer_id="vis", expected_version=0, state=b"one", events=[("e1", b"d1")], anonymous=True
+    )
+    await store.commit(
+        customer_id="vis", expected_version=1, state=b"two", events=[("e2", b"d2")], anonymous=True
+    )
     # An event landed after version 1 was read: nothing is taken.
-    assert await store.take("vis", 1, anonymous=True) is False
-    assert (await store.load("vis", "e2", anonymous=True)).decision == b"d2"
-    assert await store.take("vis", 2, anonymous=True) is True
-    assert await store.load("vis", "e2", anonymous=True) == Loaded(None, 0, None)
+    assert await store.take(customer_id="vis", version=1, anonymous=True) is False
+    assert (await store.load(customer_id="vis", event_ids=["e2"], anonymous=True)).decisions == [
+        b"d2"
+    ]
+    assert await store.take(customer_id="vis", version=2, anonymous=True) is True
+    assert await store.load(customer_id="vis", event_ids=["e2"], anonymous=True) == Loaded(
+        None, 0, [None]
+    )
 
 
 async def test_per_day_statistics_expire_after_the_retention_and_stage_counts_stay(
