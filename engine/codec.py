@@ -6,7 +6,11 @@ Layout (schema version 1), keys kept short because every customer pays for them:
      "j": {journey: {"st": stage, "in": entered_ms, "at": last_event_ms, "fa": friction_at_ms,
                      "c": {counter: [width_ms, n_buckets, head_epoch, <float64 buckets>]},
                      "f": {signal: score},
-                     "a": {action: [last_shown_ms, <int64 cap history>]}}}}
+                     "a": {action: [last_shown_ms, <int64 cap history>]},
+                     "x": {action: [exposed_ms, arm, {goal: converted_for_ms}]}}}}
+
+`x` (exposures, in journeys with goals) is optional: a state written before goals existed reads
+as a customer exposed to nothing.
 
 Decoding under another ruleset keeps what still means the same thing: removed stages, counters,
 signals and actions are dropped; new ones start empty; a counter whose bucket width changed starts
@@ -44,6 +48,8 @@ class _Layout:
     actions: tuple[tuple[str, int, int, int], ...]  # name, last-shown index, first, count
     action_index: Mapping[str, int]  # name -> position in `actions`
     counter_index: Mapping[str, int]  # name -> position in `counters`
+    exposures: tuple[tuple[str, int, int, int], ...]  # action, exposed-at index, arm, conversions
+    goals: tuple[str, ...]
 
     @classmethod
     def of(cls, journey: CompiledJourney) -> _Layout:
@@ -61,10 +67,17 @@ class _Layout:
              int(rules.action_cap_count[i]))
             for i, name in enumerate(journey.action_ids)
         )  # fmt: skip
+        n_actions, n_goals = len(journey.action_ids), len(journey.goal_names)
+        exposures = tuple(
+            (name, rules.exposure_index + i, rules.exposure_index + n_actions + i,
+             rules.conversion_index + i * n_goals)
+            for i, name in enumerate(journey.action_ids if n_goals else ())
+        )  # fmt: skip
         return cls(
             counters, signals, actions,
             action_index={a[0]: i for i, a in enumerate(actions)},
             counter_index={c[0]: i for i, c in enumerate(counters)},
+            exposures=exposures, goals=journey.goal_names,
         )  # fmt: skip
 
 
@@ -96,7 +109,7 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
         last_shown = int_list[last_shown_at]
         if last_shown != codes.NEVER_MS:
             actions[name] = [last_shown, ints_le[first : first + count].tobytes()]
-    return {
+    document = {
         "st": journey.stage_ids[int_list[codes.INT_STAGE]],
         "in": int_list[codes.INT_STAGE_ENTERED_MS],
         "at": int_list[codes.INT_LAST_EVENT_MS],
@@ -105,6 +118,24 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
         "f": signals,
         "a": actions,
     }
+    exposures = _encode_exposures(layout, int_list)
+    if exposures:
+        document["x"] = exposures
+    return document
+
+
+def _encode_exposures(layout: _Layout, int_list: list[int]) -> dict[str, Any]:
+    exposures = {}
+    for name, exposed_at, arm_at, first in layout.exposures:
+        exposed_ms = int_list[exposed_at]
+        if exposed_ms != codes.NEVER_MS:
+            converted = {
+                goal: int_list[first + g]
+                for g, goal in enumerate(layout.goals)
+                if int_list[first + g] != codes.NEVER_MS
+            }
+            exposures[name] = [exposed_ms, int_list[arm_at], converted]
+    return exposures
 
 
 def encode_state(ruleset: Ruleset, state: CustomerState) -> bytes:
@@ -166,6 +197,24 @@ def _restore_actions(journey: CompiledJourney, stored: Any, state: JourneyState)
         state.ints[first : first + kept.shape[0]] = kept
 
 
+def _restore_exposures(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
+    if not isinstance(stored, dict):
+        return
+    for name, exposed_at, arm_at, first in _layout(journey).exposures:
+        entry = stored.get(name)
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], dict)):
+            continue
+        exposed_ms, arm, converted = entry
+        if _int(exposed_ms, codes.NEVER_MS) == codes.NEVER_MS or arm not in (
+            codes.ARM_TREATED, codes.ARM_CONTROL
+        ):  # fmt: skip
+            continue
+        state.ints[exposed_at] = exposed_ms
+        state.ints[arm_at] = arm
+        for g, goal in enumerate(journey.goal_names):
+            state.ints[first + g] = _int(converted.get(goal), codes.NEVER_MS)
+
+
 def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
     state = JourneyState.initial(journey)
     if not isinstance(stored, dict):
@@ -184,6 +233,7 @@ def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
             if isinstance(score, float | int) and not isinstance(score, bool) and score >= 0:
                 state.floats[at] = float(score)
     _restore_actions(journey, stored.get("a"), state)
+    _restore_exposures(journey, stored.get("x"), state)
     return state
 
 

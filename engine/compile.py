@@ -50,12 +50,16 @@ class CompiledJourney:
     action_contents: tuple[Mapping[str, Any], ...]
     action_reasons: tuple[str, ...]
     segment_names: tuple[str, ...]
+    goal_names: tuple[str, ...]
     offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
 
     def initial_state(self) -> tuple[IntArray, FloatArray]:
         """The int and float state of a customer this journey has never seen."""
         ints = np.full(self.rules.n_ints, codes.NEVER_MS, dtype=np.int64)
         ints[codes.INT_STAGE] = 0
+        n_actions = len(self.action_ids)
+        arms = self.rules.exposure_index + n_actions
+        ints[arms : arms + (n_actions if self.goal_names else 0)] = codes.ARM_NONE
         return ints, np.zeros(self.rules.n_floats, dtype=np.float64)
 
 
@@ -288,6 +292,10 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     signal_root = [writer.condition(s.when) for s in signals]
     friction_offset = layout.take_floats(len(signals))
     segment_root = [writer.condition(s.when) for s in journey.segments.values()]
+    goals = journey.goals.values()
+    goal_root = [writer.condition(g.when) for g in goals]
+    goal_value_slot = [-1 if g.value is None else interner.property_slot(g.value) for g in goals]
+    goal_window_ms = [duration_ms(g.window) for g in goals]
     event_phase_end = writer.size
 
     transition_root = [writer.condition(t.when) for t in journey.transitions]
@@ -302,6 +310,10 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     caps = [(a.cap.count, duration_ms(a.cap.per)) if a.cap else (0, 0) for a in actions]
     cap_offset = [layout.take_ints(count) for count, _ in caps]
     last_shown_index = layout.take_ints(len(actions))
+    # Exposures are remembered only where a goal can use them: a journey without goals pays
+    # nothing for them.
+    exposure_index = layout.take_ints(2 * len(actions) if goal_root else 0)
+    conversion_index = layout.take_ints(len(actions) * len(goal_root))
 
     n_stages = len(stage_index)
     rules = CompiledRules(
@@ -354,6 +366,12 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         action_holdout=_ints([_holdout_basis_points(a.holdout) for a in actions]),
         action_salt=np.array([_salt(journey.journey, a.id) for a in actions], dtype=np.uint64),
         action_last_shown_index=last_shown_index,
+        goal_root=_ints(goal_root),
+        goal_window_ms=_ints(goal_window_ms),
+        goal_value_slot=_ints(goal_value_slot),
+        exposure_index=exposure_index,
+        exposure_window_ms=max(goal_window_ms, default=0),
+        conversion_index=conversion_index,
         n_ints=layout.n_ints,
         n_floats=layout.n_floats,
     )
@@ -376,6 +394,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         action_contents=tuple(a.content for a in actions),
         action_reasons=tuple(_reason(a, journey) for a in actions),
         segment_names=tuple(journey.segments),
+        goal_names=tuple(journey.goals),
         offer_slots=tuple(
             (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))
         ),

@@ -11,8 +11,10 @@ import numpy.typing as npt
 
 from engine.compile import CompiledJourney, Ruleset
 from engine.decision import (
+    Conversion,
     Decision,
     Exclusion,
+    Exposure,
     JourneyOutcome,
     OfferedAction,
     SignalScore,
@@ -22,6 +24,7 @@ from engine.kernels import codes
 from engine.kernels.actions import record_offer
 from engine.kernels.compiled import Features, KernelOutput
 from engine.kernels.friction import strongest_signals
+from engine.kernels.goals import record_exposure
 from engine.kernels.journey import decide_journey
 from engine.kernels.readout import friction_when_recorded
 from engine.state import (
@@ -50,16 +53,16 @@ def _missing(n: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float64], npt
     return arrays
 
 
-def _output(position: int, n_actions: int, top_k: int) -> KernelOutput:
+def _output(position: int, n_actions: int, top_k: int, n_goals: int) -> KernelOutput:
     """This thread's output arrays for the journey at `position` (decide is not reentrant
     within a thread, and nothing keeps them past the call)."""
-    cache: dict[tuple[int, int, int], KernelOutput] | None = getattr(_scratch, "outputs", None)
+    cache: dict[tuple[int, int, int, int], KernelOutput] | None = getattr(_scratch, "outputs", None)
     if cache is None:
         cache = _scratch.outputs = {}
-    key = (position, n_actions, top_k)
+    key = (position, n_actions, top_k, n_goals)
     out = cache.get(key)
     if out is None:
-        out = cache[key] = KernelOutput.allocate(n_actions, top_k)
+        out = cache[key] = KernelOutput.allocate(n_actions, top_k, n_goals)
     return out
 
 
@@ -185,6 +188,7 @@ def decide(
         record_offer(
             ints, last_shown_slot, cap_first, cap_count, int(ints[codes.INT_LAST_EVENT_MS])
         )
+    exposures = _record_exposures(ruleset, run.journeys, chosen)
     decision = Decision(
         journeys=run.outcomes,
         actions=tuple(_offered(ruleset, c, event) for c in offered),
@@ -193,6 +197,8 @@ def decide(
         ),
         excluded=_exclusions(ruleset, run.outputs, chosen) if explain else (),
         ruleset_version=ruleset.version,
+        exposures=exposures,
+        conversions=run.conversions,
     )
     recent = (*state.recent_event_ids, event_hash)[-window:]
     return decision, CustomerState(run.journeys, state.traits, recent)
@@ -203,6 +209,7 @@ class _Run(NamedTuple):
     outcomes: tuple[JourneyOutcome, ...]
     outputs: list[KernelOutput]
     candidates: list[_Ranked]  # every journey's ranked actions, best first
+    conversions: tuple[Conversion, ...]
 
 
 def _run_journeys(
@@ -216,10 +223,12 @@ def _run_journeys(
     outcomes: list[JourneyOutcome] = []
     outputs: list[KernelOutput] = []
     candidates: list[_Ranked] = []
+    conversions: list[Conversion] = []
     record_offers = len(ruleset.journeys) == 1
     for index, journey in enumerate(ruleset.journeys):
         current = _checked_state(journey, state)
-        out = _output(index, journey.rules.action_root.shape[0], top_k)
+        n_goals = len(journey.goal_names)
+        out = _output(index, len(journey.action_ids), top_k, n_goals)
         previous, transition, n_ranked, level, friction_score = decide_journey(
             journey.packed_arrays, event_view, trait_view, now_ms, seed, top_k, record_offers,
             current.ints, current.floats, out,
@@ -232,12 +241,51 @@ def _run_journeys(
             )
         )
         outputs.append(out)
+        if n_goals:
+            conversions.extend(_conversions(journey, out))
         for action in out.ranked[:n_ranked].tolist():
             held_out = out.status[action] == codes.ACTION_HELD_OUT
             candidates.append(_Ranked(float(out.scores[action]), index, action, held_out))
     if len(ruleset.journeys) > 1:
         candidates.sort(key=lambda c: -c.score)  # stable: journey order, then rank, on ties
-    return _Run(journeys, tuple(outcomes), outputs, candidates)
+    return _Run(journeys, tuple(outcomes), outputs, candidates, tuple(conversions))
+
+
+def _conversions(journey: CompiledJourney, out: KernelOutput) -> list[Conversion]:
+    """The conversions `_attribute_goals` reported for one journey, by name."""
+    return [
+        Conversion(
+            action=journey.action_ids[action],
+            journey=journey.name,
+            goal=journey.goal_names[goal],
+            treated=out.converted[action, goal] == codes.ARM_TREATED,
+            value=float(out.goal_values[goal]),
+        )
+        for action, goal in zip(*np.nonzero(out.converted), strict=True)
+    ]
+
+
+def _record_exposures(
+    ruleset: Ruleset, journeys: Mapping[str, JourneyState], chosen: list[_Ranked]
+) -> tuple[Exposure, ...]:
+    """Remember each chosen action (offered or held out) as an exposure, in journeys with goals;
+    the new exposures, in the order chosen."""
+    exposures = []
+    for candidate in chosen:
+        journey = ruleset.journeys[candidate.journey]
+        if not journey.goal_names:
+            continue
+        rules, ints = journey.rules, journeys[journey.name].ints
+        arm = codes.ARM_CONTROL if candidate.held_out else codes.ARM_TREATED
+        n_actions = len(journey.action_ids)
+        exposure_slot = rules.exposure_index + candidate.action
+        if record_exposure(
+            ints, exposure_slot, rules.exposure_window_ms, exposure_slot + n_actions, arm,
+            int(ints[codes.INT_LAST_EVENT_MS]),
+        ):  # fmt: skip
+            action = journey.action_ids[candidate.action]
+            exposures.append(Exposure(action, journey.name, not candidate.held_out))
+    return tuple(exposures)
 
 
 def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedAction:

@@ -52,6 +52,28 @@ class Exclusion:
 
 
 @dataclass(frozen=True, slots=True)
+class Exposure:
+    """The customer met an action, as its first exposure within the journey's goal windows:
+    offered it (`treated`) or held out in its place (control)."""
+
+    action: str
+    journey: str
+    treated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """The event reached `goal` within its window after the customer's exposure to `action`:
+    one conversion of this customer for that action and goal, worth `value`."""
+
+    action: str
+    journey: str
+    goal: str
+    treated: bool
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     journeys: tuple[JourneyOutcome, ...]
     actions: tuple[OfferedAction, ...]
@@ -59,6 +81,8 @@ class Decision:
     excluded: tuple[Exclusion, ...]  # filled only when `decide(..., explain=True)`
     ruleset_version: str
     duplicate: bool = False  # the event id was seen before; nothing changed
+    exposures: tuple[Exposure, ...] = ()  # new exposures: only in journeys with goals
+    conversions: tuple[Conversion, ...] = ()
 
     @property
     def outcome(self) -> JourneyOutcome:

@@ -3,8 +3,9 @@
 The documented rule, per journey: the stage further along the journey file's order is kept (with
 the time it was entered); counters are summed bucket by bucket; friction scores are summed once
 both are decayed to the later of their times; the action history is united (latest show time,
-latest cap history entries). The customer's traits win over the visitor's; recent event ids are
-united so that a retried event is still recognised.
+latest cap history entries); of two exposures to an action the first is kept, with its group
+and conversions, as attribution counts the first exposure. The customer's traits win over the
+visitor's; recent event ids are united so that a retried event is still recognised.
 """
 
 from __future__ import annotations
@@ -56,6 +57,22 @@ def _merge_actions(
             into.ints[first : first + count] = np.sort(history)[-count:]
 
 
+def _merge_exposures(
+    journey: CompiledJourney, a: JourneyState, b: JourneyState, into: JourneyState
+) -> None:
+    rules = journey.rules
+    n_actions, n_goals = len(journey.action_ids), len(journey.goal_names)
+    for action in range(n_actions if n_goals else 0):
+        exposed = rules.exposure_index + action
+        a_ms, b_ms = int(a.ints[exposed]), int(b.ints[exposed])
+        if b_ms == codes.NEVER_MS or (a_ms != codes.NEVER_MS and a_ms <= b_ms):
+            continue  # `into` holds a's already
+        first = rules.conversion_index + action * n_goals
+        into.ints[exposed] = b_ms
+        into.ints[exposed + n_actions] = b.ints[exposed + n_actions]
+        into.ints[first : first + n_goals] = b.ints[first : first + n_goals]
+
+
 def merge_journey(
     journey: CompiledJourney, known: JourneyState, visitor: JourneyState
 ) -> JourneyState:
@@ -72,6 +89,7 @@ def merge_journey(
     _merge_counters(journey, known, visitor, merged)
     _merge_friction(journey, known, visitor, merged)
     _merge_actions(journey, known, visitor, merged)
+    _merge_exposures(journey, known, visitor, merged)
     return merged
 
 

@@ -69,6 +69,9 @@ class ReferenceDecision:
     offered: tuple[Candidate, ...]  # in rank order
     held_out: tuple[str, ...]  # action ids, in rank order
     duplicate: bool = False
+    exposures: tuple[tuple[str, str, bool], ...] = ()  # (journey, action, treated), new ones
+    # (journey, action, goal, treated, value): journeys in order, then actions, then goals
+    conversions: tuple[tuple[str, str, str, bool, float], ...] = ()
 
     @property
     def offered_ids(self) -> tuple[tuple[str, str], ...]:
@@ -103,6 +106,10 @@ class JourneyMemory:
     signal_scores: dict[str, float] = field(default_factory=dict)
     last_shown_ms: dict[str, int] = field(default_factory=dict)
     shows_ms: dict[str, list[int]] = field(default_factory=dict)  # the last `cap.count` shows
+    # The first exposure to each action that still counts: action -> (when, offered it?)
+    exposures: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    # (action, goal) -> the exposure time the customer converted for
+    converted_for_ms: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -372,6 +379,32 @@ def is_held_out(customer_id: str, journey: str, action: Action) -> bool:
     return draw < round(action.holdout * 100)
 
 
+def _conversions(
+    journey: Journey, memory: JourneyMemory, event: Event
+) -> list[tuple[str, str, str, bool, float]]:
+    """The goals `event` reaches, attributed to each action the customer was exposed to within
+    the goal's window (exposures as they stood before this event's offers), once per exposure,
+    action and goal. Called after the journey's clock moved to this event."""
+    assert memory.last_event_ms is not None
+    facts = Facts(journey, event, {}, {}, 0, 0, 0)  # a goal looks at the event only
+    found = []
+    for action in journey.actions:
+        exposure = memory.exposures.get(action.id)
+        for name, goal in journey.goals.items():
+            if exposure is None or not holds(goal.when, facts):
+                continue
+            exposed_ms, treated = exposure
+            if memory.last_event_ms - exposed_ms > duration_ms(goal.window):
+                continue
+            if memory.converted_for_ms.get((action.id, name)) == exposed_ms:
+                continue
+            memory.converted_for_ms[(action.id, name)] = exposed_ms
+            value = event.properties.get(goal.value) if goal.value else None
+            amount = float(value) if _is_number(value) else 0.0  # type: ignore[arg-type]
+            found.append((journey.journey, action.id, name, treated, amount))
+    return found
+
+
 # -- the engine -----------------------------------------------------------------------------------
 
 
@@ -404,18 +437,41 @@ class ReferenceEngine:
         k = top_k or self.top_k
         results: list[JourneyResult] = []
         candidates: list[Candidate] = []
+        conversions: list[tuple[str, str, str, bool, float]] = []
         for journey in self.journeys:
             memory = customer.journeys[journey.journey]
             result, ranked = self._decide_journey(journey, memory, event, traits, now_ms, k)
             results.append(result)
             candidates.extend(ranked)
+            conversions.extend(_conversions(journey, memory, event))
         # Python's sort is stable: equal scores keep journey order, then rank within the journey.
         chosen = sorted(candidates, key=lambda c: -c.score)[:k]
         offered = tuple(c for c in chosen if not c.held_out)
         for candidate in offered:
             self._record_offer(customer, candidate)
         held_out = tuple(c.action for c in chosen if c.held_out)
-        return ReferenceDecision(tuple(results), offered, held_out)
+        exposures = tuple(e for c in chosen if (e := self._record_exposure(customer, c)))
+        return ReferenceDecision(
+            tuple(results), offered, held_out, exposures=exposures, conversions=tuple(conversions)
+        )
+
+    def _record_exposure(
+        self, customer: CustomerMemory, candidate: Candidate
+    ) -> tuple[str, str, bool] | None:
+        """The first exposure to an action counts until the journey's longest goal window has
+        passed; only journeys with goals remember exposures."""
+        journey = next(j for j in self.journeys if j.journey == candidate.journey)
+        if not journey.goals:
+            return None
+        memory = customer.journeys[journey.journey]
+        assert memory.last_event_ms is not None
+        longest_ms = max(duration_ms(g.window) for g in journey.goals.values())
+        earlier = memory.exposures.get(candidate.action)
+        if earlier is not None and memory.last_event_ms - earlier[0] <= longest_ms:
+            return None
+        treated = not candidate.held_out
+        memory.exposures[candidate.action] = (memory.last_event_ms, treated)
+        return journey.journey, candidate.action, treated
 
     def _decide_journey(
         self,
@@ -496,7 +552,8 @@ class ReferenceEngine:
         """Stitch the anonymous `visitor_id`'s journeys into `known_id`'s (the documented rule:
         the stage further along is kept with its time; counters add up; friction scores add up
         once both are decayed to the later of their times; the action histories are united;
-        the event ids of both are still recognised). Traits are the caller's."""
+        the event ids of both are still recognised; of two exposures to an action the first counts,
+        with its conversions). Traits are the caller's."""
         known, visitor = self.memory(known_id), self.memory(visitor_id)
         journeys = {
             j.journey: _merged(j, known.journeys[j.journey], visitor.journeys[j.journey])
@@ -562,6 +619,22 @@ def _later(a_ms: int | None, b_ms: int | None) -> int | None:
     return b_ms if a_ms is None else a_ms if b_ms is None else max(a_ms, b_ms)
 
 
+def _merged_exposures(
+    journey: Journey, known: JourneyMemory, visitor: JourneyMemory
+) -> tuple[dict[str, tuple[int, bool]], dict[tuple[str, str], int]]:
+    """Of two exposures to an action the first counts, with the conversions made for it."""
+    exposures, converted = dict(known.exposures), dict(known.converted_for_ms)
+    for action_id, (exposed_ms, treated) in visitor.exposures.items():
+        if action_id in known.exposures and known.exposures[action_id][0] <= exposed_ms:
+            continue
+        exposures[action_id] = (exposed_ms, treated)
+        for goal in journey.goals:
+            converted.pop((action_id, goal), None)
+            if (action_id, goal) in visitor.converted_for_ms:
+                converted[(action_id, goal)] = visitor.converted_for_ms[(action_id, goal)]
+    return exposures, converted
+
+
 def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> JourneyMemory:
     stages = [stage.id for stage in journey.stages]
     further = stages.index(visitor.stage) > stages.index(known.stage)
@@ -585,6 +658,7 @@ def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> J
         both = known.shows_ms.get(action.id, []) + visitor.shows_ms.get(action.id, [])
         if both and action.cap is not None:
             shows[action.id] = sorted(both)[-action.cap.count :]
+    exposures, converted = _merged_exposures(journey, known, visitor)
     last_shown = dict(visitor.last_shown_ms)
     for action_id, shown_ms in known.last_shown_ms.items():
         last_shown[action_id] = max(shown_ms, last_shown.get(action_id, shown_ms))
@@ -597,4 +671,6 @@ def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> J
         signal_scores=scores,
         last_shown_ms=last_shown,
         shows_ms=shows,
+        exposures=exposures,
+        converted_for_ms=converted,
     )

@@ -77,6 +77,12 @@ ACTION_STATUS_NAMES: Final = (
     "rank",
 )
 
+# Which group an exposure to an action put the customer in (goal attribution).
+ARM_NONE: Final = 0
+ARM_TREATED: Final = 1  # offered the action
+ARM_CONTROL: Final = 2  # held out in its place
+ARM_NAMES: Final = ("none", "treated", "control")
+
 # "Never": the time an action was never shown, a counter that never saw an event.
 NEVER_MS: Final = -(2**62)
 NO_TRANSITION: Final = -1

@@ -75,6 +75,12 @@ class CompiledRules(NamedTuple):
     action_holdout: IntArray  # basis points
     action_salt: npt.NDArray[np.uint64]
     action_last_shown_index: int
+    goal_root: IntArray
+    goal_window_ms: IntArray
+    goal_value_slot: IntArray  # event property holding the goal's value; -1: none
+    exposure_index: int  # per action: first exposure time, then per action its ARM_*
+    exposure_window_ms: int  # the longest goal window: an exposure older starts afresh
+    conversion_index: int  # per action and goal: the exposure time it converted for
     n_ints: int
     n_floats: int
 
@@ -151,14 +157,18 @@ class KernelOutput(NamedTuple):
     scores: npt.NDArray[np.float64]
     ranked: npt.NDArray[np.int64]  # the first n_ranked entries: top actions, best first
     top_signals: npt.NDArray[np.int64]  # strongest friction signals, highest first; -1 after
+    converted: npt.NDArray[np.int8]  # (n_actions, n_goals): ARM_* of a conversion, ARM_NONE
+    goal_values: npt.NDArray[np.float64]  # per goal: the value this event brought
 
     @classmethod
-    def allocate(cls, n_actions: int, top_k: int) -> KernelOutput:
+    def allocate(cls, n_actions: int, top_k: int, n_goals: int = 0) -> KernelOutput:
         return cls(
             status=np.empty(n_actions, dtype=np.int8),
             scores=np.empty(n_actions, dtype=np.float64),
             ranked=np.empty(top_k, dtype=np.int64),
             top_signals=np.empty(TOP_SIGNALS, dtype=np.int64),
+            converted=np.zeros((n_actions, n_goals), dtype=np.int8),
+            goal_values=np.zeros(n_goals, dtype=np.float64),
         )
 
 
@@ -244,6 +254,12 @@ def _unpack_rules(p):
         action_holdout=_vector(p.i64, L, F.action_holdout),
         action_salt=_vector(p.u64, L, F.action_salt),
         action_last_shown_index=_scalar(p.i64, L, F.action_last_shown_index),
+        goal_root=_vector(p.i64, L, F.goal_root),
+        goal_window_ms=_vector(p.i64, L, F.goal_window_ms),
+        goal_value_slot=_vector(p.i64, L, F.goal_value_slot),
+        exposure_index=_scalar(p.i64, L, F.exposure_index),
+        exposure_window_ms=_scalar(p.i64, L, F.exposure_window_ms),
+        conversion_index=_scalar(p.i64, L, F.conversion_index),
         n_ints=_scalar(p.i64, L, F.n_ints),
         n_floats=_scalar(p.i64, L, F.n_floats),
     )

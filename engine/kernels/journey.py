@@ -23,6 +23,7 @@ from engine.kernels.compiled import KernelOutput, _features, _packed, _unpack_ru
 from engine.kernels.conditions import _evaluate_nodes
 from engine.kernels.counters import _update_counters
 from engine.kernels.friction import _strongest_signals, _update_friction
+from engine.kernels.goals import _attribute_goals
 from engine.kernels.jit import kernel
 from engine.kernels.stage import _pick_transition
 
@@ -64,7 +65,8 @@ def _decide_journey(
         The journey state, updated in place.
     out_arrays : tuple, the fields of KernelOutput
         Written: `status` and `scores` per action, `ranked` (top_k action indices),
-        `top_signals` (the strongest friction signals).
+        `top_signals` (the strongest friction signals), `converted` and `goal_values` (the
+        goals this event reached and the exposures they converted, see `_attribute_goals`).
 
     Returns
     -------
@@ -73,7 +75,9 @@ def _decide_journey(
     rules = _unpack_rules(_packed(packed_arrays))
     event = _features(event_arrays)
     traits = _features(trait_arrays)
-    out = KernelOutput(out_arrays[0], out_arrays[1], out_arrays[2], out_arrays[3])
+    out = KernelOutput(
+        out_arrays[0], out_arrays[1], out_arrays[2], out_arrays[3], out_arrays[4], out_arrays[5]
+    )
     last_event_ms = ints[INT_LAST_EVENT_MS]
     clock_ms = max(now_ms, last_event_ms)
     if ints[INT_STAGE_ENTERED_MS] == NEVER_MS:
@@ -91,6 +95,7 @@ def _decide_journey(
     # out the transitions and actions of the current stage, even with 200 rules.
     _evaluate_nodes(rules, 0, rules.phase_end[0], values, event, traits, counter_values, context)
     _update_counters(rules, ints, floats, clock_ms, values, event, counter_values)
+    _attribute_goals(rules, ints, clock_ms, values, event, out.converted, out.goal_values)
     level, friction_score = _update_friction(rules, ints, floats, clock_ms, values)
     context[CONTEXT_FRICTION_LEVEL] = float(level)
     signals = floats[rules.friction_offset : rules.friction_offset + rules.signal_root.shape[0]]

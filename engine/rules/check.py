@@ -68,6 +68,13 @@ SIGNAL_SCOPE = Scope(
     "the event (event, channel, touchpoint, property)",
     "a signal recognises an event; test `{key}` in the action that reacts to friction",
 )
+GOAL_SCOPE = Scope(
+    _EVENT,
+    "a goal's `when`",
+    "the event (event, channel, touchpoint, property)",
+    "a goal says which events are a success; the report compares customers who were offered "
+    "an action with those held out, so `{key}` has no place in it",
+)
 SEGMENT_SCOPE = Scope(
     frozenset({"trait", "all", "any", "not"}),
     "a segment's `when`",
@@ -373,6 +380,10 @@ class _Checker:
             self.condition(counter.get("when"), (*path, "when"), COUNTER_SCOPE)
             self.precision(path, counter.get("window"), counter.get("precision"))
 
+    def goals(self, goals: Any) -> None:
+        for name, goal in _named(goals):
+            self.condition(goal.get("when"), ("goals", name, "when"), GOAL_SCOPE)
+
     def precision(self, path: Path, window: Any, precision: Any) -> None:
         """The bucket width: at most the window, at most 64 buckets, and dividing the window, so
         that an event counts for between `window - precision` and `window` as documented."""
@@ -494,6 +505,7 @@ def check_journey(tree: YamlTree) -> list[RuleProblem]:
     checker.segments(data.get("segments"))
     checker.counters(data.get("counters"))
     checker.friction(data.get("friction"))
+    checker.goals(data.get("goals"))
     checker.transitions(data.get("transitions"))
     checker.actions(data.get("actions"))
     return checker.problems

@@ -160,6 +160,17 @@ class Counter(Strict):
     )
 
 
+class Goal(Strict):
+    description: str | None = None
+    when: Condition = Field(description="which events reach the goal (conditions on the event)")
+    window: Duration = Field(
+        description="an exposure to an action counts for the goal this long after it"
+    )
+    value: str | None = Field(
+        None, description="the numeric event property that holds what the goal is worth"
+    )
+
+
 class Transition(Strict):
     id: Name | None = Field(None, description="a name for reports; defaults to `to_<stage>`")
     from_: OneOrMany = Field(alias="from", description='a stage, a list of stages, or "*" for any')
@@ -221,6 +232,9 @@ class Journey(Strict):
     segments: dict[Name, Segment] = Field(default_factory=dict)
     counters: dict[Name, Counter] = Field(default_factory=dict)
     friction: Friction | None = None
+    goals: dict[Name, Goal] = Field(
+        default_factory=dict, description="what counts as success, for the action report"
+    )
     transitions: list[Transition] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
 

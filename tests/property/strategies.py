@@ -150,6 +150,17 @@ def counters(draw: st.DrawFn) -> Json:
     return counter
 
 
+@st.composite
+def goals(draw: st.DrawFn) -> Json:
+    goal: Json = {
+        "when": draw(conditions(EVENT_SCOPE, 1)),
+        "window": draw(st.sampled_from(WINDOWS)),
+    }
+    if draw(st.booleans()):
+        goal["value"] = draw(st.sampled_from(PROPERTIES))
+    return goal
+
+
 def _buckets(window: str, precision: str) -> int | None:
     """How many buckets `precision` cuts `window` into, None when the checker refuses it."""
     window_ms, width_ms = duration_ms(window), duration_ms(precision)
@@ -222,6 +233,7 @@ def journeys(draw: st.DrawFn, name: str = "j0") -> Json:
     segments = {f"g{i}": {"when": draw(conditions(TRAIT_SCOPE, 1))} for i in range(n_segments)}
     counter_defs = {f"c{i}": draw(counters()) for i in range(n_counters)}
     friction = draw(st.none() | frictions())
+    goal_defs = {f"goal{i}": draw(goals()) for i in range(draw(st.integers(0, 2)))}
     scope = Scope(
         event=True,
         traits=True,
@@ -237,6 +249,7 @@ def journeys(draw: st.DrawFn, name: str = "j0") -> Json:
         "stages": [{"id": stage} for stage in stages],
         "segments": segments,
         "counters": counter_defs,
+        "goals": goal_defs,
         "transitions": [
             draw(transitions(i, stages, scope)) for i in range(draw(st.integers(0, 5)))
         ],

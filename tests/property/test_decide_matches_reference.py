@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import hypothesis
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -63,6 +64,15 @@ def assert_same(
     assert [(a.journey, a.action) for a in decision.actions] == list(expected.offered_ids)
     assert [a.score for a in decision.actions] == [c.score for c in expected.offered]
     assert decision.held_out == expected.held_out
+    assert [(e.journey, e.action, e.treated) for e in decision.exposures] == list(
+        expected.exposures
+    )
+    assert [(c.journey, c.action, c.goal, c.treated) for c in decision.conversions] == [
+        conversion[:4] for conversion in expected.conversions
+    ]
+    assert [c.value for c in decision.conversions] == [c[4] for c in expected.conversions]
+    if decision.conversions:
+        hypothesis.event("a goal converted an exposure")  # seen with --hypothesis-show-statistics
 
 
 def assert_same_exclusions(decision: Decision, expected: ReferenceDecision) -> None:
