@@ -9,7 +9,7 @@ killed if it lingers) and the next one starts. Never two loads at once: each run
 servers on free loopback ports and stops them before the next run begins.
 
 RESULTS.md shows the machine and versions, then each section's figures beside their ceilings
-measured in the same session, the ratios and the targets (`benchmarks/targets.py`); the raw
+measured in the same session, the ratios and the targets (`benchmarks/report/targets.py`); the raw
 figures of every run go to `benchmarks/results/results.json`.
 """
 
@@ -32,10 +32,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks import targets
-from benchmarks.drive import Plan, Result
-from benchmarks.drive import run as drive
-from benchmarks.service import ROOT, Running, echo, free_port, journeyman
+from benchmarks import ROOT
+from benchmarks.load.drive import Plan, Result
+from benchmarks.load.drive import run as drive
+from benchmarks.load.service import Running, echo, free_port, journeyman
+from benchmarks.report import targets
 
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "results.json"
@@ -222,15 +223,15 @@ def measure_batch(sizes: Sizes) -> dict[str, Any]:
 
 
 def measure_redis(sizes: Sizes) -> dict[str, Any]:
-    from benchmarks import redis_ceiling
+    from benchmarks.redis import ceiling as redis_ceiling
 
     return redis_ceiling.measure(plan=redis_ceiling.Plan(**sizes.redis))
 
 
 def measure_engine(sizes: Sizes) -> dict[str, Any]:
     """decide() beside zen-engine, and the call ceilings on the same retail events."""
-    from benchmarks import peer_zen
-    from benchmarks.ceilings import measure_ceilings
+    from benchmarks.engine import peer_zen
+    from benchmarks.engine.ceilings import measure_ceilings
 
     zen = peer_zen.measure(sizes.zen_events, sizes.zen_repeats)
     ceilings = measure_ceilings(peer_zen.retail_workload(sizes.zen_events), sizes.zen_repeats)
@@ -238,28 +239,28 @@ def measure_engine(sizes: Sizes) -> dict[str, Any]:
 
 
 def measure_replay(sizes: Sizes) -> dict[str, Any]:
-    from benchmarks import replay
+    from benchmarks.load import replay
 
     return replay.measure(plan=replay.Plan(sizes.replay_cases, sizes.streams, sizes.window))
 
 
 def measure_memory(sizes: Sizes) -> dict[str, Any]:
-    from benchmarks import memory
+    from benchmarks.redis import memory
 
     return memory.measure(plan=memory.Plan(**sizes.memory))
 
 
 def measure_overload(sizes: Sizes) -> dict[str, Any]:
-    from benchmarks import overload
+    from benchmarks.load import overload
 
     return overload.measure(plan=overload.Plan(**sizes.overload))
 
 
 def measure_locust(sizes: Sizes) -> dict[str, Any]:
-    from benchmarks import load_locust
+    from benchmarks.load import run_locust
 
     with journeyman() as server:
-        return load_locust.measure(
+        return run_locust.measure(
             server.address,
             sizes.locust_users,
             sizes.locust_spawn_per_s,
@@ -269,11 +270,12 @@ def measure_locust(sizes: Sizes) -> dict[str, Any]:
 
 
 def measure_kernels(sizes: Sizes) -> dict[str, Any]:
-    """The kernel micro-benchmarks, written to kernels.md as `python -m benchmarks.kernels`
+    """The kernel micro-benchmarks, written to kernels.md as `python -m benchmarks.engine.kernels`
     does; its figures table comes back too. (`kernels.measure` returns formatted tables, not
     numbers, so the engine section's numbers come from `measure_engine`.)"""
-    from benchmarks import kernels
-    from benchmarks.report import load_average, machine, markdown_table, write_results
+    from benchmarks.engine import kernels
+    from benchmarks.engine.tables import markdown_table, write_results
+    from benchmarks.report.machine import load_average, machine
 
     info = machine(ROOT)
     # One warm start instead of three and fewer repeats than its own full run: this is the
@@ -527,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write(json.loads(args.json_output.read_text(encoding="utf-8")), args.output, None)
         return 0
 
-    from benchmarks.report import load_average, machine
+    from benchmarks.report.machine import load_average, machine
 
     session = Session(args.quick)
     info = machine(ROOT)

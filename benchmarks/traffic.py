@@ -2,7 +2,8 @@
 
 `shopper_stream()` interleaves every shopper's events in time order, as a service sees them. It
 uses a seeded `random.Random`: the same arguments give the same events and traits on every machine.
-The vocabulary below is also what the generated rules (`benchmarks.generated_rules`) are written in.
+The vocabulary below is also what the generated rules (`benchmarks.engine.generated_rules`) are
+written in.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 
-from benchmarks.replay import as_request, by_case, engine_replay, spread_over_streams
-from benchmarks.service import RULES_DIR, Running, journeyman
+from benchmarks.load.replay import as_request, by_case, engine_replay, spread_over_streams
+from benchmarks.load.service import RULES_DIR, Running, journeyman
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from tests.datasets import LoanEvent, bpic2012_csv, read_bpic2012

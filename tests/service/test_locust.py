@@ -1,4 +1,4 @@
-"""The locust load (`benchmarks/load_locust.py`) against a real `journeyman serve`.
+"""The locust load (`benchmarks/load/run_locust.py`) against a real `journeyman serve`.
 
 A functional check of the benchmark, not a timing: every call succeeds, times come back in µs
 (not locust's whole milliseconds), and the simulated customers really moved through the retail
@@ -13,8 +13,8 @@ from typing import Any
 import grpc
 import pytest
 
-from benchmarks import load_locust
-from benchmarks.service import journeyman
+from benchmarks.load import run_locust
+from benchmarks.load.service import journeyman
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from tests.datasets import data_dir
@@ -33,7 +33,7 @@ def run() -> dict[str, Any]:
     """Locust for 5 s, 20 users, against a server of our own; the result and the server's
     view of an example customer per stage reached."""
     with journeyman() as running:
-        result = load_locust.measure(
+        result = run_locust.measure(
             running.address, users=20, spawn_rate=20, duration_s=5, think_ms=20
         )
         with grpc.insecure_channel(running.address) as channel:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.drive import Plan, percentile, retail_requests, run
-from benchmarks.echo import start_echo
+from benchmarks.load.drive import Plan, percentile, retail_requests, run
+from benchmarks.load.echo import start_echo
 
 
 @pytest.fixture

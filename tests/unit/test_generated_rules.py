@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.generated_rules import RulesShape, generate_journey
+from benchmarks.engine.generated_rules import RulesShape, generate_journey
 from benchmarks.traffic import EVENT_TYPES, TimedEvent, shopper_stream
 from engine.event import Event
 from engine.rules.load import LoadedJourney, parse_journeys

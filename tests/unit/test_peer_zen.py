@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import zen
 
-from benchmarks.peer_zen import compare, retail_workload
+from benchmarks.engine.peer_zen import compare, retail_workload
+from benchmarks.engine.workload import Workload
+from benchmarks.engine.zen.expressions import Scope, expression, text
+from benchmarks.engine.zen.harness import ZenJourney
+from benchmarks.engine.zen.jdm import RETAIL_GRAPH, graph_text, retail_graph
 from benchmarks.traffic import TimedEvent
-from benchmarks.workload import Workload
-from benchmarks.zen.expressions import Scope, expression, text
-from benchmarks.zen.harness import ZenJourney
-from benchmarks.zen.jdm import RETAIL_GRAPH, graph_text, retail_graph
 from engine.event import Event, PropertyValue
 from engine.rules.model import Condition, Journey
 
@@ -114,7 +114,7 @@ def test_zen_and_decide_agree_through_every_transition_and_action(
 
 def test_the_checked_in_graph_is_the_one_the_retail_rules_give() -> None:
     assert RETAIL_GRAPH.read_text() == graph_text(retail_graph()), (
-        "benchmarks/zen/retail.json is stale: run `python -m benchmarks.zen.jdm`"
+        "benchmarks/engine/zen/retail.json is stale: run `python -m benchmarks.engine.zen.jdm`"
     )
 
 

@@ -11,26 +11,9 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.drive import Result
-from benchmarks.memory import (
-    DAY_MS,
-    YEAR_DAYS,
-    CustomerBytes,
-    bytes_summary,
-    distribution,
-    year_of_shoppers,
-)
-from benchmarks.overload import goodput, summarise_run
-from benchmarks.redis_ceiling import Plan as CeilingPlan
-from benchmarks.redis_ceiling import (
-    benchmark_commands,
-    customer_id,
-    event_id,
-    events_per_s_from_commands,
-    parse_benchmark_csv,
-    shares,
-)
-from benchmarks.replay import (
+from benchmarks.load.drive import Result
+from benchmarks.load.overload import goodput, summarise_run
+from benchmarks.load.replay import (
     EngineReplay,
     StreamReplay,
     StreamSchedule,
@@ -40,6 +23,23 @@ from benchmarks.replay import (
     first_cases,
     spread_over_streams,
     summary,
+)
+from benchmarks.redis.ceiling import Plan as CeilingPlan
+from benchmarks.redis.ceiling import (
+    benchmark_commands,
+    customer_id,
+    event_id,
+    events_per_s_from_commands,
+    parse_benchmark_csv,
+    shares,
+)
+from benchmarks.redis.memory import (
+    DAY_MS,
+    YEAR_DAYS,
+    CustomerBytes,
+    bytes_summary,
+    distribution,
+    year_of_shoppers,
 )
 from server.store.keys import Keyspace
 from tests.datasets import LoanEvent

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks import targets
-from benchmarks.drive import Result
-from benchmarks.overload import summarise_run
-from benchmarks.targets import (
+from benchmarks.load.drive import Result
+from benchmarks.load.overload import summarise_run
+from benchmarks.report import targets
+from benchmarks.report.targets import (
     MET,
     NONE,
     Row,
@@ -43,7 +43,7 @@ def drive_result(
     events: int = 1000,
     rate_target: float | None = None,
 ) -> dict[str, Any]:
-    """A `benchmarks.drive` result as the orchestrator stores it (`asdict`)."""
+    """A `benchmarks.load.drive` result as the orchestrator stores it (`asdict`)."""
     result = Result(
         target="127.0.0.1:1", mode="unary", concurrency=64, rate_target=rate_target,
         duration_s=5.0, calls=calls, rate=rate, events=events, events_per_s=rate * events / calls,

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numba
 
-from benchmarks.timing import call_each_us
-from benchmarks.workload import Workload
+from benchmarks.engine.timing import call_each_us
+from benchmarks.engine.workload import Workload
 
 if TYPE_CHECKING:
     from engine.compile import Ruleset

@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 
 from numba.core.dispatcher import Dispatcher
 
-from benchmarks.ceilings import trivial_kernel
-from benchmarks.timing import call_each_us, gc_paused
-from benchmarks.workload import Workload
+from benchmarks.engine.ceilings import trivial_kernel
+from benchmarks.engine.timing import call_each_us, gc_paused
+from benchmarks.engine.workload import Workload
 from engine.decide import decide
 
 

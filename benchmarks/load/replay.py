@@ -8,7 +8,7 @@ events. The engine replays the same log in-process (`decide()`, the helper of th
 the service must end with the same stage for every customer and the same per-stage counts in
 Redis, with no errors.
 
-    python -m benchmarks.replay [--quick] [--streams 16] [--window 4] [--cases N] [--json]
+    python -m benchmarks.load.replay [--quick] [--streams 16] [--window 4] [--cases N] [--json]
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Any, Generic, TypeVar
 import grpc
 import redis.asyncio as redis
 
-from benchmarks.drive import CpuMark
-from benchmarks.service import ROOT, journeyman
+from benchmarks import ROOT
+from benchmarks.load.drive import CpuMark
+from benchmarks.load.service import journeyman
 from engine.compile import compile_ruleset
 from engine.rules.load import parse_journeys
 from journeyman.v1 import journeyman_pb2 as pb
@@ -439,9 +440,9 @@ def format_table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m benchmarks.replay`: one replay, printed as a table or JSON; exit 1 when the
+    """`python -m benchmarks.load.replay`: one replay, printed as a table or JSON; exit 1 when the
     service disagreed with the engine or any event failed."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load.replay", description=__doc__)
     parser.add_argument("--quick", action="store_true", help=f"the first {QUICK_CASES} cases")
     parser.add_argument("--cases", type=int, help="replay only the first N cases")
     parser.add_argument("--streams", type=int, default=Plan.streams, help="DecideStreams")

@@ -5,7 +5,7 @@ size of a real one for the retail journey (three actions with reasons and conten
 without Redis or the engine. Each call still parses its request and serializes a fresh response,
 as the real service does, so the difference between the two is the service's own work.
 
-    python -m benchmarks.echo --port 50162
+    python -m benchmarks.load.echo --port 50162
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ async def _serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m benchmarks.echo --port P`: serve until interrupted."""
+    """`python -m benchmarks.load.echo --port P`: serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50162)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import grpc
 
+from benchmarks import ROOT
 from server.tools.healthcheck import check
 
-ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 90.0  # a cold numba cache compiles every kernel first
@@ -131,7 +131,7 @@ def journeyman(
 
 @contextmanager
 def echo(event_loop: str = "auto") -> Iterator[Running]:
-    """The transport ceiling (`benchmarks/echo.py`) on a free port, on the same kind of event
+    """The transport ceiling (`benchmarks/load/echo.py`) on a free port, on the same kind of event
     loop as `journeyman serve` (both default to uvloop when it is installed)."""
     with tempfile.TemporaryDirectory(prefix="journeyman-echo-") as tmp:
         folder = Path(tmp)
@@ -139,7 +139,7 @@ def echo(event_loop: str = "auto") -> Iterator[Running]:
         log = folder / "serve.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.echo", "--port", str(port),
+                [sys.executable, "-m", "benchmarks.load.echo", "--port", str(port),
                  "--event-loop", event_loop],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip

@@ -2,10 +2,10 @@
 
 zen-engine 2.1.3 sometimes crashes the interpreter with a segmentation fault as it exits after
 `async_evaluate` has been used (seen about one run in three, the tokio runtime behind it being torn
-down with the interpreter), so `benchmarks.peer_zen` runs this measurement here, where such a crash
-cannot take the caller with it:
+down with the interpreter), so `benchmarks.engine.peer_zen` runs this measurement here, where
+such a crash cannot take the caller with it:
 
-    python -m benchmarks.zen.async_probe GRAPH.json INPUTS.json --in-flight 64 --repeats 3
+    python -m benchmarks.engine.zen.async_probe GRAPH.json INPUTS.json --in-flight 64 --repeats 3
 
 It prints one JSON line, `{"wall_us": …, "cpu_us": …}`: the median µs per evaluation over
 `repeats` passes over the inputs (after one warm-up pass), `in_flight` evaluations awaited
@@ -49,7 +49,7 @@ def probe(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.zen.async_probe")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.engine.zen.async_probe")
     parser.add_argument("graph", type=Path, help="the JDM graph, a JSON file")
     parser.add_argument("inputs", type=Path, help="a JSON list of the graph's inputs")
     parser.add_argument("--in-flight", type=int, default=64)

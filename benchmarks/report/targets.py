@@ -334,7 +334,8 @@ def transport(runs: Runs) -> SectionReport:
             target=ZERO, reason=_failure_text(*decide_runs), missing=missing),
     ]  # fmt: skip
     how = (
-        "`benchmarks.drive` against `benchmarks.echo` (a canned decision: no Redis, no engine) "
+        "`benchmarks.load.drive` against `benchmarks.load.echo` (a canned decision: no Redis, no "
+        "engine) "
         "and `journeyman serve` (retail rules, embedded Redis), both on uvloop, one after the "
         f"other; closed loops of {_setting(plan, 'concurrency')} workers, "
         f"{_setting(plan, 'warmup_s')} s warm-up then {_setting(plan, 'closed_s')} s measured; "
@@ -373,7 +374,8 @@ def streaming(runs: Runs) -> SectionReport:
             reason=_failure_text(decide), missing=missing),
     ]  # fmt: skip
     how = (
-        f"`benchmarks.drive --mode stream`, {shape} events in flight, closed loop, against the "
+        f"`benchmarks.load.drive --mode stream`, {shape} events in flight, closed loop, against "
+        "the "
         f"echo and then `journeyman serve`; {_setting(plan, 'warmup_s')} s warm-up, "
         f"{_setting(plan, 'closed_s')} s measured."
     )
@@ -419,7 +421,7 @@ def batch(runs: Runs) -> SectionReport:
             reason=str(get("decide_batch", "errors")), missing=missing),
     ]  # fmt: skip
     how = (
-        f"`benchmarks.drive --mode batch` against `journeyman serve` (retail rules, embedded "
+        f"`benchmarks.load.drive --mode batch` against `journeyman serve` (retail rules, embedded "
         f"Redis): {_setting(plan, 'in_flight')} workers each sending DecideBatch calls of "
         f"{_setting(plan, 'batch')} events back to back, over {_setting(plan, 'customers')} "
         f"customers; {_setting(plan, 'warmup_s')} s warm-up, {_setting(plan, 'closed_s')} s "
@@ -461,7 +463,7 @@ def redis_work(runs: Runs) -> SectionReport:
         " `journeyman_redis_commands_total`) read before and after the Decide runs of section 1, "
         "divided by the Decide calls in between (`journeyman_call_seconds_count`); the journey "
         "statistics' own pipeline (every 50 ms, off the hot path) is not in those counters. Redis "
-        f"alone: `benchmarks.redis_ceiling` (Redis {runs.get('redis', 'redis_version') or '?'}, "
+        f"alone: `benchmarks.redis.ceiling` (Redis {runs.get('redis', 'redis_version') or '?'}, "
         "its own redis-server configured like the embedded one, the service's commands)."
     )
     return SectionReport("Redis work per event", how, rows,
@@ -515,11 +517,12 @@ def engine(runs: Runs) -> SectionReport:
                if one_core else "")),
     ]  # fmt: skip
     how = (
-        f"`benchmarks.peer_zen`: {shown(get('zen', 'events'))} simulated retail events of "
+        f"`benchmarks.engine.peer_zen`: {shown(get('zen', 'events'))} simulated retail events of "
         f"{shown(get('zen', 'shoppers'))} shoppers through decide() and through zen-engine "
         f"{get('zen', 'zen_engine_version') or '?'} running the same journey as a JDM graph, one "
         f"event at a time, median of {get('zen', 'repeats') or '?'} replays (wall time); both "
-        f"answered alike on {_agreement(zen)}. Ceilings: `benchmarks.ceilings` on the same events."
+        f"answered alike on {_agreement(zen)}. Ceilings: `benchmarks.engine.ceilings` on the same "
+        "events."
     )
     after = []
     if note := get("zen", "zen_async_note"):
@@ -527,7 +530,8 @@ def engine(runs: Runs) -> SectionReport:
     table = runs.get("kernels", "figures_table")
     if isinstance(table, list) and table:
         after.append(
-            "From `benchmarks/results/kernels.md`, written in this run by `benchmarks.kernels` "
+            "From `benchmarks/results/kernels.md`, written in this run by "
+            "`benchmarks.engine.kernels` "
             "(start-up, ceilings, the 200-rule journey, the reference evaluator):\n\n"
             + markdown_table(table[0], table[1:])
         )
@@ -572,7 +576,8 @@ def replay(runs: Runs) -> SectionReport:
             + markdown_table(("stage", "customers (service)", "customers (decide())"), counts)
         )
     how = (
-        "`benchmarks.replay`: every application of `../shared/data/bpic2012/` is one customer, "
+        "`benchmarks.load.replay`: every application of `../shared/data/bpic2012/` is one "
+        "customer, "
         "its events in order over one DecideStream (the loan_application journey, a fresh "
         "service and embedded Redis); afterwards every customer's stage is read back with "
         "GetCustomer and compared with decide()'s replay of the same log."
@@ -604,7 +609,7 @@ def memory(runs: Runs) -> SectionReport:
         row("embedded Redis RSS under load, peak", get("redis_rss_mib_peak"), "MiB"),
     ]  # fmt: skip
     how = (
-        f"`benchmarks.memory`: simulated shoppers identified, then visiting on "
+        f"`benchmarks.redis.memory`: simulated shoppers identified, then visiting on "
         f"{get('visit_days_per_customer') or '?'} days of the last year "
         f"({shown(get('events_per_customer_mean'))} events each, their own timestamps) over "
         "DecideStream; `MEMORY USAGE … SAMPLES 0` of each customer's keys. RSS from /proc every "
@@ -670,7 +675,8 @@ def overload(runs: Runs) -> SectionReport:
                     missing=missing)]  # fmt: skip
         after = []
     how = (
-        "`benchmarks.overload`: R from a closed loop of Decide at concurrency 64, then open loops "
+        "`benchmarks.load.overload`: R from a closed loop of Decide at concurrency 64, then open "
+        "loops "
         "at 1, 2, 4 and 8× R against the same service (admission cap "
         f"{runs.get('overload', 'max_concurrent_calls') or '?'} calls); latency of the accepted "
         "calls from their scheduled start. Our reading of issue 6: goodput ≥ 0.8× R, p99 within "
@@ -706,7 +712,7 @@ def locust(runs: Runs) -> SectionReport:
         header = ("request", "requests", "failures", "req/s", "p50 µs", "p99 µs")
         after.append(markdown_table(header, cells))
     how = (
-        f"`benchmarks.load_locust`: locust {get('locust_version') or '?'} headless, the "
+        f"`benchmarks.load.run_locust`: locust {get('locust_version') or '?'} headless, the "
         f"locustfile's simulated shoppers and CDNOW replay (gevent gRPC users timing in µs), "
         f"think time {get('think_ms')} ms, against a fresh `journeyman serve`; locust keeps "
         "percentiles to two significant figures."

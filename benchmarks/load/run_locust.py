@@ -1,7 +1,7 @@
-"""The locust load (`benchmarks/locustfile.py`), run headless as a subprocess and read back.
+"""The locust load (`benchmarks/load/locustfile.py`), run headless as a subprocess and read back.
 
-    python -m benchmarks.load_locust --quick                  # its own `journeyman serve`, 5 s
-    python -m benchmarks.load_locust --target 127.0.0.1:50051 --users 50 --duration 20 --json
+    python -m benchmarks.load.run_locust --quick                  # its own `journeyman serve`, 5 s
+    python -m benchmarks.load.run_locust --target 127.0.0.1:50051 --users 50 --duration 20 --json
 
 `measure()` runs `locust --headless` with `--csv`, bounded in time (killed by pid when it
 overruns), and returns what its CSV files say: requests, failures, requests per second and the
@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.service import BIN, ROOT, journeyman
+from benchmarks import ROOT
+from benchmarks.load.service import BIN, journeyman
 
-LOCUSTFILE = ROOT / "benchmarks" / "locustfile.py"
+LOCUSTFILE = ROOT / "benchmarks" / "load" / "locustfile.py"
 MAX_DURATION_S = 120.0
 STARTUP_ALLOWANCE_S = 30.0  # locust's imports and its users' channels, before the clock runs
 STOP_TIMEOUT_S = 2  # locust's --stop-timeout: calls in flight at the end may finish
@@ -170,7 +171,7 @@ def _figures(row: dict[str, str]) -> dict[str, Any]:
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.load_locust",
+        prog="python -m benchmarks.load.run_locust",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,10 +1,10 @@
 """decide() beside zen-engine, the decision engine a user would pick instead, on the same rules.
 
-`python -m benchmarks.peer_zen` (`--quick` for a short run) replays the simulated shoppers'
-events of `rules/retail.yaml` (`benchmarks.traffic`) through `decide()` and through the same
-journey written as a zen-engine decision graph (JDM, built from the loaded rules by
-`benchmarks.zen.jdm`; `benchmarks/zen/retail.json` is that graph), one event at a time as a
-service would call either, each customer's state kept between their events.
+`python -m benchmarks.engine.peer_zen` (`--quick` for a short run) replays the simulated
+shoppers' events of `rules/retail.yaml` (`benchmarks.traffic`) through `decide()` and through the
+same journey written as a zen-engine decision graph (JDM, built from the loaded rules by
+`benchmarks.engine.zen.jdm`; `benchmarks/engine/zen/retail.json` is that graph), one event at a
+time as a service would call either, each customer's state kept between their events.
 
 **What zen-engine evaluates.** The per-event rules: which counters and friction signals this
 event feeds, the friction level, the transition table (stage and condition → next stage, first
@@ -12,8 +12,8 @@ hit, in file order) and the action table (stage, segment, condition, not blocked
 action and its score, collect).
 
 **What is fed to it, and why.** zen-engine keeps nothing between calls, so what depends on a
-customer's past is kept by a Python harness (`benchmarks.zen.harness`) and handed to the graph
-as input on every call: the current `stage`; `idle_ms` and `in_stage_ms` from the customer's
+customer's past is kept by a Python harness (`benchmarks.engine.zen.harness`) and handed to the
+graph as input on every call: the current `stage`; `idle_ms` and `in_stage_ms` from the customer's
 clock; `counters_before`, each windowed counter's total before this event (its time buckets
 live in the harness, with the engine's bucket widths); `friction_decayed`, the friction signals'
 scores decayed to now (half-life decay is arithmetic on a stored time); `blocked`, per action,
@@ -42,7 +42,7 @@ each call waited for another thread (so on a busy machine it suffers most). On t
 replay recorded, these are timed too: zen's call alone, `evaluate_batch` (every event in one
 call, on zen's own threads; a service could not batch one customer's consecutive events, since
 each needs the state the previous one left) and `async_evaluate` (64 in flight, in a child
-process: see `benchmarks.zen.async_probe`).
+process: see `benchmarks.engine.zen.async_probe`).
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.report import load_average, text_table
-from benchmarks.timing import samples_us
-from benchmarks.workload import Workload, load_workload
-from benchmarks.zen.harness import GRAPH_KEY, ZenJourney, ZenOutcome
-from benchmarks.zen.jdm import REPO, RETAIL_RULES
+from benchmarks import ROOT
+from benchmarks.engine.tables import text_table
+from benchmarks.engine.timing import samples_us
+from benchmarks.engine.workload import Workload, load_workload
+from benchmarks.engine.zen.harness import GRAPH_KEY, ZenJourney, ZenOutcome
+from benchmarks.engine.zen.jdm import RETAIL_RULES
+from benchmarks.report.machine import load_average
 from engine.decide import decide
 from engine.state import new_state
 
@@ -251,17 +253,17 @@ def _zen_async_us(
     twin: ZenJourney, contexts: list[dict[str, Any]], repeats: int
 ) -> tuple[float | None, float | None, str]:
     """`async_evaluate`, `ASYNC_IN_FLIGHT` at a time, timed in a child process (see
-    `benchmarks.zen.async_probe` for why); also a note on how the child ended."""
+    `benchmarks.engine.zen.async_probe` for why); also a note on how the child ended."""
     with tempfile.TemporaryDirectory(prefix="peer_zen_") as folder:
         graph, inputs = Path(folder, "graph.json"), Path(folder, "inputs.json")
         graph.write_text(json.dumps(twin.graph))
         inputs.write_text(json.dumps(contexts))
         command = [
-            sys.executable, "-m", "benchmarks.zen.async_probe", str(graph), str(inputs),
+            sys.executable, "-m", "benchmarks.engine.zen.async_probe", str(graph), str(inputs),
             "--in-flight", str(ASYNC_IN_FLIGHT), "--repeats", str(repeats),
         ]  # fmt: skip
         child = subprocess.run(
-            command, cwd=REPO, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S
+            command, cwd=ROOT, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S
         )
     lines = child.stdout.strip().splitlines()
     if not lines:
@@ -386,7 +388,9 @@ def _print(figures: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.peer_zen", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.engine.peer_zen", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="a smaller run to check it works")
     parser.add_argument(
         "--events", type=int, help=f"about this many events (default {Plan.events})"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.timing import samples_us
+from benchmarks.engine.timing import samples_us
 from benchmarks.traffic import TimedEvent, shopper_stream
 from engine.compile import compile_ruleset
 from engine.rules.load import parse_journeys

@@ -7,9 +7,9 @@ only timestamps in the future). Then `MEMORY USAGE ... SAMPLES 0` of every key o
 (`server/store/keys.py`: the state hash and the decisions hash, which keeps the last 16 decisions).
 
 (b) The RSS of the journeyman process and of its embedded Redis, read from /proc every 100 ms
-while `benchmarks.drive` runs a closed loop of Decide calls.
+while `benchmarks.load.drive` runs a closed loop of Decide calls.
 
-    python -m benchmarks.memory [--quick] [--json]
+    python -m benchmarks.redis.memory [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from typing import Any
 import grpc
 import redis.asyncio as redis
 
-from benchmarks.drive import Plan as LoadPlan
-from benchmarks.drive import percentile
-from benchmarks.drive import run as drive
-from benchmarks.replay import stream_cases
-from benchmarks.service import RULES_DIR, Running, journeyman
+from benchmarks.load.drive import Plan as LoadPlan
+from benchmarks.load.drive import percentile
+from benchmarks.load.drive import run as drive
+from benchmarks.load.replay import stream_cases
+from benchmarks.load.service import RULES_DIR, Running, journeyman
 from benchmarks.traffic import CATEGORIES, shopper_traits
 from engine.event import PropertyValue
 from journeyman.v1 import journeyman_pb2 as pb
@@ -375,8 +375,8 @@ def format_table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m benchmarks.memory`: one run, printed as a table or JSON."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__)
+    """`python -m benchmarks.redis.memory`: one run, printed as a table or JSON."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.redis.memory", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer shoppers, a shorter load")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

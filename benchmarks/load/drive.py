@@ -6,7 +6,7 @@ schedule whatever the answers, and latency counts from the scheduled start, so a
 not hidden by a client that waited for it (coordinated omission). Unary (`Decide`) or streaming
 (`DecideStream`, each worker holding one stream with up to `--window` events in flight).
 
-    python -m benchmarks.drive --target localhost:50051 --mode unary --concurrency 64 \\
+    python -m benchmarks.load.drive --target localhost:50051 --mode unary --concurrency 64 \\
         --duration 10 --warmup 2 [--rate 2000] [--server-pid PID] [--json]
 
 It prints the achieved rate, p50/p90/p99/p99.9 latency in µs, errors by status code, and the
@@ -446,7 +446,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m benchmarks.drive`: one bounded run, printed as a table or JSON."""
+    """`python -m benchmarks.load.drive`: one bounded run, printed as a table or JSON."""
     args = _parser().parse_args(argv)
     if args.concurrency < 1 or args.window < 1 or (args.rate is not None and args.rate <= 0):
         print("error: --concurrency and --window must be ≥ 1, --rate > 0", file=sys.stderr)

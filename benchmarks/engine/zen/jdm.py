@@ -21,8 +21,8 @@ response holds only what the nodes computed: zen-engine merges the outputs arriv
 (Measured: this costs no more per call than a chain of nodes that pass their input through, and
 the answer converted back to Python is smaller.)
 
-`python -m benchmarks.zen.jdm` writes the graph of `rules/retail.yaml` to
-`benchmarks/zen/retail.json`.
+`python -m benchmarks.engine.zen.jdm` writes the graph of `rules/retail.yaml` to
+`benchmarks/engine/zen/retail.json`.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.zen.expressions import Scope, expression, literal, member, text
+from benchmarks import ROOT
+from benchmarks.engine.zen.expressions import Scope, expression, literal, member, text
 from engine.rules.load import parse_journeys
 from engine.rules.model import Action, Journey, Transition
 
-REPO = Path(__file__).resolve().parents[2]
-RETAIL_RULES = REPO / "rules" / "retail.yaml"
+RETAIL_RULES = ROOT / "rules" / "retail.yaml"
 RETAIL_GRAPH = Path(__file__).with_name("retail.json")
 
 # Actions and boosts are read after the transition: a customer who just moved has spent no time in

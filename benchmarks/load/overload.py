@@ -1,6 +1,6 @@
 """Goodput under overload: does the service keep serving its capacity when offered more?
 
-First the sustainable rate R: a closed loop of Decide at concurrency 64 (`benchmarks.drive`).
+First the sustainable rate R: a closed loop of Decide at concurrency 64 (`benchmarks.load.drive`).
 Then open loops at 1×, 2×, 4× and 8× R, each on its own schedule whatever the answers. The
 service admits at most `max_concurrent_calls` (default 512) calls at once
 (`server/api/admission.py`) and answers the rest RESOURCE_EXHAUSTED at once; the question is
@@ -14,7 +14,7 @@ shows up as latency too: `schedule_lag_s` says by how much the run outlasted its
 driver shares the machine's cores with the server), and `client_overloaded` counts calls the
 driver skipped at its own in-flight cap (`drive.MAX_IN_FLIGHT_OPEN`).
 
-    python -m benchmarks.overload [--quick] [--json] [--max-concurrent-calls N]
+    python -m benchmarks.load.overload [--quick] [--json] [--max-concurrent-calls N]
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.drive import Plan as LoadPlan
-from benchmarks.drive import Result, run
-from benchmarks.service import journeyman
+from benchmarks.load.drive import Plan as LoadPlan
+from benchmarks.load.drive import Result, run
+from benchmarks.load.service import journeyman
 from server.core.config import Settings
 
 MULTIPLES = (1.0, 2.0, 4.0, 8.0)
@@ -187,8 +187,8 @@ def format_table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m benchmarks.overload`: one run, printed as a table or JSON."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.overload", description=__doc__)
+    """`python -m benchmarks.load.overload`: one run, printed as a table or JSON."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load.overload", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs")
     parser.add_argument("--max-concurrent-calls", type=int, help="the server's admission cap")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -14,7 +14,7 @@ the embedded Redis is reached, and over TCP:
   (c) redis-py asyncio with N concurrent events sharing a pipeline (one pipeline of N loads, then
       one of N commits), 64 events in flight in all, for N in 1, 16, 64.
 
-    python -m benchmarks.redis_ceiling [--quick] [--json]
+    python -m benchmarks.redis.ceiling [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any
 
 import redis as sync_redis
 
-from benchmarks.service import free_port
+from benchmarks.load.service import free_port
 from server.store.keys import STATE_BLOB_FIELD, STATE_VERSION_FIELD, Keyspace, decision_field
 from server.store.redis_store import (
     COMMIT_SCRIPT,
@@ -65,7 +65,7 @@ class Plan:
     """Sizes and lengths of one run."""
 
     customers: int = 4096  # each with 16 decisions kept already, as after a while in service
-    blob_bytes: int = 1024  # msgpack state (benchmarks/memory.py measures ~0.9 KB for retail)
+    blob_bytes: int = 1024  # msgpack state (benchmarks/redis/memory.py measures ~0.9 KB for retail)
     decision_bytes: int = 300  # fingerprint + protobuf decision kept per event id
     seconds: float = 4.0  # per redis-py measurement
     benchmark_requests: int = 100_000  # per redis-benchmark read measurement
@@ -336,8 +336,13 @@ async def _store_worker(store: Store, mine: list[str], work: Work) -> None:
         if time.perf_counter() >= work.stop:
             return
         event = event_id(next(work.ids))
-        loaded = await store.load(customer, event)
-        result = await store.commit(customer, loaded.version, work.blob, event, work.decision)
+        loaded = await store.load(customer_id=customer, event_ids=[event])
+        result = await store.commit(
+            customer_id=customer,
+            expected_version=loaded.version,
+            state=work.blob,
+            events=[(event, work.decision)],
+        )
         work.tally.count([result.outcome.value])
 
 
@@ -492,8 +497,8 @@ def format_table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m benchmarks.redis_ceiling`: one run, printed as tables or JSON."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.redis_ceiling", description=__doc__)
+    """`python -m benchmarks.redis.ceiling`: one run, printed as tables or JSON."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.redis.ceiling", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer customers, shorter runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

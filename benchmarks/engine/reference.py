@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.timing import median_us
-from benchmarks.workload import Workload
+from benchmarks.engine.timing import median_us
+from benchmarks.engine.workload import Workload
 from engine.decide import decide
 
 

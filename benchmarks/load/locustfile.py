@@ -1,9 +1,9 @@
 """Locust load for JourneyService: simulated shoppers, and real customers replayed from CDNOW.
 
-    locust -f benchmarks/locustfile.py --headless --host 127.0.0.1:50051 -u 20 -r 10 -t 30s \\
+    locust -f benchmarks/load/locustfile.py --headless --host 127.0.0.1:50051 -u 20 -r 10 -t 30s \\
         [--think-ms 5000] [--run-id ID] [--journey-summary FILE] [ShopperUser] [CdnowReplayUser]
 
-(`python -m benchmarks.load_locust` runs it for you, against its own server if you name none.)
+(`python -m benchmarks.load.run_locust` runs it for you, against its own server if you name none.)
 
 **ShopperUser** walks the journeys of `rules/retail.yaml`: lands on the home page (some pages load
 slowly: `load_ms` over 3 s is the `slow_page` friction signal), views products, adds them to the
@@ -28,7 +28,7 @@ are simulated (shoppers) or real (CDNOW), always in the past.
 
 Time between one user's calls: `--think-ms` (or `LOCUST_THINK_MS`), ±50 %. The default, 5 s, is a
 shopper reading a page; 0 sends back to back, to push load. Request names end in `[µs]`: see
-`benchmarks/grpc_user.py`.
+`benchmarks/load/grpc_user.py`.
 """
 
 from __future__ import annotations
@@ -45,16 +45,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# `locust -f benchmarks/locustfile.py` puts benchmarks/ on sys.path, not the repository root that
-# `benchmarks` and `tests` are imported from.
-ROOT = Path(__file__).resolve().parent.parent
+# `locust -f benchmarks/load/locustfile.py` puts benchmarks/load/ on sys.path, not the repository
+# root that `benchmarks` is imported from.
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from locust import events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-from benchmarks.grpc_user import GrpcUser  # noqa: E402
+from benchmarks.load.grpc_user import GrpcUser  # noqa: E402
 from benchmarks.traffic import CATEGORIES, shopper_traits  # noqa: E402
 from journeyman.v1 import journeyman_pb2 as pb  # noqa: E402
 from tests.datasets import DATA_DIR_VARIABLE, data_dir  # noqa: E402

@@ -1,4 +1,5 @@
-"""Kernel micro-benchmarks: `python -m benchmarks.kernels` (or `make bench`), under two minutes.
+"""Kernel micro-benchmarks: `python -m benchmarks.engine.kernels` (or `make bench`), under two
+minutes.
 
 Every figure is read against a ceiling measured in the same run (an empty Python call with
 `decide`'s arguments, a trivial numba call) and printed next to its target. The table goes to
@@ -15,33 +16,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.ceilings import FLAGS_NOTE, measure_ceilings
-from benchmarks.figures import (
+from benchmarks import ROOT
+from benchmarks.engine.ceilings import FLAGS_NOTE, measure_ceilings
+from benchmarks.engine.figures import (
     Figure,
     ceiling_figures,
     decide_figure,
     speedup_figures,
     startup_figures,
 )
-from benchmarks.generated_rules import RulesShape, generate_journey
-from benchmarks.reference import reference_agreement, reference_per_event_us
-from benchmarks.report import (
+from benchmarks.engine.generated_rules import RulesShape, generate_journey
+from benchmarks.engine.reference import reference_agreement, reference_per_event_us
+from benchmarks.engine.startup import measure_startup
+from benchmarks.engine.steps import decide_breakdown, print_profile
+from benchmarks.engine.tables import (
     breakdown_rows,
     figure_rows,
-    load_average,
-    machine,
     markdown_table,
     text_table,
     write_results,
 )
-from benchmarks.startup import measure_startup
-from benchmarks.steps import decide_breakdown, print_profile
-from benchmarks.workload import Workload, load_workload
+from benchmarks.engine.workload import Workload, load_workload
+from benchmarks.report.machine import load_average, machine
 from engine.decide import decide
 
-ROOT = Path(__file__).resolve().parent.parent
 RETAIL = ROOT / "rules" / "retail.yaml"
-RESULTS = Path(__file__).resolve().parent / "results" / "kernels.md"
+RESULTS = ROOT / "benchmarks" / "results" / "kernels.md"
 
 _STARTED = time.perf_counter()
 
@@ -64,7 +64,9 @@ QUICK = Plan(shoppers=100, reference_shoppers=20, repeats=2, reference_repeats=1
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.kernels", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.engine.kernels", description=__doc__
+    )
     parser.add_argument("--quick", action="store_true", help="a smaller run to check it works")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of decide")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"default {RESULTS}")

@@ -2,7 +2,7 @@
 
 zen-engine evaluates a decision graph on the JSON it is handed and remembers nothing between
 calls, so everything that depends on a customer's past lives here, in plain Python, and reaches
-the graph (`benchmarks.zen.jdm`) as input; the graph's answer is then written back:
+the graph (`benchmarks.engine.zen.jdm`) as input; the graph's answer is then written back:
 
 - the customer's clock (it never runs backwards) → fed as `idle_ms` and `in_stage_ms`;
 - the stage and when it was entered → fed as `stage`; written back from `transition.to`;
@@ -21,7 +21,7 @@ remembering what was offered are done here too, by the same rules as the engine.
 
 The graph is evaluated with `ZenEngine.evaluate(key, input)` from a static loader, zen-engine's
 fast path: on the same inputs it took about 40 µs a call where `create_decision(...).evaluate`,
-the README's first example, took 200 to 1,200 µs (`benchmarks.peer_zen` measures both).
+the README's first example, took 200 to 1,200 µs (`benchmarks.engine.peer_zen` measures both).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import zen
 
-from benchmarks.zen.jdm import journey_graph
+from benchmarks.engine.zen.jdm import journey_graph
 from engine.compile import counter_buckets
 from engine.rules.model import Journey, duration_ms
 from engine.state import customer_hash

@@ -1,0 +1,54 @@
+"""What the figures were measured on: the machine, its load, the commit."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numba
+import numpy as np
+
+
+def machine(repo: Path) -> dict[str, str]:
+    """What the figures were measured on, and the commit `repo` was at."""
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    usable = len(os.sched_getaffinity(0))
+    return {
+        "CPU": names[0] if names else cpu,
+        "cores": f"{os.cpu_count()} logical, {usable} usable by this process",
+        "Python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "load average (1, 5, 15 min) at the start": load_average(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _commit(repo),
+    }
+
+
+def load_average() -> str:
+    """The load averages, with a warning when other work shared the cores the run used."""
+    averages = os.getloadavg()
+    shown = ", ".join(f"{value:.2f}" for value in averages)
+    usable = len(os.sched_getaffinity(0))
+    if averages[0] > usable / 2:
+        return f"{shown}: **a busy machine**; figures are noisy, run again on a quiet one"
+    return shown
+
+
+def _commit(repo: Path) -> str:
+    try:
+        head = _git(repo, "rev-parse", "--short", "HEAD")
+        dirty = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} (with uncommitted changes)" if dirty else head
+
+
+def _git(repo: Path, *arguments: str) -> str:
+    run = subprocess.run(["git", *arguments], cwd=repo, capture_output=True, text=True, check=True)
+    return run.stdout.strip()
