@@ -41,13 +41,13 @@ from typing import Any
 import redis as sync_redis
 
 from benchmarks.load.service import free_port
+from server.store.connection import connect
 from server.store.keys import STATE_BLOB_FIELD, STATE_VERSION_FIELD, Keyspace, decision_field
 from server.store.redis_store import (
     COMMIT_SCRIPT,
     DEFAULT_DECISIONS_KEPT,
     Store,
     commit_script_args,
-    connect,
 )
 
 CONCURRENCY = 64

@@ -19,7 +19,8 @@ from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.breaker import CircuitBreaker
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.retry import RetryPolicy
-from server.store.redis_store import CommitOutcome, Store, StoreUnavailable
+from server.store.errors import StoreUnavailable
+from server.store.redis_store import CommitOutcome, Store
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from engine.compile import Ruleset
 from engine.state import CustomerState
 from engine.view import customer_view
 from journeyman.v1 import journeyman_pb2 as pb
+from server.store.errors import StoreUnavailable
 from server.store.keys import utc_day
-from server.store.redis_store import StageChange, StatIncrements, Store, StoreUnavailable
+from server.store.redis_store import StageChange, StatIncrements, Store
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,8 @@ from server.decisions.unstored import Degraded
 from server.protocol.convert import DecideInput, decision_to_pb
 from server.protocol.dedupe import kept_decision, replayed_or_refused
 from server.protocol.errors import EventIdReused
-from server.store.redis_store import (
-    CommitOutcome,
-    Loaded,
-    Store,
-    StoreRefused,
-    StoreUnavailable,
-    ToCommit,
-    ToLoad,
-)
+from server.store.errors import StoreRefused, StoreUnavailable
+from server.store.redis_store import CommitOutcome, Loaded, Store, ToCommit, ToLoad
 
 log = logging.getLogger(__name__)
 

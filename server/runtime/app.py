@@ -29,7 +29,8 @@ from server.core.health import STORE_SERVICE
 from server.core.metrics import REDIS_UP
 from server.decisions.decider import Decider
 from server.rules.reload import LiveRules
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.errors import StoreUnavailable
+from server.store.redis_store import Store
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,9 @@ from engine.compile import Ruleset
 from server.core.config import Settings
 from server.runtime.app import PortInUse, create_server, reload_signal, stop_signals
 from server.runtime.startup import say, security, start_metrics
-from server.store.redis_store import Store, StoreRefused, StoreUnavailable, connect
+from server.store.connection import connect
+from server.store.errors import StoreRefused, StoreUnavailable
+from server.store.redis_store import Store
 
 log = logging.getLogger("journeyman")
 

@@ -2,22 +2,21 @@
 
 The store moves opaque bytes (state blobs, decisions); `engine/codec.py` gives them meaning. Keys
 come only from `server/store/keys.py`; the commit's atomicity comes only from
-`server/store/lua/commit.lua`.
-Network-family errors surface as `StoreUnavailable`, so the service can answer from rules alone.
+`server/store/lua/commit.lua`. Every call's Redis errors go through `server/store/errors.py`:
+network-family ones surface as `StoreUnavailable`, so the service can answer from rules alone.
 
-The same Store runs on one Redis or on a Redis Cluster (`connect` with a ``redis+cluster://`` URL,
-see `server/store/cluster.py`): every command it sends touches one customer's keys, which share a
-hash tag and so one slot, except the stats pipeline, which the cluster client splits per node.
+The same Store runs on one Redis or on a Redis Cluster (`server/store/connection.py`, a
+``redis+cluster://`` URL): every command it sends touches one customer's keys, which share a hash
+tag and so one slot, except the stats pipeline, which the cluster client splits per node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
@@ -27,19 +26,11 @@ import redis.asyncio as redis
 import redis.exceptions as redis_errors
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.typing import EncodableT
 
-from engine.errors import JourneymanError
-from server.store.cluster import (
-    CLUSTER_NETWORK_ERRORS,
-    CallSlots,
-    call_slots,
-    connect_cluster,
-    error_chain,
-    is_cluster_url,
-)
+from server.store.cluster import CallSlots, call_slots
+from server.store.connection import RedisClient, connection_kwargs
+from server.store.errors import unavailable_on_network_errors
 from server.store.keys import (
     DEFAULT_PREFIX,
     STATE_BLOB_FIELD,
@@ -55,54 +46,8 @@ DEFAULT_STATS_RETENTION_S = 400 * 86_400
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
 
-# The errors that mean "Redis is not reachable right now", not "the command was wrong".
-# BusyLoadingError (a replica or restarted server replaying its AOF) is a ConnectionError;
-# OSError covers socket failures raised before redis-py wraps them, and the builtin TimeoutError;
-# the cluster ones (CLUSTERDOWN, MASTERDOWN, TRYAGAIN, uncovered slots) are in
-# server/store/cluster.py.
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    OSError,
-    *CLUSTER_NETWORK_ERRORS,
-)
-# What redis-py's error texts name the server by: URLs, socket paths, host:port, ('host', port).
-# Messages that reach clients say "<redis>" instead: where the server keeps its Redis is not theirs
-# to know (the full error stays chained to StoreUnavailable, for tracebacks).
-_REDIS_ADDRESS = re.compile(
-    r"[A-Za-z][\w+.-]*://[^\s,;'\"()]+"  # a URL
-    r"|(?<![\w/])(?:/[\w@%+~.-]*[\w@%+~-])+/?"  # an absolute path
-    r"|(?:\[[0-9A-Fa-f:.]+\]|\b[\w-]+(?:\.[\w-]+)*):\d{1,5}\b"  # host:port
-    r"|\('[^']*', \d+(?:, \d+)*\)"  # a socket address as Python prints it
-)
-
 # Summed increments of the journey statistics: (hash key, field) -> amount.
 StatIncrements = Counter[tuple[str, str]]
-
-# Redis saying no to journeyman itself rather than being unreachable. AuthenticationError and
-# AuthorizationError are ConnectionErrors, so they are caught before NETWORK_ERRORS.
-REFUSED_ERRORS: tuple[type[BaseException], ...] = (
-    redis_errors.AuthenticationError,
-    redis_errors.AuthorizationError,
-    redis_errors.NoPermissionError,
-)
-# What an ACL user of journeyman must be allowed (tests/faults/test_redis_credentials.py).
-COMMANDS_NEEDED = (
-    "PING", "HMGET", "HGET", "HSET", "HDEL", "HINCRBY", "HGETALL", "EXPIRE", "DEL", "EVALSHA",
-    "SCRIPT LOAD",
-)  # fmt: skip
-
-# The client a Store runs on: one Redis (or a proxy in front of many), or a Redis Cluster.
-RedisClient = redis.Redis | RedisCluster
-
-
-class StoreUnavailable(JourneymanError):
-    """Redis could not be reached (refused, timed out, loading, cluster down)."""
-
-
-class StoreRefused(StoreUnavailable):
-    """Redis refused journeyman: a wrong user or password, or an ACL without a command the
-    service needs. Not transient: fix the URL or the ACL."""
 
 
 class CommitOutcome(StrEnum):
@@ -166,72 +111,6 @@ class StageChange:
     transition: str | None
 
 
-@contextlib.contextmanager
-def _unavailable_on_network_errors(operation: str) -> Iterator[None]:
-    """Re-raise network-family errors as StoreUnavailable, and refusals (credentials, ACL) as
-    StoreRefused, chained to the cause. Never the URL: it may hold a password; nor any other
-    address of Redis (paths, host:port): the message reaches clients.
-
-    A RedisClusterException counts by its chain: redis-py raises a failed slot map refresh as
-    one, from the CLUSTERDOWN or connection error that asked for the refresh (or the refusal
-    that failed it); one with neither in its chain (keys of two slots) is a bug, raised as is.
-    """
-    try:
-        yield
-    except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError) as error:
-        by_chain = isinstance(error, redis_errors.RedisClusterException)
-        chain = error_chain(error) if by_chain else [error]
-        what = f"{type(error).__name__}: {_REDIS_ADDRESS.sub('<redis>', str(error))}"
-        if any(isinstance(each, REFUSED_ERRORS) for each in chain):
-            raise StoreRefused(
-                f"Redis refused journeyman ({operation}): {what}; check the user and password in"
-                " --redis-url / JOURNEYMAN_REDIS_URL and that its ACL allows"
-                f" {', '.join(COMMANDS_NEEDED)} on the key prefix"
-            ) from error
-        if not any(isinstance(each, NETWORK_ERRORS) for each in chain):
-            raise
-        raise StoreUnavailable(f"Redis is unreachable ({operation}): {what}") from error
-
-
-def connect(
-    url: str, *, timeout_s: float = 0.25, retries: int = 1, max_connections: int = 256
-) -> RedisClient:
-    """A client for `url` tuned for a hot path that degrades rather than waits.
-
-    `timeout_s` (seconds) bounds connecting, each reply, and waiting for one of the
-    `max_connections` pooled connections; `retries` reconnect attempts follow a connection
-    error, with 5-50 ms jittered backoff. redis-py's own defaults would hold a request for
-    seconds before the degraded answer (10 retries up to 1 s apart), or fail a burst beyond
-    100 connections outright (its plain pool raises instead of waiting).
-
-    A ``redis+cluster://host:port[,host:port...]`` URL (``rediss+cluster://`` for TLS) gives
-    redis-py's async `RedisCluster` instead (`server.store.cluster.ClusterClient`), with the same
-    timeouts, `retries` retries of a command on a fresh slot map, and at most `max_connections`
-    connections to each node (the Store waits, up to `timeout_s`, for a free one). The client
-    reads the slot map before its first command; `Store.ping` does it before the server says
-    SERVING, and raises StoreUnavailable while no seed node gives one.
-    """
-    retry = Retry(ExponentialWithJitterBackoff(base=0.005, cap=0.05), retries)
-    if is_cluster_url(url):
-        return connect_cluster(
-            url, timeout_s=timeout_s, retry=retry, max_connections=max_connections
-        )
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        # RESP2 and no client-info handshake: a new connection's first command goes at once,
-        # instead of after HELLO, CLIENT SETINFO and (refused by Redis 7.0) maintenance
-        # notifications, three round trips that matter most while Redis is slow.
-        protocol=2,
-        driver_info=None,
-        max_connections=max_connections,
-        timeout=timeout_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=retry,
-    )
-    return redis.Redis.from_pool(pool)
-
-
 class Store:
     """Loads and commits customer state. Owns the client: `close` closes it."""
 
@@ -248,7 +127,7 @@ class Store:
             raise ValueError(f"state_ttl_s is {state_ttl_s}; give a TTL of at least 1 second")
         if decisions_kept < 1:
             raise ValueError(f"decisions_kept is {decisions_kept}; keep at least 1 decision")
-        if _connection_kwargs(client).get("decode_responses"):
+        if connection_kwargs(client).get("decode_responses"):
             raise ValueError(
                 "the Redis client decodes replies to str, but state blobs are binary;"
                 " build it with decode_responses=False (the default)"
@@ -492,7 +371,7 @@ class Store:
     async def _calling(self, operation: str) -> AsyncIterator[None]:
         """Run one Redis call: network-family errors become StoreUnavailable, and on a cluster
         the call first waits for one of the `max_connections` call slots."""
-        with _unavailable_on_network_errors(operation):
+        with unavailable_on_network_errors(operation):
             if self._slots is None:
                 yield
             else:
@@ -503,12 +382,6 @@ class Store:
                         yield
                     finally:
                         del self._calls_out[call]
-
-
-def _connection_kwargs(client: RedisClient) -> dict[str, Any]:
-    if isinstance(client, RedisCluster):
-        return client.get_connection_kwargs()
-    return client.connection_pool.connection_kwargs
 
 
 def commit_script_args(

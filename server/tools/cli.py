@@ -136,7 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server.runtime.app import PortInUse
     from server.runtime.embedded_redis import EmbeddedRedisError
     from server.runtime.serve import run
-    from server.store.redis_store import StoreRefused
+    from server.store.errors import StoreRefused
 
     try:
         run(settings)

@@ -33,7 +33,8 @@ from server.core.config import Settings
 from server.rules.rulesource import load_ruleset
 from server.runtime.app import create_server
 from server.runtime.embedded_redis import EmbeddedRedisError, redis_server_binary
-from server.store.redis_store import Store, connect
+from server.store.connection import connect
+from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 from tests.service.conftest import Service
 
@@ -306,7 +307,7 @@ def start_cluster(tmp_path: Path) -> Iterator[StartCluster]:
 def cluster_connect(
     url: str, *, timeout_s: float = REDIS_TIMEOUT_S, max_connections: int = 256
 ) -> RedisCluster:
-    """`server.store.redis_store.connect` for a cluster URL, typed as the cluster client."""
+    """`server.store.connection.connect` for a cluster URL, typed as the cluster client."""
     client = connect(url, timeout_s=timeout_s, max_connections=max_connections)
     assert isinstance(client, RedisCluster), url
     return client

@@ -15,7 +15,8 @@ from server.store.cluster import (
     is_cluster_url,
     parse_cluster_url,
 )
-from server.store.redis_store import Store, connect
+from server.store.connection import connect
+from server.store.redis_store import Store
 
 
 @pytest.mark.parametrize(

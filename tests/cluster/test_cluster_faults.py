@@ -20,8 +20,10 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
+from server.store.connection import connect
+from server.store.errors import StoreUnavailable
 from server.store.keys import STATE_VERSION_FIELD
-from server.store.redis_store import CommitOutcome, Store, StoreUnavailable, connect
+from server.store.redis_store import CommitOutcome, Store
 from tests.cluster.conftest import (
     MASTERS,
     LocalCluster,

@@ -17,14 +17,9 @@ from redis.crc import key_slot
 
 import server.store.redis_store
 from server.store.cluster import SlotMapUnavailable
-from server.store.redis_store import (
-    CommitOutcome,
-    Loaded,
-    StageChange,
-    Store,
-    StoreUnavailable,
-    connect,
-)
+from server.store.connection import connect
+from server.store.errors import StoreUnavailable
+from server.store.redis_store import CommitOutcome, Loaded, StageChange, Store
 from tests.cluster.conftest import MASTERS, cluster_connect
 
 pytestmark = pytest.mark.service

@@ -22,7 +22,8 @@ from server.core.config import Settings
 from server.rules.rulesource import load_ruleset
 from server.runtime.app import Running, create_server
 from server.runtime.embedded_redis import EmbeddedRedis, start_embedded_redis
-from server.store.redis_store import Store, connect
+from server.store.connection import connect
+from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service

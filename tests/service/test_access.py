@@ -16,7 +16,8 @@ from server.api.auth import TokensInvalid, parse_tokens
 from server.core.config import Settings
 from server.rules.rulesource import load_ruleset
 from server.runtime.app import Running, create_server
-from server.store.redis_store import Store, connect
+from server.store.connection import connect
+from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service

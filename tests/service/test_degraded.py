@@ -26,7 +26,8 @@ from server.rules.rulesource import load_ruleset
 from server.runtime import app
 from server.runtime.app import Running, create_server
 from server.runtime.embedded_redis import SOCKET_NAME, EmbeddedRedis, start_embedded_redis
-from server.store.redis_store import Store, connect
+from server.store.connection import connect
+from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service

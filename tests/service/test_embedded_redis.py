@@ -25,7 +25,9 @@ from server.runtime.embedded_redis import (
     redis_server_binary,
     start_embedded_redis,
 )
-from server.store.redis_store import Store, StoreUnavailable, connect
+from server.store.connection import connect
+from server.store.errors import StoreUnavailable
+from server.store.redis_store import Store
 
 pytestmark = pytest.mark.service
 

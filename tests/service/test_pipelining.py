@@ -7,8 +7,9 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
+from server.store.errors import StoreUnavailable
 from server.store.pipelining import Pipeliner
-from server.store.redis_store import CommitOutcome, Store, StoreUnavailable
+from server.store.redis_store import CommitOutcome, Store
 
 pytestmark = pytest.mark.service
 

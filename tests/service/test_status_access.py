@@ -16,7 +16,8 @@ import trustme
 from server.core.config import Settings
 from server.rules.rulesource import load_ruleset
 from server.runtime.app import Running, create_server
-from server.store.redis_store import Store, connect
+from server.store.connection import connect
+from server.store.redis_store import Store
 from server.tools.cli import EXIT_INVALID, EXIT_OK, main
 from server.tools.status import TOKEN_VARIABLE
 from tests.rulesets import RULES_DIR

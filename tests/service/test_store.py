@@ -13,20 +13,15 @@ import redis.asyncio as redis
 from redis.crc import key_slot
 
 import server.store.redis_store
+from server.store.connection import connect
+from server.store.errors import StoreUnavailable
 from server.store.keys import (
     DEFAULT_PREFIX,
     Keyspace,
     utc_day,
     validate_customer_id,
 )
-from server.store.redis_store import (
-    CommitOutcome,
-    Loaded,
-    StageChange,
-    Store,
-    StoreUnavailable,
-    connect,
-)
+from server.store.redis_store import CommitOutcome, Loaded, StageChange, Store
 from tests.service.conftest import STATE_TTL_S
 
 pytestmark = pytest.mark.service
