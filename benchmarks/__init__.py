@@ -8,7 +8,9 @@
 - `report`: the targets, each figure against its ceiling, and RESULTS.md.
 
 Beside them: `run_all` runs every benchmark, bounded, into RESULTS.md; `traffic` simulates the
-shoppers whose events every group sends. Nothing here is imported by `engine/` or `server/`.
+shoppers whose events every group sends. Nothing here is imported by `engine/` or `server/`, and
+nothing here imports `tests` (`tests/unit/test_benchmark_boundaries.py`): what both need is in
+the product, such as the event-log readers of `server/tools/event_logs.py`.
 """
 
 from pathlib import Path

@@ -57,7 +57,7 @@ from locust.env import Environment  # noqa: E402
 from benchmarks.load.grpc_user import GrpcUser  # noqa: E402
 from benchmarks.traffic import CATEGORIES, shopper_traits  # noqa: E402
 from journeyman.v1 import journeyman_pb2 as pb  # noqa: E402
-from tests.datasets import DATA_DIR_VARIABLE, data_dir  # noqa: E402
+from server.tools.event_logs import DATA_DIR_VARIABLE, data_dir  # noqa: E402
 
 # locust's event hooks are untyped: their decorators below carry a `type: ignore`.
 

@@ -4,9 +4,9 @@ Every application is one customer. Its events go in order over one `DecideStream
 spread over several streams, and each stream keeps up to `window` events in flight, each of a
 different case: one customer never has two events in flight at once, so no event can see its
 customer's state before the previous one was committed, whatever the server does with a stream's
-events. The engine replays the same log in-process (`decide()`, the helper of the replay test);
-the service must end with the same stage for every customer and the same per-stage counts in
-Redis, with no errors.
+events. The engine replays the same log in-process (`server.tools.event_logs.decide_log`, as the
+replay test does); the service must end with the same stage for every customer and the same
+per-stage counts in Redis, with no errors.
 
     python -m benchmarks.load.replay [--quick] [--streams 16] [--window 4] [--cases N] [--json]
 """
@@ -35,9 +35,13 @@ from engine.rules.load import parse_journeys
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.store.keys import Keyspace
-from tests.datasets import LoanEvent, bpic2012_csv, read_bpic2012
-from tests.unit.engine.test_bpic_replay import as_event
-from tests.unit.engine.test_bpic_replay import replay as replay_in_process
+from server.tools.event_logs import (
+    LoanEvent,
+    bpic2012_csv,
+    decide_log,
+    loan_event,
+    read_bpic2012,
+)
 
 RULES_FILE = ROOT / "rules" / "loan_application.yaml"
 JOURNEY = "loan_application"
@@ -80,7 +84,7 @@ def as_request(numbered: Numbered) -> pb.DecideRequest:
     """A log row as the DecideRequest a bank's systems would send: the very event the in-process
     replay decides (same id, type, channel, touchpoint, properties), at the row's own time."""
     number, row = numbered
-    event = as_event(number, row)
+    event = loan_event(number, row)
     properties = {}
     for name, value in event.properties.items():
         if isinstance(value, bool):
@@ -309,13 +313,13 @@ class EngineReplay:
 
 
 def engine_replay(rows: Sequence[LoanEvent]) -> EngineReplay:
-    """The replay test's own helper over `rows`, with the same event numbering as the service."""
+    """`decide_log` over `rows`, as the replay test does, numbering events as the service does."""
     text = RULES_FILE.read_text(encoding="utf-8")
     ruleset = compile_ruleset(parse_journeys([(str(RULES_FILE), text)]))
     started = time.perf_counter()
-    replayed = replay_in_process(ruleset, rows)
+    final_stage = {row.case_id: decision.stage for row, decision in decide_log(ruleset, rows)}
     elapsed = time.perf_counter() - started
-    return EngineReplay(dict(replayed.final_stage), len(rows) / elapsed if elapsed else 0.0)
+    return EngineReplay(final_stage, len(rows) / elapsed if elapsed else 0.0)
 
 
 def compare_stages(service: dict[str, str], engine: dict[str, str]) -> list[str]:

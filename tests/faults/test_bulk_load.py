@@ -23,7 +23,7 @@ from benchmarks.load.replay import as_request, by_case, engine_replay, spread_ov
 from benchmarks.load.service import RULES_DIR, Running, journeyman
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from tests.datasets import LoanEvent, bpic2012_csv, read_bpic2012
+from server.tools.event_logs import LoanEvent, bpic2012_csv, read_bpic2012
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

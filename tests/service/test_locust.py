@@ -17,7 +17,7 @@ from benchmarks.load import run_locust
 from benchmarks.load.service import journeyman
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
-from tests.datasets import data_dir
+from server.tools.event_logs import data_dir
 
 pytestmark = pytest.mark.service
 

@@ -42,8 +42,7 @@ from benchmarks.redis.memory import (
     year_of_shoppers,
 )
 from server.store.keys import Keyspace
-from tests.datasets import LoanEvent
-from tests.unit.engine.test_bpic_replay import as_event
+from server.tools.event_logs import LoanEvent, loan_event
 
 END_MS = 1_795_000_000_000
 
@@ -78,7 +77,7 @@ def test_by_case_numbers_rows_by_their_place_in_the_log() -> None:
 
 def test_a_request_carries_the_event_the_engine_replay_decides_at_the_row_time() -> None:
     request = as_request((2, LOG[2]))
-    engine = as_event(2, LOG[2])
+    engine = loan_event(2, LOG[2])
     event = request.event
     assert (event.event_id, event.customer_id, event.type) == (
         engine.event_id, engine.customer_id, engine.type,

@@ -16,12 +16,9 @@ from pathlib import Path
 import pytest
 
 from engine.compile import Ruleset, compile_ruleset
-from engine.decide import decide
-from engine.event import Event, PropertyValue
 from engine.rules.load import LoadedJourney, parse_journeys
 from engine.rules.model import Journey, duration_ms
-from engine.state import CustomerState, new_state
-from tests.datasets import LoanEvent, bpic2012_csv, read_bpic2012
+from server.tools.event_logs import LoanEvent, bpic2012_csv, decide_log, read_bpic2012
 
 pytestmark = pytest.mark.slow
 
@@ -44,35 +41,6 @@ SIGNAL_ROWS = {
     "offer_withdrawn": ("O_CANCELLED", "COMPLETE"),
 }
 
-# How a website would report the bank's activities: calls come from the call centre, other work
-# items from the back office, the form from the web, and status changes from the loan system.
-TOUCHPOINTS = {
-    "W_Afhandelen leads": "lead_follow_up",
-    "W_Beoordelen fraude": "fraud_check",
-    "W_Completeren aanvraag": "application_completion",
-    "W_Nabellen incomplete dossiers": "missing_documents_call",
-    "W_Nabellen offertes": "offer_follow_up_call",
-    "W_Valideren aanvraag": "application_validation",
-    "W_Wijzigen contractgegevens": "contract_change",
-}
-WEB_ACTIVITIES = frozenset({"A_SUBMITTED", "A_PARTLYSUBMITTED"})
-
-
-def as_event(row_number: int, row: LoanEvent) -> Event:
-    """One log row as the event a bank's systems would send to `Decide`."""
-    activity = row.activity
-    if activity.startswith("W_"):
-        channel = "call_center" if activity.startswith("W_Nabellen") else "back_office"
-        touchpoint = TOUCHPOINTS.get(activity, "back_office")
-    else:
-        channel = "web" if activity in WEB_ACTIVITIES else "system"
-        touchpoint = "offer" if activity.startswith("O_") else "application"
-    properties: dict[str, PropertyValue] = {
-        "amount_req": row.amount_req,
-        "lifecycle": row.lifecycle,
-    }
-    return Event(f"bpic2012-{row_number}", row.case_id, activity, channel, touchpoint, properties)
-
 
 @dataclass
 class Replay:
@@ -87,12 +55,9 @@ class Replay:
 
 def replay(ruleset: Ruleset, rows: Iterable[LoanEvent]) -> Replay:
     result = Replay()
-    states: dict[str, CustomerState] = {}
     has_offer: set[str] = set()
-    for row_number, row in enumerate(rows):
+    for row, decision in decide_log(ruleset, rows):
         case = row.case_id
-        state = states.get(case) or new_state(ruleset)
-        decision, states[case] = decide(ruleset, state, as_event(row_number, row), row.timestamp_ms)
         actions = decision.action_ids
         result.final_stage[case] = decision.stage
         if decision.outcome.friction_level == "high":
