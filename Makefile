@@ -94,7 +94,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy engine server
+	$(BIN)/mypy engine server benchmarks
 
 check: lint typecheck test
 
