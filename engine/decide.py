@@ -242,7 +242,7 @@ def _run_journeys(
         )
         outputs.append(out)
         if n_goals:
-            conversions.extend(_conversions(journey, out))
+            conversions.extend(_conversions(journey, out, current.ints))
         for action in out.ranked[:n_ranked].tolist():
             held_out = out.status[action] == codes.ACTION_HELD_OUT
             candidates.append(_Ranked(float(out.scores[action]), index, action, held_out))
@@ -251,8 +251,11 @@ def _run_journeys(
     return _Run(journeys, tuple(outcomes), outputs, candidates, tuple(conversions))
 
 
-def _conversions(journey: CompiledJourney, out: KernelOutput) -> list[Conversion]:
+def _conversions(
+    journey: CompiledJourney, out: KernelOutput, ints: npt.NDArray[np.int64]
+) -> list[Conversion]:
     """The conversions `_attribute_goals` reported for one journey, by name."""
+    exposed_at = journey.rules.exposure_index
     return [
         Conversion(
             action=journey.action_ids[action],
@@ -260,6 +263,7 @@ def _conversions(journey: CompiledJourney, out: KernelOutput) -> list[Conversion
             goal=journey.goal_names[goal],
             treated=out.converted[action, goal] == codes.ARM_TREATED,
             value=float(out.goal_values[goal]),
+            exposed_at_ms=int(ints[exposed_at + action]),
         )
         for action, goal in zip(*np.nonzero(out.converted), strict=True)
     ]

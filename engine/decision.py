@@ -64,13 +64,16 @@ class Exposure:
 @dataclass(frozen=True, slots=True)
 class Conversion:
     """The event reached `goal` within its window after the customer's exposure to `action`:
-    one conversion of this customer for that action and goal, worth `value`."""
+    one conversion of this customer for that action and goal, worth `value`. Reports count it
+    on the day of the exposure (`exposed_at_ms`), so that each day's exposed customers are a
+    cohort whose conversions follow them."""
 
     action: str
     journey: str
     goal: str
     treated: bool
     value: float
+    exposed_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)

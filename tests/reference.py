@@ -70,8 +70,9 @@ class ReferenceDecision:
     held_out: tuple[str, ...]  # action ids, in rank order
     duplicate: bool = False
     exposures: tuple[tuple[str, str, bool], ...] = ()  # (journey, action, treated), new ones
-    # (journey, action, goal, treated, value): journeys in order, then actions, then goals
-    conversions: tuple[tuple[str, str, str, bool, float], ...] = ()
+    # (journey, action, goal, treated, value, exposed_ms): journeys in order, then actions,
+    # then goals
+    conversions: tuple[tuple[str, str, str, bool, float, int], ...] = ()
 
     @property
     def offered_ids(self) -> tuple[tuple[str, str], ...]:
@@ -381,7 +382,7 @@ def is_held_out(customer_id: str, journey: str, action: Action) -> bool:
 
 def _conversions(
     journey: Journey, memory: JourneyMemory, event: Event
-) -> list[tuple[str, str, str, bool, float]]:
+) -> list[tuple[str, str, str, bool, float, int]]:
     """The goals `event` reaches, attributed to each action the customer was exposed to within
     the goal's window (exposures as they stood before this event's offers), once per exposure,
     action and goal. Called after the journey's clock moved to this event."""
@@ -401,7 +402,7 @@ def _conversions(
             memory.converted_for_ms[(action.id, name)] = exposed_ms
             value = event.properties.get(goal.value) if goal.value else None
             amount = float(value) if _is_number(value) else 0.0  # type: ignore[arg-type]
-            found.append((journey.journey, action.id, name, treated, amount))
+            found.append((journey.journey, action.id, name, treated, amount, exposed_ms))
     return found
 
 
@@ -437,7 +438,7 @@ class ReferenceEngine:
         k = top_k or self.top_k
         results: list[JourneyResult] = []
         candidates: list[Candidate] = []
-        conversions: list[tuple[str, str, str, bool, float]] = []
+        conversions: list[tuple[str, str, str, bool, float, int]] = []
         for journey in self.journeys:
             memory = customer.journeys[journey.journey]
             result, ranked = self._decide_journey(journey, memory, event, traits, now_ms, k)

@@ -118,7 +118,7 @@ class FieldViolation(_message.Message):
     def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("customer_id", "event_id", "journeys", "actions", "held_out_actions", "excluded", "ruleset_version", "degraded", "duplicate", "decided_at_ms")
+    __slots__ = ("customer_id", "event_id", "journeys", "actions", "held_out_actions", "excluded", "ruleset_version", "degraded", "duplicate", "decided_at_ms", "conversions")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOURNEYS_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class Decision(_message.Message):
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     event_id: str
     journeys: _containers.RepeatedCompositeFieldContainer[JourneyStage]
@@ -139,7 +140,24 @@ class Decision(_message.Message):
     degraded: bool
     duplicate: bool
     decided_at_ms: int
-    def __init__(self, customer_id: _Optional[str] = ..., event_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[JourneyStage, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[OfferedAction, _Mapping]]] = ..., held_out_actions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., decided_at_ms: _Optional[int] = ...) -> None: ...
+    conversions: _containers.RepeatedCompositeFieldContainer[Conversion]
+    def __init__(self, customer_id: _Optional[str] = ..., event_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[JourneyStage, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[OfferedAction, _Mapping]]] = ..., held_out_actions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., decided_at_ms: _Optional[int] = ..., conversions: _Optional[_Iterable[_Union[Conversion, _Mapping]]] = ...) -> None: ...
+
+class Conversion(_message.Message):
+    __slots__ = ("journey", "action", "goal", "treated", "value", "exposed_at_ms")
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    TREATED_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    action: str
+    goal: str
+    treated: bool
+    value: float
+    exposed_at_ms: int
+    def __init__(self, journey: _Optional[str] = ..., action: _Optional[str] = ..., goal: _Optional[str] = ..., treated: _Optional[bool] = ..., value: _Optional[float] = ..., exposed_at_ms: _Optional[int] = ...) -> None: ...
 
 class JourneyStage(_message.Message):
     __slots__ = ("journey", "stage", "previous_stage", "changed", "transition", "transition_line", "friction_score", "friction_level", "top_signals")
@@ -333,3 +351,89 @@ class RulesFile(_message.Message):
     declared_version: str
     sha256: str
     def __init__(self, path: _Optional[str] = ..., journey: _Optional[str] = ..., declared_version: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class GetActionReportRequest(_message.Message):
+    __slots__ = ("journey", "since", "until")
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    since: str
+    until: str
+    def __init__(self, journey: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ...) -> None: ...
+
+class GetActionReportResponse(_message.Message):
+    __slots__ = ("journey", "since", "until", "rows", "ruleset_version")
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    since: str
+    until: str
+    rows: _containers.RepeatedCompositeFieldContainer[ActionGoalReport]
+    ruleset_version: str
+    def __init__(self, journey: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[ActionGoalReport, _Mapping]]] = ..., ruleset_version: _Optional[str] = ...) -> None: ...
+
+class Interval(_message.Message):
+    __slots__ = ("low", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class ActionGoalReport(_message.Message):
+    __slots__ = ("action", "goal", "treated_customers", "treated_conversions", "treated_value", "control_customers", "control_conversions", "control_value", "treated_rate", "control_rate", "uplift", "uplift_fixed", "uplift_sequential", "relative_uplift", "relative_fixed", "relative_sequential", "incremental_conversions", "incremental_value", "verdict", "verdict_interval", "customers_needed", "holdout_percent", "control_share", "sample_ratio_mismatch", "sample_ratio_message")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    TREATED_CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    TREATED_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    TREATED_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TREATED_RATE_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_RATE_FIELD_NUMBER: _ClassVar[int]
+    UPLIFT_FIELD_NUMBER: _ClassVar[int]
+    UPLIFT_FIXED_FIELD_NUMBER: _ClassVar[int]
+    UPLIFT_SEQUENTIAL_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_UPLIFT_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_FIXED_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_SEQUENTIAL_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMERS_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATIO_MISMATCH_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATIO_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    goal: str
+    treated_customers: int
+    treated_conversions: int
+    treated_value: float
+    control_customers: int
+    control_conversions: int
+    control_value: float
+    treated_rate: float
+    control_rate: float
+    uplift: float
+    uplift_fixed: Interval
+    uplift_sequential: Interval
+    relative_uplift: float
+    relative_fixed: Interval
+    relative_sequential: Interval
+    incremental_conversions: float
+    incremental_value: float
+    verdict: str
+    verdict_interval: str
+    customers_needed: int
+    holdout_percent: float
+    control_share: float
+    sample_ratio_mismatch: bool
+    sample_ratio_message: str
+    def __init__(self, action: _Optional[str] = ..., goal: _Optional[str] = ..., treated_customers: _Optional[int] = ..., treated_conversions: _Optional[int] = ..., treated_value: _Optional[float] = ..., control_customers: _Optional[int] = ..., control_conversions: _Optional[int] = ..., control_value: _Optional[float] = ..., treated_rate: _Optional[float] = ..., control_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_fixed: _Optional[_Union[Interval, _Mapping]] = ..., uplift_sequential: _Optional[_Union[Interval, _Mapping]] = ..., relative_uplift: _Optional[float] = ..., relative_fixed: _Optional[_Union[Interval, _Mapping]] = ..., relative_sequential: _Optional[_Union[Interval, _Mapping]] = ..., incremental_conversions: _Optional[float] = ..., incremental_value: _Optional[float] = ..., verdict: _Optional[str] = ..., verdict_interval: _Optional[str] = ..., customers_needed: _Optional[int] = ..., holdout_percent: _Optional[float] = ..., control_share: _Optional[float] = ..., sample_ratio_mismatch: _Optional[bool] = ..., sample_ratio_message: _Optional[str] = ...) -> None: ...

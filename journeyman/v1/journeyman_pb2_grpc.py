@@ -73,6 +73,11 @@ class JourneyServiceStub:
                 request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.SerializeToString,
                 response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.FromString,
                 _registered_method=True)
+        self.GetActionReport = channel.unary_unary(
+                '/journeyman.v1.JourneyService/GetActionReport',
+                request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportRequest.SerializeToString,
+                response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportResponse.FromString,
+                _registered_method=True)
 
 
 class JourneyServiceServicer:
@@ -133,6 +138,14 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetActionReport(self, request, context):
+        """GetActionReport compares, per action and goal of a journey, the customers offered the
+        action with those held out of it: conversions, uplift with its interval, and a verdict.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JourneyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +183,11 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.GetRuleset,
                     request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.FromString,
                     response_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.SerializeToString,
+            ),
+            'GetActionReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActionReport,
+                    request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportRequest.FromString,
+                    response_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -365,6 +383,33 @@ class JourneyService:
             '/journeyman.v1.JourneyService/GetRuleset',
             journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.SerializeToString,
             journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActionReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/journeyman.v1.JourneyService/GetActionReport',
+            journeyman_dot_v1_dot_journeyman__pb2.GetActionReportRequest.SerializeToString,
+            journeyman_dot_v1_dot_journeyman__pb2.GetActionReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

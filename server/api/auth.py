@@ -31,6 +31,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     "Identify": "decide",
     "GetCustomer": "read",
     "GetRuleset": "read",
+    "GetActionReport": "read",
     "ForgetCustomer": "admin",
 }
 

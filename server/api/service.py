@@ -16,6 +16,7 @@ from engine.state import CustomerState
 from engine.view import customer_view
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.analytics.action_report import action_report
 from server.api.auth import caller_may
 from server.core.config import Settings
 from server.decisions.active import decode_or_new
@@ -139,6 +140,17 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             ruleset = self._rules().ruleset
             self._decider.stats.count_moves(ruleset, decode_or_new(ruleset, stored.state), None)
         return pb.ForgetCustomerResponse(deleted_keys=deleted)
+
+    async def GetActionReport(
+        self, request: pb.GetActionReportRequest, context: Context
+    ) -> pb.GetActionReportResponse:
+        try:
+            return await action_report(
+                self._store, self._rules().ruleset, request, self._decider.now_ms(),
+                max_days=self._settings.stats_retention_days,
+            )  # fmt: skip
+        except JourneymanError as error:
+            await abort(context, error)
 
     async def GetRuleset(
         self, request: pb.GetRulesetRequest, context: Context

@@ -1,4 +1,5 @@
-"""Journey statistics: customers per stage and transitions per day, counted as customers move.
+"""Journey statistics: customers per stage and transitions per day, counted as customers move,
+and the exposures and conversions per action and day that the action report compares.
 
 Every move is counted here, whatever made it: a decision (`count_decision`), or a customer who
 appears, leaves or is merged outside one (`count_moves`: Identify, ForgetCustomer). Counts are
@@ -12,14 +13,21 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from engine.compile import Ruleset
+from engine.decision import Exposure
 from engine.state import CustomerState
 from engine.view import customer_view
 from journeyman.v1 import journeyman_pb2 as pb
 from server.store.errors import StoreUnavailable
-from server.store.keys import utc_day
+from server.store.keys import (
+    VALUE_SCALE,
+    conversion_field,
+    exposure_field,
+    utc_day,
+    value_field,
+)
 from server.store.redis_store import StageChange, StatIncrements, Store
 
 log = logging.getLogger(__name__)
@@ -37,8 +45,11 @@ class JourneyStats:
         self._counted: StatIncrements = Counter()
         self._writer: asyncio.Task[None] | None = None
 
-    def count_decision(self, answer: pb.Decision, *, is_new: bool) -> None:
-        """The stage moves of a stored decision (`is_new`: the customer's first event)."""
+    def count_decision(
+        self, answer: pb.Decision, exposures: Sequence[Exposure], *, is_new: bool
+    ) -> None:
+        """The stage moves, exposures and conversions of a stored decision (`is_new`: the
+        customer's first event)."""
         changes = [
             StageChange(
                 journey=j.journey,
@@ -50,6 +61,26 @@ class JourneyStats:
             if is_new or j.changed
         ]
         self._add(changes, answer.decided_at_ms)
+        if exposures or answer.conversions:
+            self._count_outcomes(exposures, answer.conversions, answer.decided_at_ms)
+
+    def _count_outcomes(
+        self, exposures: Sequence[Exposure], conversions: Sequence[pb.Conversion], at_ms: int
+    ) -> None:
+        day = _utc_day(at_ms // DAY_MS)
+        keys, counted = self._store.keys, self._counted
+        for exposure in exposures:
+            key = keys.outcomes(exposure.journey, day)
+            counted[key, exposure_field(exposure.action, treated=exposure.treated)] += 1
+        for conversion in conversions:  # on the exposure's day: that day's cohort converted
+            exposure_day = _utc_day(conversion.exposed_at_ms // DAY_MS)
+            key = keys.outcomes(conversion.journey, exposure_day)
+            action, goal, treated = conversion.action, conversion.goal, conversion.treated
+            counted[key, conversion_field(action, goal, treated=treated)] += 1
+            if conversion.value:
+                value = round(conversion.value * VALUE_SCALE)
+                counted[key, value_field(action, goal, treated=treated)] += value
+        self._start_writer()
 
     def count_moves(
         self, ruleset: Ruleset, before: CustomerState | None, after: CustomerState | None
@@ -70,6 +101,9 @@ class JourneyStats:
         if not changes:
             return
         self._counted.update(self._store.stat_increments(changes, _utc_day(at_ms // DAY_MS)))
+        self._start_writer()
+
+    def _start_writer(self) -> None:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._write())
 

@@ -304,4 +304,11 @@ def decision_to_pb(
         degraded=degraded,
         duplicate=decision.duplicate,
         decided_at_ms=decided_at_ms,
+        conversions=[
+            pb.Conversion(
+                journey=c.journey, action=c.action, goal=c.goal, treated=c.treated, value=c.value,
+                exposed_at_ms=c.exposed_at_ms,
+            )
+            for c in decision.conversions
+        ],
     )  # fmt: skip

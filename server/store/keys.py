@@ -9,6 +9,10 @@ Nothing else builds a key. Layout under the prefix (default ``jm:``)::
     jm:{a:<anonymous_id>}:decisions
     jm:stats:stages:<journey>         hash  stage -> customers in it now
     jm:stats:transitions:<journey>:<YYYY-MM-DD>   hash  transition -> count that UTC day
+    jm:stats:outcomes:<journey>:<YYYY-MM-DD>      hash  that UTC day's exposures and conversions:
+        x|<action>|<arm>          customers newly exposed to the action (arm: t treated, c control)
+        c|<action>|<goal>|<arm>   customers who converted for the goal after that exposure
+        v|<action>|<goal>|<arm>   the goal's summed value, in thousandths (HINCRBY stays exact)
 
 A customer's keys share the hash tag ``{c:<id>}``, so Redis Cluster puts them in one slot and the
 commit script may touch them all atomically. Stats keys carry no tag: they are global counters,
@@ -42,6 +46,24 @@ STATE_VERSION_FIELD = "version"
 DECISION_FIELD_PREFIX = "e:"
 RING_SLOT_FIELD_PREFIX = "r:"
 RING_COUNT_FIELD = "n"
+# Fields of the outcomes hash (see above); `|` never occurs in a rules-language name.
+VALUE_SCALE = 1_000
+
+
+def _arm(treated: bool) -> str:
+    return "t" if treated else "c"
+
+
+def exposure_field(action: str, *, treated: bool) -> str:
+    return f"x|{action}|{_arm(treated)}"
+
+
+def conversion_field(action: str, goal: str, *, treated: bool) -> str:
+    return f"c|{action}|{goal}|{_arm(treated)}"
+
+
+def value_field(action: str, goal: str, *, treated: bool) -> str:
+    return f"v|{action}|{goal}|{_arm(treated)}"
 
 
 def validate_customer_id(value: str) -> str | None:
@@ -116,18 +138,23 @@ class Keyspace:
         `day` is ``YYYY-MM-DD`` or ``YYYYMMDD``; the key always spells it ``YYYY-MM-DD``, so
         both spellings count into the same hash.
         """
+        return self._per_day("transitions", journey, day)
+
+    def outcomes(self, journey: str, day: str) -> str:
+        """Hash of exposures and conversions on UTC `day` (fields: `exposure_field`, ...)."""
+        return self._per_day("outcomes", journey, day)
+
+    def _per_day(self, kind: str, journey: str, day: str) -> str:
         match = _DAY.fullmatch(day)
         if match is None:
             raise ValueError(
                 f"day {day!r} is not YYYY-MM-DD or YYYYMMDD; build it with keys.utc_day(now_ms)"
             )
-        return (
-            f"{self.prefix}stats:transitions:{_checked_journey(journey)}:{'-'.join(match.groups())}"
-        )
+        return f"{self.prefix}stats:{kind}:{_checked_journey(journey)}:{'-'.join(match.groups())}"
 
     def is_per_day(self, key: str) -> bool:
         """Whether `key` holds one day's statistics (and so expires after the retention)."""
-        return key.startswith(f"{self.prefix}stats:transitions:")
+        return key.startswith((f"{self.prefix}stats:transitions:", f"{self.prefix}stats:outcomes:"))
 
 
 def _checked_journey(journey: str) -> str:

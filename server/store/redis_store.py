@@ -332,6 +332,19 @@ class Store:
             raw = await self._client.hgetall(self.keys.transitions(journey, day))
         return {_text(name): int(count) for name, count in raw.items()}
 
+    async def outcome_counts(self, journey: str, days: Sequence[str]) -> Counter[str]:
+        """Exposures, conversions and values (fields of `keys.outcomes`) of `journey`, summed
+        over UTC `days`, read in one pipeline."""
+        pipe = self._client.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self.keys.outcomes(journey, day))
+        async with self._calling("read outcome counts"):
+            replies = await pipe.execute() if days else []
+        totals: Counter[str] = Counter()
+        for raw in replies:
+            totals.update({_text(name): int(count) for name, count in raw.items()})
+        return totals
+
     async def forget(self, *, customer_id: str, anonymous: bool = False) -> int:
         """Delete every key of the customer (erasure requests); returns how many existed."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)

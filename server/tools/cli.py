@@ -6,12 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import RulesError
 from engine.rules.diff import diff_rulesets
 from engine.rules.load import parse_journeys
 from engine.scenarios import ScenarioResult, parse_scenarios, run_scenario
 from server.core.config import ConfigError, Settings
+
+if TYPE_CHECKING:  # status pulls in grpc: imported where a client command runs, not at start
+    from server.tools.status import Access
 from server.rules.rulesource import (
     RulesNotFound,
     load_ruleset,
@@ -96,21 +100,43 @@ def _diff(old_paths: list[str], new_paths: list[str]) -> int:
 def _status(args: argparse.Namespace) -> int:
     """Print health, the ruleset in force and key counters; exit 0 only when SERVING, 2 when
     the server cannot be asked (the message says what to pass instead)."""
-    from server.tools.status import Access, StatusError, read_token, status_lines
+    from server.tools.status import StatusError, status_lines
 
     try:
-        token, token_source = read_token(_path(args.token_file))
-        access = Access(
-            tls=args.tls, tls_ca=_path(args.tls_ca), tls_cert=_path(args.tls_cert),
-            tls_key=_path(args.tls_key), tls_server_name=args.tls_server_name,
-            token=token, token_source=token_source,
-        )  # fmt: skip
-        serving, lines = status_lines(args.address, args.metrics_url, args.timeout, access)
+        serving, lines = status_lines(args.address, args.metrics_url, args.timeout, _access(args))
     except StatusError as error:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_INVALID
     print("\n".join(lines))
     return EXIT_OK if serving else EXIT_FAILED
+
+
+def _access(args: argparse.Namespace) -> Access:
+    """How a client command reaches the server, from its connection flags (`_client_flags`)."""
+    from server.tools.status import Access, read_token
+
+    token, token_source = read_token(_path(args.token_file))
+    return Access(
+        tls=args.tls, tls_ca=_path(args.tls_ca), tls_cert=_path(args.tls_cert),
+        tls_key=_path(args.tls_key), tls_server_name=args.tls_server_name,
+        token=token, token_source=token_source,
+    )  # fmt: skip
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Print the action report; exit 2 when the server cannot be asked."""
+    from journeyman.v1 import journeyman_pb2 as pb
+    from server.tools.report import fetch_report, report_json, report_table
+    from server.tools.status import StatusError
+
+    request = pb.GetActionReportRequest(journey=args.journey, since=args.since, until=args.until)
+    try:
+        report = fetch_report(args.address, _access(args), request, args.timeout)
+    except StatusError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    print(report_json(report) if args.json else "\n".join(report_table(report)))
+    return EXIT_OK
 
 
 def _path(value: str | None) -> Path | None:
@@ -151,6 +177,28 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _client_flags(command: argparse.ArgumentParser) -> None:
+    """How a client command reaches a server: address, TLS, token, timeout."""
+    command.add_argument("--address", default="localhost:50051", help="host:port of the server")
+    command.add_argument("--tls-ca", metavar="PEM", help="speak TLS; trust this CA's certificates")
+    command.add_argument(
+        "--tls", action="store_true", help="speak TLS; trust public CAs (no --tls-ca needed)"
+    )
+    command.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mTLS")
+    command.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    command.add_argument(
+        "--tls-server-name", metavar="NAME",
+        help="the name to expect in the server's certificate (default: the --address host)",
+    )  # fmt: skip
+    command.add_argument(
+        "--token-file", metavar="FILE",
+        help="file holding a bearer token (default: JOURNEYMAN_STATUS_TOKEN, if set)",
+    )  # fmt: skip
+    command.add_argument(
+        "--timeout", type=float, default=2.0, metavar="SECONDS", help="per call (default 2)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journeyman", description="Real-time customer-journey decisions from YAML rules."
@@ -176,27 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
         "only when SERVING. TLS when --tls-ca, --tls or --tls-cert is given; the token (needs "
         "the `read` scope) from --token-file, else JOURNEYMAN_STATUS_TOKEN.",
     )
-    status.add_argument("--address", default="localhost:50051", help="host:port of the server")
+    _client_flags(status)
     status.add_argument(
         "--metrics-url", default="http://localhost:9100/metrics", help="its Prometheus page"
     )
-    status.add_argument("--tls-ca", metavar="PEM", help="speak TLS; trust this CA's certificates")
-    status.add_argument(
-        "--tls", action="store_true", help="speak TLS; trust public CAs (no --tls-ca needed)"
+    report = commands.add_parser(
+        "report",
+        help="actions against their holdout, per goal",
+        description="The action report of a running server: per action and goal, customers "
+        "offered the action against those held out, conversions, uplift with its 95 % interval "
+        "and a verdict. Needs the `read` scope when tokens are on.",
     )
-    status.add_argument("--tls-cert", metavar="PEM", help="client certificate, for mTLS")
-    status.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
-    status.add_argument(
-        "--tls-server-name", metavar="NAME",
-        help="the name to expect in the server's certificate (default: the --address host)",
-    )  # fmt: skip
-    status.add_argument(
-        "--token-file", metavar="FILE",
-        help="file holding a bearer token (default: JOURNEYMAN_STATUS_TOKEN, if set)",
-    )  # fmt: skip
-    status.add_argument(
-        "--timeout", type=float, default=2.0, metavar="SECONDS", help="per call (default 2)"
+    report.add_argument("--journey", default="", help="journey name (default: the first loaded)")
+    report.add_argument("--since", default="", metavar="YYYY-MM-DD", help="first UTC day")
+    report.add_argument(
+        "--until", default="", metavar="YYYY-MM-DD", help="last UTC day (default today)"
     )
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    _client_flags(report)
     serve = commands.add_parser(
         "serve",
         help="run the gRPC service",
@@ -239,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _invalid_rules_exit(lambda: _diff([args.old], [args.new]))
     if args.command == "status":
         return _status(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "serve":
         return _serve(args)
     return EXIT_INVALID  # argparse already refused anything else

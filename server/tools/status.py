@@ -168,7 +168,8 @@ def _connection_hint(details: str, access: Access) -> str:
     return "check --address, and that the server is running"
 
 
-def _call_failed(error: grpc.RpcError, address: str, access: Access, method: str) -> StatusError:
+def call_failed(error: grpc.RpcError, address: str, access: Access, method: str) -> StatusError:
+    """The StatusError for a refused or unanswered call: what happened and what to do."""
     code = error.code() if isinstance(error, grpc.Call) else None
     name = code.name if code is not None else type(error).__name__
     unanswered = code in (None, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -228,7 +229,7 @@ def _ask(address: str, access: Access, timeout_s: float) -> tuple[Health, pb.Get
                 pb.GetRulesetRequest(), timeout=timeout_s, metadata=access.metadata
             )
         except grpc.RpcError as error:
-            raise _call_failed(error, address, access, method) from error
+            raise call_failed(error, address, access, method) from error
     return health, ruleset
 
 

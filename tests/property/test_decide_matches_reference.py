@@ -67,9 +67,9 @@ def assert_same(
     assert [(e.journey, e.action, e.treated) for e in decision.exposures] == list(
         expected.exposures
     )
-    assert [(c.journey, c.action, c.goal, c.treated) for c in decision.conversions] == [
-        conversion[:4] for conversion in expected.conversions
-    ]
+    assert [
+        (c.journey, c.action, c.goal, c.treated, c.exposed_at_ms) for c in decision.conversions
+    ] == [(*conversion[:4], conversion[5]) for conversion in expected.conversions]
     assert [c.value for c in decision.conversions] == [c[4] for c in expected.conversions]
     if decision.conversions:
         hypothesis.event("a goal converted an exposure")  # seen with --hypothesis-show-statistics

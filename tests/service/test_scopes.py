@@ -110,6 +110,11 @@ async def _get_ruleset(stub: Stub, metadata: Metadata) -> Message:
     return await stub.GetRuleset(pb.GetRulesetRequest(), metadata=metadata, timeout=10)
 
 
+async def _get_action_report(stub: Stub, metadata: Metadata) -> Message:
+    request = pb.GetActionReportRequest(journey="retail")
+    return await stub.GetActionReport(request, metadata=metadata, timeout=10)
+
+
 @dataclass(frozen=True)
 class Rpc:
     """One row of the README's scope table: the scope a call needs, and the answer's fields by
@@ -142,6 +147,10 @@ SCOPE_TABLE: Mapping[str, Rpc] = {
         _get_ruleset, "read",
         {"read": frozenset({"version", "files", "loaded_at_ms", "reloads", "failed_reloads"})},
         may_be_empty=frozenset({"reloads", "failed_reloads"}),
+    ),
+    "GetActionReport": Rpc(
+        _get_action_report, "read",
+        {"read": frozenset({"journey", "since", "until", "rows", "ruleset_version"})},
     ),
 }  # fmt: skip
 

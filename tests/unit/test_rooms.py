@@ -13,7 +13,9 @@ import pytest
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
 # Lowest first: a room may import the rooms before it in this list, and itself.
-ROOMS = ("core", "store", "protocol", "decisions", "rules", "api", "runtime", "tools")
+ROOMS = (
+    "core", "store", "protocol", "decisions", "rules", "analytics", "api", "runtime", "tools",
+)  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:
