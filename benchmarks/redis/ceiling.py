@@ -41,23 +41,24 @@ from typing import Any
 import redis as sync_redis
 
 from benchmarks.load.service import free_port
+from server.core.config import Settings
 from server.store.connection import connect
 from server.store.keys import STATE_BLOB_FIELD, STATE_VERSION_FIELD, Keyspace, decision_field
 from server.store.redis_store import (
     COMMIT_SCRIPT,
-    DEFAULT_DECISIONS_KEPT,
     Store,
     commit_script_args,
 )
 
 CONCURRENCY = 64
 BATCH_SIZES = (1, 16, 64)
-STATE_TTL_S = 180 * 86_400  # the service's default
+SERVICE = Settings()  # the service's defaults: key prefix, state TTL, decisions kept
+STATE_TTL_S = SERVICE.state_ttl_s
 FRESH_KEY_TTL_S = 5  # redis-benchmark's commits write new keys; let them go soon
 START_TIMEOUT_S = 10.0
 WARMUP_S = 0.5
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PREFIX = "jm:"
+PREFIX = SERVICE.key_prefix
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def commit_args(
 ) -> list[Any]:
     """commit.lua's ARGV for one event, exactly as the Store builds them."""
     return commit_script_args(
-        version, blob, [(event, decision)], decisions_kept=DEFAULT_DECISIONS_KEPT, ttl_s=ttl_s
+        version, blob, [(event, decision)], decisions_kept=SERVICE.decisions_kept, ttl_s=ttl_s
     )
 
 
@@ -184,7 +185,7 @@ def populate(url: str, plan: Plan, ids: Iterator[int]) -> list[str]:
         for first in range(0, plan.customers, 256):
             pipe = client.pipeline(transaction=False)
             chosen = [customer_id(n) for n in range(first, min(first + 256, plan.customers))]
-            for round_number in range(DEFAULT_DECISIONS_KEPT):
+            for round_number in range(SERVICE.decisions_kept):
                 for customer in chosen:
                     keys = keyspace.customer(customer)
                     args = commit_args(round_number, blob, event_id(next(ids)), decision)
@@ -423,19 +424,22 @@ async def run_redis_py(
     """(b) and (c) over each connection kind."""
     figures: dict[str, Any] = {}
     for kind, url in server.urls.items():
-        client = connect(url, max_connections=256)  # the service's client and pool
-        store = Store(client, prefix=PREFIX, state_ttl_s=STATE_TTL_S)
+        store = Store.from_settings(SERVICE, url)  # the service's store, client and pool
         try:
             figures[f"{kind} Store x{CONCURRENCY}"] = await _through_store(
                 server, store, customers, plan, ids
             )
+        finally:
+            await store.close()
+        client = connect(url, max_connections=256)
+        try:
             for batch in BATCH_SIZES:
                 name = f"{kind} pipelined N={batch} x{max(1, CONCURRENCY // batch)}"
                 figures[name] = await _pipelined(
                     server, client, store.commit_script_sha, customers, batch, plan, ids
                 )
         finally:
-            await store.close()
+            await client.aclose()
     return figures
 
 

@@ -13,7 +13,6 @@ from engine.compile import Ruleset
 from server.core.config import Settings
 from server.runtime.app import PortInUse, create_server, reload_signal, stop_signals
 from server.runtime.startup import say, security, start_metrics
-from server.store.connection import connect
 from server.store.errors import StoreRefused, StoreUnavailable
 from server.store.redis_store import Store
 
@@ -35,17 +34,7 @@ async def serve(
 async def _serve_until(
     stop: asyncio.Event, settings: Settings, ruleset: Ruleset, redis_url: str, *, worker: bool
 ) -> None:
-    store = Store(
-        connect(
-            redis_url,
-            timeout_s=settings.redis_timeout_ms / 1000,
-            max_connections=max(256, settings.max_concurrent_calls),
-        ),  # fmt: skip
-        prefix=settings.key_prefix,
-        decisions_kept=settings.decisions_kept,
-        state_ttl_s=settings.state_ttl_s,
-        stats_retention_s=settings.stats_retention_days * 86_400,
-    )
+    store = Store.from_settings(settings, redis_url)
     try:
         await store.ping()
     except StoreRefused:

@@ -28,11 +28,11 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.typing import EncodableT
 
+from server.core.config import DAY_S, Settings
 from server.store.cluster import CallSlots, call_slots
-from server.store.connection import RedisClient, connection_kwargs
+from server.store.connection import RedisClient, connect, connection_kwargs
 from server.store.errors import unavailable_on_network_errors
 from server.store.keys import (
-    DEFAULT_PREFIX,
     STATE_BLOB_FIELD,
     STATE_VERSION_FIELD,
     CustomerKeys,
@@ -41,8 +41,6 @@ from server.store.keys import (
 )
 from server.store.pipelining import Pipeliner
 
-DEFAULT_DECISIONS_KEPT = 16
-DEFAULT_STATS_RETENTION_S = 400 * 86_400
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
 
@@ -114,19 +112,9 @@ class StageChange:
 class Store:
     """Loads and commits customer state. Owns the client: `close` closes it."""
 
-    def __init__(
-        self,
-        client: RedisClient,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        state_ttl_s: int,
-        decisions_kept: int = DEFAULT_DECISIONS_KEPT,
-        stats_retention_s: int = DEFAULT_STATS_RETENTION_S,
-    ) -> None:
-        if state_ttl_s < 1:
-            raise ValueError(f"state_ttl_s is {state_ttl_s}; give a TTL of at least 1 second")
-        if decisions_kept < 1:
-            raise ValueError(f"decisions_kept is {decisions_kept}; keep at least 1 decision")
+    def __init__(self, client: RedisClient, settings: Settings) -> None:
+        """A Store on `client` under the key prefix, state TTL, dedupe window and statistics
+        retention of `settings`; `from_settings` builds the client too, as the server does."""
         if connection_kwargs(client).get("decode_responses"):
             raise ValueError(
                 "the Redis client decodes replies to str, but state blobs are binary;"
@@ -137,10 +125,10 @@ class Store:
         self._slots: CallSlots | None = (
             call_slots(client) if isinstance(client, RedisCluster) else None
         )
-        self.keys = Keyspace(prefix)
-        self.state_ttl_s = state_ttl_s
-        self.decisions_kept = decisions_kept
-        self.stats_retention_s = stats_retention_s
+        self.keys = Keyspace(settings.key_prefix)
+        self.state_ttl_s = settings.state_ttl_s
+        self.decisions_kept = settings.decisions_kept
+        self.stats_retention_s = settings.stats_retention_days * DAY_S
         # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
@@ -149,6 +137,23 @@ class Store:
         # a cluster: its pipelines split per node and run scripts through extra round trips.
         self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
         self._calls_out: dict[object, float] = {}  # on a cluster: call -> monotonic start
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis_url: str | None = None) -> Store:
+        """A Store as `settings` say, on a client of its own for `redis_url` (None: the
+        settings' `redis_url`) with the Redis timeout and a connection for every call the
+        server admits. Nothing is sent before the first call (`ping` checks Redis answers)."""
+        url = redis_url if redis_url is not None else settings.redis_url
+        if url is None:
+            raise ValueError(
+                "settings.redis_url is None (an embedded Redis): give the URL it listens on"
+            )
+        client = connect(
+            url,
+            timeout_s=settings.redis_timeout_ms / 1000,
+            max_connections=max(256, settings.max_concurrent_calls),
+        )
+        return cls(client, settings)
 
     @property
     def pipelining(self) -> Pipeliner | None:

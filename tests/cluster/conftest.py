@@ -30,13 +30,10 @@ from redis.asyncio.cluster import RedisCluster
 
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.core.config import Settings
-from server.rules.rulesource import load_ruleset
-from server.runtime.app import create_server
 from server.runtime.embedded_redis import EmbeddedRedisError, redis_server_binary
 from server.store.connection import connect
 from server.store.redis_store import Store
-from tests.rulesets import RULES_DIR
-from tests.service.conftest import Service
+from tests.service.conftest import Service, start_retail_server
 
 TEST_CLUSTER_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_CLUSTER_URL"
 DEBIAN_REDIS_SERVER = Path("/usr/bin/redis-server")
@@ -340,9 +337,12 @@ async def key_prefix(cluster_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def store(cluster_url: str, key_prefix: str) -> AsyncIterator[Store]:
     """A Store over the cluster under the test's prefix, with a client of its own."""
-    store = Store(
-        connect(cluster_url, timeout_s=REDIS_TIMEOUT_S), prefix=key_prefix, state_ttl_s=STATE_TTL_S
+    settings = Settings(
+        key_prefix=key_prefix,
+        state_ttl_s=STATE_TTL_S,
+        redis_timeout_ms=int(REDIS_TIMEOUT_S * 1000),
     )
+    store = Store.from_settings(settings, cluster_url)
     try:
         yield store
     finally:
@@ -372,13 +372,7 @@ def start_service(service_settings: Settings) -> StartService:
     @asynccontextmanager
     async def started() -> AsyncIterator[Service]:
         assert service_settings.redis_url is not None
-        ruleset = load_ruleset([str(RULES_DIR / "retail.yaml")])
-        store = Store(
-            connect(service_settings.redis_url, timeout_s=service_settings.redis_timeout_ms / 1000),
-            prefix=service_settings.key_prefix,
-            state_ttl_s=service_settings.state_ttl_s,
-        )
-        running = await create_server(service_settings, ruleset, store)
+        running = await start_retail_server(service_settings, service_settings.redis_url)
         address = f"127.0.0.1:{running.port}"
         channel = grpc.aio.insecure_channel(address)
         stub = pb_grpc.JourneyServiceStub(channel)

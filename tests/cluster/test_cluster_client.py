@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio as redis
 import redis.exceptions as redis_errors
 
+from server.core.config import Settings
 from server.store.cluster import (
     CallSlots,
     ClusterClient,
@@ -78,7 +79,7 @@ async def test_connect_gives_a_cluster_client_with_the_hot_path_limits() -> None
         assert options["max_connections"] == 9  # per node
         assert client.retry.get_retries() == 2
         assert {node.name for node in client.startup_nodes} == {"a:7000", "b:7001"}
-        Store(client, state_ttl_s=60)  # binary replies: accepted
+        Store(client, Settings())  # binary replies: accepted
     finally:
         await client.aclose()
 
@@ -97,7 +98,7 @@ async def test_a_cluster_client_that_decodes_replies_is_refused() -> None:
     client = ClusterClient(host="127.0.0.1", port=7000, decode_responses=True)
     try:
         with pytest.raises(ValueError, match="decode_responses=False"):
-            Store(client, state_ttl_s=60)
+            Store(client, Settings())
     finally:
         await client.aclose()
 

@@ -20,7 +20,7 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from server.store.connection import connect
+from server.core.config import Settings
 from server.store.errors import StoreUnavailable
 from server.store.keys import STATE_VERSION_FIELD
 from server.store.redis_store import CommitOutcome, Store
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.service
 FAST_NODE_TIMEOUT_MS = 1000
 # Short enough that a paused or stopped node fails a call quickly, long enough for a loaded CI
 # machine to answer a healthy one.
-STORE_TIMEOUT_S = 0.5
+FAULT_SETTINGS = Settings(redis_timeout_ms=500)
 RECOVERY_TIMEOUT_S = 30.0
 # How long an outage is kept up while calls are made: long enough for redis-py to run the slot
 # map refreshes it paces (a whole cluster down is met as RedisClusterUnreachableError only then).
@@ -118,9 +118,7 @@ async def _commit(store: Store, customer: str, version: int) -> None:
 @pytest.fixture
 async def own_store(cluster_url: str, key_prefix: str) -> AsyncIterator[Store]:
     """A Store over the session's cluster with the short timeout of these tests."""
-    store = Store(
-        connect(cluster_url, timeout_s=STORE_TIMEOUT_S), prefix=key_prefix, state_ttl_s=60
-    )
+    store = Store.from_settings(FAULT_SETTINGS.with_overrides(key_prefix=key_prefix), cluster_url)
     await store.ping()
     try:
         yield store
@@ -198,7 +196,7 @@ async def test_stopped_masters_raise_store_unavailable_on_every_path(
     start_cluster: StartCluster,
 ) -> None:
     cluster = start_cluster(node_timeout_ms=FAST_NODE_TIMEOUT_MS)
-    store = Store(connect(cluster.url, timeout_s=STORE_TIMEOUT_S), state_ttl_s=60)
+    store = Store.from_settings(FAULT_SETTINGS, cluster.url)
     try:
         await store.ping()
         client = await _topology(cluster.url)
@@ -274,7 +272,7 @@ async def test_a_failover_keeps_every_replicated_commit_and_the_store_answers_ag
     start_cluster: StartCluster,
 ) -> None:
     cluster = start_cluster(replicas=1, node_timeout_ms=FAST_NODE_TIMEOUT_MS)
-    store = Store(connect(cluster.url, timeout_s=STORE_TIMEOUT_S), state_ttl_s=60)
+    store = Store.from_settings(FAULT_SETTINGS, cluster.url)
     try:
         await store.ping()
         client = await _topology(cluster.url)

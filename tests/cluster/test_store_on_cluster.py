@@ -16,13 +16,16 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
 import server.store.redis_store
+from server.core.config import Settings
 from server.store.cluster import SlotMapUnavailable
 from server.store.connection import connect
 from server.store.errors import StoreUnavailable
 from server.store.redis_store import CommitOutcome, Loaded, StageChange, Store
-from tests.cluster.conftest import MASTERS, cluster_connect
+from tests.cluster.conftest import MASTERS, REDIS_TIMEOUT_S, cluster_connect
 
 pytestmark = pytest.mark.service
+
+CLUSTER_SETTINGS = Settings(redis_timeout_ms=int(REDIS_TIMEOUT_S * 1000))
 
 CUSTOMER = "cust-42@example.com"
 
@@ -59,7 +62,7 @@ async def test_a_cluster_url_gives_the_cluster_client_and_ping_reads_the_slot_ma
 ) -> None:
     client = connect(cluster_url, timeout_s=1.0)
     assert isinstance(client, RedisCluster)
-    store = Store(client, prefix=key_prefix, state_ttl_s=60)
+    store = Store(client, Settings(key_prefix=key_prefix))
     try:
         assert client.get_nodes() == []  # nothing discovered before the first use
         await store.ping()
@@ -202,7 +205,7 @@ async def test_commit_loads_a_script_the_cluster_does_not_know(
     # (SCRIPT LOAD goes to every master) and runs it again by SHA, without flushing anything.
     unseen = f"{server.store.redis_store.COMMIT_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
     monkeypatch.setattr(server.store.redis_store, "COMMIT_SCRIPT", unseen)
-    store = Store(cluster_connect(cluster_url), prefix=key_prefix, state_ttl_s=60)
+    store = Store.from_settings(CLUSTER_SETTINGS.with_overrides(key_prefix=key_prefix), cluster_url)
     try:
         sha = store.commit_script_sha
         nodes = cluster_client.get_primaries()
@@ -246,9 +249,8 @@ async def test_fifty_concurrent_load_commit_loops_on_one_customer_lose_no_update
 async def test_concurrent_loops_through_separate_cluster_clients_lose_no_update(
     cluster_url: str, key_prefix: str
 ) -> None:
-    stores = [
-        Store(cluster_connect(cluster_url), prefix=key_prefix, state_ttl_s=60) for _ in range(3)
-    ]
+    settings = CLUSTER_SETTINGS.with_overrides(key_prefix=key_prefix)
+    stores = [Store.from_settings(settings, cluster_url) for _ in range(3)]
     try:
         await asyncio.gather(
             *(_increment_until_committed(stores[i % 3], f"e{i}") for i in range(50))
@@ -263,9 +265,8 @@ async def test_more_calls_than_connections_per_node_wait_for_a_connection(
     cluster_url: str, key_prefix: str
 ) -> None:
     # redis-py's node pools raise MaxConnectionsError when empty; the store waits its turn.
-    store = Store(
-        cluster_connect(cluster_url, max_connections=2), prefix=key_prefix, state_ttl_s=60
-    )
+    # Built by hand: the server's pool is never this small.
+    store = Store(cluster_connect(cluster_url, max_connections=2), Settings(key_prefix=key_prefix))
     try:
         customers = [f"c{i}" for i in range(60)]
         await asyncio.gather(*(_commit_event(store, 0, "e1", customer) for customer in customers))
@@ -326,7 +327,7 @@ def _store_calls(store: Store) -> list[Callable[[], Awaitable[object]]]:
 @pytest.fixture
 async def unreachable_store() -> AsyncIterator[Store]:
     url = "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in _closed_ports(2))
-    store = Store(connect(url, timeout_s=0.2, retries=1), state_ttl_s=60)
+    store = Store.from_settings(Settings(redis_timeout_ms=200), url)
     yield store
     await store.close()
 
@@ -351,7 +352,7 @@ async def test_store_unavailable_names_no_address_of_redis_and_chains_the_detail
     # The message reaches clients (UNAVAILABLE); the socket path or node addresses stay with
     # redis-py's error, chained as the cause.
     missing_socket = tmp_path / "redis.sock"
-    on_a_socket = Store(connect(f"unix://{missing_socket}", timeout_s=0.2), state_ttl_s=60)
+    on_a_socket = Store.from_settings(Settings(redis_timeout_ms=200), f"unix://{missing_socket}")
     try:
         for store, address in ((on_a_socket, str(tmp_path)), (unreachable_store, "127.0.0.1")):
             with pytest.raises(StoreUnavailable, match="unreachable") as raised:
@@ -372,7 +373,7 @@ async def test_store_unavailable_names_no_address_of_redis_and_chains_the_detail
 async def test_a_cluster_answering_masterdown_raises_store_unavailable(
     cluster_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store(connect(cluster_url, timeout_s=1.0, retries=0), prefix=key_prefix, state_ttl_s=60)
+    store = Store.from_settings(Settings(key_prefix=key_prefix, redis_timeout_ms=1000), cluster_url)
     reply = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
     try:
         await store.ping()  # the slot map is read from the healthy cluster first

@@ -19,12 +19,9 @@ import pytest
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.core.config import Settings
-from server.rules.rulesource import load_ruleset
-from server.runtime.app import Running, create_server
+from server.runtime.app import Running
 from server.runtime.embedded_redis import EmbeddedRedis, start_embedded_redis
-from server.store.connection import connect
-from server.store.redis_store import Store
-from tests.rulesets import RULES_DIR
+from tests.service.conftest import start_retail_server
 
 pytestmark = pytest.mark.service
 
@@ -54,10 +51,7 @@ async def rig() -> AsyncIterator[Rig]:
         data_dir = Path(folder)
         redis = start_embedded_redis(data_dir, appendfsync="always")
         settings = Settings(host="127.0.0.1", port=0, key_prefix="jmfault:", grace_period_s=1.0)
-        store = Store(connect(redis.url), prefix=settings.key_prefix, state_ttl_s=3600)
-        running = await create_server(
-            settings, load_ruleset([str(RULES_DIR / "retail.yaml")]), store
-        )
+        running = await start_retail_server(settings, redis.url)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
         rig = Rig(running, pb_grpc.JourneyServiceStub(channel), data_dir, redis)
         try:

@@ -20,12 +20,14 @@ from server.core.config import Settings
 from server.rules.rulesource import load_ruleset
 from server.runtime.app import Running, create_server
 from server.runtime.embedded_redis import start_embedded_redis
-from server.store.connection import connect
 from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 
 TEST_REDIS_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_URL"
 STATE_TTL_S = 3600
+# The `store` fixture's Redis budget: a slow moment of a loaded machine (50 concurrent calls on two
+# cores) is not an unreachable Redis.
+REDIS_TIMEOUT_MS = 2000
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +75,30 @@ async def key_prefix(redis_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis, key_prefix: str) -> Store:
-    """A Store under the test's prefix; the redis_client fixture closes its client."""
-    return Store(redis_client, prefix=key_prefix, state_ttl_s=STATE_TTL_S)
+def store_settings(key_prefix: str) -> Settings:
+    """What the `store` fixture's Store is built from: the test's key prefix, STATE_TTL_S and
+    REDIS_TIMEOUT_MS; a test builds a Store of other settings from `with_overrides`."""
+    return Settings(
+        key_prefix=key_prefix, state_ttl_s=STATE_TTL_S, redis_timeout_ms=REDIS_TIMEOUT_MS
+    )
+
+
+@pytest.fixture
+async def store(redis_url: str, store_settings: Settings) -> AsyncIterator[Store]:
+    """A Store built as the server builds its own (`Store.from_settings`), under the test's
+    prefix, with a client of its own."""
+    store = Store.from_settings(store_settings, redis_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def start_retail_server(settings: Settings, redis_url: str) -> Running:
+    """`create_server` with the retail rules over a Store built from `settings` on `redis_url`,
+    as `journeyman serve` builds its own; stopping the server closes the store."""
+    store = Store.from_settings(settings, redis_url)
+    return await create_server(settings, load_ruleset([str(RULES_DIR / "retail.yaml")]), store)
 
 
 @dataclass
@@ -98,14 +121,7 @@ def service_settings(key_prefix: str) -> Settings:
 @pytest.fixture
 async def service(redis_url: str, service_settings: Settings) -> AsyncIterator[Service]:
     """`create_server` with the retail rules, a store of its own, and an aio client stub."""
-    ruleset = load_ruleset([str(RULES_DIR / "retail.yaml")])
-    store = Store(
-        connect(redis_url, timeout_s=service_settings.redis_timeout_ms / 1000),
-        prefix=service_settings.key_prefix,
-        state_ttl_s=service_settings.state_ttl_s,
-        decisions_kept=service_settings.decisions_kept,
-    )
-    running = await create_server(service_settings, ruleset, store)
+    running = await start_retail_server(service_settings, redis_url)
     address = f"127.0.0.1:{running.port}"
     channel = grpc.aio.insecure_channel(address)
     try:

@@ -14,11 +14,8 @@ from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.api.auth import TokensInvalid, parse_tokens
 from server.core.config import Settings
-from server.rules.rulesource import load_ruleset
-from server.runtime.app import Running, create_server
-from server.store.connection import connect
-from server.store.redis_store import Store
-from tests.rulesets import RULES_DIR
+from server.runtime.app import Running
+from tests.service.conftest import start_retail_server
 
 pytestmark = pytest.mark.service
 
@@ -51,11 +48,6 @@ def pems(tmp_path: Path, ca: trustme.CA) -> dict[str, Path]:
     return {name: tmp_path / f"{name}.pem" for name in files} | {"tokens": tokens}
 
 
-async def _start(settings: Settings, redis_url: str) -> Running:
-    store = Store(connect(redis_url), prefix=settings.key_prefix, state_ttl_s=3600)
-    return await create_server(settings, load_ruleset([str(RULES_DIR / "retail.yaml")]), store)
-
-
 @pytest.fixture
 async def tls_server(
     pems: dict[str, Path], redis_url: str, key_prefix: str
@@ -64,7 +56,7 @@ async def tls_server(
         host="127.0.0.1", port=0, key_prefix=key_prefix, tls_cert=pems["cert"],
         tls_key=pems["key"], auth_tokens_file=pems["tokens"],
     )  # fmt: skip
-    running = await _start(settings, redis_url)
+    running = await start_retail_server(settings, redis_url)
     yield running
     await running.stop(0.5)
 
@@ -139,7 +131,7 @@ async def test_mtls_refuses_clients_without_a_certificate_from_the_client_ca(
         host="127.0.0.1", port=0, key_prefix=key_prefix, tls_cert=pems["cert"],
         tls_key=pems["key"], tls_client_ca=pems["ca"],
     )  # fmt: skip
-    running = await _start(settings, redis_url)
+    running = await start_retail_server(settings, redis_url)
     try:
         address = f"localhost:{running.port}"
         async with grpc.aio.secure_channel(address, _credentials(pems)) as anonymous:

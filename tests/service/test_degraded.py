@@ -22,13 +22,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.core.config import Settings
-from server.rules.rulesource import load_ruleset
 from server.runtime import app
-from server.runtime.app import Running, create_server
+from server.runtime.app import Running
 from server.runtime.embedded_redis import SOCKET_NAME, EmbeddedRedis, start_embedded_redis
-from server.store.connection import connect
-from server.store.redis_store import Store
-from tests.rulesets import RULES_DIR
+from tests.service.conftest import start_retail_server
 
 pytestmark = pytest.mark.service
 
@@ -80,23 +77,13 @@ def outage_settings() -> Settings:
     return Settings(host="127.0.0.1", port=0, key_prefix="jmtest:outage:", grace_period_s=1.0)
 
 
-async def _server(settings: Settings, redis_url: str) -> Running:
-    """`create_server` with the retail rules over the Redis at `redis_url` (up or not)."""
-    store = Store(
-        connect(redis_url, timeout_s=settings.redis_timeout_ms / 1000),
-        prefix=settings.key_prefix,
-        state_ttl_s=settings.state_ttl_s,
-    )
-    return await create_server(settings, load_ruleset([str(RULES_DIR / "retail.yaml")]), store)
-
-
 @pytest.fixture
 async def outage(outage_settings: Settings, own_redis_dir: Path) -> AsyncIterator[Outage]:
     redis_server = start_embedded_redis(own_redis_dir)
     outage: Outage | None = None
     running: Running | None = None
     try:
-        running = await _server(outage_settings, redis_server.url)
+        running = await start_retail_server(outage_settings, redis_server.url)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             outage = Outage(
                 pb_grpc.JourneyServiceStub(channel),
@@ -236,7 +223,7 @@ async def test_started_while_redis_is_down_it_answers_degraded_until_redis_answe
     # create_server waits this long for Redis before it returns anyway; shortened for the test.
     monkeypatch.setattr(app, "REDIS_WAIT_AT_START_S", 0.2)
     socket_path = own_redis_dir / SOCKET_NAME  # where start_embedded_redis will listen
-    running = await _server(outage_settings, f"unix://{socket_path}")
+    running = await start_retail_server(outage_settings, f"unix://{socket_path}")
     redis_server: EmbeddedRedis | None = None
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:

