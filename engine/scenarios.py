@@ -38,6 +38,11 @@ class Expectation(Strict):
     offers: list[str] | None = Field(None, description="these actions are among those offered")
     not_offered: list[str] | None = Field(None, description="none of these is offered")
     held_out: list[str] | None = Field(None, description="exactly these actions are held out")
+    conversions: dict[str, str | list[str]] | None = Field(
+        None,
+        description="exactly these conversions on this step: action -> goal (or goals); "
+        "`{}` for none",
+    )
 
 
 class Step(Strict):
@@ -153,8 +158,24 @@ def _check(expect: Expectation, decision: Decision, ruleset: Ruleset) -> list[st
         failures.append(f"expected {unwanted} not to be offered, got {offered}")
     if expect.held_out is not None and expect.held_out != list(decision.held_out):
         failures.append(f"expected held out {expect.held_out}, got {list(decision.held_out)}")
+    if expect.conversions is not None:
+        failures += _check_conversions(expect.conversions, decision)
     context = _transition_text(decision, ruleset)
     return [f"{failure} ({context})" for failure in failures]
+
+
+def _check_conversions(expected: dict[str, str | list[str]], decision: Decision) -> list[str]:
+    wanted = {
+        (action, goal)
+        for action, goals in expected.items()
+        for goal in ([goals] if isinstance(goals, str) else goals)
+    }
+    got = {(c.action, c.goal): "treated" if c.treated else "control" for c in decision.conversions}
+    if wanted == set(got):
+        return []
+    shown = ", ".join(f"{a} -> {g} ({group})" for (a, g), group in sorted(got.items())) or "none"
+    listed = ", ".join(f"{a} -> {g}" for a, g in sorted(wanted)) or "none"
+    return [f"expected conversions {listed}, got {shown}"]
 
 
 def run_scenario(loaded: LoadedScenarios, index: int, ruleset: Ruleset) -> ScenarioResult:

@@ -72,8 +72,8 @@ GOAL_SCOPE = Scope(
     _EVENT,
     "a goal's `when`",
     "the event (event, channel, touchpoint, property)",
-    "a goal says which events are a success; the report compares customers who were offered "
-    "an action with those held out, so `{key}` has no place in it",
+    "a goal recognises a successful event, whoever sends it; to measure an action on some "
+    "customers only, test `{key}` in that action's `when`",
 )
 SEGMENT_SCOPE = Scope(
     frozenset({"trait", "all", "any", "not"}),

@@ -63,6 +63,32 @@ def test_a_failing_expectation_says_expected_got_and_which_rule_fired(tmp_path: 
     assert "expected actions ['live_chat'], got ['free_shipping', 'welcome_discount']" in actions
 
 
+WRONG_CONVERSIONS = """
+rules: [{rules}]
+scenarios:
+  - name: wrong on purpose
+    customer: ana
+    steps:
+      - event: page_view
+      - event: purchase
+        properties: {{amount: 60}}
+        expect: {{conversions: {{}}}}
+      - event: purchase
+        expect: {{conversions: {{welcome_discount: order}}}}
+"""
+
+
+def test_a_wrong_conversion_expectation_names_what_converted(tmp_path: Path) -> None:
+    path = tmp_path / "fail.yaml"
+    path.write_text(WRONG_CONVERSIONS.format(rules=RULES_DIR / "retail.yaml"))
+    loaded = parse_scenarios(path.read_text(), str(path))
+    result = run_scenario(loaded, 0, load_ruleset(loaded.spec.rules))
+    first, second = result.failures
+    assert "step 2 (purchase): expected conversions none, got welcome_discount -> order" in first
+    assert "(treated)" in first
+    assert "step 3 (purchase): expected conversions welcome_discount -> order, got none" in second
+
+
 def _only_problem(text: str) -> RuleProblem:
     with pytest.raises(RulesError) as error:
         parse_scenarios(text, "s.yaml")
