@@ -352,6 +352,36 @@ class RulesFile(_message.Message):
     sha256: str
     def __init__(self, path: _Optional[str] = ..., journey: _Optional[str] = ..., declared_version: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
+class RecordResponseRequest(_message.Message):
+    __slots__ = ("customer_id", "anonymous_id", "event_id", "action", "journey", "response", "response_id", "timestamp_ms", "channel", "touchpoint")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TOUCHPOINT_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    anonymous_id: str
+    event_id: str
+    action: str
+    journey: str
+    response: str
+    response_id: str
+    timestamp_ms: int
+    channel: str
+    touchpoint: str
+    def __init__(self, customer_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event_id: _Optional[str] = ..., action: _Optional[str] = ..., journey: _Optional[str] = ..., response: _Optional[str] = ..., response_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., channel: _Optional[str] = ..., touchpoint: _Optional[str] = ...) -> None: ...
+
+class RecordResponseResponse(_message.Message):
+    __slots__ = ("decision",)
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
 class GetActionReportRequest(_message.Message):
     __slots__ = ("journey", "since", "until")
     JOURNEY_FIELD_NUMBER: _ClassVar[int]

@@ -73,6 +73,11 @@ class JourneyServiceStub:
                 request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.SerializeToString,
                 response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.FromString,
                 _registered_method=True)
+        self.RecordResponse = channel.unary_unary(
+                '/journeyman.v1.JourneyService/RecordResponse',
+                request_serializer=journeyman_dot_v1_dot_journeyman__pb2.RecordResponseRequest.SerializeToString,
+                response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.RecordResponseResponse.FromString,
+                _registered_method=True)
         self.GetActionReport = channel.unary_unary(
                 '/journeyman.v1.JourneyService/GetActionReport',
                 request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportRequest.SerializeToString,
@@ -138,6 +143,15 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordResponse(self, request, context):
+        """RecordResponse records what a customer did with an action a decision offered (impression,
+        click, accept, dismiss): an event of its own, decided and stored like any other, that goals
+        and transitions can test with `response:`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetActionReport(self, request, context):
         """GetActionReport compares, per action and goal of a journey, the customers offered the
         action with those held out of it: conversions, uplift with its interval, and a verdict.
@@ -183,6 +197,11 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.GetRuleset,
                     request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.FromString,
                     response_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.SerializeToString,
+            ),
+            'RecordResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordResponse,
+                    request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.RecordResponseRequest.FromString,
+                    response_serializer=journeyman_dot_v1_dot_journeyman__pb2.RecordResponseResponse.SerializeToString,
             ),
             'GetActionReport': grpc.unary_unary_rpc_method_handler(
                     servicer.GetActionReport,
@@ -383,6 +402,33 @@ class JourneyService:
             '/journeyman.v1.JourneyService/GetRuleset',
             journeyman_dot_v1_dot_journeyman__pb2.GetRulesetRequest.SerializeToString,
             journeyman_dot_v1_dot_journeyman__pb2.GetRulesetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/journeyman.v1.JourneyService/RecordResponse',
+            journeyman_dot_v1_dot_journeyman__pb2.RecordResponseRequest.SerializeToString,
+            journeyman_dot_v1_dot_journeyman__pb2.RecordResponseResponse.FromString,
             options,
             channel_credentials,
             insecure,
