@@ -7,7 +7,7 @@ Layout (schema version 1), keys kept short because every customer pays for them:
                      "c": {counter: [width_ms, n_buckets, head_epoch, <float64 buckets>]},
                      "f": {signal: score},
                      "a": {action: [last_shown_ms, <int64 cap history>]},
-                     "x": {action: [exposed_ms, arm, {goal: converted_for_ms}]}}}}
+                     "x": {action: [exposed_ms, arm, {goal: converted_for_ms}, stage]}}}}
 
 `x` (exposures, in journeys with goals) is optional: a state written before goals existed reads
 as a customer exposed to nothing.
@@ -48,7 +48,8 @@ class _Layout:
     actions: tuple[tuple[str, int, int, int], ...]  # name, last-shown index, first, count
     action_index: Mapping[str, int]  # name -> position in `actions`
     counter_index: Mapping[str, int]  # name -> position in `counters`
-    exposures: tuple[tuple[str, int, int, int], ...]  # action, exposed-at index, arm, conversions
+    # action, exposed-at index, arm index, stage index, first conversion index
+    exposures: tuple[tuple[str, int, int, int, int], ...]
     goals: tuple[str, ...]
 
     @classmethod
@@ -70,7 +71,7 @@ class _Layout:
         n_actions, n_goals = len(journey.action_ids), len(journey.goal_names)
         exposures = tuple(
             (name, rules.exposure_index + i, rules.exposure_index + n_actions + i,
-             rules.conversion_index + i * n_goals)
+             rules.exposure_index + 2 * n_actions + i, rules.conversion_index + i * n_goals)
             for i, name in enumerate(journey.action_ids if n_goals else ())
         )  # fmt: skip
         return cls(
@@ -118,15 +119,17 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
         "f": signals,
         "a": actions,
     }
-    exposures = _encode_exposures(layout, int_list)
+    exposures = _encode_exposures(journey, layout, int_list)
     if exposures:
         document["x"] = exposures
     return document
 
 
-def _encode_exposures(layout: _Layout, int_list: list[int]) -> dict[str, Any]:
+def _encode_exposures(
+    journey: CompiledJourney, layout: _Layout, int_list: list[int]
+) -> dict[str, Any]:
     exposures = {}
-    for name, exposed_at, arm_at, first in layout.exposures:
+    for name, exposed_at, arm_at, stage_at, first in layout.exposures:
         exposed_ms = int_list[exposed_at]
         if exposed_ms != codes.NEVER_MS:
             converted = {
@@ -134,7 +137,8 @@ def _encode_exposures(layout: _Layout, int_list: list[int]) -> dict[str, Any]:
                 for g, goal in enumerate(layout.goals)
                 if int_list[first + g] != codes.NEVER_MS
             }
-            exposures[name] = [exposed_ms, int_list[arm_at], converted]
+            stage = journey.stage_ids[int_list[stage_at]]
+            exposures[name] = [exposed_ms, int_list[arm_at], converted, stage]
     return exposures
 
 
@@ -200,17 +204,20 @@ def _restore_actions(journey: CompiledJourney, stored: Any, state: JourneyState)
 def _restore_exposures(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
     if not isinstance(stored, dict):
         return
-    for name, exposed_at, arm_at, first in _layout(journey).exposures:
+    for name, exposed_at, arm_at, stage_at, first in _layout(journey).exposures:
         entry = stored.get(name)
-        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], dict)):
+        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[2], dict)):
             continue
-        exposed_ms, arm, converted = entry
+        exposed_ms, arm, converted, stage = entry
         if _int(exposed_ms, codes.NEVER_MS) == codes.NEVER_MS or arm not in (
             codes.ARM_TREATED, codes.ARM_CONTROL
         ):  # fmt: skip
             continue
         state.ints[exposed_at] = exposed_ms
         state.ints[arm_at] = arm
+        # A stage the ruleset no longer has: the exposure still counts, in the first stage.
+        stage_index = journey.stage_ids.index(stage) if stage in journey.stage_ids else 0
+        state.ints[stage_at] = stage_index
         for g, goal in enumerate(journey.goal_names):
             state.ints[first + g] = _int(converted.get(goal), codes.NEVER_MS)
 

@@ -312,7 +312,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     last_shown_index = layout.take_ints(len(actions))
     # Exposures are remembered only where a goal can use them: a journey without goals pays
     # nothing for them.
-    exposure_index = layout.take_ints(2 * len(actions) if goal_root else 0)
+    exposure_index = layout.take_ints(3 * len(actions) if goal_root else 0)
     conversion_index = layout.take_ints(len(actions) * len(goal_root))
 
     n_stages = len(stage_index)

@@ -256,6 +256,7 @@ def _conversions(
 ) -> list[Conversion]:
     """The conversions `_attribute_goals` reported for one journey, by name."""
     exposed_at = journey.rules.exposure_index
+    stage_at = exposed_at + 2 * len(journey.action_ids)
     return [
         Conversion(
             action=journey.action_ids[action],
@@ -264,6 +265,7 @@ def _conversions(
             treated=out.converted[action, goal] == codes.ARM_TREATED,
             value=float(out.goal_values[goal]),
             exposed_at_ms=int(ints[exposed_at + action]),
+            stage=journey.stage_ids[int(ints[stage_at + action])],
         )
         for action, goal in zip(*np.nonzero(out.converted), strict=True)
     ]
@@ -284,11 +286,12 @@ def _record_exposures(
         n_actions = len(journey.action_ids)
         exposure_slot = rules.exposure_index + candidate.action
         if record_exposure(
-            ints, exposure_slot, rules.exposure_window_ms, exposure_slot + n_actions, arm,
+            ints, exposure_slot, n_actions, rules.exposure_window_ms, arm,
             int(ints[codes.INT_LAST_EVENT_MS]),
         ):  # fmt: skip
             action = journey.action_ids[candidate.action]
-            exposures.append(Exposure(action, journey.name, not candidate.held_out))
+            stage = journey.stage_ids[int(ints[codes.INT_STAGE])]
+            exposures.append(Exposure(action, journey.name, not candidate.held_out, stage))
     return tuple(exposures)
 
 

@@ -59,6 +59,7 @@ class Exposure:
     action: str
     journey: str
     treated: bool
+    stage: str  # where the customer was when exposed
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Conversion:
     treated: bool
     value: float
     exposed_at_ms: int
+    stage: str  # where the customer was when exposed
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ def _merge_exposures(
         first = rules.conversion_index + action * n_goals
         into.ints[exposed] = b_ms
         into.ints[exposed + n_actions] = b.ints[exposed + n_actions]
+        into.ints[exposed + 2 * n_actions] = b.ints[exposed + 2 * n_actions]
         into.ints[first : first + n_goals] = b.ints[first : first + n_goals]
 
 

@@ -69,10 +69,11 @@ class ReferenceDecision:
     offered: tuple[Candidate, ...]  # in rank order
     held_out: tuple[str, ...]  # action ids, in rank order
     duplicate: bool = False
-    exposures: tuple[tuple[str, str, bool], ...] = ()  # (journey, action, treated), new ones
-    # (journey, action, goal, treated, value, exposed_ms): journeys in order, then actions,
-    # then goals
-    conversions: tuple[tuple[str, str, str, bool, float, int], ...] = ()
+    # New exposures: (journey, action, treated, stage)
+    exposures: tuple[tuple[str, str, bool, str], ...] = ()
+    # (journey, action, goal, treated, value, exposed_ms, exposure stage): journeys in order,
+    # then actions, then goals
+    conversions: tuple[tuple[str, str, str, bool, float, int, str], ...] = ()
 
     @property
     def offered_ids(self) -> tuple[tuple[str, str], ...]:
@@ -107,8 +108,8 @@ class JourneyMemory:
     signal_scores: dict[str, float] = field(default_factory=dict)
     last_shown_ms: dict[str, int] = field(default_factory=dict)
     shows_ms: dict[str, list[int]] = field(default_factory=dict)  # the last `cap.count` shows
-    # The first exposure to each action that still counts: action -> (when, offered it?)
-    exposures: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    # The first exposure to each action that still counts: action -> (when, offered it?, stage)
+    exposures: dict[str, tuple[int, bool, str]] = field(default_factory=dict)
     # (action, goal) -> the exposure time the customer converted for
     converted_for_ms: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -382,7 +383,7 @@ def is_held_out(customer_id: str, journey: str, action: Action) -> bool:
 
 def _conversions(
     journey: Journey, memory: JourneyMemory, event: Event
-) -> list[tuple[str, str, str, bool, float, int]]:
+) -> list[tuple[str, str, str, bool, float, int, str]]:
     """The goals `event` reaches, attributed to each action the customer was exposed to within
     the goal's window (exposures as they stood before this event's offers), once per exposure,
     action and goal. Called after the journey's clock moved to this event."""
@@ -394,7 +395,7 @@ def _conversions(
         for name, goal in journey.goals.items():
             if exposure is None or not holds(goal.when, facts):
                 continue
-            exposed_ms, treated = exposure
+            exposed_ms, treated, stage = exposure
             if memory.last_event_ms - exposed_ms > duration_ms(goal.window):
                 continue
             if memory.converted_for_ms.get((action.id, name)) == exposed_ms:
@@ -402,7 +403,7 @@ def _conversions(
             memory.converted_for_ms[(action.id, name)] = exposed_ms
             value = event.properties.get(goal.value) if goal.value else None
             amount = float(value) if _is_number(value) else 0.0  # type: ignore[arg-type]
-            found.append((journey.journey, action.id, name, treated, amount, exposed_ms))
+            found.append((journey.journey, action.id, name, treated, amount, exposed_ms, stage))
     return found
 
 
@@ -438,7 +439,7 @@ class ReferenceEngine:
         k = top_k or self.top_k
         results: list[JourneyResult] = []
         candidates: list[Candidate] = []
-        conversions: list[tuple[str, str, str, bool, float, int]] = []
+        conversions: list[tuple[str, str, str, bool, float, int, str]] = []
         for journey in self.journeys:
             memory = customer.journeys[journey.journey]
             result, ranked = self._decide_journey(journey, memory, event, traits, now_ms, k)
@@ -458,7 +459,7 @@ class ReferenceEngine:
 
     def _record_exposure(
         self, customer: CustomerMemory, candidate: Candidate
-    ) -> tuple[str, str, bool] | None:
+    ) -> tuple[str, str, bool, str] | None:
         """The first exposure to an action counts until the journey's longest goal window has
         passed; only journeys with goals remember exposures."""
         journey = next(j for j in self.journeys if j.journey == candidate.journey)
@@ -471,8 +472,8 @@ class ReferenceEngine:
         if earlier is not None and memory.last_event_ms - earlier[0] <= longest_ms:
             return None
         treated = not candidate.held_out
-        memory.exposures[candidate.action] = (memory.last_event_ms, treated)
-        return journey.journey, candidate.action, treated
+        memory.exposures[candidate.action] = (memory.last_event_ms, treated, memory.stage)
+        return journey.journey, candidate.action, treated, memory.stage
 
     def _decide_journey(
         self,
@@ -622,13 +623,13 @@ def _later(a_ms: int | None, b_ms: int | None) -> int | None:
 
 def _merged_exposures(
     journey: Journey, known: JourneyMemory, visitor: JourneyMemory
-) -> tuple[dict[str, tuple[int, bool]], dict[tuple[str, str], int]]:
+) -> tuple[dict[str, tuple[int, bool, str]], dict[tuple[str, str], int]]:
     """Of two exposures to an action the first counts, with the conversions made for it."""
     exposures, converted = dict(known.exposures), dict(known.converted_for_ms)
-    for action_id, (exposed_ms, treated) in visitor.exposures.items():
-        if action_id in known.exposures and known.exposures[action_id][0] <= exposed_ms:
+    for action_id, exposure in visitor.exposures.items():
+        if action_id in known.exposures and known.exposures[action_id][0] <= exposure[0]:
             continue
-        exposures[action_id] = (exposed_ms, treated)
+        exposures[action_id] = exposure
         for goal in journey.goals:
             converted.pop((action_id, goal), None)
             if (action_id, goal) in visitor.converted_for_ms:

@@ -78,7 +78,7 @@ class CompiledRules(NamedTuple):
     goal_root: IntArray
     goal_window_ms: IntArray
     goal_value_slot: IntArray  # event property holding the goal's value; -1: none
-    exposure_index: int  # per action: first exposure time, then per action its ARM_*
+    exposure_index: int  # per action: first exposure time; then its ARM_*; then the stage
     exposure_window_ms: int  # the longest goal window: an exposure older starts afresh
     conversion_index: int  # per action and goal: the exposure time it converted for
     n_ints: int

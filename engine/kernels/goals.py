@@ -4,7 +4,7 @@ exposure, action and goal."""
 
 from __future__ import annotations
 
-from engine.kernels.codes import ARM_NONE, NEVER_MS, VALUE_NUMBER
+from engine.kernels.codes import ARM_NONE, INT_STAGE, NEVER_MS, VALUE_NUMBER
 from engine.kernels.compiled import IntArray
 from engine.kernels.jit import kernel
 
@@ -40,11 +40,12 @@ def _attribute_goals(rules, ints, clock_ms, values, event, converted, goal_value
 
 
 def record_exposure(
-    ints: IntArray, exposure_slot: int, window_ms: int, arm_slot: int, arm: int, clock_ms: int
+    ints: IntArray, exposure_slot: int, n_actions: int, window_ms: int, arm: int, clock_ms: int
 ) -> bool:
-    """Remember that the customer was exposed to an action at `clock_ms`, in group `arm`, unless
-    an earlier exposure still counts (within `window_ms`, the longest goal window): the first
-    exposure is the one a goal attributes to. True when this exposure is new.
+    """Remember that the customer was exposed to an action at `clock_ms`, in group `arm`, in
+    their current stage, unless an earlier exposure still counts (within `window_ms`, the
+    longest goal window): the first exposure is the one a goal attributes to. True when this
+    exposure is new. The action's arm and stage slots follow `exposure_slot` by `n_actions`.
 
     Plain Python: called for the few actions a decision chose, after the kernel.
     """
@@ -52,5 +53,6 @@ def record_exposure(
     if exposed_ms != NEVER_MS and clock_ms - exposed_ms <= window_ms:
         return False
     ints[exposure_slot] = clock_ms
-    ints[arm_slot] = arm
+    ints[exposure_slot + n_actions] = arm
+    ints[exposure_slot + 2 * n_actions] = ints[INT_STAGE]
     return True

@@ -144,20 +144,22 @@ class Decision(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., event_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[JourneyStage, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[OfferedAction, _Mapping]]] = ..., held_out_actions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., decided_at_ms: _Optional[int] = ..., conversions: _Optional[_Iterable[_Union[Conversion, _Mapping]]] = ...) -> None: ...
 
 class Conversion(_message.Message):
-    __slots__ = ("journey", "action", "goal", "treated", "value", "exposed_at_ms")
+    __slots__ = ("journey", "action", "goal", "treated", "value", "exposed_at_ms", "stage")
     JOURNEY_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     TREATED_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     EXPOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
     journey: str
     action: str
     goal: str
     treated: bool
     value: float
     exposed_at_ms: int
-    def __init__(self, journey: _Optional[str] = ..., action: _Optional[str] = ..., goal: _Optional[str] = ..., treated: _Optional[bool] = ..., value: _Optional[float] = ..., exposed_at_ms: _Optional[int] = ...) -> None: ...
+    stage: str
+    def __init__(self, journey: _Optional[str] = ..., action: _Optional[str] = ..., goal: _Optional[str] = ..., treated: _Optional[bool] = ..., value: _Optional[float] = ..., exposed_at_ms: _Optional[int] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class JourneyStage(_message.Message):
     __slots__ = ("journey", "stage", "previous_stage", "changed", "transition", "transition_line", "friction_score", "friction_level", "top_signals")

@@ -15,7 +15,7 @@ from engine.kernels.codes import HOLDOUT_SCALE
 from engine.uplift import Arm, Interval, UpliftReport, uplift_report
 from journeyman.v1 import journeyman_pb2 as pb
 from server.protocol.errors import EventInvalid, FieldViolation
-from server.store.keys import VALUE_SCALE, conversion_field, exposure_field, value_field
+from server.store.keys import VALUE_SCALE, outcome_field
 from server.store.redis_store import Store
 
 DEFAULT_DAYS = 30
@@ -60,13 +60,25 @@ def holdout_percent(journey: CompiledJourney, action: int) -> float:
 
 
 def goal_rows(journey: CompiledJourney, counts: Counter[str]) -> list[pb.ActionGoalReport]:
-    """One row per action and goal, from summed outcome counts."""
+    """One row per action and goal, from outcome counts (fields of the outcomes hash, summed
+    over days; every stage of exposure counts)."""
+    totals = _over_stages(counts)
     rows = []
     for index, action in enumerate(journey.action_ids):
         for goal in journey.goal_names:
-            arms = [_arm(counts, action, goal, treated=t) for t in (True, False)]
+            arms = [_arm(totals, action, goal, treated=t) for t in (True, False)]
             rows.append(_row(action, goal, arms[0], arms[1], holdout_percent(journey, index)))
     return rows
+
+
+def _over_stages(counts: Counter[str]) -> Counter[tuple[str, str, str, bool]]:
+    """(kind, action, goal, treated) -> count, summed over the stages of exposure."""
+    totals: Counter[tuple[str, str, str, bool]] = Counter()
+    for name, count in counts.items():
+        field = outcome_field(name)
+        if field is not None:
+            totals[field.kind, field.action, field.goal, field.treated] += count
+    return totals
 
 
 async def action_report(
@@ -83,12 +95,14 @@ async def action_report(
     )  # fmt: skip
 
 
-def _arm(counts: Counter[str], action: str, goal: str, *, treated: bool) -> Arm:
-    customers = counts[exposure_field(action, treated=treated)]
+def _arm(
+    totals: Counter[tuple[str, str, str, bool]], action: str, goal: str, *, treated: bool
+) -> Arm:
+    customers = totals["x", action, "", treated]
     # A conversion is counted on its exposure's day, so it never outnumbers that day's cohort;
     # the bound guards against counts lost in a crash between commit and statistics flush.
-    conversions = min(counts[conversion_field(action, goal, treated=treated)], customers)
-    value = counts[value_field(action, goal, treated=treated)] / VALUE_SCALE
+    conversions = min(totals["c", action, goal, treated], customers)
+    value = totals["v", action, goal, treated] / VALUE_SCALE
     return Arm(customers, conversions, value)
 
 

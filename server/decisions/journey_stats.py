@@ -71,15 +71,17 @@ class JourneyStats:
         keys, counted = self._store.keys, self._counted
         for exposure in exposures:
             key = keys.outcomes(exposure.journey, day)
-            counted[key, exposure_field(exposure.action, treated=exposure.treated)] += 1
+            field = exposure_field(exposure.action, exposure.stage, treated=exposure.treated)
+            counted[key, field] += 1
         for conversion in conversions:  # on the exposure's day: that day's cohort converted
             exposure_day = _utc_day(conversion.exposed_at_ms // DAY_MS)
             key = keys.outcomes(conversion.journey, exposure_day)
-            action, goal, treated = conversion.action, conversion.goal, conversion.treated
-            counted[key, conversion_field(action, goal, treated=treated)] += 1
+            action, goal, stage = conversion.action, conversion.goal, conversion.stage
+            treated = conversion.treated
+            counted[key, conversion_field(action, goal, stage, treated=treated)] += 1
             if conversion.value:
                 value = round(conversion.value * VALUE_SCALE)
-                counted[key, value_field(action, goal, treated=treated)] += value
+                counted[key, value_field(action, goal, stage, treated=treated)] += value
         self._start_writer()
 
     def count_moves(

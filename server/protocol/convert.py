@@ -307,7 +307,7 @@ def decision_to_pb(
         conversions=[
             pb.Conversion(
                 journey=c.journey, action=c.action, goal=c.goal, treated=c.treated, value=c.value,
-                exposed_at_ms=c.exposed_at_ms,
+                exposed_at_ms=c.exposed_at_ms, stage=c.stage,
             )
             for c in decision.conversions
         ],

@@ -9,10 +9,12 @@ Nothing else builds a key. Layout under the prefix (default ``jm:``)::
     jm:{a:<anonymous_id>}:decisions
     jm:stats:stages:<journey>         hash  stage -> customers in it now
     jm:stats:transitions:<journey>:<YYYY-MM-DD>   hash  transition -> count that UTC day
-    jm:stats:outcomes:<journey>:<YYYY-MM-DD>      hash  that UTC day's exposures and conversions:
-        x|<action>|<arm>          customers newly exposed to the action (arm: t treated, c control)
-        c|<action>|<goal>|<arm>   customers who converted for the goal after that exposure
-        v|<action>|<goal>|<arm>   the goal's summed value, in thousandths (HINCRBY stays exact)
+    jm:stats:outcomes:<journey>:<YYYY-MM-DD>      hash  the exposures of that UTC day, by the
+                                                        stage the customer was in, and their
+                                                        conversions since:
+        x|<action>|<stage>|<arm>          customers newly exposed (arm: t treated, c control)
+        c|<action>|<goal>|<stage>|<arm>   of those, customers who converted for the goal
+        v|<action>|<goal>|<stage>|<arm>   the goal's summed value, in thousandths (exact HINCRBY)
 
 A customer's keys share the hash tag ``{c:<id>}``, so Redis Cluster puts them in one slot and the
 commit script may touch them all atomically. Stats keys carry no tag: they are global counters,
@@ -54,16 +56,37 @@ def _arm(treated: bool) -> str:
     return "t" if treated else "c"
 
 
-def exposure_field(action: str, *, treated: bool) -> str:
-    return f"x|{action}|{_arm(treated)}"
+def exposure_field(action: str, stage: str, *, treated: bool) -> str:
+    return f"x|{action}|{stage}|{_arm(treated)}"
 
 
-def conversion_field(action: str, goal: str, *, treated: bool) -> str:
-    return f"c|{action}|{goal}|{_arm(treated)}"
+def conversion_field(action: str, goal: str, stage: str, *, treated: bool) -> str:
+    return f"c|{action}|{goal}|{stage}|{_arm(treated)}"
 
 
-def value_field(action: str, goal: str, *, treated: bool) -> str:
-    return f"v|{action}|{goal}|{_arm(treated)}"
+def value_field(action: str, goal: str, stage: str, *, treated: bool) -> str:
+    return f"v|{action}|{goal}|{stage}|{_arm(treated)}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeField:
+    """A field of the outcomes hash, read back: `kind` is x, c or v; `goal` is "" for x."""
+
+    kind: str
+    action: str
+    goal: str
+    stage: str
+    treated: bool
+
+
+def outcome_field(field: str) -> OutcomeField | None:
+    """The parts of an outcomes-hash field; None for a field this version does not write."""
+    parts = field.split("|")
+    if len(parts) == 4 and parts[0] == "x" and parts[3] in ("t", "c"):
+        return OutcomeField("x", parts[1], "", parts[2], parts[3] == "t")
+    if len(parts) == 5 and parts[0] in ("c", "v") and parts[4] in ("t", "c"):
+        return OutcomeField(parts[0], parts[1], parts[2], parts[3], parts[4] == "t")
+    return None
 
 
 def validate_customer_id(value: str) -> str | None:

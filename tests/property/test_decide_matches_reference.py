@@ -64,12 +64,13 @@ def assert_same(
     assert [(a.journey, a.action) for a in decision.actions] == list(expected.offered_ids)
     assert [a.score for a in decision.actions] == [c.score for c in expected.offered]
     assert decision.held_out == expected.held_out
-    assert [(e.journey, e.action, e.treated) for e in decision.exposures] == list(
+    assert [(e.journey, e.action, e.treated, e.stage) for e in decision.exposures] == list(
         expected.exposures
     )
     assert [
-        (c.journey, c.action, c.goal, c.treated, c.exposed_at_ms) for c in decision.conversions
-    ] == [(*conversion[:4], conversion[5]) for conversion in expected.conversions]
+        (c.journey, c.action, c.goal, c.treated, c.exposed_at_ms, c.stage)
+        for c in decision.conversions
+    ] == [(*conversion[:4], *conversion[5:]) for conversion in expected.conversions]
     assert [c.value for c in decision.conversions] == [c[4] for c in expected.conversions]
     if decision.conversions:
         hypothesis.event("a goal converted an exposure")  # seen with --hypothesis-show-statistics
