@@ -9,8 +9,9 @@ killed if it lingers) and the next one starts. Never two loads at once: each run
 servers on free loopback ports and stops them before the next run begins.
 
 RESULTS.md shows the machine and versions, then each section's figures beside their ceilings
-measured in the same session, the ratios and the targets (`benchmarks/report/targets.py`); the raw
-figures of every run go to `benchmarks/results/results.json`.
+measured in the same session, the ratios and the targets (`benchmarks/report/`); the raw
+figures of every run (typed in `benchmarks/report/run_figures.py`) go to
+`benchmarks/results/results.json`.
 """
 
 from __future__ import annotations
@@ -27,16 +28,31 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from benchmarks import ROOT
 from benchmarks.load.drive import Plan, Result
 from benchmarks.load.drive import run as drive
 from benchmarks.load.service import Running, echo, free_port, journeyman
 from benchmarks.report import targets
+from benchmarks.report.markdown import document
+from benchmarks.report.run_figures import (
+    BatchFigures,
+    EngineFigures,
+    KernelsFigures,
+    LocustFigures,
+    MemoryFigures,
+    OverloadFigures,
+    RedisCeilingFigures,
+    ReplayFigures,
+    RunFigures,
+    StreamingFigures,
+    TransportFigures,
+)
+from benchmarks.report.sections import Runs, sections
 
 RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 RESULTS_JSON = ROOT / "benchmarks" / "results" / "results.json"
@@ -119,9 +135,8 @@ QUICK = replace(
 # --- the runs ------------------------------------------------------------------------------------
 
 
-def _drive(server: Running, plan: Plan, customers: int = 1000) -> dict[str, Any]:
-    result: Result = asyncio.run(drive(server.address, plan, customers, server_pid=server.pid))
-    return asdict(result)
+def _drive(server: Running, plan: Plan, customers: int = 1000) -> Result:
+    return asyncio.run(drive(server.address, plan, customers, server_pid=server.pid))
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -144,7 +159,7 @@ def scrape(port: int) -> dict[str, float]:
     return counts
 
 
-def measure_transport(sizes: Sizes) -> dict[str, Any]:
+def measure_transport(sizes: Sizes) -> TransportFigures:
     """Echo and Decide, unary: closed loops, open loops at half Decide's rate, Redis work per
     event from /metrics (at concurrency 64 and one call at a time), and `--workers 2`."""
     closed = Plan("unary", sizes.concurrency, None, 1, sizes.warmup_s, sizes.closed_s)
@@ -186,7 +201,7 @@ def measure_transport(sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def measure_streaming(sizes: Sizes) -> dict[str, Any]:
+def measure_streaming(sizes: Sizes) -> StreamingFigures:
     plan = Plan("stream", sizes.streams, None, sizes.window, sizes.warmup_s, sizes.closed_s)
     with echo() as server:
         echo_stream = _drive(server, plan)
@@ -204,7 +219,7 @@ def measure_streaming(sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def measure_batch(sizes: Sizes) -> dict[str, Any]:
+def measure_batch(sizes: Sizes) -> BatchFigures:
     plan = Plan(
         "batch", sizes.batch_in_flight, None, 1, sizes.warmup_s, sizes.closed_s, sizes.batch
     )
@@ -222,13 +237,13 @@ def measure_batch(sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def measure_redis(sizes: Sizes) -> dict[str, Any]:
+def measure_redis(sizes: Sizes) -> RedisCeilingFigures:
     from benchmarks.redis import ceiling as redis_ceiling
 
     return redis_ceiling.measure(plan=redis_ceiling.Plan(**sizes.redis))
 
 
-def measure_engine(sizes: Sizes) -> dict[str, Any]:
+def measure_engine(sizes: Sizes) -> EngineFigures:
     """decide() beside zen-engine, and the call ceilings on the same retail events."""
     from benchmarks.engine import peer_zen
     from benchmarks.engine.ceilings import measure_ceilings
@@ -238,25 +253,25 @@ def measure_engine(sizes: Sizes) -> dict[str, Any]:
     return {"zen": zen, "ceilings_us": ceilings}
 
 
-def measure_replay(sizes: Sizes) -> dict[str, Any]:
+def measure_replay(sizes: Sizes) -> ReplayFigures:
     from benchmarks.load import replay
 
     return replay.measure(plan=replay.Plan(sizes.replay_cases, sizes.streams, sizes.window))
 
 
-def measure_memory(sizes: Sizes) -> dict[str, Any]:
+def measure_memory(sizes: Sizes) -> MemoryFigures:
     from benchmarks.redis import memory
 
     return memory.measure(plan=memory.Plan(**sizes.memory))
 
 
-def measure_overload(sizes: Sizes) -> dict[str, Any]:
+def measure_overload(sizes: Sizes) -> OverloadFigures:
     from benchmarks.load import overload
 
     return overload.measure(plan=overload.Plan(**sizes.overload))
 
 
-def measure_locust(sizes: Sizes) -> dict[str, Any]:
+def measure_locust(sizes: Sizes) -> LocustFigures:
     from benchmarks.load import run_locust
 
     with journeyman() as server:
@@ -269,7 +284,7 @@ def measure_locust(sizes: Sizes) -> dict[str, Any]:
         )
 
 
-def measure_kernels(sizes: Sizes) -> dict[str, Any]:
+def measure_kernels(sizes: Sizes) -> KernelsFigures:
     """The kernel micro-benchmarks, written to kernels.md as `python -m benchmarks.engine.kernels`
     does; its figures table comes back too. (`kernels.measure` returns formatted tables, not
     numbers, so the engine section's numbers come from `measure_engine`.)"""
@@ -295,7 +310,7 @@ class Run:
     """One measurement in a child process: its name, what it does, its time budgets (s)."""
 
     name: str
-    measure: Callable[[Sizes], dict[str, Any]]
+    measure: Callable[[Sizes], Mapping[str, object]]  # one of `report.run_figures`
     budget_s: float
     quick_budget_s: float
 
@@ -459,11 +474,11 @@ def versions() -> str:
 
 def report(machine: dict[str, str], quick: bool, outcomes: dict[str, dict[str, Any]]) -> str:
     """RESULTS.md's text from a session's outcomes (each run's figures or error)."""
-    runs = targets.Runs(
-        {n: o["figures"] for n, o in outcomes.items() if "figures" in o},
+    runs = Runs(
+        # As each run's `measure` returned it (`report.run_figures`), read back from JSON.
+        cast(RunFigures, {n: o["figures"] for n, o in outcomes.items() if "figures" in o}),
         {n: o["error"] for n, o in outcomes.items() if "error" in o},
     )
-    sections = [_section(build, runs) for build in targets.SECTIONS]
     intro = [
         "Written by `make bench` (`python -m benchmarks.run_all`): every figure beside its "
         "ceiling measured in the same session on the same machine, their ratio (figure ÷ "
@@ -476,7 +491,7 @@ def report(machine: dict[str, str], quick: bool, outcomes: dict[str, dict[str, A
             "**A `--quick` run**: shorter and smaller than `make bench`, to check that "
             "everything works; not figures to quote. It does not rewrite `kernels.md`.",
         ]
-    return targets.document("Benchmark results", intro, machine, sections)
+    return document("Benchmark results", intro, machine, sections(runs))
 
 
 def write(raw: dict[str, Any], output: Path, json_output: Path | None) -> None:
@@ -486,17 +501,6 @@ def write(raw: dict[str, Any], output: Path, json_output: Path | None) -> None:
         json_output.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(json_safe(raw), indent=1, ensure_ascii=False) + "\n"
         json_output.write_text(text, encoding="utf-8")
-
-
-def _section(
-    build: Callable[[targets.Runs], targets.SectionReport], runs: targets.Runs
-) -> targets.SectionReport:
-    try:
-        return build(runs)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
-        # A run's figures not in the shape this report expects: say so, keep the rest.
-        problem = f"its figures could not be read ({type(error).__name__}: {error})"
-        return targets.SectionReport(build.__name__, "—", [], errors=[problem])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

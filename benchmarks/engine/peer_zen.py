@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from benchmarks import ROOT
 from benchmarks.engine.tables import text_table
@@ -67,6 +67,7 @@ from benchmarks.engine.workload import Workload, load_workload
 from benchmarks.engine.zen.harness import GRAPH_KEY, ZenJourney, ZenOutcome
 from benchmarks.engine.zen.jdm import RETAIL_RULES
 from benchmarks.report.machine import load_average
+from benchmarks.report.run_figures import ZenFigures
 from engine.decide import decide
 from engine.state import new_state
 
@@ -284,7 +285,7 @@ def retail_workload(events: int) -> Workload:
     return load_workload(str(RETAIL_RULES), text, shoppers, EVENTS_PER_SHOPPER)
 
 
-def measure(events: int = Plan.events, repeats: int = Plan.repeats) -> dict[str, Any]:
+def measure(events: int = Plan.events, repeats: int = Plan.repeats) -> ZenFigures:
     """decide() and zen-engine on about `events` retail events: agreement, µs per event, ratio."""
     workload = retail_workload(events)
     (journey,) = workload.loaded
@@ -343,11 +344,12 @@ def _cell(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _rows(figures: dict[str, Any]) -> list[list[str]]:
+def _rows(figures: ZenFigures) -> list[list[str]]:
     decide_wall, decide_cpu = figures["decide_us_per_event"], figures["decide_cpu_us_per_event"]
     rows = [["per event", "wall µs", "CPU µs", "wall × decide()", "CPU × decide()"]]
+    times = cast(Mapping[str, float | None], figures)  # the `*_us_per_event` figures, by name
     for label, key in _LABELS:
-        wall, cpu = figures[f"{key}_us_per_event"], figures[f"{key}_cpu_us_per_event"]
+        wall, cpu = times[f"{key}_us_per_event"], times[f"{key}_cpu_us_per_event"]
         rows.append(
             [
                 label,
@@ -360,7 +362,7 @@ def _rows(figures: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _print(figures: dict[str, Any]) -> None:
+def _print(figures: ZenFigures) -> None:
     events = figures["events"]
     print(
         f"retail rules, {events:,} events of {figures['shoppers']} shoppers, zen-engine "

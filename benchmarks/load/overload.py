@@ -27,11 +27,11 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from benchmarks.load.drive import Plan as LoadPlan
 from benchmarks.load.drive import Result, run
 from benchmarks.load.service import journeyman
+from benchmarks.report.run_figures import OverloadFigures, OverloadRun
 from server.core.config import Settings
 
 MULTIPLES = (1.0, 2.0, 4.0, 8.0)
@@ -63,8 +63,8 @@ QUICK = Plan(closed_s=3.0, open_s=2.0, warmup_s=0.5)
 
 def goodput(result: Result) -> float:
     """OK answers per second of the measured window."""
-    failed = sum(result.errors.values())
-    return (result.calls - failed) / result.duration_s if result.duration_s else 0.0
+    failed = sum(result["errors"].values())
+    return (result["calls"] - failed) / result["duration_s"] if result["duration_s"] else 0.0
 
 
 class LoopLag:
@@ -96,31 +96,31 @@ class LoopLag:
 
 def summarise_run(
     result: Result, multiple: float, *, planned_s: float, loop_lag_ms: float
-) -> dict[str, Any]:
+) -> OverloadRun:
     """One open-loop run's figures. Latencies are drive's, which are of OK answers only.
 
     A driver that fell far behind its schedule also misplaces its measured window (it marks the
     window's start only once it has caught up): then goodput and CPU per call are left out
     (None) and `driver_kept_schedule` is false; the counts still hold."""
-    window_held = result.duration_s >= WINDOW_HELD * planned_s
+    window_held = result["duration_s"] >= WINDOW_HELD * planned_s
     known = (SHED_CODE, CORE_SHED_CODE, CLIENT_CODE)
-    other = {k: v for k, v in result.errors.items() if k not in known}
-    server_cpu = result.server_cpu_us_per_call
+    other = {k: v for k, v in result["errors"].items() if k not in known}
+    server_cpu = result["server_cpu_us_per_call"]
     return {
         "multiple": multiple,
-        "offered_per_s": round(result.rate_target or 0.0, 1),
+        "offered_per_s": round(result["rate_target"] or 0.0, 1),
         "goodput_per_s": round(goodput(result), 1) if window_held else None,
-        "ok": result.calls - sum(result.errors.values()),
-        "resource_exhausted": result.errors.get(SHED_CODE, 0),
-        "cancelled": result.errors.get(CORE_SHED_CODE, 0),
-        "client_overloaded": result.errors.get(CLIENT_CODE, 0),
+        "ok": result["calls"] - sum(result["errors"].values()),
+        "resource_exhausted": result["errors"].get(SHED_CODE, 0),
+        "cancelled": result["errors"].get(CORE_SHED_CODE, 0),
+        "client_overloaded": result["errors"].get(CLIENT_CODE, 0),
         "other_errors": other,
-        "ok_p50_us": round(result.latency_us["p50"]),
-        "ok_p99_us": round(result.latency_us["p99"]),
+        "ok_p50_us": round(result["latency_us"]["p50"]),
+        "ok_p99_us": round(result["latency_us"]["p99"]),
         "driver_loop_lag_ms_max": round(loop_lag_ms, 1),
         "driver_kept_schedule": window_held and loop_lag_ms <= DRIVER_LAG_LIMIT_MS,
         "client_cpu_us_per_call": (
-            round(result.client_cpu_us_per_call, 1) if window_held else None
+            round(result["client_cpu_us_per_call"], 1) if window_held else None
         ),
         "server_cpu_us_per_call": (
             round(server_cpu, 1) if window_held and server_cpu is not None else None
@@ -128,13 +128,13 @@ def summarise_run(
     }
 
 
-async def _overload(address: str, pid: int, plan: Plan) -> dict[str, Any]:
+async def _overload(address: str, pid: int, plan: Plan, cap: int) -> OverloadFigures:
     closed = await run(
         address, LoadPlan("unary", CONCURRENCY, None, 1, plan.warmup_s, plan.closed_s),
         server_pid=pid,
     )  # fmt: skip
     sustainable = goodput(closed)
-    runs = []
+    runs: list[OverloadRun] = []
     for multiple in plan.multiples:
         await asyncio.sleep(SETTLE_S)
         load = LoadPlan("unary", CONCURRENCY, sustainable * multiple, 1, plan.warmup_s, plan.open_s)
@@ -144,26 +144,26 @@ async def _overload(address: str, pid: int, plan: Plan) -> dict[str, Any]:
             summarise_run(result, multiple, planned_s=plan.open_s, loop_lag_ms=lag.worst_ms)
         )
     return {
+        "max_concurrent_calls": cap,
         "sustainable_per_s": round(sustainable, 1),
-        "closed_p50_us": round(closed.latency_us["p50"]),
-        "closed_p99_us": round(closed.latency_us["p99"]),
-        "closed_errors": closed.errors,
+        "closed_p50_us": round(closed["latency_us"]["p50"]),
+        "closed_p99_us": round(closed["latency_us"]["p99"]),
+        "closed_errors": closed["errors"],
         "runs": runs,
     }
 
 
 def measure(
     quick: bool = False, plan: Plan | None = None, max_concurrent_calls: int | None = None
-) -> dict[str, Any]:
+) -> OverloadFigures:
     """R from a closed loop, then the open-loop runs, against one fresh service."""
     plan = plan or (QUICK if quick else Plan())
     cap = max_concurrent_calls or Settings().max_concurrent_calls
     with journeyman(max_concurrent_calls=str(cap)) as running:
-        figures = asyncio.run(_overload(running.address, running.pid, plan))
-    return {"max_concurrent_calls": cap, **figures}
+        return asyncio.run(_overload(running.address, running.pid, plan, cap))
 
 
-def format_table(figures: dict[str, Any]) -> str:
+def format_table(figures: OverloadFigures) -> str:
     """R, then one row per open-loop run."""
     lines = [
         f"sustainable R  {figures['sustainable_per_s']:,.0f} calls/s (closed loop, concurrency"

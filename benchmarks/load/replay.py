@@ -30,6 +30,7 @@ import redis.asyncio as redis
 from benchmarks import ROOT
 from benchmarks.load.drive import CpuMark
 from benchmarks.load.service import journeyman
+from benchmarks.report.run_figures import ReplayFigures
 from engine.compile import compile_ruleset
 from engine.rules.load import parse_journeys
 from journeyman.v1 import journeyman_pb2 as pb
@@ -354,7 +355,7 @@ def summary(
     *,
     streams: int,
     window: int,
-) -> dict[str, Any]:
+) -> ReplayFigures:
     """The figures of one replay, JSON-serialisable, units in the key names."""
     answered_stages = {c: s[JOURNEY] for c, s in replayed.final_stages.items() if JOURNEY in s}
     engine_counts = Counter(engine.final_stage.values())
@@ -397,7 +398,7 @@ async def _replay_through(
     return replayed, stats, looked_up
 
 
-def measure(quick: bool = False, plan: Plan | None = None) -> dict[str, Any]:
+def measure(quick: bool = False, plan: Plan | None = None) -> ReplayFigures:
     """Replay the log (or its first cases) through a fresh service and the engine; the figures."""
     plan = plan or (QUICK if quick else Plan())
     path = bpic2012_csv()
@@ -416,7 +417,7 @@ def measure(quick: bool = False, plan: Plan | None = None) -> dict[str, Any]:
     return summary(replayed, engine, stats, looked_up, streams=plan.streams, window=plan.window)
 
 
-def format_table(figures: dict[str, Any]) -> str:
+def format_table(figures: ReplayFigures) -> str:
     """The figures as a small table, and the stage distribution side by side."""
     rows = [
         ("events", f"{figures['events']:,} of {figures['cases']:,} cases"),

@@ -25,17 +25,20 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from benchmarks import ROOT
 from benchmarks.load.service import BIN, journeyman
+from benchmarks.report.run_figures import LocustFigures, LocustRequest
 
 LOCUSTFILE = ROOT / "benchmarks" / "load" / "locustfile.py"
 MAX_DURATION_S = 120.0
 STARTUP_ALLOWANCE_S = 30.0  # locust's imports and its users' channels, before the clock runs
 STOP_TIMEOUT_S = 2  # locust's --stop-timeout: calls in flight at the end may finish
-PERCENTILE_COLUMNS = {"p50_us": "50%", "p90_us": "90%", "p99_us": "99%", "p99_9_us": "99.9%"}
 TOTAL_ROW = "Aggregated"
+PERCENTILES: tuple[Literal["p50_us", "p90_us", "p99_us", "p99_9_us"], ...] = (
+    "p50_us", "p90_us", "p99_us", "p99_9_us",
+)  # fmt: skip
 
 
 def measure(
@@ -48,7 +51,7 @@ def measure(
     user_classes: Sequence[str] = (),
     run_id: str = "",
     reset_stats: bool = True,
-) -> dict[str, Any]:
+) -> LocustFigures:
     """Run the locust load against the JourneyService at `target` (``host:port``).
 
     `users` simulated users, started `spawn_rate` per second, for `duration_s` seconds (at most
@@ -140,30 +143,32 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(rows))
 
 
-def _read_stats(path: Path) -> dict[str, dict[str, Any]]:
+def _read_stats(path: Path) -> dict[str, LocustRequest]:
     """Figures per request name (and the total, as "Aggregated") from locust's stats CSV."""
     if not path.exists():
         raise RuntimeError(f"locust wrote no stats file at {path}")
     return {row["Name"]: _figures(row) for row in _read_rows(path)}
 
 
-def _figures(row: dict[str, str]) -> dict[str, Any]:
+def _figures(row: dict[str, str]) -> LocustRequest:
     """One stats row as figures with units. Response-time columns hold µs (see grpc_user)."""
 
     def number(column: str) -> float | None:
         text = row.get(column, "N/A")
         return None if text in ("", "N/A") else float(text)
 
-    figures: dict[str, Any] = {
+    return {
         "requests": int(number("Request Count") or 0),
         "failures": int(number("Failure Count") or 0),
         "requests_per_s": number("Requests/s") or 0.0,
         "avg_us": number("Average Response Time"),
         "min_us": number("Min Response Time"),
         "max_us": number("Max Response Time"),
+        "p50_us": number("50%"),
+        "p90_us": number("90%"),
+        "p99_us": number("99%"),
+        "p99_9_us": number("99.9%"),
     }
-    figures.update({key: number(column) for key, column in PERCENTILE_COLUMNS.items()})
-    return figures
 
 
 # --- the command line ----------------------------------------------------------------------------
@@ -195,7 +200,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return arguments
 
 
-def _run(arguments: argparse.Namespace, target: str) -> dict[str, Any]:
+def _run(arguments: argparse.Namespace, target: str) -> LocustFigures:
     return measure(
         target, arguments.users, arguments.spawn_rate, arguments.duration,
         think_ms=arguments.think_ms, user_classes=arguments.user_classes,
@@ -206,10 +211,10 @@ def _format(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def table(result: dict[str, Any]) -> str:
+def table(result: LocustFigures) -> str:
     """The figures as a small text table, then the stages the customers reached."""
     header = f"{'request (times in µs)':<28} {'requests':>9} {'fails':>6} {'req/s':>8}"
-    header += "".join(f" {key.removesuffix('_us'):>8}" for key in PERCENTILE_COLUMNS)
+    header += "".join(f" {key.removesuffix('_us'):>8}" for key in PERCENTILES)
     lines = [
         f"locust, {result['users']} users, {result['duration_s']:g} s, "
         f"think {result['think_ms']:g} ms, against {result['target']}",
@@ -219,7 +224,7 @@ def table(result: dict[str, Any]) -> str:
     for name, figures in rows:
         line = f"{name:<28} {figures['requests']:>9,} {figures['failures']:>6,} "
         line += f"{_format(figures['requests_per_s'], 1):>8}"
-        line += "".join(f" {_format(figures[key]):>8}" for key in PERCENTILE_COLUMNS)
+        line += "".join(f" {_format(figures[key]):>8}" for key in PERCENTILES)
         lines.append(line)
     for label, tally in result["journeys"].items():
         for journey, seen in tally["journeys"].items():

@@ -41,6 +41,7 @@ from typing import Any
 import redis as sync_redis
 
 from benchmarks.load.service import free_port
+from benchmarks.report.run_figures import RedisBenchmarkCommand, RedisCeilingFigures, RedisPyRun
 from server.core.config import Settings
 from server.store.connection import connect
 from server.store.keys import STATE_BLOB_FIELD, STATE_VERSION_FIELD, Keyspace, decision_field
@@ -225,7 +226,7 @@ def benchmark_commands(sha: str, plan: Plan) -> dict[str, list[str]]:
 
 def redis_benchmark(
     server: OwnRedis, kind: str, command: Sequence[str], requests: int, pipeline: int, keys: int
-) -> dict[str, float]:
+) -> RedisBenchmarkCommand:
     """One redis-benchmark run: requests/s, p50 and p99 latency (ms), its own and Redis's CPU."""
     where = (
         ["-s", str(server.socket)]
@@ -273,8 +274,10 @@ def events_per_s_from_commands(ops_per_s: dict[str, float]) -> float:
     return 1.0 / sum(1.0 / rate for rate in ops_per_s.values()) if ops_per_s else 0.0
 
 
-def run_redis_benchmark(server: OwnRedis, plan: Plan, sha: str) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
+def run_redis_benchmark(
+    server: OwnRedis, plan: Plan, sha: str
+) -> dict[str, RedisBenchmarkCommand | float]:
+    figures: dict[str, RedisBenchmarkCommand | float] = {}
     for kind in server.urls:
         for pipeline in plan.benchmark_pipelines:
             rates = {}
@@ -368,7 +371,7 @@ async def _pipelined_worker(client: Any, sha: str, mine: list[str], batch: int, 
         work.tally.count([reply[0] for reply in await commits.execute()])
 
 
-async def _timed_run(redis_pid: int, workers: Sequence[Any], tally: Tally) -> dict[str, float]:
+async def _timed_run(redis_pid: int, workers: Sequence[Any], tally: Tally) -> RedisPyRun:
     begin_wall, begin_cpu = time.perf_counter(), time.process_time()
     begin_redis = process_cpu_s(redis_pid)
     await asyncio.gather(*workers)
@@ -393,22 +396,24 @@ def _work(plan: Plan, ids: Iterator[int], seconds: float) -> Work:
 
 async def _through_store(
     server: OwnRedis, store: Store, customers: list[str], plan: Plan, ids: Iterator[int]
-) -> dict[str, float]:
+) -> RedisPyRun:
     """(b): 64 events in flight, each `Store.load` then `Store.commit`."""
-    result: dict[str, float] = {}
-    # The warm-up opens the pool's connections: redis-py spends ~10 ms on each (it reads its
-    # own package metadata), a cost the service pays once, not per event.
-    for seconds in (WARMUP_S, plan.seconds):
+
+    async def timed(seconds: float) -> RedisPyRun:
         work = _work(plan, ids, seconds)
         workers = [_store_worker(store, mine, work) for mine in shares(customers, CONCURRENCY)]
-        result = await _timed_run(server.pid, workers, work.tally)
-    return result
+        return await _timed_run(server.pid, workers, work.tally)
+
+    # The warm-up opens the pool's connections: redis-py spends ~10 ms on each (it reads its
+    # own package metadata), a cost the service pays once, not per event.
+    await timed(WARMUP_S)
+    return await timed(plan.seconds)
 
 
 async def _pipelined(
     server: OwnRedis, client: Any, sha: str, customers: list[str], batch: int, plan: Plan,
     ids: Iterator[int],
-) -> dict[str, float]:  # fmt: skip
+) -> RedisPyRun:  # fmt: skip
     """(c): 64 events in flight, `batch` of them sharing each load and each commit pipeline."""
     work = _work(plan, ids, plan.seconds)
     workers = [
@@ -420,9 +425,9 @@ async def _pipelined(
 
 async def run_redis_py(
     server: OwnRedis, plan: Plan, customers: list[str], ids: Iterator[int]
-) -> dict[str, Any]:
+) -> dict[str, RedisPyRun]:
     """(b) and (c) over each connection kind."""
-    figures: dict[str, Any] = {}
+    figures: dict[str, RedisPyRun] = {}
     for kind, url in server.urls.items():
         store = Store.from_settings(SERVICE, url)  # the service's store, client and pool
         try:
@@ -446,7 +451,7 @@ async def run_redis_py(
 # --- the benchmark -------------------------------------------------------------------------------
 
 
-def measure(quick: bool = False, plan: Plan | None = None) -> dict[str, Any]:
+def measure(quick: bool = False, plan: Plan | None = None) -> RedisCeilingFigures:
     """(a), (b) and (c) over a unix socket and over TCP against one fresh redis-server."""
     plan = plan or (QUICK if quick else Plan())
     with own_redis() as server:
@@ -468,7 +473,7 @@ def measure(quick: bool = False, plan: Plan | None = None) -> dict[str, Any]:
         }
 
 
-def format_table(figures: dict[str, Any]) -> str:
+def format_table(figures: RedisCeilingFigures) -> str:
     """Two small tables: redis-benchmark per command, redis-py per event."""
     lines = [
         f"Redis {figures['redis_version']}, {figures['customers']} customers, blob"
@@ -490,11 +495,11 @@ def format_table(figures: dict[str, Any]) -> str:
         f"{'redis-py asyncio':<36} {'events/s':>10} {'ops/s':>10} {'client µs/ev':>13}"
         f" {'redis µs/ev':>12} {'not written':>12}",
     ]
-    for name, value in figures["redis_py"].items():
-        refused = value["conflicts"] + value["duplicates"]  # 0 unless the commands are wrong
+    for name, run in figures["redis_py"].items():
+        refused = run["conflicts"] + run["duplicates"]  # 0 unless the commands are wrong
         lines.append(
-            f"{name:<36} {value['events_per_s']:>10,} {value['ops_per_s']:>10,}"
-            f" {value['client_cpu_us_per_event']:>13.1f} {value['redis_cpu_us_per_event']:>12.1f}"
+            f"{name:<36} {run['events_per_s']:>10,} {run['ops_per_s']:>10,}"
+            f" {run['client_cpu_us_per_event']:>13.1f} {run['redis_cpu_us_per_event']:>12.1f}"
             f" {refused:>12,}"
         )
     return "\n".join(lines)

@@ -23,10 +23,10 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import grpc
 import redis.asyncio as redis
@@ -36,6 +36,12 @@ from benchmarks.load.drive import percentile
 from benchmarks.load.drive import run as drive
 from benchmarks.load.replay import stream_cases
 from benchmarks.load.service import RULES_DIR, Running, journeyman
+from benchmarks.report.run_figures import (
+    CustomerBytesFigures,
+    MemoryFigures,
+    RssFigures,
+    YearFigures,
+)
 from benchmarks.traffic import CATEGORIES, shopper_traits
 from engine.event import PropertyValue
 from journeyman.v1 import journeyman_pb2 as pb
@@ -207,12 +213,15 @@ def distribution(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def bytes_summary(measured: Sequence[CustomerBytes]) -> dict[str, Any]:
+def bytes_summary(measured: Sequence[CustomerBytes]) -> CustomerBytesFigures:
     """The per-customer figures of (a)."""
     total = distribution([m.total for m in measured])
     decisions = [size for m in measured for size in m.decisions]
     return {
-        **{f"bytes_per_customer_{k}": v for k, v in total.items()},
+        "bytes_per_customer_mean": total["mean"],
+        "bytes_per_customer_p50": total["p50"],
+        "bytes_per_customer_p99": total["p99"],
+        "bytes_per_customer_max": total["max"],
         "state_key_bytes_mean": distribution([m.state_key for m in measured])["mean"],
         "decisions_key_bytes_mean": distribution([m.decisions_key for m in measured])["mean"],
         "state_blob_bytes_mean": distribution([m.blob for m in measured])["mean"],
@@ -240,7 +249,7 @@ async def _identify(address: str, traits: dict[str, dict[str, PropertyValue]]) -
         await asyncio.gather(*(one(c, v) for c, v in traits.items()))
 
 
-async def year_in_redis(running: Running, plan: Plan) -> dict[str, Any]:
+async def year_in_redis(running: Running, plan: Plan) -> YearFigures:
     """(a): a year of shoppers through the service, then their keys' memory."""
     end_ms = time.time_ns() // 1_000_000 - 60_000
     journeys, traits = year_of_shoppers(plan.customers, plan.visits_per_year, end_ms, plan.seed)
@@ -286,14 +295,11 @@ class RssTrace:
 
     samples: list[int]
 
-    def figures(self, name: str) -> dict[str, float]:
+    def before_peak_end_mib(self) -> tuple[float, float, float] | None:
         if not self.samples:
-            return {}
-        return {
-            f"{name}_rss_mib_before": round(self.samples[0] / MIB, 1),
-            f"{name}_rss_mib_peak": round(max(self.samples) / MIB, 1),
-            f"{name}_rss_mib_end": round(self.samples[-1] / MIB, 1),
-        }
+            return None
+        before, peak, end = self.samples[0], max(self.samples), self.samples[-1]
+        return round(before / MIB, 1), round(peak / MIB, 1), round(end / MIB, 1)
 
 
 async def _sample(pids: dict[str, int], traces: dict[str, RssTrace], stop: asyncio.Event) -> None:
@@ -308,7 +314,7 @@ async def _sample(pids: dict[str, int], traces: dict[str, RssTrace], stop: async
             continue
 
 
-async def rss_under_load(running: Running, load_s: float) -> dict[str, Any]:
+async def rss_under_load(running: Running, load_s: float) -> RssFigures:
     """(b): the server's and its Redis's RSS while a closed loop of Decide runs `load_s`."""
     pids = {"server": running.pid}
     if (redis_pid := running.redis_pid()) is not None:
@@ -320,34 +326,42 @@ async def rss_under_load(running: Running, load_s: float) -> dict[str, Any]:
     result = await drive(running.address, LoadPlan("unary", 64, None, 1, 1.0, load_s))
     stop.set()
     await sampler
-    figures: dict[str, Any] = {
-        "load_calls_per_s": round(result.rate, 1),
-        "load_errors": result.errors,
+    figures: RssFigures = {
+        "load_calls_per_s": round(result["rate"], 1),
+        "load_errors": result["errors"],
         "target_rss_mib": TARGET_RSS_MIB,
+        "server_within_target": True,  # below, once the peak is known
     }
-    for name, trace in traces.items():
-        figures.update(trace.figures(name))
-    figures["server_within_target"] = figures.get("server_rss_mib_peak", 0) <= TARGET_RSS_MIB
+    if server := traces["server"].before_peak_end_mib():
+        before, peak, end = server
+        figures["server_rss_mib_before"], figures["server_rss_mib_peak"] = before, peak
+        figures["server_rss_mib_end"] = end
+        figures["server_within_target"] = peak <= TARGET_RSS_MIB
+    if "redis" in traces and (embedded := traces["redis"].before_peak_end_mib()):
+        before, peak, end = embedded
+        figures["redis_rss_mib_before"], figures["redis_rss_mib_peak"] = before, peak
+        figures["redis_rss_mib_end"] = end
     return figures
 
 
 # --- the benchmark -------------------------------------------------------------------------------
 
 
-def measure(quick: bool = False, plan: Plan | None = None) -> dict[str, Any]:
+def measure(quick: bool = False, plan: Plan | None = None) -> MemoryFigures:
     """(a) then (b) on one fresh service running the retail journey."""
     plan = plan or (QUICK if quick else Plan())
 
-    async def both(running: Running) -> dict[str, Any]:
-        started = {"server_rss_mib_at_start": round((rss_bytes(running.pid) or 0) / MIB, 1)}
-        return {**started, **await year_in_redis(running, plan),
-                **await rss_under_load(running, plan.load_s)}  # fmt: skip
+    async def both(running: Running) -> MemoryFigures:
+        at_start = round((rss_bytes(running.pid) or 0) / MIB, 1)
+        year = await year_in_redis(running, plan)
+        rss = await rss_under_load(running, plan.load_s)
+        return {"server_rss_mib_at_start": at_start, **year, **rss}
 
     with journeyman(rules=RULES_DIR / "retail.yaml") as running:
         return asyncio.run(both(running))
 
 
-def format_table(figures: dict[str, Any]) -> str:
+def format_table(figures: MemoryFigures) -> str:
     """The figures as a small table."""
     kib = 1024
     rows = [
@@ -366,11 +380,12 @@ def format_table(figures: dict[str, Any]) -> str:
         ("  encodings", ", ".join(f"{k}: {v}" for k, v in figures["key_encodings"].items())),
         ("load", f"{figures['load_calls_per_s']:,.0f} calls/s, errors {figures['load_errors']}"),
     ]  # fmt: skip
+    rss = cast(Mapping[str, float], figures)  # the `<process>_rss_mib_*` figures, by name
     for name in ("server", "redis"):
-        if f"{name}_rss_mib_peak" in figures:
-            rows.append((f"{name} RSS", f"before {figures[f'{name}_rss_mib_before']} MiB, peak"
-                                        f" {figures[f'{name}_rss_mib_peak']} MiB, end"
-                                        f" {figures[f'{name}_rss_mib_end']} MiB"))  # fmt: skip
+        if f"{name}_rss_mib_peak" in rss:
+            rows.append((f"{name} RSS", f"before {rss[f'{name}_rss_mib_before']} MiB, peak"
+                                        f" {rss[f'{name}_rss_mib_peak']} MiB, end"
+                                        f" {rss[f'{name}_rss_mib_end']} MiB"))  # fmt: skip
     return "\n".join(f"{name:<16} {value}" for name, value in rows)
 
 

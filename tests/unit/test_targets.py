@@ -1,4 +1,4 @@
-"""The results report's arithmetic: targets, ratios, verdicts, sections and their Markdown.
+"""The results report: targets, ratios, verdicts, the sections' figures and their Markdown.
 
 Behaviour only: the figures are made up (in the shapes the benchmarks produce), nothing is timed.
 """
@@ -6,30 +6,24 @@ Behaviour only: the figures are made up (in the shapes the benchmarks produce), 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from benchmarks.load.drive import Result
 from benchmarks.load.overload import summarise_run
-from benchmarks.report import targets
-from benchmarks.report.targets import (
-    MET,
-    NONE,
-    Row,
-    Runs,
-    SectionReport,
-    Target,
+from benchmarks.report import sections, targets
+from benchmarks.report.markdown import (
     document,
+    figure_cells,
+    judged_text,
     markdown_table,
-    per_event,
-    ratio,
-    row,
     shown,
     tally,
-    verdict,
 )
+from benchmarks.report.sections import Runs
+from benchmarks.report.table import Figure, Section
+from benchmarks.report.targets import MET, NONE, Target, per_event, ratio, verdict
 
 
 def drive_result(
@@ -42,9 +36,9 @@ def drive_result(
     calls: int = 1000,
     events: int = 1000,
     rate_target: float | None = None,
-) -> dict[str, Any]:
-    """A `benchmarks.load.drive` result as the orchestrator stores it (`asdict`)."""
-    result = Result(
+) -> Result:
+    """A `benchmarks.load.drive` result as the orchestrator stores it."""
+    return Result(
         target="127.0.0.1:1", mode="unary", concurrency=64, rate_target=rate_target,
         duration_s=5.0, calls=calls, rate=rate, events=events, events_per_s=rate * events / calls,
         degraded=degraded, latency_us={"p50": p99_us / 4, "p90": p99_us / 2, "p99": p99_us,
@@ -53,11 +47,30 @@ def drive_result(
         server_cpu_by_process_us_per_call={"journeyman": server_cpu_us * 0.9,
                                            "redis-server": server_cpu_us * 0.1},
     )  # fmt: skip
-    return asdict(result)
 
 
-def judged_rows(section: SectionReport) -> dict[str, Row]:
-    return {r.figure: r for r in section.rows if r.target != NONE}
+class Row(NamedTuple):
+    """A figure's line as the renderer writes it, and the value its target reads, as shown."""
+
+    figure: str
+    measured: str
+    ceiling: str
+    ratio: str
+    target: str
+    verdict: str
+    judged: str
+
+
+def row(figure: Figure) -> Row:
+    return Row(*figure_cells(figure), judged_text(figure))
+
+
+def all_rows(section: Section) -> dict[str, Row]:
+    return {f.name: row(f) for f in section.figures}
+
+
+def judged_rows(section: Section) -> dict[str, Row]:
+    return {name: r for name, r in all_rows(section).items() if r.target != NONE}
 
 
 # --- targets, ratios, verdicts -------------------------------------------------------------------
@@ -112,8 +125,8 @@ def test_verdicts_say_met_not_met_or_not_measured_with_their_reason() -> None:
 
 
 def test_a_row_judged_on_the_ratio_shows_the_ceiling_and_the_ratio() -> None:
-    made = row("Decide", 1500.0, "calls/s", ceiling=3000.0, ceiling_name="echo",
-               target=targets.UNARY_THROUGHPUT, on_ratio=True, reason="CPU-bound")  # fmt: skip
+    made = row(Figure("Decide", 1500.0, "calls/s", ceiling=3000.0, ceiling_name="echo",
+               target=targets.UNARY_THROUGHPUT, on_ratio=True, note="CPU-bound"))  # fmt: skip
     assert made == Row(
         "Decide", "1,500 calls/s", "3,000 calls/s (echo)", "0.5×", "≥ 0.6× echo",
         "not met: CPU-bound", "0.5×",
@@ -121,20 +134,20 @@ def test_a_row_judged_on_the_ratio_shows_the_ceiling_and_the_ratio() -> None:
 
 
 def test_a_row_judged_on_the_figure_ignores_the_ratio() -> None:
-    made = row("decide()", 15.0, "µs", ceiling=0.2, ceiling_name="bare numba call",
-               target=targets.DECIDE_US)  # fmt: skip
+    made = row(Figure("decide()", 15.0, "µs", ceiling=0.2, ceiling_name="bare numba call",
+               target=targets.DECIDE_US))  # fmt: skip
     assert (made.ratio, made.judged, made.verdict) == ("75×", "15 µs", MET)
 
 
 def test_a_row_without_its_figure_says_why_it_is_missing() -> None:
-    made = row("Decide", None, "calls/s", ceiling=3000.0, target=targets.UNARY_THROUGHPUT,
-               on_ratio=True, reason="not this", missing="the `transport` run failed")  # fmt: skip
+    made = row(Figure("Decide", None, "calls/s", ceiling=3000.0, target=targets.UNARY_THROUGHPUT,
+               on_ratio=True, note="not this", missing="the `transport` run failed"))  # fmt: skip
     assert made.measured == NONE
     assert made.verdict == "not measured: the `transport` run failed"
 
 
 def test_a_row_without_a_target_has_no_verdict() -> None:
-    made = row("server CPU per call", 900.0, "µs", ceiling=300.0, ceiling_name="echo")
+    made = row(Figure("server CPU per call", 900.0, "µs", ceiling=300.0, ceiling_name="echo"))
     assert (made.ratio, made.target, made.verdict, made.judged) == ("3×", NONE, NONE, NONE)
 
 
@@ -163,12 +176,12 @@ def test_markdown_table_escapes_pipes_and_newlines_in_cells() -> None:
 
 
 def test_document_has_the_machine_the_tally_and_every_section_in_order() -> None:
-    first = SectionReport("First", "how one", [
-        row("met one", 1.0, "", target=Target(">=", 1, "≥ 1")),
-        row("context", 5.0, "µs"),
+    first = Section("First", "how one", [
+        Figure("met one", 1.0, "", target=Target(">=", 1, "≥ 1")),
+        Figure("context", 5.0, "µs"),
     ])  # fmt: skip
-    second = SectionReport(
-        "Second", "how two", [row("missed", 0.0, "", target=Target(">=", 1, "≥ 1"), reason="r")],
+    second = Section(
+        "Second", "how two", [Figure("missed", 0.0, "", target=Target(">=", 1, "≥ 1"), note="r")],
         after=["extra block"], errors=["`second`: boom"],
     )  # fmt: skip
     text = document("Results", ["intro line"], {"CPU": "AMD EPYC"}, [first, second])
@@ -182,10 +195,10 @@ def test_document_has_the_machine_the_tally_and_every_section_in_order() -> None
 
 
 def test_tally_counts_each_kind_of_verdict() -> None:
-    section = SectionReport("S", "", [
-        row("a", 1.0, "", target=targets.ZERO),
-        row("b", 0.0, "", target=targets.ZERO),
-        row("c", None, "", target=targets.ZERO, missing="did not run"),
+    section = Section("S", "", [
+        Figure("a", 1.0, "", target=targets.ZERO),
+        Figure("b", 0.0, "", target=targets.ZERO),
+        Figure("c", None, "", target=targets.ZERO, missing="did not run"),
     ])  # fmt: skip
     assert tally([section]) == {"met": 1, "not met": 1, "not measured": 1}
 
@@ -195,13 +208,13 @@ def test_tally_counts_each_kind_of_verdict() -> None:
 
 def test_every_section_builds_from_no_figures_and_says_why_each_target_is_not_measured() -> None:
     runs = Runs({}, {"transport": "RuntimeError: boom"})
-    for build in targets.SECTIONS:
+    for build in sections.SECTIONS:
         section = build(runs)
-        assert section.rows, build.__name__
+        assert section.figures, build.__name__
         for judged in judged_rows(section).values():
             assert judged.verdict.startswith("not measured: "), (build.__name__, judged)
-    assert targets.transport(runs).errors == ["`transport`: RuntimeError: boom"]
-    first = next(iter(judged_rows(targets.transport(runs)).values()))
+    assert sections.transport(runs).errors == ["`transport`: RuntimeError: boom"]
+    first = next(iter(judged_rows(sections.transport(runs)).values()))
     assert "`transport` run failed" in first.verdict
 
 
@@ -223,7 +236,7 @@ def transport_figures(decide_rate: float, decide_p99_us: float) -> dict[str, Any
 
 def test_transport_judges_throughput_and_p99_as_ratios_of_the_echo() -> None:
     runs = Runs({"transport": transport_figures(decide_rate=1500.0, decide_p99_us=1500.0)})
-    rows = judged_rows(targets.transport(runs))
+    rows = judged_rows(sections.transport(runs))
     throughput = rows["Decide, concurrency 64, closed loop"]
     assert (throughput.ratio, throughput.verdict[:8]) == ("0.5×", "not met:")
     assert "900 µs of server CPU per call" in throughput.verdict  # the measured reason
@@ -237,7 +250,7 @@ def test_transport_judges_throughput_and_p99_as_ratios_of_the_echo() -> None:
 def test_transport_counts_failed_calls_and_degraded_answers() -> None:
     figures = transport_figures(2000.0, 1000.0)
     figures["decide_open"] = drive_result(1000.0, errors={"UNAVAILABLE": 2}, degraded=3)
-    rows = judged_rows(targets.transport(Runs({"transport": figures})))
+    rows = judged_rows(sections.transport(Runs({"transport": figures})))
     failures = rows["failed calls + degraded answers, Decide runs"]
     assert failures.measured == "5"
     assert "UNAVAILABLE" in failures.verdict
@@ -245,7 +258,7 @@ def test_transport_counts_failed_calls_and_degraded_answers() -> None:
 
 def test_redis_round_trips_are_judged_batched_and_alone() -> None:
     runs = Runs({"transport": transport_figures(2000.0, 1000.0)})
-    rows = judged_rows(targets.redis_work(runs))
+    rows = judged_rows(sections.redis_work(runs))
     assert rows["round trips per event, concurrency 64"].judged == "0.4"
     assert rows["round trips per event, concurrency 64"].verdict == MET
     assert rows["round trips per event, one call at a time"].verdict == MET  # exactly 2
@@ -256,7 +269,7 @@ def test_batch_reads_cpu_per_event_from_cpu_per_call() -> None:
         "plan": {"batch": 200, "in_flight": 4, "customers": 20_000},
         "decide_batch": drive_result(25.0, server_cpu_us=20_000.0, calls=100, events=20_000),
     }
-    rows = {r.figure: r for r in targets.batch(Runs({"batch": figures})).rows}
+    rows = all_rows(sections.batch(Runs({"batch": figures})))
     assert rows["server CPU per event"].measured == "100 µs"  # 20,000 µs a call of 200 events
     throughput = rows["DecideBatch, 200 events a call, 4 calls in flight"]
     assert throughput.measured == "5,000 events/s"
@@ -267,7 +280,7 @@ def test_the_engine_reports_batched_decide_as_not_built() -> None:
     agreed = {"agree_stage_events": 10, "agree_eligible_events": 10, "agree_offers_events": 10}
     zen = {"decide_us_per_event": 25.0, "zen_us_per_event": 1500.0, "events": 10, **agreed}
     runs = Runs({"engine": {"zen": zen, "ceilings_us": {"numba": 0.25, "python": 0.15}}})
-    rows = judged_rows(targets.engine(runs))
+    rows = judged_rows(sections.engine(runs))
     assert rows["decide(), retail rules, per event"].verdict.startswith("not met: 100×")
     zen_row = next(r for name, r in rows.items() if name.startswith("zen-engine"))
     assert (zen_row.ratio, zen_row.verdict) == ("60×", MET)
@@ -278,15 +291,18 @@ def test_the_engine_reports_batched_decide_as_not_built() -> None:
 
 def test_overload_does_not_judge_a_run_whose_driver_fell_behind() -> None:
     kept = Result(
-        "t", "unary", 64, 1000.0, 5.0, 5000, 1000.0, 5000, 1000.0, 0,
-        {"p50": 1e5, "p90": 2e5, "p99": 3e5, "p99.9": 4e5}, {}, 300.0, 900.0, {},
+        target="t", mode="unary", concurrency=64, rate_target=1000.0, duration_s=5.0, calls=5000,
+        rate=1000.0, events=5000, events_per_s=1000.0, degraded=0,
+        latency_us={"p50": 1e5, "p90": 2e5, "p99": 3e5, "p99.9": 4e5}, errors={},
+        client_cpu_us_per_call=300.0, server_cpu_us_per_call=900.0,
+        server_cpu_by_process_us_per_call={},
     )  # fmt: skip
     runs_figures = [
         summarise_run(kept, 1.0, planned_s=5.0, loop_lag_ms=5.0),
         summarise_run(kept, 2.0, planned_s=5.0, loop_lag_ms=500.0),
     ]
     figures = {"sustainable_per_s": 1000.0, "max_concurrent_calls": 512, "runs": runs_figures}
-    rows = judged_rows(targets.overload(Runs({"overload": figures})))
+    rows = judged_rows(sections.overload(Runs({"overload": figures})))
     assert rows["p99 of accepted calls at 1× R"].verdict == MET  # 0.3 s within 2 × 0.512 s
     behind = rows["p99 of accepted calls at 2× R"]
     assert behind.verdict.startswith("not measured: the driver fell behind its schedule")

@@ -1,0 +1,305 @@
+"""The figures each run of `make bench` returns, as they travel through results.json.
+
+The contract between the benchmarks (each `measure()` returns one of these) and the report
+(which reads them back from JSON, where a run may be missing or, written by an older version,
+lack a key). TypedDicts rather than dataclasses because JSON is what they are: `--render-only`
+renders a results.json without converting anything. `float | None` is a figure its benchmark may
+not have; a float that came out NaN (no samples) is None once through JSON, which the report
+reads as "not measured" whatever the type says.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from benchmarks.load.drive import Result
+
+
+class RedisWork(TypedDict):
+    """Redis work per event between two /metrics scrapes (`targets.per_event`)."""
+
+    events: float
+    pipelines: float
+    commands: float
+    pipelines_per_event: float | None
+    commands_per_event: float | None
+    commands_per_pipeline: float | None
+
+
+class TransportPlan(TypedDict):
+    concurrency: int
+    warmup_s: float
+    closed_s: float
+    open_s: float
+    lockstep_s: float
+
+
+class TransportFigures(TypedDict):
+    """Echo and Decide, unary: closed and open loops, Redis work, `--workers 2`."""
+
+    plan: TransportPlan
+    echo_unary: Result
+    decide_unary: Result
+    half_rate_per_s: float
+    decide_open: Result
+    echo_open: Result
+    decide_lockstep: Result
+    decide_unary_workers2: Result
+    redis_unary: RedisWork
+    redis_lockstep: RedisWork
+
+
+class StreamingPlan(TypedDict):
+    streams: int
+    window: int
+    warmup_s: float
+    closed_s: float
+
+
+class StreamingFigures(TypedDict):
+    plan: StreamingPlan
+    echo_stream: Result
+    decide_stream: Result
+
+
+class BatchPlan(TypedDict):
+    batch: int
+    in_flight: int
+    customers: int
+    warmup_s: float
+    closed_s: float
+
+
+class BatchFigures(TypedDict):
+    plan: BatchPlan
+    decide_batch: Result
+
+
+class RedisBenchmarkCommand(TypedDict):
+    """One redis-benchmark run of one command."""
+
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+    client_cpu_us_per_op: float
+    redis_cpu_us_per_op: float
+
+
+class RedisPyRun(TypedDict):
+    """One redis-py run: through the service's Store, or pipelined by hand."""
+
+    events_per_s: float
+    ops_per_s: float
+    client_cpu_us_per_event: float
+    redis_cpu_us_per_event: float
+    conflicts: int
+    duplicates: int
+
+
+class RedisCeilingFigures(TypedDict):
+    """Redis alone (`benchmarks.redis.ceiling`)."""
+
+    redis_version: str
+    customers: int
+    blob_bytes: int
+    decision_bytes: int
+    concurrency: int
+    # "<socket> P<pipeline> <command>": one command; "<socket> P<pipeline> events_per_s": one of
+    # each command per event, back to back.
+    redis_benchmark: dict[str, RedisBenchmarkCommand | float]
+    redis_py: dict[str, RedisPyRun]  # by run: "unix Store x64", "unix pipelined N=64 x1", …
+
+
+class ZenFigures(TypedDict):
+    """decide() beside zen-engine (`benchmarks.engine.peer_zen`), µs per event."""
+
+    rules: str
+    zen_engine_version: str
+    events: int
+    shoppers: int
+    repeats: int
+    load_average: str
+    agree_stage_events: int
+    agree_eligible_events: int
+    agree_offers_events: int
+    disagreements: list[str]
+    transitions_fired: list[str]
+    actions_offered: list[str]
+    decide_us_per_event: float
+    decide_cpu_us_per_event: float
+    zen_us_per_event: float
+    zen_cpu_us_per_event: float
+    zen_evaluate_us_per_event: float
+    zen_evaluate_cpu_us_per_event: float
+    zen_create_decision_us_per_event: float
+    zen_create_decision_cpu_us_per_event: float
+    zen_batch_us_per_event: float
+    zen_batch_cpu_us_per_event: float
+    zen_async_us_per_event: float | None
+    zen_async_cpu_us_per_event: float | None
+    zen_async_note: str
+    zen_to_decide_ratio: float
+    zen_to_decide_cpu_ratio: float
+    target_ratio: float
+
+
+class EngineFigures(TypedDict):
+    zen: ZenFigures
+    ceilings_us: dict[str, float]  # "python": an empty Python call, "numba": a bare numba call
+
+
+class ReplayFigures(TypedDict):
+    """The BPIC 2012 log through DecideStream (`benchmarks.load.replay`)."""
+
+    events: int
+    cases: int
+    streams: int
+    window: int
+    wall_s: float
+    events_per_s: float
+    errors: dict[str, int]
+    errors_total: int
+    unanswered_events: int
+    degraded: int
+    duplicates: int
+    client_cpu_us_per_event: float | None
+    server_cpu_us_per_event: float | None
+    stage_counts_service: dict[str, int]
+    stage_counts_engine: dict[str, int]
+    stage_counts_match: bool
+    answers_match_engine: bool
+    customers_checked: int
+    customers_mismatched: int
+    mismatched_examples: list[str]
+    engine_in_process_events_per_s: float
+
+
+class CustomerBytesFigures(TypedDict):
+    """(a) of `benchmarks.redis.memory`: what a customer costs in Redis after a year."""
+
+    bytes_per_customer_mean: float
+    bytes_per_customer_p50: float
+    bytes_per_customer_p99: float
+    bytes_per_customer_max: float
+    state_key_bytes_mean: float
+    decisions_key_bytes_mean: float
+    state_blob_bytes_mean: float
+    decision_bytes_mean: float
+    decisions_kept_max: int
+    key_encodings: dict[str, int]
+    target_bytes_per_customer: int
+    within_target: bool
+
+
+class YearFigures(CustomerBytesFigures):
+    customers: int
+    events: int
+    events_per_customer_mean: float
+    visit_days_per_customer: int
+    errors: dict[str, int]
+    degraded: int
+
+
+class RssFigures(TypedDict):
+    """(b) of `benchmarks.redis.memory`: RSS in MiB while a closed loop of Decide runs."""
+
+    load_calls_per_s: float
+    load_errors: dict[str, int]
+    target_rss_mib: int
+    server_rss_mib_before: NotRequired[float]
+    server_rss_mib_peak: NotRequired[float]
+    server_rss_mib_end: NotRequired[float]
+    redis_rss_mib_before: NotRequired[float]  # none of the redis_* with an outside Redis
+    redis_rss_mib_peak: NotRequired[float]
+    redis_rss_mib_end: NotRequired[float]
+    server_within_target: bool
+
+
+class MemoryFigures(YearFigures, RssFigures):
+    server_rss_mib_at_start: float
+
+
+class OverloadRun(TypedDict):
+    """One open-loop run at a multiple of the sustainable rate R."""
+
+    multiple: float
+    offered_per_s: float
+    goodput_per_s: float | None  # None when the driver's window did not hold
+    ok: int
+    resource_exhausted: int
+    cancelled: int
+    client_overloaded: int
+    other_errors: dict[str, int]
+    ok_p50_us: int
+    ok_p99_us: int
+    driver_loop_lag_ms_max: float
+    driver_kept_schedule: bool
+    client_cpu_us_per_call: float | None
+    server_cpu_us_per_call: float | None
+
+
+class OverloadFigures(TypedDict):
+    max_concurrent_calls: int
+    sustainable_per_s: float
+    closed_p50_us: int
+    closed_p99_us: int
+    closed_errors: dict[str, int]
+    runs: list[OverloadRun]
+
+
+class LocustRequest(TypedDict):
+    """One row of locust's stats (a request name, or all of them): times in µs."""
+
+    requests: int
+    failures: int
+    requests_per_s: float
+    avg_us: float | None
+    min_us: float | None
+    max_us: float | None
+    p50_us: float | None
+    p90_us: float | None
+    p99_us: float | None
+    p99_9_us: float | None
+
+
+class LocustFigures(LocustRequest):
+    """The locust load (`benchmarks.load.run_locust`): the totals, then per request name."""
+
+    tool: str
+    locust_version: str
+    time_unit: str
+    target: str
+    users: int
+    spawn_rate_per_s: float
+    duration_s: float
+    think_ms: float
+    run_id: str
+    by_request: dict[str, LocustRequest]
+    failure_messages: list[str]
+    user_errors: list[str]
+    journeys: dict[str, Any]  # the locustfile's journey summary per user class, as it wrote it
+    skipped: dict[str, str]
+
+
+class KernelsFigures(TypedDict):
+    """The kernel micro-benchmarks: where kernels.md went, and its figures table."""
+
+    path: str
+    figures_table: list[list[str]]  # the header row first
+    notes: list[str]
+
+
+class RunFigures(TypedDict, total=False):
+    """Every run's figures by run name; a run that failed or did not run is absent."""
+
+    transport: TransportFigures
+    streaming: StreamingFigures
+    batch: BatchFigures
+    redis: RedisCeilingFigures
+    engine: EngineFigures
+    replay: ReplayFigures
+    memory: MemoryFigures
+    overload: OverloadFigures
+    locust: LocustFigures
+    kernels: KernelsFigures

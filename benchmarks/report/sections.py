@@ -1,0 +1,548 @@
+"""RESULTS.md's sections as data: each run's figures laid out as a table of `Figure`s.
+
+A section names its figures, their ceilings and targets, says how they were measured and what was
+measured when a target is missed; `report.markdown` writes them. Pure: the figures come in as
+`run_figures` TypedDicts read back from results.json, where a run may have failed (its figures
+absent) or, written by an older version, lack a key: `Reader` gives None for those, and the
+figure says why it is not measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from benchmarks.report import targets as t
+from benchmarks.report.markdown import shown
+from benchmarks.report.run_figures import OverloadFigures, RedisPyRun, RunFigures, ZenFigures
+from benchmarks.report.table import Figure, Section, Table
+from benchmarks.report.targets import known, ratio
+
+if TYPE_CHECKING:
+    from benchmarks.load.drive import Result
+
+F = TypeVar("F")
+V = TypeVar("V")
+
+
+class Reader(Generic[F]):
+    """Typed reads from one run's figures, None where the run or a key is missing:
+    `Reader(runs.figures.get("transport"))(lambda f: f["decide_unary"]["rate"])`."""
+
+    def __init__(self, figures: F | None) -> None:
+        self._figures = figures
+
+    def __call__(self, pick: Callable[[F], V]) -> V | None:
+        if self._figures is None:
+            return None
+        try:
+            return pick(self._figures)
+        except (KeyError, TypeError, IndexError):  # an older results.json, or a None on the way
+            return None
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The figures of every run of one benchmark session, and the errors of those that failed."""
+
+    figures: RunFigures
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    def missing(self, *runs: str) -> str:
+        """Why a figure of these runs is absent: the first that failed or did not run."""
+        for run in runs:
+            if run in self.errors:
+                return f"the `{run}` run failed (see its error)"
+            if run not in self.figures:
+                return f"the `{run}` run did not run"
+        return "the run did not report it"
+
+    def errors_of(self, *runs: str) -> list[str]:
+        return [f"`{run}`: {self.errors[run]}" for run in runs if run in self.errors]
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and known(value) else None
+
+
+def _setting(plan: Mapping[str, object] | None, key: str) -> str:
+    """A run's plan setting for the "how" line; "?" where it is not there."""
+    value = plan.get(key) if plan is not None else None
+    return shown(value) if _number(value) is not None else "?"
+
+
+def _cpu_split(by_process: Mapping[str, float] | None, scale: float = 1.0) -> str:
+    """ "journeyman 900, redis-server 80" from drive's server CPU per call by process name."""
+    if not by_process:
+        return "by process not measured"
+    return ", ".join(f"{name} {shown(us * scale, 'µs')}" for name, us in sorted(by_process.items()))
+
+
+def _failures(*results: Result | None) -> float | None:
+    """Failed calls plus degraded answers over drive results; None when none was measured."""
+    measured = [r for r in results if r is not None]
+    if not measured:
+        return None
+    return float(sum(sum(r["errors"].values()) + r["degraded"] for r in measured))
+
+
+def _failure_text(*results: Result | None) -> str:
+    measured = [r for r in results if r is not None]
+    return "; ".join(f"errors {r['errors']}, degraded {r['degraded']}" for r in measured)
+
+
+def _per_event_cpu(result: Result | None, cpu_per_call: float | None) -> float | None:
+    """A drive result's CPU µs per call, per event instead (a DecideBatch call has many)."""
+    if result is None or cpu_per_call is None or not known(cpu_per_call) or not result["events"]:
+        return None
+    return cpu_per_call * result["calls"] / result["events"]
+
+
+def transport(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("transport")), runs.missing("transport")
+    echo_rate = get(lambda f: f["echo_unary"]["rate"])
+    echo_cpu = get(lambda f: f["echo_unary"]["server_cpu_us_per_call"])
+    cpu = get(lambda f: f["decide_unary"]["server_cpu_us_per_call"])
+    split = _cpu_split(get(lambda f: f["decide_unary"]["server_cpu_by_process_us_per_call"]))
+    client = get(lambda f: f["decide_unary"]["client_cpu_us_per_call"])
+    why = (
+        f"Decide takes {shown(cpu, 'µs')} of server CPU per call ({split}), the echo "
+        f"{shown(echo_cpu, 'µs')}; the driver {shown(client, 'µs')} per call, on the same 2 cores"
+    )
+    p50s = (
+        f"p50 {shown(get(lambda f: f['decide_open']['latency_us']['p50']), 'µs')} against the "
+        f"echo's {shown(get(lambda f: f['echo_open']['latency_us']['p50']), 'µs')}"
+    )
+    workers_cpu = get(lambda f: f["decide_unary_workers2"]["server_cpu_us_per_call"])
+    decide_runs = (
+        get(lambda f: f["decide_unary"]),
+        get(lambda f: f["decide_open"]),
+        get(lambda f: f["decide_unary_workers2"]),
+    )
+    half_rate = shown(get(lambda f: f["half_rate_per_s"]), "calls/s")
+    figures = [
+        Figure("Decide, concurrency 64, closed loop", get(lambda f: f["decide_unary"]["rate"]),
+               "calls/s", echo_rate, "echo", t.UNARY_THROUGHPUT, on_ratio=True, note=why,
+               missing=missing),
+        Figure("Decide, the same with `--workers 2`",
+               get(lambda f: f["decide_unary_workers2"]["rate"]), "calls/s", echo_rate, "echo",
+               t.UNARY_THROUGHPUT, on_ratio=True, missing=missing,
+               note=f"{shown(workers_cpu, 'µs')} of server CPU per call, both workers"),
+        Figure(f"Decide p99 at half its closed-loop rate ({half_rate}, open loop)",
+               get(lambda f: f["decide_open"]["latency_us"]["p99"]), "µs",
+               get(lambda f: f["echo_open"]["latency_us"]["p99"]), "echo, same rate",
+               t.UNARY_P99, on_ratio=True, note=p50s, missing=missing),
+        Figure("server CPU per call, concurrency 64", cpu, "µs", echo_cpu, "echo"),
+        Figure("p99, concurrency 64, closed loop",
+               get(lambda f: f["decide_unary"]["latency_us"]["p99"]), "µs",
+               get(lambda f: f["echo_unary"]["latency_us"]["p99"]), "echo"),
+        Figure("failed calls + degraded answers, Decide runs", _failures(*decide_runs),
+               target=t.ZERO, note=_failure_text(*decide_runs), missing=missing),
+    ]  # fmt: skip
+    plan = get(lambda f: f["plan"])
+    how = (
+        "`benchmarks.load.drive` against `benchmarks.load.echo` (a canned decision: no Redis, no "
+        "engine) and `journeyman serve` (retail rules, embedded Redis), both on uvloop, one after "
+        f"the other; closed loops of {_setting(plan, 'concurrency')} workers, "
+        f"{_setting(plan, 'warmup_s')} s warm-up then "
+        f"{_setting(plan, 'closed_s')} s measured; open loops at half Decide's "
+        f"closed-loop rate for {_setting(plan, 'open_s')} s, latency from each call's "
+        "scheduled start; CPU from /proc of each server's process tree. The echo runs as one "
+        "process in both rows."
+    )
+    return Section("Transport: Decide against the echo ceiling, unary", how, figures,
+                   errors=runs.errors_of("transport"))  # fmt: skip
+
+
+def streaming(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("streaming")), runs.missing("streaming")
+    plan = get(lambda f: f["plan"])
+    cpu = get(lambda f: f["decide_stream"]["server_cpu_us_per_call"])
+    echo_cpu = get(lambda f: f["echo_stream"]["server_cpu_us_per_call"])
+    shape = f"{_setting(plan, 'streams')} streams × window {_setting(plan, 'window')}"
+    split = _cpu_split(get(lambda f: f["decide_stream"]["server_cpu_by_process_us_per_call"]))
+    why = (
+        f"DecideStream takes {shown(cpu, 'µs')} of server CPU per event ({split}), the echo "
+        f"{shown(echo_cpu, 'µs')}"
+    )
+    decide = get(lambda f: f["decide_stream"])
+    figures = [
+        Figure(f"DecideStream, {shape}", get(lambda f: f["decide_stream"]["rate"]), "events/s",
+               get(lambda f: f["echo_stream"]["rate"]), "stream echo", t.STREAM_THROUGHPUT,
+               on_ratio=True, note=why, missing=missing),
+        Figure("server CPU per event", cpu, "µs", echo_cpu, "stream echo"),
+        Figure("p99 per event", get(lambda f: f["decide_stream"]["latency_us"]["p99"]), "µs",
+               get(lambda f: f["echo_stream"]["latency_us"]["p99"]), "stream echo"),
+        Figure("failed + degraded events", _failures(decide), target=t.ZERO,
+               note=_failure_text(decide), missing=missing),
+    ]  # fmt: skip
+    how = (
+        f"`benchmarks.load.drive --mode stream`, {shape} events in flight, closed loop, against "
+        f"the echo and then `journeyman serve`; {_setting(plan, 'warmup_s')} s warm-up, "
+        f"{_setting(plan, 'closed_s')} s measured."
+    )
+    return Section("Streaming: DecideStream against the stream echo", how, figures,
+                   errors=runs.errors_of("streaming"))  # fmt: skip
+
+
+def _redis_py(runs: Runs, prefix: str, pick: Callable[[RedisPyRun], float]) -> float | None:
+    """A figure of the first redis-py run of `benchmarks.redis.ceiling` named `prefix`…"""
+    by_run = Reader(runs.figures.get("redis"))(lambda f: f["redis_py"]) or {}
+    return Reader(next((v for k, v in by_run.items() if k.startswith(prefix)), None))(pick)
+
+
+def batch(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("batch")), runs.missing("batch")
+    plan, result = get(lambda f: f["plan"]), get(lambda f: f["decide_batch"])
+    server = _per_event_cpu(result, result and result["server_cpu_us_per_call"])
+    client = _per_event_cpu(result, result and result["client_cpu_us_per_call"])
+    by_process = result and result["server_cpu_by_process_us_per_call"]
+    scale = ratio(result and result["calls"], result and result["events"]) or 0.0
+    both = (server or 0.0) + (client or 0.0)
+    why = (
+        f"{shown(server, 'µs')} of server CPU per event ({_cpu_split(by_process, scale)}) and "
+        f"{shown(client, 'µs')} of the driver's: 2 cores give at most about "
+        f"{shown(2e6 / both if both else None, 'events/s')}"
+    )
+    errors = sum(result["errors"].values()) if result is not None else None
+    size, in_flight = _setting(plan, "batch"), _setting(plan, "in_flight")
+    figures = [
+        Figure(f"DecideBatch, {size} events a call, {in_flight} calls in flight",
+               result and result["events_per_s"], "events/s",
+               _redis_py(runs, "unix pipelined N=64", lambda r: r["events_per_s"]),
+               "Redis alone, 64 events a pipeline", t.BATCH_EVENTS_PER_S, note=why,
+               missing=missing),
+        Figure("server CPU per event", server, "µs",
+               Reader(runs.figures.get("engine"))(lambda f: f["zen"]["decide_us_per_event"]),
+               "decide() alone"),
+        Figure("degraded events (not committed)", result and result["degraded"], target=t.ZERO,
+               note="Redis did not take the commits in time", missing=missing),
+        Figure("failed calls and items", errors, target=t.ZERO,
+               note=str(result and result["errors"]), missing=missing),
+    ]  # fmt: skip
+    how = (
+        f"`benchmarks.load.drive --mode batch` against `journeyman serve` (retail rules, embedded "
+        f"Redis): {in_flight} workers each sending DecideBatch calls of {size} events back to "
+        f"back, over {_setting(plan, 'customers')} customers; "
+        f"{_setting(plan, 'warmup_s')} s warm-up, {_setting(plan, 'closed_s')}"
+        " s measured; an event counts as committed when its decision is not degraded."
+    )
+    return Section("DecideBatch: events per second, committed", how, figures,
+                   errors=runs.errors_of("batch"))  # fmt: skip
+
+
+def redis_work(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("transport")), runs.missing("transport")
+    unary, lockstep = get(lambda f: f["redis_unary"]), get(lambda f: f["redis_lockstep"])
+    per_trip = f"{shown(unary and unary['commands_per_pipeline'])} commands per round trip"
+    redis_cpu = get(
+        lambda f: f["decide_unary"]["server_cpu_by_process_us_per_call"]["redis-server"]
+    )
+    redis_alone = Reader(runs.figures.get("redis"))
+    figures = [
+        Figure("round trips per event, concurrency 64", unary and unary["pipelines_per_event"],
+               target=t.ROUND_TRIPS_BATCHED, note=per_trip, missing=missing),
+        Figure("round trips per event, one call at a time",
+               lockstep and lockstep["pipelines_per_event"], target=t.ROUND_TRIPS_PER_EVENT,
+               note=f"{shown(lockstep and lockstep['commands_per_event'])} commands per event",
+               missing=missing),
+        Figure("commands per event, concurrency 64", unary and unary["commands_per_event"]),
+        Figure("commands per round trip, concurrency 64", unary and unary["commands_per_pipeline"]),
+        Figure("Redis CPU per event, Decide at concurrency 64", redis_cpu, "µs",
+               _redis_py(runs, "unix Store", lambda r: r["redis_cpu_us_per_event"]),
+               "Redis alone, Store ×64"),
+        Figure("Decide at concurrency 64 against Redis alone (the service's Store, 64 in flight)",
+               get(lambda f: f["decide_unary"]["rate"]), "events/s",
+               _redis_py(runs, "unix Store", lambda r: r["events_per_s"]), "Redis alone"),
+        Figure("Redis alone, 64 events a pipeline (redis-py, unix socket)",
+               _redis_py(runs, "unix pipelined N=64", lambda r: r["events_per_s"]), "events/s"),
+        Figure("Redis alone, redis-benchmark ×16 pipelined, one of each command (unix socket)",
+               _number(redis_alone(lambda f: f["redis_benchmark"]["unix P16 events_per_s"])),
+               "events/s"),
+    ]  # fmt: skip
+    version = redis_alone(lambda f: f["redis_version"]) or "?"
+    how = (
+        "Round trips and commands from the service's /metrics (`journeyman_redis_pipelines_total`,"
+        " `journeyman_redis_commands_total`) read before and after the Decide runs of section 1, "
+        "divided by the Decide calls in between (`journeyman_call_seconds_count`); the journey "
+        "statistics' own pipeline (every 50 ms, off the hot path) is not in those counters. Redis "
+        f"alone: `benchmarks.redis.ceiling` (Redis {version}, its own redis-server configured like "
+        "the embedded one, the service's commands)."
+    )
+    return Section("Redis work per event", how, figures,
+                   errors=runs.errors_of("transport", "redis"))  # fmt: skip
+
+
+def _agreement(zen: ZenFigures) -> str:
+    events = zen["events"]
+    return (
+        f"stage {zen['agree_stage_events']}/{events}, eligible actions "
+        f"{zen['agree_eligible_events']}/{events}, offers {zen['agree_offers_events']}/{events}"
+    )
+
+
+def engine(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("engine")), runs.missing("engine")
+    decide_us, bare = (
+        get(lambda f: f["zen"]["decide_us_per_event"]),
+        get(lambda f: f["ceilings_us"]["numba"]),
+    )
+    zen_us = get(lambda f: f["zen"]["zen_us_per_event"])
+    evaluate_us = get(lambda f: f["zen"]["zen_evaluate_us_per_event"])
+    readme_us = get(lambda f: f["zen"]["zen_create_decision_us_per_event"])
+    one_core = (
+        1e6 / decide_us if decide_us is not None and known(decide_us) and decide_us > 0 else None
+    )
+
+    def beside_decide(name: str, zen_us_per_event: float | None) -> Figure:
+        return Figure(name, zen_us_per_event, "µs", decide_us, "decide()")
+
+    figures = [
+        Figure("decide(), retail rules, per event", decide_us, "µs", bare, "bare numba call",
+               t.DECIDE_US, missing=missing,
+               note=f"{shown(ratio(decide_us, bare), '×')} a bare numba call; "
+               "`benchmarks/results/kernels.md` shows where it goes"),
+        Figure("zen-engine per event: harness + `ZenEngine.evaluate` (its fastest per-event API)",
+               zen_us, "µs", decide_us, "decide()", t.ZEN_RATIO, on_ratio=True, missing=missing,
+               note=f"zen-engine takes {shown(zen_us, 'µs')} per event here, "
+               f"{shown(evaluate_us, 'µs')} of it in `ZenEngine.evaluate`; its README's "
+               f"`create_decision` API: {shown(ratio(readme_us, decide_us), '×')}"),
+        beside_decide("zen-engine: `ZenEngine.evaluate` alone", evaluate_us),
+        beside_decide("zen-engine: `create_decision(graph).evaluate` (its README's example)",
+                      readme_us),
+        beside_decide("zen-engine: `evaluate_batch`, every event in one call",
+                      get(lambda f: f["zen"]["zen_batch_us_per_event"])),
+        beside_decide("zen-engine: `async_evaluate`, 64 in flight",
+                      get(lambda f: f["zen"]["zen_async_us_per_event"])),
+        Figure("zen-engine CPU per event, harness + evaluate",
+               get(lambda f: f["zen"]["zen_cpu_us_per_event"]), "µs",
+               get(lambda f: f["zen"]["decide_cpu_us_per_event"]), "decide() CPU"),
+        Figure("decide() batched, one core", None, "events/s", one_core,
+               "decide() one event at a time", t.BATCHED_DECIDE,
+               missing="not built: the engine has no batched decide() API"
+               + (f"; one decide() per event gives {shown(one_core, 'events/s')} on one core"
+                  if one_core else "")),
+    ]  # fmt: skip
+    how = (
+        f"`benchmarks.engine.peer_zen`: {shown(get(lambda f: f['zen']['events']))} simulated "
+        f"retail events of {shown(get(lambda f: f['zen']['shoppers']))} shoppers through decide() "
+        f"and through zen-engine {get(lambda f: f['zen']['zen_engine_version']) or '?'} running "
+        "the same journey as a JDM graph, one event at a time, median of "
+        f"{get(lambda f: f['zen']['repeats']) or '?'} replays (wall time); both answered alike on "
+        f"{get(lambda f: _agreement(f['zen'])) or '?'}. Ceilings: `benchmarks.engine.ceilings` on "
+        "the same events."
+    )
+    after: list[str | Table] = []
+    if note := get(lambda f: f["zen"]["zen_async_note"]):
+        after.append(f"zen-engine async probe: {note}.")
+    table = Reader(runs.figures.get("kernels"))(lambda f: f["figures_table"])
+    if table:
+        after.append(
+            Table(tuple(table[0]), [tuple(row) for row in table[1:]],
+                  "From `benchmarks/results/kernels.md`, written in this run by "
+                  "`benchmarks.engine.kernels` (start-up, ceilings, the 200-rule journey, the "
+                  "reference evaluator):")
+        )  # fmt: skip
+    return Section("Engine: decide() alone and beside zen-engine", how, figures, after,
+                   runs.errors_of("engine", "kernels"))  # fmt: skip
+
+
+def replay(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("replay")), runs.missing("replay")
+    events_per_s = get(lambda f: f["events_per_s"])
+    failed = get(lambda f: f["errors_total"] + f["unanswered_events"] + f["degraded"])
+    why = (
+        f"server CPU {shown(get(lambda f: f['server_cpu_us_per_event']), 'µs')} per event, driver "
+        f"{shown(get(lambda f: f['client_cpu_us_per_event']), 'µs')}"
+    )
+    shape = (
+        f"{get(lambda f: f['streams']) or '?'} streams × window {get(lambda f: f['window']) or '?'}"
+    )
+    figures = [
+        Figure(f"BPIC 2012, {shown(get(lambda f: f['events']))} events through DecideStream "
+               f"({shape})", events_per_s, "events/s",
+               Reader(runs.figures.get("streaming"))(lambda f: f["echo_stream"]["rate"]),
+               "stream echo", t.REPLAY_RATE, on_ratio=True, note=why,
+               missing=runs.missing("replay", "streaming")),
+        Figure("errors + unanswered + degraded events", failed, target=t.ZERO,
+               note=str(get(lambda f: f["errors"])), missing=missing),
+        Figure("customers whose stage differs from decide()'s own replay",
+               get(lambda f: f["customers_mismatched"]), target=t.ZERO,
+               note=f"e.g. {get(lambda f: f['mismatched_examples'])}", missing=missing),
+        Figure("the replay against decide() alone on the same log, in-process", events_per_s,
+               "events/s", get(lambda f: f["engine_in_process_events_per_s"]),
+               "decide() alone"),
+    ]  # fmt: skip
+    service = get(lambda f: f["stage_counts_service"]) or {}
+    engine_counts = get(lambda f: f["stage_counts_engine"]) or {}
+    after: list[str | Table] = []
+    if stages := sorted(set(service) | set(engine_counts)):
+        same = "the same" if get(lambda f: f["stage_counts_match"]) else "**different**"
+        after.append(
+            Table(("stage", "customers (service)", "customers (decide())"),
+                  [(s, service.get(s, 0), engine_counts.get(s, 0)) for s in stages],
+                  f"Stage distribution at the end ({same} in the service's Redis statistics and "
+                  "in decide()'s replay):")
+        )  # fmt: skip
+    how = (
+        "`benchmarks.load.replay`: every application of `../shared/data/bpic2012/` is one "
+        "customer, its events in order over one DecideStream (the loan_application journey, a "
+        "fresh service and embedded Redis); afterwards every customer's stage is read back with "
+        "GetCustomer and compared with decide()'s replay of the same log."
+    )
+    return Section("Real data: the BPIC 2012 log through DecideStream", how, figures, after,
+                   runs.errors_of("replay"))  # fmt: skip
+
+
+def memory(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("memory")), runs.missing("memory")
+    state_mean = get(lambda f: f["state_key_bytes_mean"])
+    decisions_mean = get(lambda f: f["decisions_key_bytes_mean"])
+    at_start = get(lambda f: f["server_rss_mib_at_start"])
+    why = (
+        f"the decisions hash (up to {get(lambda f: f['decisions_kept_max']) or '?'} decisions of "
+        f"{shown(get(lambda f: f['decision_bytes_mean']), 'B')}) takes "
+        f"{shown(decisions_mean, 'B')} and the state hash {shown(state_mean, 'B')} of the mean "
+        f"{shown(get(lambda f: f['bytes_per_customer_mean']), 'B')}"
+    )
+    customers = get(lambda f: f["customers"]) or "?"
+    figures = [
+        Figure(f"Redis bytes per customer after a year, p99 ({customers} customers)",
+               get(lambda f: f["bytes_per_customer_p99"]), "B", target=t.BYTES_PER_CUSTOMER,
+               note=why, missing=missing),
+        Figure("state hash per customer, mean", state_mean, "B",
+               get(lambda f: f["state_blob_bytes_mean"]), "its msgpack state"),
+        Figure("decisions hash per customer, mean", decisions_mean, "B"),
+        Figure("server RSS under load, peak", get(lambda f: f["server_rss_mib_peak"]), "MiB",
+               at_start, "idle, at start", t.SERVER_RSS_MIB, missing=missing,
+               note=f"{shown(at_start, 'MiB')} before any load"),
+        Figure("embedded Redis RSS under load, peak", get(lambda f: f["redis_rss_mib_peak"]),
+               "MiB"),
+    ]  # fmt: skip
+    how = (
+        "`benchmarks.redis.memory`: simulated shoppers identified, then visiting on "
+        f"{get(lambda f: f['visit_days_per_customer']) or '?'} days of the last year "
+        f"({shown(get(lambda f: f['events_per_customer_mean']))} events each, their own "
+        "timestamps) over DecideStream; `MEMORY USAGE … SAMPLES 0` of each customer's keys. RSS "
+        "from /proc every 100 ms during a closed loop of Decide "
+        f"({shown(get(lambda f: f['load_calls_per_s']), 'calls/s')})."
+    )
+    return Section("Memory: Redis per customer, server RSS", how, figures,
+                   errors=runs.errors_of("memory"))  # fmt: skip
+
+
+def _overload_figures(overload: OverloadFigures, missing: str) -> list[Figure]:
+    """R, then per multiple of R its goodput and its accepted calls' p99. When the driver fell
+    behind its schedule, it offered less than planned and its latencies include its own delay:
+    both figures are shown, not judged."""
+    sustainable, cap = overload["sustainable_per_s"], overload["max_concurrent_calls"]
+    bound_us = cap / sustainable * 1e6 if sustainable else None
+    figures = [Figure("sustainable rate R (closed loop, concurrency 64)", sustainable, "calls/s")]
+    for run in overload["runs"]:
+        times = f"{run['multiple']:g}× R"
+        lag = f"driver loop lag up to {shown(run['driver_loop_lag_ms_max'], 'ms')}"
+        shed = (
+            f"{shown(run['resource_exhausted'])} RESOURCE_EXHAUSTED, "
+            f"{shown(run['cancelled'])} CANCELLED; {lag}"
+        )
+        # It did not offer the planned load on time: neither figure answers the question.
+        behind = (
+            "" if run["driver_kept_schedule"] else f"the driver fell behind its schedule ({lag})"
+        )
+        figures += [
+            Figure(f"goodput at {times} ({shown(run['offered_per_s'], 'calls/s')} offered)",
+                   run["goodput_per_s"], "calls/s", sustainable, "R", t.OVERLOAD_GOODPUT,
+                   on_ratio=True, note=shed, unjudged=behind,
+                   missing=f"the driver fell behind its schedule ({lag}): its window is not "
+                   "trusted"),
+            Figure(f"p99 of accepted calls at {times}", run["ok_p99_us"], "µs", bound_us,
+                   f"cap {cap} ÷ R", t.OVERLOAD_P99, on_ratio=True, note=shed, unjudged=behind,
+                   missing=missing),
+        ]  # fmt: skip
+    return figures
+
+
+def _overload_table(overload: OverloadFigures) -> Table:
+    header = ("offered", "goodput/s", "RESOURCE_EXHAUSTED", "CANCELLED", "other",
+              "OK p50 µs", "OK p99 µs", "driver loop lag ms", "driver kept schedule")  # fmt: skip
+    rows = [
+        (f"{r['multiple']:g}× ({shown(r['offered_per_s'])}/s)", r["goodput_per_s"],
+         r["resource_exhausted"], r["cancelled"],
+         sum(r["other_errors"].values()) + r["client_overloaded"], r["ok_p50_us"],
+         r["ok_p99_us"], r["driver_loop_lag_ms_max"],
+         "yes" if r["driver_kept_schedule"] else "no")
+        for r in overload["runs"]
+    ]  # fmt: skip
+    return Table(header, rows)
+
+
+def overload(runs: Runs) -> Section:
+    figures_of, missing = runs.figures.get("overload"), runs.missing("overload")
+    after: list[str | Table] = []
+    if figures_of is not None:
+        figures, after = _overload_figures(figures_of, missing), [_overload_table(figures_of)]
+    else:
+        figures = [Figure("goodput at 1–8× R", None, "calls/s", target=t.OVERLOAD_GOODPUT,
+                          missing=missing)]  # fmt: skip
+    cap = Reader(figures_of)(lambda f: f["max_concurrent_calls"]) or "?"
+    how = (
+        "`benchmarks.load.overload`: R from a closed loop of Decide at concurrency 64, then open "
+        f"loops at 1, 2, 4 and 8× R against the same service (admission cap {cap} calls); "
+        "latency of the accepted calls from their scheduled start. Our reading of issue 6: "
+        "goodput ≥ 0.8× R, p99 within twice the time R takes to serve a full admission queue."
+    )
+    return Section("Overload: goodput at 1–8× the sustainable rate (issue 6)", how, figures,
+                   after, runs.errors_of("overload"))  # fmt: skip
+
+
+def locust(runs: Runs) -> Section:
+    get, missing = Reader(runs.figures.get("locust")), runs.missing("locust")
+    user_errors = get(lambda f: f["user_errors"]) or []
+    failed = get(lambda f: f["failures"] + len(user_errors))
+    messages = [*(get(lambda f: f["failure_messages"]) or []), *user_errors]
+    users, duration = get(lambda f: f["users"]) or "?", get(lambda f: f["duration_s"]) or "?"
+    figures = [
+        Figure(f"failures, {users} users, {duration} s", failed, target=t.ZERO,
+               note="; ".join(messages[:3]), missing=missing),
+        Figure("requests per second", get(lambda f: f["requests_per_s"]), "calls/s",
+               Reader(runs.figures.get("transport"))(lambda f: f["decide_unary"]["rate"]),
+               "drive, Decide at concurrency 64"),
+        Figure("p50", get(lambda f: f["p50_us"]), "µs"),
+        Figure("p99", get(lambda f: f["p99_us"]), "µs"),
+    ]  # fmt: skip
+    after: list[str | Table] = []
+    if by_request := get(lambda f: f["by_request"]):
+        header = ("request", "requests", "failures", "req/s", "p50 µs", "p99 µs")
+        rows: list[tuple[str | float | None, ...]] = [
+            (name, r["requests"], r["failures"], r["requests_per_s"], r["p50_us"], r["p99_us"])
+            for name, r in by_request.items()
+        ]
+        after.append(Table(header, rows))
+    how = (
+        f"`benchmarks.load.run_locust`: locust {get(lambda f: f['locust_version']) or '?'} "
+        "headless, the locustfile's simulated shoppers and CDNOW replay (gevent gRPC users timing "
+        f"in µs), think time {get(lambda f: f['think_ms'])} ms, against a fresh `journeyman "
+        "serve`; locust keeps percentiles to two significant figures."
+    )
+    return Section("Locust: hundreds of users on the hot path", how, figures, after,
+                   runs.errors_of("locust"))  # fmt: skip
+
+
+SECTIONS: tuple[Callable[[Runs], Section], ...] = (
+    transport, streaming, batch, redis_work, engine, replay, memory, overload, locust,
+)  # fmt: skip
+
+
+def sections(runs: Runs) -> list[Section]:
+    """Every section in order; one whose figures are not in the shape expected says so."""
+    return [_section(build, runs) for build in SECTIONS]
+
+
+def _section(build: Callable[[Runs], Section], runs: Runs) -> Section:
+    try:
+        return build(runs)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+        # A run's figures not in the shape this report expects: say so, keep the rest.
+        problem = f"its figures could not be read ({type(error).__name__}: {error})"
+        return Section(build.__name__, "—", [], errors=[problem])
