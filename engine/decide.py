@@ -26,7 +26,7 @@ from engine.kernels.compiled import Features, KernelOutput
 from engine.kernels.friction import strongest_signals
 from engine.kernels.goals import record_exposure
 from engine.kernels.journey import decide_journey
-from engine.kernels.readout import friction_when_recorded
+from engine.kernels.readout import decayed_scores, friction_when_recorded
 from engine.state import (
     DEDUPE_WINDOW,
     CustomerState,
@@ -126,12 +126,21 @@ def _journey_outcome(
     level: int,
     friction_score: float,
     strongest: list[int],
+    before: JourneyState | None = None,
 ) -> JourneyOutcome:
+    """The outcome of one journey; `before` (the state the event was applied to) adds what
+    journey statistics read: time in the previous stage, the previous event, signals fired."""
     offset = journey.rules.friction_offset
     top_signals = tuple(
         SignalScore(journey.signal_ids[i], float(state.floats[offset + i])) for i in strongest
     )
     changed = transition != codes.NO_TRANSITION
+    entered_ms = last_event_ms = 0
+    fired: tuple[str, ...] = ()
+    if before is not None:
+        entered_ms = _known_ms(before.ints[codes.INT_STAGE_ENTERED_MS])
+        last_event_ms = _known_ms(before.ints[codes.INT_LAST_EVENT_MS])
+        fired = _fired_signals(journey, before, state)
     return JourneyOutcome(
         journey=journey.name,
         stage=journey.stage_ids[int(state.ints[codes.INT_STAGE])],
@@ -141,7 +150,30 @@ def _journey_outcome(
         friction_score=friction_score,
         friction_level=journey.level_names[level],
         top_signals=top_signals,
+        previous_stage_entered_ms=entered_ms,
+        previous_event_ms=last_event_ms,
+        fired_signals=fired,
     )
+
+
+def _known_ms(value: np.int64) -> int:
+    return 0 if value == codes.NEVER_MS else int(value)
+
+
+def _fired_signals(
+    journey: CompiledJourney, before: JourneyState, after: JourneyState
+) -> tuple[str, ...]:
+    """The signals the event added its weight to: their score rose above the old one decayed
+    to the event (weights are > 0, so half a weight tells a firing from rounding)."""
+    rules = journey.rules
+    if not journey.signal_ids:
+        return ()
+    at_ms = int(after.ints[codes.INT_FRICTION_AT_MS])
+    old = decayed_scores(rules, before.ints, before.floats, at_ms)
+    offset = rules.friction_offset
+    new = after.floats[offset : offset + len(journey.signal_ids)]
+    rose = np.flatnonzero(new - old > 0.5 * rules.signal_weight)
+    return tuple(journey.signal_ids[i] for i in rose.tolist())
 
 
 def _checked_state(journey: CompiledJourney, state: CustomerState) -> JourneyState:
@@ -235,11 +267,11 @@ def _run_journeys(
         )  # fmt: skip
         journeys[journey.name] = current
         strongest = [i for i in out.top_signals.tolist() if i >= 0]
-        outcomes.append(
-            _journey_outcome(
-                journey, current, previous, transition, level, friction_score, strongest
-            )
-        )
+        outcome = _journey_outcome(
+            journey, current, previous, transition, level, friction_score, strongest,
+            before=state.journey(journey),
+        )  # fmt: skip
+        outcomes.append(outcome)
         outputs.append(out)
         if n_goals:
             conversions.extend(_conversions(journey, out, current.ints))

@@ -26,6 +26,12 @@ class JourneyOutcome:
     friction_score: float
     friction_level: str
     top_signals: tuple[SignalScore, ...]  # the largest contributions to friction, highest first
+    # For journey statistics: when the customer entered `previous_stage` and when their previous
+    # event was (ms since the epoch; 0 when this journey had not seen them), and the friction
+    # signals this event fired, in signal order.
+    previous_stage_entered_ms: int = 0
+    previous_event_ms: int = 0
+    fired_signals: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
