@@ -469,3 +469,139 @@ class ActionGoalReport(_message.Message):
     sample_ratio_mismatch: bool
     sample_ratio_message: str
     def __init__(self, action: _Optional[str] = ..., goal: _Optional[str] = ..., treated_customers: _Optional[int] = ..., treated_conversions: _Optional[int] = ..., treated_value: _Optional[float] = ..., control_customers: _Optional[int] = ..., control_conversions: _Optional[int] = ..., control_value: _Optional[float] = ..., treated_rate: _Optional[float] = ..., control_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_fixed: _Optional[_Union[Interval, _Mapping]] = ..., uplift_sequential: _Optional[_Union[Interval, _Mapping]] = ..., relative_uplift: _Optional[float] = ..., relative_fixed: _Optional[_Union[Interval, _Mapping]] = ..., relative_sequential: _Optional[_Union[Interval, _Mapping]] = ..., incremental_conversions: _Optional[float] = ..., incremental_value: _Optional[float] = ..., verdict: _Optional[str] = ..., verdict_interval: _Optional[str] = ..., customers_needed: _Optional[int] = ..., holdout_percent: _Optional[float] = ..., control_share: _Optional[float] = ..., sample_ratio_mismatch: _Optional[bool] = ..., sample_ratio_message: _Optional[str] = ...) -> None: ...
+
+class GetJourneyStatsRequest(_message.Message):
+    __slots__ = ("journey", "since", "until")
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    since: str
+    until: str
+    def __init__(self, journey: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ...) -> None: ...
+
+class GetJourneyStatsResponse(_message.Message):
+    __slots__ = ("journey", "since", "until", "stages", "transitions", "stall_after_ms", "friction_levels", "description", "ruleset_version", "as_of_ms")
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    TRANSITIONS_FIELD_NUMBER: _ClassVar[int]
+    STALL_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    FRICTION_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_MS_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    since: str
+    until: str
+    stages: _containers.RepeatedCompositeFieldContainer[StageStats]
+    transitions: _containers.RepeatedCompositeFieldContainer[TransitionStats]
+    stall_after_ms: int
+    friction_levels: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    ruleset_version: str
+    as_of_ms: int
+    def __init__(self, journey: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[StageStats, _Mapping]]] = ..., transitions: _Optional[_Iterable[_Union[TransitionStats, _Mapping]]] = ..., stall_after_ms: _Optional[int] = ..., friction_levels: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., ruleset_version: _Optional[str] = ..., as_of_ms: _Optional[int] = ...) -> None: ...
+
+class StageStats(_message.Message):
+    __slots__ = ("stage", "label", "description", "customers", "stalled", "entries", "exits", "visits", "time_in_stage_samples", "time_in_stage_median_s", "time_in_stage_p90_s", "friction_levels", "friction_signals", "actions", "conversions")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    STALLED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    EXITS_FIELD_NUMBER: _ClassVar[int]
+    VISITS_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_STAGE_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_STAGE_MEDIAN_S_FIELD_NUMBER: _ClassVar[int]
+    TIME_IN_STAGE_P90_S_FIELD_NUMBER: _ClassVar[int]
+    FRICTION_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    FRICTION_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    label: str
+    description: str
+    customers: int
+    stalled: int
+    entries: int
+    exits: int
+    visits: int
+    time_in_stage_samples: int
+    time_in_stage_median_s: float
+    time_in_stage_p90_s: float
+    friction_levels: _containers.RepeatedCompositeFieldContainer[LevelCount]
+    friction_signals: _containers.RepeatedCompositeFieldContainer[SignalCount]
+    actions: _containers.RepeatedCompositeFieldContainer[ActionStageStats]
+    conversions: _containers.RepeatedCompositeFieldContainer[GoalCount]
+    def __init__(self, stage: _Optional[str] = ..., label: _Optional[str] = ..., description: _Optional[str] = ..., customers: _Optional[int] = ..., stalled: _Optional[int] = ..., entries: _Optional[int] = ..., exits: _Optional[int] = ..., visits: _Optional[int] = ..., time_in_stage_samples: _Optional[int] = ..., time_in_stage_median_s: _Optional[float] = ..., time_in_stage_p90_s: _Optional[float] = ..., friction_levels: _Optional[_Iterable[_Union[LevelCount, _Mapping]]] = ..., friction_signals: _Optional[_Iterable[_Union[SignalCount, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[ActionStageStats, _Mapping]]] = ..., conversions: _Optional[_Iterable[_Union[GoalCount, _Mapping]]] = ...) -> None: ...
+
+class LevelCount(_message.Message):
+    __slots__ = ("level", "events")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    level: str
+    events: int
+    def __init__(self, level: _Optional[str] = ..., events: _Optional[int] = ...) -> None: ...
+
+class SignalCount(_message.Message):
+    __slots__ = ("signal", "touchpoint", "fired")
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    TOUCHPOINT_FIELD_NUMBER: _ClassVar[int]
+    FIRED_FIELD_NUMBER: _ClassVar[int]
+    signal: str
+    touchpoint: str
+    fired: int
+    def __init__(self, signal: _Optional[str] = ..., touchpoint: _Optional[str] = ..., fired: _Optional[int] = ...) -> None: ...
+
+class ActionStageStats(_message.Message):
+    __slots__ = ("action", "label", "offered", "held_out", "conversions", "control_conversions")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    label: str
+    offered: int
+    held_out: int
+    conversions: int
+    control_conversions: int
+    def __init__(self, action: _Optional[str] = ..., label: _Optional[str] = ..., offered: _Optional[int] = ..., held_out: _Optional[int] = ..., conversions: _Optional[int] = ..., control_conversions: _Optional[int] = ...) -> None: ...
+
+class GoalCount(_message.Message):
+    __slots__ = ("goal", "conversions")
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    goal: str
+    conversions: int
+    def __init__(self, goal: _Optional[str] = ..., conversions: _Optional[int] = ...) -> None: ...
+
+class TransitionStats(_message.Message):
+    __slots__ = ("transition", "from_stage", "to_stage", "line", "customers", "share", "per_day")
+    TRANSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_STAGE_FIELD_NUMBER: _ClassVar[int]
+    TO_STAGE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    transition: str
+    from_stage: str
+    to_stage: str
+    line: int
+    customers: int
+    share: float
+    per_day: _containers.RepeatedCompositeFieldContainer[DayCount]
+    def __init__(self, transition: _Optional[str] = ..., from_stage: _Optional[str] = ..., to_stage: _Optional[str] = ..., line: _Optional[int] = ..., customers: _Optional[int] = ..., share: _Optional[float] = ..., per_day: _Optional[_Iterable[_Union[DayCount, _Mapping]]] = ...) -> None: ...
+
+class DayCount(_message.Message):
+    __slots__ = ("day", "customers")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    customers: int
+    def __init__(self, day: _Optional[str] = ..., customers: _Optional[int] = ...) -> None: ...

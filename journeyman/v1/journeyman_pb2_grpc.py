@@ -83,6 +83,11 @@ class JourneyServiceStub:
                 request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportRequest.SerializeToString,
                 response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportResponse.FromString,
                 _registered_method=True)
+        self.GetJourneyStats = channel.unary_unary(
+                '/journeyman.v1.JourneyService/GetJourneyStats',
+                request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsRequest.SerializeToString,
+                response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsResponse.FromString,
+                _registered_method=True)
 
 
 class JourneyServiceServicer:
@@ -160,6 +165,15 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJourneyStats(self, request, context):
+        """GetJourneyStats reads a journey as its map shows it: customers per stage now and stalled,
+        per designed transition the customers who took it per day and their share of the from-stage,
+        entries, time in stage, friction, actions and goal conversions per stage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JourneyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +221,11 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.GetActionReport,
                     request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportRequest.FromString,
                     response_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetActionReportResponse.SerializeToString,
+            ),
+            'GetJourneyStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJourneyStats,
+                    request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsRequest.FromString,
+                    response_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -456,6 +475,33 @@ class JourneyService:
             '/journeyman.v1.JourneyService/GetActionReport',
             journeyman_dot_v1_dot_journeyman__pb2.GetActionReportRequest.SerializeToString,
             journeyman_dot_v1_dot_journeyman__pb2.GetActionReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJourneyStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/journeyman.v1.JourneyService/GetJourneyStats',
+            journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsRequest.SerializeToString,
+            journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

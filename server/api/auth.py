@@ -32,6 +32,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     "GetCustomer": "read",
     "GetRuleset": "read",
     "GetActionReport": "read",
+    "GetJourneyStats": "read",
     "RecordResponse": "decide",
     "ForgetCustomer": "admin",
 }
