@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from engine.describe import describe_condition
+from engine.event import RESPONDED_ACTION_PROPERTY, RESPONSE_EVENT_TYPE, RESPONSE_PROPERTY
 from engine.kernels import codes
 from engine.kernels.compiled import (
     CompiledRules,
@@ -175,6 +176,15 @@ class _NodeWriter:
         first, count = self._list([names] if isinstance(names, str) else names)
         return self._node(kind, first=first, count=count)
 
+    def _response(self, responses: str | Sequence[str]) -> int:
+        """A response is an event of type RESPONSE_EVENT_TYPE whose `response` property is one
+        of `responses`."""
+        is_response = self._named(codes.NODE_EVENT_TYPE, RESPONSE_EVENT_TYPE)
+        slot = self.interner.property_slot(RESPONSE_PROPERTY)
+        first, count = self._list([responses] if isinstance(responses, str) else list(responses))
+        which = self._node(codes.NODE_PROPERTY, op=codes.OP_IN, arg=slot, first=first, count=count)
+        return self._combine(codes.NODE_ALL, [is_response, which])
+
     def condition(self, condition: Condition) -> int:  # noqa: C901 - one branch per key
         """Write `condition` and return its root node."""
         parts: list[int] = []
@@ -184,6 +194,8 @@ class _NodeWriter:
             parts.append(self._named(codes.NODE_CHANNEL, condition.channel))
         if condition.touchpoint is not None:
             parts.append(self._named(codes.NODE_TOUCHPOINT, condition.touchpoint))
+        if condition.response is not None:
+            parts.append(self._response(condition.response))
         if condition.property is not None:
             slot = self.interner.property_slot(condition.property)
             parts.append(self._comparison(codes.NODE_PROPERTY, slot, condition, time=False))
@@ -296,6 +308,9 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     goal_root = [writer.condition(g.when) for g in goals]
     goal_value_slot = [-1 if g.value is None else interner.property_slot(g.value) for g in goals]
     goal_window_ms = [duration_ms(g.window) for g in goals]
+    # A goal on a response converts only the action responded to.
+    responded_slot = interner.property_slot(RESPONDED_ACTION_PROPERTY) if goals else -1
+    goal_action_slot = [responded_slot if _mentions_response(g.when) else -1 for g in goals]
     event_phase_end = writer.size
 
     transition_root = [writer.condition(t.when) for t in journey.transitions]
@@ -369,6 +384,8 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         goal_root=_ints(goal_root),
         goal_window_ms=_ints(goal_window_ms),
         goal_value_slot=_ints(goal_value_slot),
+        goal_action_slot=_ints(goal_action_slot),
+        action_code=_ints([interner.string(a.id) for a in actions]),
         exposure_index=exposure_index,
         exposure_window_ms=max(goal_window_ms, default=0),
         conversion_index=conversion_index,
@@ -399,6 +416,13 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
             (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))
         ),
     )
+
+
+def _mentions_response(condition: Condition) -> bool:
+    children = [*(condition.all or ()), *(condition.any or ())]
+    if condition.not_ is not None:
+        children.append(condition.not_)
+    return condition.response is not None or any(_mentions_response(c) for c in children)
 
 
 def ruleset_version(loaded: list[LoadedJourney]) -> str:

@@ -33,7 +33,7 @@ def _comparison(subject: str, condition: Condition) -> str:
 def describe_condition(condition: Condition) -> str:
     """One line that says what `condition` requires, e.g. `event = purchase and spend_90d ≥ 100`."""
     parts: list[str] = []
-    for key in ("event", "channel", "touchpoint"):
+    for key in ("event", "channel", "touchpoint", "response"):
         value = getattr(condition, key)
         if value is not None:
             parts.append(f"{key} = {value}" if isinstance(value, str) else f"{key} in {value}")

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 
 PropertyValue = str | float | bool
 
+# A response the app records (RecordResponse) is an event of this type, whose properties name
+# the response and the action responded to; `response:` conditions read them.
+RESPONSE_EVENT_TYPE = "response"
+RESPONSE_PROPERTY = "response"
+RESPONDED_ACTION_PROPERTY = "action"
+RESPONSES = ("impression", "click", "accept", "dismiss")
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

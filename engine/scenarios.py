@@ -17,9 +17,15 @@ from engine.compile import Ruleset
 from engine.decide import decide
 from engine.decision import Decision
 from engine.errors import RulesError
-from engine.event import Event, PropertyValue
+from engine.event import (
+    RESPONDED_ACTION_PROPERTY,
+    RESPONSE_EVENT_TYPE,
+    RESPONSE_PROPERTY,
+    Event,
+    PropertyValue,
+)
 from engine.rules.explain import problems_from_validation
-from engine.rules.model import Duration, Strict, duration_ms
+from engine.rules.model import Duration, Response, Strict, duration_ms
 from engine.rules.yaml_tree import read_yaml
 from engine.state import CustomerState, new_state
 
@@ -52,19 +58,29 @@ class Step(Strict):
     touchpoint: str = ""
     properties: dict[str, str | float | bool] = Field(default_factory=dict)
     identify: dict[str, str | float | bool] | None = Field(None, description="set these traits")
+    response: Response | None = Field(
+        None, description="the app records this response to `action` (RecordResponse)"
+    )
+    action: str | None = Field(None, description="the action a `response:` step responds to")
     expect: Expectation | None = None
 
     @model_validator(mode="after")
     def _event_or_identify(self) -> Step:
-        if self.event is not None and self.identify is not None:
+        kinds = [k for k in ("event", "identify", "response") if getattr(self, k) is not None]
+        if len(kinds) > 1:
             raise ValueError(
-                "this step has both `event:` and `identify:`; split it into two steps, "
+                f"this step has both `{kinds[0]}:` and `{kinds[1]}:`; split it into two steps, "
                 "the `identify:` first if the event should see the new traits"
             )
-        if self.event is None and self.identify is None:
+        if not kinds:
             raise ValueError(
                 "this step has neither `event:` nor `identify:`; add `event: <type>` "
-                "(or `identify:` with the traits to set)"
+                "(or `identify:` with the traits to set, or `response:` with an `action:`)"
+            )
+        if (self.response is None) != (self.action is None):
+            raise ValueError(
+                "`response:` and `action:` go together: write `response: click` and the "
+                "`action:` it responds to"
             )
         return self
 
@@ -192,19 +208,27 @@ def run_scenario(loaded: LoadedScenarios, index: int, ruleset: Ruleset) -> Scena
             state = state.with_traits(step.identify)
             result.steps_run += 1
             continue
-        assert step.event is not None
-        event = Event(
-            f"{customer}-{number}", customer, step.event, step.channel, step.touchpoint,
-            _properties(step.properties),
-        )  # fmt: skip
+        event = _event(step, f"{customer}-{number}", customer)
         decision, state = decide(ruleset, state, event, clock_ms)
         result.steps_run += 1
         if step.expect is not None:
             result.failures += [
-                f"{where}: step {number + 1} ({step.event}): {failure}"
+                f"{where}: step {number + 1} ({step.event or step.response}): {failure}"
                 for failure in _check(step.expect, decision, ruleset)
             ]
     return result
+
+
+def _event(step: Step, event_id: str, customer: str) -> Event:
+    """The event of an `event:` step, or the one RecordResponse makes of a `response:` step."""
+    properties = _properties(step.properties)
+    if step.response is not None and step.action is not None:
+        properties |= {RESPONSE_PROPERTY: step.response, RESPONDED_ACTION_PROPERTY: step.action}
+        return Event(
+            event_id, customer, RESPONSE_EVENT_TYPE, step.channel, step.touchpoint, properties
+        )
+    assert step.event is not None
+    return Event(event_id, customer, step.event, step.channel, step.touchpoint, properties)
 
 
 def _properties(values: dict[str, Any]) -> dict[str, PropertyValue]:

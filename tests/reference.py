@@ -32,6 +32,9 @@ _MIX_1 = 0xBF58476D1CE4E5B9
 _MIX_2 = 0x94D049BB133111EB
 
 ELIGIBLE = "eligible"  # an action status that is not an exclusion reason
+# A recorded response is an event of type "response" with the response and the action responded
+# to in these properties (rules/README.md, "Responses").
+RESPONSE_TYPE, RESPONSE_KEY, RESPONDED_ACTION_KEY = "response", "response", "action"
 
 Value = PropertyValue | None
 
@@ -208,6 +211,10 @@ def holds(condition: Condition, facts: Facts) -> bool:  # noqa: C901 - one branc
         parts.append(_named(condition.channel, event.channel))
     if condition.touchpoint is not None:
         parts.append(_named(condition.touchpoint, event.touchpoint))
+    if condition.response is not None:
+        said = event.properties.get(RESPONSE_KEY)
+        listed = [condition.response] if isinstance(condition.response, str) else condition.response
+        parts.append(event.type == RESPONSE_TYPE and isinstance(said, str) and said in listed)
     if condition.property is not None:
         value = event.properties.get(condition.property)
         parts.append(_comparison_holds(condition, value, time=False))
@@ -381,6 +388,16 @@ def is_held_out(customer_id: str, journey: str, action: Action) -> bool:
     return draw < round(action.holdout * 100)
 
 
+def _about_responses(condition: Condition) -> bool:
+    """Whether `response:` is written anywhere in `condition`."""
+    inner = [
+        *(condition.all or []),
+        *(condition.any or []),
+        *([condition.not_] if condition.not_ else []),
+    ]
+    return condition.response is not None or any(_about_responses(c) for c in inner)
+
+
 def _conversions(
     journey: Journey, memory: JourneyMemory, event: Event
 ) -> list[tuple[str, str, str, bool, float, int, str]]:
@@ -395,6 +412,11 @@ def _conversions(
         for name, goal in journey.goals.items():
             if exposure is None or not holds(goal.when, facts):
                 continue
+            if (
+                _about_responses(goal.when)
+                and event.properties.get(RESPONDED_ACTION_KEY) != action.id
+            ):
+                continue  # a response converts only the action it names
             exposed_ms, treated, stage = exposure
             if memory.last_event_ms - exposed_ms > duration_ms(goal.window):
                 continue

@@ -78,6 +78,8 @@ class CompiledRules(NamedTuple):
     goal_root: IntArray
     goal_window_ms: IntArray
     goal_value_slot: IntArray  # event property holding the goal's value; -1: none
+    goal_action_slot: IntArray  # a response goal: the property naming the action; -1: any
+    action_code: IntArray  # each action's id as an interned string
     exposure_index: int  # per action: first exposure time; then its ARM_*; then the stage
     exposure_window_ms: int  # the longest goal window: an exposure older starts afresh
     conversion_index: int  # per action and goal: the exposure time it converted for
@@ -257,6 +259,8 @@ def _unpack_rules(p):
         goal_root=_vector(p.i64, L, F.goal_root),
         goal_window_ms=_vector(p.i64, L, F.goal_window_ms),
         goal_value_slot=_vector(p.i64, L, F.goal_value_slot),
+        goal_action_slot=_vector(p.i64, L, F.goal_action_slot),
+        action_code=_vector(p.i64, L, F.action_code),
         exposure_index=_scalar(p.i64, L, F.exposure_index),
         exposure_window_ms=_scalar(p.i64, L, F.exposure_window_ms),
         conversion_index=_scalar(p.i64, L, F.conversion_index),

@@ -1,10 +1,11 @@
 """Goal attribution: an event that reaches a goal converts the customer for every action they
 were exposed to (offered it, or held out in its place) within the goal's window, once per
-exposure, action and goal."""
+exposure, action and goal. A goal on a response (`response: click`) converts only the action
+the response names."""
 
 from __future__ import annotations
 
-from engine.kernels.codes import ARM_NONE, INT_STAGE, NEVER_MS, VALUE_NUMBER
+from engine.kernels.codes import ARM_NONE, INT_STAGE, NEVER_MS, VALUE_NUMBER, VALUE_STRING
 from engine.kernels.compiled import IntArray
 from engine.kernels.jit import kernel
 
@@ -25,10 +26,16 @@ def _attribute_goals(rules, ints, clock_ms, values, event, converted, goal_value
         slot = rules.goal_value_slot[goal]
         has_value = reached and slot >= 0 and event.kind[slot] == VALUE_NUMBER
         goal_values[goal] = event.num[slot] if has_value else 0.0
+        responded = rules.goal_action_slot[goal]
         for action in range(n_actions):
             converted[action, goal] = ARM_NONE
             if not reached:
                 continue
+            if responded >= 0 and not (
+                event.kind[responded] == VALUE_STRING
+                and event.code[responded] == rules.action_code[action]
+            ):
+                continue  # a response converts the action responded to, not the others
             exposed_ms = ints[rules.exposure_index + action]
             if exposed_ms == NEVER_MS or clock_ms - exposed_ms > rules.goal_window_ms[goal]:
                 continue

@@ -54,7 +54,7 @@ class Scope(NamedTuple):
     advice: str
 
 
-_EVENT = frozenset({"event", "channel", "touchpoint", "property", "all", "any", "not"})
+_EVENT = frozenset({"event", "channel", "touchpoint", "response", "property", "all", "any", "not"})
 COUNTER_SCOPE = Scope(
     _EVENT,
     "a counter's `when`",

@@ -65,6 +65,7 @@ Duration = Annotated[
     Field(description="a number and a unit: `500ms`, `30s`, `15m`, `2h`, `7d` or `4w`"),
 ]
 Scalar = str | float | bool
+Response = Literal["impression", "click", "accept", "dismiss"]  # engine.event.RESPONSES
 OneOrMany = str | list[str]
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -88,6 +89,11 @@ class Condition(Strict):
     )
     channel: OneOrMany | None = Field(None, description="the event came through this channel")
     touchpoint: OneOrMany | None = Field(None, description="the event happened at this touchpoint")
+    response: Response | list[Response] | None = Field(
+        None,
+        description="the event is a response the app recorded to an offered action "
+        "(impression, click, accept, dismiss)",
+    )
     property: str | None = Field(None, description="compare this property of the event")
     trait: str | None = Field(None, description="compare this trait of the customer")
     counter: Name | None = Field(None, description="compare the current value of this counter")

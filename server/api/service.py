@@ -28,6 +28,7 @@ from server.protocol.convert import (
     customer_id_input,
     decide_input,
     identify_input,
+    response_input,
     view_to_pb,
 )
 from server.protocol.errors import (
@@ -140,6 +141,17 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             ruleset = self._rules().ruleset
             self._decider.stats.count_moves(ruleset, decode_or_new(ruleset, stored.state), None)
         return pb.ForgetCustomerResponse(deleted_keys=deleted)
+
+    async def RecordResponse(
+        self, request: pb.RecordResponseRequest, context: Context
+    ) -> pb.RecordResponseResponse:
+        try:
+            ruleset = self._rules().ruleset
+            valid = response_input(request, self._decider.now_ms(), self._settings, ruleset)
+            decision = await self._decider.decide(valid, context.time_remaining())
+        except JourneymanError as error:
+            await abort(context, error)
+        return pb.RecordResponseResponse(decision=decision)
 
     async def GetActionReport(
         self, request: pb.GetActionReportRequest, context: Context

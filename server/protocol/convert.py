@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 
 from engine.compile import Ruleset
 from engine.decision import Decision
-from engine.event import Event, PropertyValue
+from engine.event import (
+    RESPONDED_ACTION_PROPERTY,
+    RESPONSE_EVENT_TYPE,
+    RESPONSE_PROPERTY,
+    RESPONSES,
+    Event,
+    PropertyValue,
+)
 from engine.view import CustomerView
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
@@ -178,6 +185,68 @@ def decide_input(request: pb.DecideRequest, now_ms: int, settings: Settings) -> 
         engine_event, timestamp_ms, anonymous, request.explain, request.top_k or None,
         event_fingerprint(event),
     )  # fmt: skip
+
+
+def response_input(
+    request: pb.RecordResponseRequest, now_ms: int, settings: Settings, ruleset: Ruleset
+) -> DecideInput:
+    """A RecordResponseRequest as the event it is decided as: of type RESPONSE_EVENT_TYPE, with
+    the response and the action in its properties. Raises `EventInvalid` naming every bad field
+    of the request."""
+    violations = Violations()
+    limit = settings.max_string_length
+    violations.text("event_id", request.event_id, limit, required=True)
+    violations.text("response_id", request.response_id, limit, required=False)
+    if request.response not in RESPONSES:
+        violations.add("response", f"is {request.response!r}; send one of {', '.join(RESPONSES)}")
+    journey = _responded_journey(request, ruleset, violations)
+    response_id = request.response_id or f"{request.event_id}:{request.action}:{request.response}"
+    if not request.response_id and len(response_id) > limit:
+        violations.add("event_id", f"makes a response id of {len(response_id)} characters; "
+                       f"send a response_id of at most {limit}")  # fmt: skip
+    violations.raise_if_any()
+    properties = {
+        RESPONSE_PROPERTY: request.response, RESPONDED_ACTION_PROPERTY: request.action,
+        "journey": journey, "decision_event_id": request.event_id,
+    }  # fmt: skip
+    event = pb.Event(
+        event_id=response_id, customer_id=request.customer_id,
+        anonymous_id=request.anonymous_id, type=RESPONSE_EVENT_TYPE, channel=request.channel,
+        touchpoint=request.touchpoint, timestamp_ms=request.timestamp_ms,
+        properties={k: pb.Value(string_value=v) for k, v in properties.items()},
+    )  # fmt: skip
+    try:
+        return decide_input(pb.DecideRequest(event=event), now_ms, settings)
+    except EventInvalid as error:  # the same fields, named as RecordResponse spells them
+        raise EventInvalid(
+            [FieldViolation(_response_field(v.field), v.description) for v in error.violations]
+        ) from None
+
+
+def _response_field(event_field: str) -> str:
+    """A field of the event made of a response, as RecordResponseRequest names it."""
+    return "response_id" if event_field == "event.event_id" else event_field.removeprefix("event.")
+
+
+def _responded_journey(
+    request: pb.RecordResponseRequest, ruleset: Ruleset, violations: Violations
+) -> str:
+    """The journey of the action responded to; a violation when there is none or no one."""
+    if not request.action:
+        violations.add("action", "is required; send the id of the action responded to")
+        return ""
+    journeys = [j.name for j in ruleset.journeys if request.action in j.action_ids]
+    if request.journey:
+        if request.journey not in journeys:
+            where = f"it is in {', '.join(journeys)}" if journeys else "no journey has it"
+            violations.add("journey", f"has no action {request.action!r}; {where}")
+        return request.journey
+    if not journeys:
+        violations.add("action", f"no journey in force has an action {request.action!r}")
+    elif len(journeys) > 1:
+        violations.add("journey", f"action {request.action!r} is in {', '.join(journeys)}: "
+                       "send the journey")  # fmt: skip
+    return journeys[0] if journeys else ""
 
 
 def customer_id_input(customer_id: str, field: str = "customer_id") -> str:

@@ -23,6 +23,9 @@ Json = dict[str, Any]
 EVENT_TYPES = ("view", "cart", "buy", "error")
 CHANNELS = ("web", "app", "email")
 TOUCHPOINTS = ("home", "shop")
+RESPONSES = ("impression", "click", "accept", "dismiss")
+# Responses name an action: a0..a2 are generated journeys' actions, zz is none of them.
+RESPONDED = ("a0", "a1", "a2", "zz")
 PROPERTIES = ("amount", "kind", "flag")
 TRAITS = ("tier", "age", "vip")
 # "web" and "view" are also a channel and an event type: one string table serves them all.
@@ -65,7 +68,7 @@ class Scope:
     time: bool = False
 
     def keys(self, depth: int) -> list[str]:
-        keys = ["event", "channel", "touchpoint", "property"] if self.event else []
+        keys = ["event", "channel", "touchpoint", "response", "property"] if self.event else []
         keys += ["trait"] if self.traits else []
         keys += ["counter"] if self.counters else []
         keys += ["time"] if self.time else []
@@ -125,6 +128,7 @@ def conditions(draw: st.DrawFn, scope: Scope, depth: int = 2) -> Json:
         "event": lambda: one_or_many(EVENT_TYPES),
         "channel": lambda: one_or_many(CHANNELS),
         "touchpoint": lambda: one_or_many(TOUCHPOINTS),
+        "response": lambda: one_or_many(RESPONSES),
         "segment": lambda: st.sampled_from(scope.segments),
         "friction": lambda: st.sampled_from(scope.levels),
         "all": lambda: st.lists(conditions(scope, depth - 1), min_size=1, max_size=3),
@@ -283,15 +287,18 @@ def step_lists(draw: st.DrawFn, customers: Sequence[str] = ("c0", "c1")) -> list
         event_id = f"e{index}"
         if steps and draw(st.integers(0, 7)) == 0:
             event_id = draw(st.sampled_from([s.event.event_id for s in steps]))  # a repeat
+        properties = draw(st.dictionaries(st.sampled_from(PROPERTIES), property_values, max_size=3))
+        type_ = draw(st.sampled_from((*EVENT_TYPES, "response")))
+        if type_ == "response":  # as RecordResponse builds it
+            properties["response"] = draw(st.sampled_from(RESPONSES))
+            properties["action"] = draw(st.sampled_from(RESPONDED))
         event = Event(
             event_id=event_id,
             customer_id=draw(st.sampled_from(customers)),
-            type=draw(st.sampled_from(EVENT_TYPES)),
+            type=type_,
             channel=draw(st.sampled_from(CHANNELS)),
             touchpoint=draw(st.sampled_from(TOUCHPOINTS)),
-            properties=draw(
-                st.dictionaries(st.sampled_from(PROPERTIES), property_values, max_size=3)
-            ),
+            properties=properties,
         )
         traits = draw(st.dictionaries(st.sampled_from(TRAITS), property_values, max_size=2))
         # The first gap moves the start anywhere in a week, so bucket and epoch edges vary.

@@ -72,8 +72,10 @@ def assert_same(
         for c in decision.conversions
     ] == [(*conversion[:4], *conversion[5:]) for conversion in expected.conversions]
     assert [c.value for c in decision.conversions] == [c[4] for c in expected.conversions]
-    if decision.conversions:
-        hypothesis.event("a goal converted an exposure")  # seen with --hypothesis-show-statistics
+    if decision.conversions:  # seen with --hypothesis-show-statistics
+        hypothesis.event("a goal converted an exposure")
+        if any(c.action in ("a0", "a1", "a2") for c in decision.conversions):
+            hypothesis.event("an action converted (responses name a0 to a2)")
 
 
 def assert_same_exclusions(decision: Decision, expected: ReferenceDecision) -> None:
