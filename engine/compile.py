@@ -53,6 +53,7 @@ class CompiledJourney:
     segment_names: tuple[str, ...]
     goal_names: tuple[str, ...]
     offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
+    model: Journey  # the validated journey compiled: labels and design, for reports and the map
 
     def initial_state(self) -> tuple[IntArray, FloatArray]:
         """The int and float state of a customer this journey has never seen."""
@@ -415,6 +416,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         offer_slots=tuple(
             (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))
         ),
+        model=journey,
     )
 
 

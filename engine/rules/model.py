@@ -243,6 +243,9 @@ class Journey(Strict):
     )
     transitions: list[Transition] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
+    stall_after: Duration = Field(
+        "7d", description="a customer with no event for this long counts as stalled (the map)"
+    )
 
 
 # -- the model behind a path into a file ---------------------------------------------------------
