@@ -24,13 +24,7 @@ from server.core.config import Settings
 from server.store.errors import StoreUnavailable
 from server.store.keys import STATE_VERSION_FIELD
 from server.store.redis_store import CommitOutcome, Store
-from tests.cluster.conftest import (
-    MASTERS,
-    LocalCluster,
-    StartCluster,
-    cluster_connect,
-    cluster_info,
-)
+from tests.redis_cluster import MASTERS, LocalCluster, StartCluster, cluster_connect, cluster_info
 
 pytestmark = pytest.mark.service
 

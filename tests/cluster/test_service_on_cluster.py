@@ -1,5 +1,6 @@
-"""The gRPC service over a real 3-master Redis Cluster: the journey, idempotency and concurrency
-cases of tests/service, with one server and with two servers sharing the cluster."""
+"""The gRPC service over a real 3-master Redis Cluster: SERVING once the cluster answered, a
+journey through the stages, a repeated event id. The concurrency cases run on a cluster as on
+one Redis (tests/service/test_concurrency.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
-from tests.cluster.conftest import StartService
+from tests.conftest import Service
 from tests.service.clients import (
     customer_journey,
     decide_request,
-    first_try,
-    until_applied,
 )
-from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service
 
@@ -54,53 +52,3 @@ async def test_a_repeated_event_id_returns_the_original_decision_and_changes_not
     assert list(again.actions) == list(first.actions) and again.journeys == first.journeys
     journey = await customer_journey(service.stub, "ben")
     assert journey.stage == "consideration" and journey.counters["cart_adds_7d"] == 1
-
-
-async def test_a_burst_for_one_customer_counts_every_answered_event_and_nothing_else(
-    service: Service,
-) -> None:
-    requests = [decide_request(f"view-{i}", "cat") for i in range(50)]
-    first = await asyncio.gather(*(first_try(service.stub, r) for r in requests))
-    answered = [d for d in first if d is not None]
-    assert answered and not any(d.degraded or d.duplicate for d in answered)
-    # An ABORTED call wrote nothing; every OK answer was written exactly once.
-    assert (await customer_journey(service.stub, "cat")).counters["product_views_7d"] == len(
-        answered
-    )
-
-
-async def test_fifty_concurrent_events_for_one_customer_lose_no_update(service: Service) -> None:
-    requests = [decide_request(f"view-{i}", "dan") for i in range(50)]
-    decisions = await asyncio.gather(*(until_applied(service.stub, r) for r in requests))
-    assert sorted(d.event_id for d in decisions) == sorted(r.event.event_id for r in requests)
-    assert not any(d.degraded for d in decisions)
-    journey = await customer_journey(service.stub, "dan")
-    assert journey.counters["product_views_7d"] == 50
-    assert journey.stage == "consideration"
-    moves = [d.journeys[0].transition for d in decisions if d.journeys[0].changed]
-    assert moves == ["started_comparing"]
-
-
-async def test_two_servers_sharing_the_cluster_lose_no_update(start_service: StartService) -> None:
-    customers = [f"shared-{i}" for i in range(6)]  # spread over the masters by their hash tags
-    async with start_service() as one, start_service() as two:
-        servers = (one, two)
-        requests = [
-            (servers[(n + i) % 2], decide_request(f"{customer}-view-{n}", customer))
-            for n in range(10)
-            for i, customer in enumerate(customers)
-        ]
-        # The same event id sent to both servers at once is applied once.
-        repeats = [
-            decide_request(f"{customer}-cart", customer, "add_to_cart") for customer in customers
-        ]
-        calls = [until_applied(server.stub, request) for server, request in requests]
-        calls += [until_applied(server.stub, request) for request in repeats for server in servers]
-        decisions = await asyncio.gather(*calls)
-        assert not any(d.degraded for d in decisions)
-        assert sum(d.duplicate for d in decisions[len(requests) :]) == len(customers)
-        for customer in customers:
-            for server in servers:  # both see the same, complete state
-                journey = await customer_journey(server.stub, customer)
-                assert journey.counters["product_views_7d"] == 10, customer
-                assert journey.counters["cart_adds_7d"] == 1, customer

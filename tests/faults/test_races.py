@@ -1,10 +1,12 @@
-"""Races and retries against one real `journeyman serve` process (its embedded Redis).
+"""Races and retries against two real `journeyman serve --workers 2` replicas sharing one Redis,
+then a Redis Cluster.
 
-Races: many clients over several connections send interleaved events of a few customers, and
-retry each one with the same event id until it is acknowledged (answered, not degraded): after
-ABORTED, RESOURCE_EXHAUSTED, a degraded answer, or a deadline of a few milliseconds that ends
-DEADLINE_EXCEEDED while the event may or may not have been stored. Some acknowledged events are
-sent once more and must come back `duplicate`, with the original decision. Afterwards every
+Races: many clients over several connections, spread over the replicas, send interleaved events
+of a few customers, and retry each one with the same event id (over any connection, so on either
+replica) until it is acknowledged (answered, not degraded): after ABORTED, RESOURCE_EXHAUSTED, a
+degraded answer, or a deadline of a few milliseconds that ends DEADLINE_EXCEEDED while the event
+may or may not have been stored. Some acknowledged events are sent once more and must come back
+`duplicate`, with the original decision. Afterwards every
 counter read through GetCustomer equals a single-threaded replay of the acknowledged events
 through the engine, and the number of distinct acknowledged events of its kind: no event lost,
 none counted twice.
@@ -36,12 +38,14 @@ from engine.state import new_state
 from engine.view import customer_view
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from tests.conftest import REDIS_KINDS, delete_keys_under, new_key_prefix, redis_timeout_ms
 from tests.rulesets import retail
 from tests.service.test_process import Served, _free_port, _start, _wait_until_serving
 
 pytestmark = pytest.mark.service
 
 CUSTOMERS = 4
+REPLICAS = 2
 EVENTS_PER_CUSTOMER = 300
 CONNECTIONS = 8
 CLIENT_TASKS = 64
@@ -73,22 +77,34 @@ SPEND = ("spend_90d", "purchase", "amount")  # a sum: the amounts of the purchas
 RECENT_MS = 10 * 60 * 1000  # event timestamps: within the last ten minutes, inside every window
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = _start(tmp_path_factory.mktemp("races"), _free_port(), grace_period_s="1")
+@pytest.fixture(scope="module", params=REDIS_KINDS)
+def replicas(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Served]]:
+    """REPLICAS `journeyman serve --workers 2` processes sharing one Redis, then a Redis Cluster,
+    under a key prefix of their own (its keys deleted at the end)."""
+    url = request.getfixturevalue("cluster_url" if request.param == "cluster" else "redis_url")
+    prefix = new_key_prefix()
+    settings = {
+        "redis_url": url, "key_prefix": prefix, "workers": "2", "grace_period_s": "1",
+        "redis_timeout_ms": str(redis_timeout_ms(url)),
+    }  # fmt: skip
+    folders = [tmp_path_factory.mktemp(f"races-{i}") for i in range(REPLICAS)]
+    served = [_start(folder, _free_port(), **settings) for folder in folders]
     try:
-        _wait_until_serving(server)
-        yield server
+        for each in served:
+            _wait_until_serving(each)
+        yield served
     finally:
-        server.kill()
+        for each in served:
+            each.kill()
+        asyncio.run(delete_keys_under(url, prefix))
 
 
-def _channel(served: Served) -> grpc.aio.Channel:
+def _channel(address: str) -> grpc.aio.Channel:
     # A subchannel pool of its own: each channel is its own TCP connection, as separate
     # clients would have (by default, channels to one address share one).
-    return grpc.aio.insecure_channel(
-        served.address, options=[("grpc.use_local_subchannel_pool", 1)]
-    )
+    return grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
 # --- the events -------------------------------------------------------------------------------
@@ -249,11 +265,11 @@ async def client_task(clients: Clients, seed: int) -> None:
 
 
 async def race(
-    served: Served, plans: dict[str, list[pb.Event]]
+    replicas: Sequence[Served], plans: dict[str, list[pb.Event]]
 ) -> tuple[Tally, dict[str, dict[str, float]]]:
-    """Every planned event sent by CLIENT_TASKS clients over CONNECTIONS connections until
-    acknowledged; then each customer's counters, read through GetCustomer."""
-    channels = [_channel(served) for _ in range(CONNECTIONS)]
+    """Every planned event sent by CLIENT_TASKS clients over CONNECTIONS connections, spread over
+    the replicas, until acknowledged; then each customer's counters, read through GetCustomer."""
+    channels = [_channel(replicas[i % len(replicas)].address) for i in range(CONNECTIONS)]
     clients = Clients(
         [pb_grpc.JourneyServiceStub(channel) for channel in channels],
         {customer: Window(events) for customer, events in plans.items()},
@@ -353,13 +369,13 @@ def print_race_table(customers: Sequence[str], tally: Tally, checked: int) -> No
 
 
 async def test_racing_retrying_clients_count_every_acknowledged_event_exactly_once(
-    served: Served,
+    replicas: list[Served],
 ) -> None:
     rng = random.Random(20260105)
     now_ms = time.time_ns() // 1_000_000
     customers = [f"race-{i}" for i in range(CUSTOMERS)]
     plans = {c: planned_events(c, rng, now_ms) for c in customers}
-    tally, counters = await race(served, plans)
+    tally, counters = await race(replicas, plans)
     checked, mismatches = counter_mismatches(plans, tally, counters)
     print_race_table(customers, tally, checked)
     assert sum(tally.acknowledged.values()) == CUSTOMERS * EVENTS_PER_CUSTOMER
@@ -372,7 +388,7 @@ async def test_racing_retrying_clients_count_every_acknowledged_event_exactly_on
 
 
 async def test_an_event_id_reused_for_another_event_is_refused_and_changes_nothing(
-    served: Served,
+    replicas: list[Served],
 ) -> None:
     customer = "retry-reused"
     original = pb.Event(event_id="reused-1", customer_id=customer, type="add_to_cart",
@@ -380,7 +396,7 @@ async def test_an_event_id_reused_for_another_event_is_refused_and_changes_nothi
     other = pb.Event(event_id="reused-1", customer_id=customer, type="purchase", channel="web",
                      properties={"amount": pb.Value(number_value=120)})  # fmt: skip
     tally = Tally()
-    async with _channel(served) as channel:
+    async with _channel(replicas[0].address) as channel:
         clients = Clients([pb_grpc.JourneyServiceStub(channel)], {}, asyncio.Condition(), tally)
         rng = random.Random(7)
         first = await until_acknowledged(clients, original, rng, impatient=False)

@@ -21,7 +21,7 @@ from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.core.config import Settings
 from server.runtime.app import Running
 from server.runtime.embedded_redis import EmbeddedRedis, start_embedded_redis
-from tests.service.conftest import start_retail_server
+from tests.conftest import start_retail_server
 
 pytestmark = pytest.mark.service
 

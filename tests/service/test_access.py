@@ -15,7 +15,7 @@ from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.api.auth import TokensInvalid, parse_tokens
 from server.core.config import Settings
 from server.runtime.app import Running
-from tests.service.conftest import start_retail_server
+from tests.conftest import start_retail_server
 
 pytestmark = pytest.mark.service
 

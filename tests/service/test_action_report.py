@@ -15,7 +15,7 @@ import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
 from server.tools.cli import main
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 

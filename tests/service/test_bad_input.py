@@ -13,7 +13,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 

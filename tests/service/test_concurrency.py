@@ -1,5 +1,6 @@
-"""Concurrent events over a real port and a real Redis: no update of one customer is lost, and
-customers do not interfere with each other.
+"""Concurrent events over a real port, on one Redis and on a Redis Cluster: no update of one
+customer is lost, customers do not interfere with each other, and two servers sharing the Redis
+see one state.
 
 The commit is a compare-and-set; a call that keeps meeting newer versions ends ABORTED (after
 `conflict_retries` re-decisions) and has changed nothing, so the caller's retry, with the same
@@ -12,15 +13,15 @@ import asyncio
 
 import pytest
 
+from tests.conftest import ON_EACH_REDIS, Service, StartService
 from tests.service.clients import (
     customer_journey,
     decide_request,
     first_try,
     until_applied,
 )
-from tests.service.conftest import Service
 
-pytestmark = pytest.mark.service
+pytestmark = [pytest.mark.service, ON_EACH_REDIS]
 
 
 async def test_a_burst_for_one_customer_counts_every_answered_event_and_nothing_else(
@@ -75,3 +76,28 @@ async def test_concurrent_events_of_different_customers_do_not_interfere(
         assert journey.counters["cart_adds_7d"] == (1 if i % 2 == 0 else 0), customer
         comparing = i + 1 >= 3 or i % 2 == 0
         assert journey.stage == ("consideration" if comparing else "awareness"), customer
+
+
+async def test_two_servers_sharing_the_redis_lose_no_update(start_service: StartService) -> None:
+    customers = [f"shared-{i}" for i in range(6)]  # on a cluster, spread over the masters
+    async with start_service() as one, start_service() as two:
+        servers = (one, two)
+        requests = [
+            (servers[(n + i) % 2], decide_request(f"{customer}-view-{n}", customer))
+            for n in range(10)
+            for i, customer in enumerate(customers)
+        ]
+        # The same event id sent to both servers at once is applied once.
+        repeats = [
+            decide_request(f"{customer}-cart", customer, "add_to_cart") for customer in customers
+        ]
+        calls = [until_applied(server.stub, request) for server, request in requests]
+        calls += [until_applied(server.stub, request) for request in repeats for server in servers]
+        decisions = await asyncio.gather(*calls)
+        assert not any(d.degraded for d in decisions)
+        assert sum(d.duplicate for d in decisions[len(requests) :]) == len(customers)
+        for customer in customers:
+            for server in servers:  # both see the same, complete state
+                journey = await customer_journey(server.stub, customer)
+                assert journey.counters["product_views_7d"] == 10, customer
+                assert journey.counters["cart_adds_7d"] == 1, customer

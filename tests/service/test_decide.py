@@ -7,7 +7,7 @@ import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 

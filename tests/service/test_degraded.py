@@ -25,7 +25,7 @@ from server.core.config import Settings
 from server.runtime import app
 from server.runtime.app import Running
 from server.runtime.embedded_redis import SOCKET_NAME, EmbeddedRedis, start_embedded_redis
-from tests.service.conftest import start_retail_server
+from tests.conftest import start_retail_server
 
 pytestmark = pytest.mark.service
 

@@ -11,7 +11,7 @@ import redis.asyncio as redis
 
 from journeyman.v1 import journeyman_pb2 as pb
 from server.store.redis_store import Store
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 

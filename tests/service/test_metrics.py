@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from journeyman.v1 import journeyman_pb2 as pb
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
+from tests.conftest import Service
 from tests.rulesets import RULES_DIR
-from tests.service.conftest import Service
 
 pytestmark = pytest.mark.service
 

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.core.config import Settings
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from server.tools.status import status_lines
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 

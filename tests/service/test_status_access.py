@@ -17,7 +17,7 @@ from server.core.config import Settings
 from server.runtime.app import Running
 from server.tools.cli import EXIT_INVALID, EXIT_OK, main
 from server.tools.status import TOKEN_VARIABLE
-from tests.service.conftest import Service, start_retail_server
+from tests.conftest import Service, start_retail_server
 
 pytestmark = pytest.mark.service
 

@@ -10,7 +10,7 @@ from google.rpc import code_pb2
 
 from journeyman.v1 import journeyman_pb2 as pb
 from server.store.keys import Keyspace
-from tests.service.conftest import Service
+from tests.conftest import Service
 
 pytestmark = pytest.mark.service
 
