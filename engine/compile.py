@@ -52,6 +52,7 @@ class CompiledJourney:
     action_reasons: tuple[str, ...]
     segment_names: tuple[str, ...]
     goal_names: tuple[str, ...]
+    adaptive_goal: int  # the goal adaptive arbitration learns from; -1: none
     offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
     model: Journey  # the validated journey compiled: labels and design, for reports and the map
 
@@ -386,6 +387,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         goal_window_ms=_ints(goal_window_ms),
         goal_value_slot=_ints(goal_value_slot),
         goal_action_slot=_ints(goal_action_slot),
+        action_adaptive=np.array([_adaptive(a, journey) for a in actions], dtype=np.uint8),
         action_code=_ints([interner.string(a.id) for a in actions]),
         exposure_index=exposure_index,
         exposure_window_ms=max(goal_window_ms, default=0),
@@ -413,11 +415,24 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         action_reasons=tuple(_reason(a, journey) for a in actions),
         segment_names=tuple(journey.segments),
         goal_names=tuple(journey.goals),
+        adaptive_goal=adaptive_goal(journey),
         offer_slots=tuple(
             (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))
         ),
         model=journey,
     )
+
+
+def _adaptive(action: Action, journey: Journey) -> bool:
+    return (action.arbitration or journey.arbitration) == "adaptive" and bool(journey.goals)
+
+
+def adaptive_goal(journey: Journey) -> int:
+    """The goal adaptive arbitration learns (its index), -1 when the journey has none."""
+    if not journey.goals:
+        return -1
+    names = list(journey.goals)
+    return names.index(journey.adaptive_goal) if journey.adaptive_goal in names else 0
 
 
 def _mentions_response(condition: Condition) -> bool:

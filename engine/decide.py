@@ -27,6 +27,7 @@ from engine.kernels.friction import strongest_signals
 from engine.kernels.goals import record_exposure
 from engine.kernels.journey import decide_journey
 from engine.kernels.readout import decayed_scores, friction_when_recorded
+from engine.propensity import Propensities, propensity_of
 from engine.state import (
     DEDUPE_WINDOW,
     CustomerState,
@@ -195,6 +196,7 @@ def decide(
     top_k: int | None = None,
     explain: bool = False,
     dedupe_window: int = DEDUPE_WINDOW,
+    propensities: Propensities | None = None,
 ) -> tuple[Decision, CustomerState]:
     """Apply `event`, which happened at `now_ms` (ms since the epoch), to every journey.
 
@@ -202,14 +204,15 @@ def decide(
     `event_id` among the customer's last `dedupe_window` events (at most DEDUPE_WINDOW) changes
     nothing and is answered with `duplicate=True` and no actions; an older one is a new event.
     A caller that keeps its own record of decisions (the service's decision ring) passes its
-    size, so that both agree on what counts as a repeat.
+    size, so that both agree on what counts as a repeat. `propensities` is what adaptive
+    arbitration has learned (`engine.propensity`); without it, adaptive actions explore.
     """
     window = max(1, min(dedupe_window, DEDUPE_WINDOW))
     event_hash = event_id_hash(event.event_id)
     if event_hash in state.recent_event_ids[-window:]:
         return _duplicate(ruleset, state), state
     k = top_k or ruleset.top_k
-    run = _run_journeys(ruleset, state, event, now_ms, k)
+    run = _run_journeys(ruleset, state, event, now_ms, k, (propensities, np.uint64(event_hash)))
     chosen = run.candidates[:k]
     offered = [c for c in chosen if not c.held_out]
     # One journey: the kernel recorded its offers. Several: only now is the merged list known.
@@ -245,9 +248,16 @@ class _Run(NamedTuple):
 
 
 def _run_journeys(
-    ruleset: Ruleset, state: CustomerState, event: Event, now_ms: int, top_k: int
+    ruleset: Ruleset,
+    state: CustomerState,
+    event: Event,
+    now_ms: int,
+    top_k: int,
+    learned: tuple[Propensities | None, np.uint64],
 ) -> _Run:
-    """One kernel call per journey; their ranked actions merged by score."""
+    """One kernel call per journey; their ranked actions merged by score. `learned`: the
+    propensities and the event's seed for adaptive actions."""
+    propensities, event_seed = learned
     event_view = event_features(ruleset, event)
     trait_view = trait_features(ruleset, state.traits)
     seed = np.uint64(customer_hash(event.customer_id))
@@ -262,7 +272,8 @@ def _run_journeys(
         n_goals = len(journey.goal_names)
         out = _output(index, len(journey.action_ids), top_k, n_goals)
         previous, transition, n_ranked, level, friction_score = decide_journey(
-            journey.packed_arrays, event_view, trait_view, now_ms, seed, top_k, record_offers,
+            journey.packed_arrays, event_view, trait_view, now_ms, seed,
+            propensity_of(journey, propensities), event_seed, top_k, record_offers,
             current.ints, current.floats, out,
         )  # fmt: skip
         journeys[journey.name] = current

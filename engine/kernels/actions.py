@@ -24,13 +24,28 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 
 
 @kernel
-def _holdout_draw(customer_hash, action_salt):
-    """A stable number in [0, HOLDOUT_SCALE) for one customer and one action (splitmix64)."""
-    z = (customer_hash ^ action_salt) + _GOLDEN
+def _splitmix(z):
+    """splitmix64's output function of `z` plus the golden gamma: well-mixed 64 bits."""
+    z = z + _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MIX_1
     z = (z ^ (z >> np.uint64(27))) * _MIX_2
-    z = z ^ (z >> np.uint64(31))
-    return np.int64(z % np.uint64(HOLDOUT_SCALE))
+    return z ^ (z >> np.uint64(31))
+
+
+@kernel
+def _holdout_draw(customer_hash, action_salt):
+    """A stable number in [0, HOLDOUT_SCALE) for one customer and one action (splitmix64)."""
+    return np.int64(_splitmix(customer_hash ^ action_salt) % np.uint64(HOLDOUT_SCALE))
+
+
+@kernel
+def _sampled_propensity(propensity, action, stage, event_seed, action_salt):
+    """Thompson sampling: a draw of the action's goal rate in `stage` from its posterior,
+    Beta(1 + conversions, 1 + exposures without one) (`propensity[action, stage]` holds the two
+    counts). Seeded by the event and the action, so an event is always decided the same way."""
+    seed = _splitmix(event_seed ^ action_salt) & np.uint64(0xFFFFFFFF)
+    np.random.seed(np.uint32(seed))
+    return np.random.beta(1.0 + propensity[action, stage, 0], 1.0 + propensity[action, stage, 1])
 
 
 # The helpers below take arrays, never `CompiledRules`: passing the 47-array tuple by value to a
@@ -96,14 +111,19 @@ def _eligibility(rules, stage, ints, clock_ms, values, status):
 
 
 @kernel
-def _score_eligible(rules, values, status, scores):
-    """Priority plus the `add` of every boost whose condition holds, for each eligible action."""
+def _score_eligible(rules, stage, values, propensity, event_seed, status, scores):
+    """Priority plus the `add` of every boost whose condition holds, for each eligible action;
+    an adaptive action's score is then multiplied by its sampled propensity in `stage`."""
     for action in range(status.shape[0]):
         score = rules.action_priority[action]
         first = rules.action_boost_first[action]
         for j in range(first, first + rules.action_boost_count[action]):
             if values[rules.boost_root[j]]:
                 score += rules.boost_add[j]
+        if status[action] == ACTION_OFFERED and rules.action_adaptive[action]:
+            score *= _sampled_propensity(
+                propensity, action, stage, event_seed, rules.action_salt[action]
+            )
         scores[action] = score if status[action] == ACTION_OFFERED else 0.0
 
 
@@ -131,20 +151,34 @@ def _take_top(status, scores, top_k, ranked):
 
 @kernel
 def _rank_actions(
-    rules, stage, ints, clock_ms, values, customer_hash, top_k, status, scores, ranked
+    rules,
+    stage,
+    ints,
+    clock_ms,
+    values,
+    customer_hash,
+    propensity,
+    event_seed,
+    top_k,
+    status,
+    scores,
+    ranked,
 ):
     """Fill `status` and `scores` for every action; write the top `top_k` into `ranked`.
 
     Ranking is by score, highest first; equal scores keep file order. A ranked action whose
     holdout draw falls under its holdout keeps its place but is marked ACTION_HELD_OUT, so a
     held-out customer's slot stays empty. Returns how many entries of `ranked` are filled.
+    Adaptive actions are scored with a propensity drawn from `propensity` (float64,
+    (n_actions, n_stages, 2): conversions and exposures without one) seeded by `event_seed`;
+    holdout draws never depend on them.
 
     status : np.ndarray, int8, shape (n_actions,)
     scores : np.ndarray, float64, shape (n_actions,)
     ranked : np.ndarray, int64, shape (>= top_k,)
     """
     _eligibility(rules, stage, ints, clock_ms, values, status)
-    _score_eligible(rules, values, status, scores)
+    _score_eligible(rules, stage, values, propensity, event_seed, status, scores)
     n_ranked = _take_top(status, scores, top_k, ranked)
     for j in range(n_ranked):
         action = ranked[j]

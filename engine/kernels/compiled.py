@@ -80,6 +80,7 @@ class CompiledRules(NamedTuple):
     goal_value_slot: IntArray  # event property holding the goal's value; -1: none
     goal_action_slot: IntArray  # a response goal: the property naming the action; -1: any
     action_code: IntArray  # each action's id as an interned string
+    action_adaptive: MaskArray  # 1: the score is multiplied by a sampled propensity
     exposure_index: int  # per action: first exposure time; then its ARM_*; then the stage
     exposure_window_ms: int  # the longest goal window: an exposure older starts afresh
     conversion_index: int  # per action and goal: the exposure time it converted for
@@ -261,6 +262,7 @@ def _unpack_rules(p):
         goal_value_slot=_vector(p.i64, L, F.goal_value_slot),
         goal_action_slot=_vector(p.i64, L, F.goal_action_slot),
         action_code=_vector(p.i64, L, F.action_code),
+        action_adaptive=_vector(p.u8, L, F.action_adaptive),
         exposure_index=_scalar(p.i64, L, F.exposure_index),
         exposure_window_ms=_scalar(p.i64, L, F.exposure_window_ms),
         conversion_index=_scalar(p.i64, L, F.conversion_index),

@@ -38,6 +38,8 @@ def _decide_journey(
     trait_arrays,
     now_ms,
     customer_hash,
+    propensity,
+    event_seed,
     top_k,
     record_offers,
     ints,
@@ -55,6 +57,11 @@ def _decide_journey(
         customer's previous one is applied at the previous one's time.
     customer_hash : np.uint64
         Stable hash of the customer id, for holdout draws.
+    propensity : np.ndarray, float64, shape (n_actions, n_stages, 2)
+        Per action and stage, the adaptive goal's conversions and exposures without one (zeros
+        when nothing is known): the posterior adaptive actions are sampled from.
+    event_seed : np.uint64
+        Hash of the event id: the seed of those samples.
     top_k : int
         How many actions to rank.
     record_offers : bool
@@ -118,7 +125,7 @@ def _decide_journey(
         counter_values, context,
     )  # fmt: skip
     n_ranked = _rank_actions(
-        rules, stage, ints, clock_ms, values, customer_hash, top_k,
+        rules, stage, ints, clock_ms, values, customer_hash, propensity, event_seed, top_k,
         out.status, out.scores, out.ranked,
     )  # fmt: skip
     if record_offers:
@@ -141,6 +148,8 @@ def decide_journey(
     traits: Features,
     now_ms: int,
     customer_hash: np.uint64,
+    propensity: np.ndarray,
+    event_seed: np.uint64,
     top_k: int,
     record_offers: bool,
     ints: np.ndarray,
@@ -153,7 +162,7 @@ def decide_journey(
     were ranked into `out.ranked`, the friction level and the friction score.
     """
     previous, transition, n_ranked, level, score = _decide_journey(
-        packed_arrays, tuple(event), tuple(traits), now_ms, customer_hash, top_k,
-        record_offers, ints, floats, tuple(out),
+        packed_arrays, tuple(event), tuple(traits), now_ms, customer_hash, propensity,
+        event_seed, top_k, record_offers, ints, floats, tuple(out),
     )  # fmt: skip
     return int(previous), int(transition), int(n_ranked), int(level), float(score)

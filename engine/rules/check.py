@@ -147,6 +147,7 @@ def _defined_names(data: dict[str, Any]) -> dict[str, list[str] | None]:
         "stage": stage_ids if isinstance(stages, list) else None,
         "segment": _keys(data.get("segments")),
         "counter": _keys(data.get("counters")),
+        "goal": _keys(data.get("goals")),
         "friction level": list(levels) if isinstance(levels, dict) else None,
     }
 
@@ -384,6 +385,27 @@ class _Checker:
         for name, goal in _named(goals):
             self.condition(goal.get("when"), ("goals", name, "when"), GOAL_SCOPE)
 
+    def arbitration(self, data: dict[str, Any]) -> None:
+        """Adaptive arbitration learns a goal's rate: it needs a goal, and a named one exists."""
+        if _is_name(data.get("adaptive_goal")):
+            self.reference(("adaptive_goal",), "goal", data["adaptive_goal"])
+        if data.get("goals"):
+            return
+        adaptive: list[Path] = [("arbitration",)] if data.get("arbitration") == "adaptive" else []
+        adaptive += [
+            ("actions", i, "arbitration")
+            for i, action in _entries(data.get("actions"))
+            if action.get("arbitration") == "adaptive"
+        ]
+        for path in adaptive:
+            self.problem(
+                path,
+                "adaptive arbitration learns which action reaches a goal, and this journey "
+                "has no `goals:`",
+                "declare a goal (e.g. `goals: {click: {when: {response: click}, window: 1d}}`) "
+                "or write `arbitration: priority`",
+            )
+
     def precision(self, path: Path, window: Any, precision: Any) -> None:
         """The bucket width: at most the window, at most 64 buckets, and dividing the window, so
         that an event counts for between `window - precision` and `window` as documented."""
@@ -506,6 +528,7 @@ def check_journey(tree: YamlTree) -> list[RuleProblem]:
     checker.counters(data.get("counters"))
     checker.friction(data.get("friction"))
     checker.goals(data.get("goals"))
+    checker.arbitration(data)
     checker.transitions(data.get("transitions"))
     checker.actions(data.get("actions"))
     return checker.problems

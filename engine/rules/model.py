@@ -65,6 +65,7 @@ Duration = Annotated[
     Field(description="a number and a unit: `500ms`, `30s`, `15m`, `2h`, `7d` or `4w`"),
 ]
 Scalar = str | float | bool
+Arbitration = Literal["priority", "adaptive"]
 Response = Literal["impression", "click", "accept", "dismiss"]  # engine.event.RESPONSES
 OneOrMany = str | list[str]
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -224,6 +225,9 @@ class Action(Strict):
     cooldown: Duration | None = Field(None, description="wait this long before offering it again")
     cap: Cap | None = None
     holdout: Percent = Field(0, description="percent of customers who never get it (control)")
+    arbitration: Arbitration | None = Field(
+        None, description="adaptive: learn its rate; priority: never; default: the journey's"
+    )
     content: dict[str, Any] = Field(default_factory=dict, description="passed through to the app")
 
 
@@ -234,6 +238,14 @@ class Journey(Strict):
     version: str | int = Field(description="your own label for this revision, e.g. 2026-11-23.1")
     description: str | None = None
     top_k: int = Field(3, ge=1, le=50, description="how many actions a decision returns")
+    arbitration: Arbitration = Field(
+        "priority",
+        description="priority: rank by score; adaptive: multiply each action's score by a "
+        "learned, sampled rate of `adaptive_goal` (Thompson sampling)",
+    )
+    adaptive_goal: Name | None = Field(
+        None, description="the goal whose rate adaptive arbitration learns; default: the first"
+    )
     stages: list[Stage] = Field(min_length=1, description="in order; customers start in the first")
     segments: dict[Name, Segment] = Field(default_factory=dict)
     counters: dict[Name, Counter] = Field(default_factory=dict)
