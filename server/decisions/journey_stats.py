@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from engine.compile import Ruleset
-from engine.decision import Exposure
+from engine.decision import Exposure, JourneyOutcome
 from engine.state import CustomerState
 from engine.view import customer_view
 from journeyman.v1 import journeyman_pb2 as pb
+from server.decisions.journey_moves import Standing, decision_increments, move_increments
 from server.store.errors import StoreUnavailable
 from server.store.keys import (
     VALUE_SCALE,
@@ -46,10 +47,25 @@ class JourneyStats:
         self._writer: asyncio.Task[None] | None = None
 
     def count_decision(
-        self, answer: pb.Decision, exposures: Sequence[Exposure], *, is_new: bool
+        self,
+        answer: pb.Decision,
+        exposures: Sequence[Exposure],
+        *,
+        is_new: bool,
+        outcomes: Sequence[JourneyOutcome] = (),
+        touchpoint: str = "",
     ) -> None:
         """The stage moves, exposures and conversions of a stored decision (`is_new`: the
-        customer's first event)."""
+        customer's first event); with the engine's `outcomes` and the event's `touchpoint`,
+        also what the journey map reads (`journey_moves.decision_increments`)."""
+        if outcomes:
+            at_ms = answer.decided_at_ms
+            day = _utc_day(at_ms // DAY_MS)
+            decision_increments(
+                self._store.keys, outcomes, day, at_ms, touchpoint, is_new=is_new,
+                into=self._counted,
+            )  # fmt: skip
+            self._start_writer()
         changes = [
             StageChange(
                 journey=j.journey,
@@ -98,6 +114,14 @@ class JourneyStats:
             if old.get(journey.name) != new.get(journey.name)
         ]
         self._add(changes, now_ms)
+        day = _utc_day(now_ms // DAY_MS)
+        was, now = _standings(ruleset, before, now_ms), _standings(ruleset, after, now_ms)
+        for journey in ruleset.journeys:
+            name = journey.name
+            move_increments(
+                self._store.keys, name, was.get(name), now.get(name), day, into=self._counted
+            )
+        self._start_writer()
 
     def _add(self, changes: list[StageChange], at_ms: int) -> None:
         if not changes:
@@ -131,6 +155,13 @@ def _stages(ruleset: Ruleset, state: CustomerState | None, now_ms: int) -> dict[
     if state is None:
         return {}
     return {j.journey: j.stage for j in customer_view(ruleset, state, now_ms).journeys}
+
+
+def _standings(ruleset: Ruleset, state: CustomerState | None, now_ms: int) -> dict[str, Standing]:
+    if state is None:
+        return {}
+    view = customer_view(ruleset, state, now_ms)
+    return {j.journey: Standing(j.stage, view.last_event_ms) for j in view.journeys}
 
 
 @functools.lru_cache(maxsize=8)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from engine.codec import encode_state
 from engine.decide import decide
-from engine.decision import Exposure
+from engine.decision import Decision
 from engine.errors import JourneymanError
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
@@ -58,8 +58,9 @@ class _Decided:
 
     state: CustomerState
     commits: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, kept decision)
-    # (request index, answer, the exposures it made: analytics only, not in the answer)
-    answers: list[tuple[int, pb.Decision, tuple[Exposure, ...]]] = field(default_factory=list)
+    # (request index, answer, the engine's decision, the event's touchpoint): the decision's
+    # exposures and journey outcomes are for statistics only, not in the answer
+    answers: list[tuple[int, pb.Decision, Decision, str]] = field(default_factory=list)
     # Events repeated within the batch: (request index, what the first is stored with).
     repeats: list[tuple[int, bytes]] = field(default_factory=list)
 
@@ -185,9 +186,12 @@ class DecisionRound:
     ) -> None:
         """Answer a lane whose commit landed: its decisions, and its in-batch repeats with
         the decision now stored for them."""
-        for index, answer, exposures in done.answers:
+        for index, answer, decision, touchpoint in done.answers:
             outcomes[index] = answer
-            self._stats.count_decision(answer, exposures, is_new=is_new)
+            self._stats.count_decision(
+                answer, decision.exposures, is_new=is_new, outcomes=decision.journeys,
+                touchpoint=touchpoint,
+            )  # fmt: skip
             is_new = False
         for index, kept in done.repeats:
             outcomes[index] = _replayed_or_refused(kept, requests[index])
@@ -231,7 +235,7 @@ class DecisionRound:
             )  # fmt: skip
             kept[event.event_id] = kept_decision(request.fingerprint, answer)
             decided.commits.append((event.event_id, kept[event.event_id]))
-            decided.answers.append((index, answer, decision.exposures))
+            decided.answers.append((index, answer, decision, event.touchpoint))
         return decided
 
     def _say_refused(self, error: StoreRefused) -> None:

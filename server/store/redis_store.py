@@ -109,6 +109,16 @@ class StageChange:
     transition: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class JourneyCounts:
+    """A journey's statistics as stored (`Store.journey_counts`), by hash field."""
+
+    stages: dict[str, int]  # stage -> customers in it now
+    activity: dict[str, int]  # keys.activity_field -> customers
+    per_day: dict[str, dict[str, int]]  # day -> fields of keys.journey_day
+    outcomes: Counter[str]  # fields of keys.outcomes, summed over the days asked for
+
+
 class Store:
     """Loads and commits customer state. Owns the client: `close` closes it."""
 
@@ -350,6 +360,32 @@ class Store:
             totals.update({_text(name): int(count) for name, count in raw.items()})
         return totals
 
+    async def journey_counts(
+        self, journey: str, days: Sequence[str], outcome_days: Sequence[str]
+    ) -> JourneyCounts:
+        """What the journey map reads of `journey`, in one pipeline: customers per stage now,
+        per stage and hour of last event, the moves and friction of each UTC day of `days`,
+        and exposures and conversions summed over `outcome_days`."""
+        keys = self.keys
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(keys.stage_counts(journey))
+        pipe.hgetall(keys.activity(journey))
+        for day in days:
+            pipe.hgetall(keys.journey_day(journey, day))
+        for day in outcome_days:
+            pipe.hgetall(keys.outcomes(journey, day))
+        async with self._calling("read journey counts"):
+            replies = await pipe.execute()
+        stages, activity, rest = replies[0], replies[1], replies[2:]
+        outcomes: Counter[str] = Counter()
+        for raw in rest[len(days) :]:
+            outcomes.update(_counts(raw))
+        return JourneyCounts(
+            stages=_counts(stages), activity=_counts(activity),
+            per_day={day: _counts(raw) for day, raw in zip(days, rest, strict=False)},
+            outcomes=outcomes,
+        )  # fmt: skip
+
     async def forget(self, *, customer_id: str, anonymous: bool = False) -> int:
         """Delete every key of the customer (erasure requests); returns how many existed."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
@@ -429,6 +465,10 @@ def _commit_result(reply: list[Any]) -> CommitResult:
     outcome = CommitOutcome(_text(reply[0]))
     decision = reply[2] if outcome is CommitOutcome.DUPLICATE else None
     return CommitResult(outcome=outcome, version=int(reply[1]), decision=decision)
+
+
+def _counts(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {_text(name): int(count) for name, count in raw.items()}
 
 
 def _text(value: bytes | str) -> str:
