@@ -17,6 +17,7 @@ from engine.view import customer_view
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.analytics.action_report import action_report
+from server.analytics.journey_report import journey_stats
 from server.api.auth import caller_may
 from server.core.config import Settings
 from server.decisions.active import decode_or_new
@@ -158,6 +159,17 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
     ) -> pb.GetActionReportResponse:
         try:
             return await action_report(
+                self._store, self._rules().ruleset, request, self._decider.now_ms(),
+                max_days=self._settings.stats_retention_days,
+            )  # fmt: skip
+        except JourneymanError as error:
+            await abort(context, error)
+
+    async def GetJourneyStats(
+        self, request: pb.GetJourneyStatsRequest, context: Context
+    ) -> pb.GetJourneyStatsResponse:
+        try:
+            return await journey_stats(
                 self._store, self._rules().ruleset, request, self._decider.now_ms(),
                 max_days=self._settings.stats_retention_days,
             )  # fmt: skip
