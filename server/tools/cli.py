@@ -199,6 +199,83 @@ def _client_flags(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _stats(args: argparse.Namespace) -> int:
+    """Print a journey's figures; exit 2 when the server cannot be asked."""
+    from journeyman.v1 import journeyman_pb2 as pb
+    from server.tools.journey import fetch_stats, stats_table, stats_text_json
+    from server.tools.status import StatusError
+
+    request = pb.GetJourneyStatsRequest(journey=args.journey, since=args.since, until=args.until)
+    try:
+        stats = fetch_stats(args.address, _access(args), request, args.timeout)
+    except StatusError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    print(stats_text_json(stats) if args.json else "\n".join(stats_table(stats)))
+    return EXIT_OK
+
+
+def _map(args: argparse.Namespace) -> int:
+    """Write the journey map: the designed journey, or with a server's figures (`--from`)."""
+    from journeyman.v1 import journeyman_pb2 as pb
+    from server.protocol.errors import EventInvalid
+    from server.tools.journey import checked_output, fetch_stats, write_map
+    from server.tools.status import StatusError
+
+    try:
+        output = checked_output(args.output)
+        ruleset = load_ruleset(args.paths)
+        stats = None
+        if args.source is not None:
+            request = pb.GetJourneyStatsRequest(
+                journey=args.journey or ruleset.journeys[0].name, since=args.since,
+                until=args.until,
+            )  # fmt: skip
+            stats = fetch_stats(args.source, _access(args), request, args.timeout)
+        name = write_map(output, ruleset, args.journey, stats)
+    except (StatusError, EventInvalid, OSError) as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"wrote the map of journey {name} to {output}")
+    return EXIT_OK
+
+
+def _journey_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--journey", default="", help="journey name (default: the first loaded)")
+    command.add_argument("--since", default="", metavar="YYYY-MM-DD", help="first UTC day")
+    command.add_argument(
+        "--until", default="", metavar="YYYY-MM-DD", help="last UTC day (default today)"
+    )
+
+
+def _add_journey_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stats = commands.add_parser(
+        "stats",
+        help="a journey's figures: customers per stage, transitions, time in stage, stalls",
+        description="A journey's figures from a running server: customers and stalled customers "
+        "per stage now; over the days, entries, exits, time in stage, friction and actions per "
+        "stage, and each transition's customers and share of its from-stage. Needs the `read` "
+        "scope when tokens are on.",
+    )
+    _journey_flags(stats)
+    stats.add_argument("--json", action="store_true", help="print every figure as JSON")
+    _client_flags(stats)
+    journey_map = commands.add_parser(
+        "map",
+        help="write the journey map (HTML) of the rules, or of a running server",
+        description="Write the journey map of a journey file to one HTML file that opens "
+        "anywhere (nothing is loaded from the internet): the designed journey, or with --from "
+        "the figures of a running server baked in (connection flags as for `status`).",
+    )
+    journey_map.add_argument("paths", nargs="+", metavar="PATH", help="journey file or folder")
+    journey_map.add_argument("-o", "--output", default="map.html", help="file to write")
+    journey_map.add_argument(
+        "--from", dest="source", metavar="HOST:PORT", help="bake in this server's figures"
+    )
+    _journey_flags(journey_map)
+    _client_flags(journey_map)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="journeyman", description="Real-time customer-journey decisions from YAML rules."
@@ -242,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     _client_flags(report)
+    _add_journey_commands(commands)
     serve = commands.add_parser(
         "serve",
         help="run the gRPC service",
@@ -286,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "stats":
+        return _stats(args)
+    if args.command == "map":
+        return _invalid_rules_exit(lambda: _map(args))
     if args.command == "serve":
         return _serve(args)
     return EXIT_INVALID  # argparse already refused anything else
