@@ -25,6 +25,7 @@ from server.core.metrics import BREAKER_OPEN, DECISIONS
 from server.decisions.active import ActiveRules
 from server.decisions.breaker import CircuitBreaker
 from server.decisions.journey_stats import JourneyStats
+from server.decisions.learned_rates import LearnedRates
 from server.decisions.retry import RetryPolicy
 from server.decisions.round import DecisionRound, Outcome, decide_degraded
 from server.decisions.unstored import Degraded, UnstoredAnswers
@@ -64,7 +65,8 @@ class Decider:
         self._clock_ms = clock_ms
         self.stats = JourneyStats(store, clock_ms)
         self.retry_policy = RetryPolicy(conflict_retries)
-        self._round = DecisionRound(store, self.stats, self.retry_policy)
+        self.learned_rates = LearnedRates(store, clock_ms)
+        self._round = DecisionRound(store, self.stats, self.retry_policy, self.learned_rates)
         self._breaker = breaker or CircuitBreaker()
         self._unstored = UnstoredAnswers()
         # A round trip out this long means Redis (not this server) is slow: a local Redis
@@ -230,6 +232,7 @@ class Decider:
         """Finish the batches still out and write the statistics counted so far (shutdown)."""
         await self._calls.drain()
         await self.stats.drain()
+        await self.learned_rates.drain()
 
 
 # The outcome of an event whose caller stopped waiting (and was answered then): never seen.

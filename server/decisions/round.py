@@ -26,6 +26,7 @@ from journeyman.v1 import journeyman_pb2 as pb
 from server.core.metrics import CONFLICTS, KERNEL_SECONDS, REDIS_SECONDS, timed
 from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
+from server.decisions.learned_rates import LearnedRates
 from server.decisions.retry import RetryPolicy
 from server.decisions.unstored import Degraded
 from server.protocol.convert import DecideInput, decision_to_pb
@@ -68,9 +69,12 @@ class _Decided:
 class DecisionRound:
     """Runs batches of events through the store and the engine (see the module)."""
 
-    def __init__(self, store: Store, stats: JourneyStats, policy: RetryPolicy) -> None:
+    def __init__(
+        self, store: Store, stats: JourneyStats, policy: RetryPolicy, learned_rates: LearnedRates
+    ) -> None:
         self._store = store
         self._stats = stats
+        self._learned_rates = learned_rates
         self._policy = policy
         self._refusal_said_at = -math.inf
 
@@ -209,6 +213,7 @@ class DecisionRound:
         repeated within the batch) are answered with their original decision at once."""
         state = decode_or_new(active.ruleset, loaded.state)
         decided = _Decided(state)
+        propensities = self._learned_rates.current(active.ruleset)
         kept: dict[str, bytes] = {}  # event id -> what this attempt will store for it
         for index, stored in zip(pending, loaded.decisions, strict=True):
             if not wanted(index):
@@ -226,7 +231,7 @@ class DecisionRound:
             decision, decided.state = decide(
                 active.ruleset, decided.state, event, request.timestamp_ms,
                 top_k=request.top_k, explain=request.explain,
-                dedupe_window=self._store.decisions_kept,
+                dedupe_window=self._store.decisions_kept, propensities=propensities,
             )  # fmt: skip
             KERNEL_SECONDS.observe(time.perf_counter() - started)
             answer = decision_to_pb(

@@ -81,7 +81,7 @@ async def _report(service: Service, truth: Counter[str]) -> pb.ActionGoalReport:
     wanted = (truth["treated"], truth["control"], truth["treated orders"], truth["control orders"])
     for _ in range(100):
         response = await service.stub.GetActionReport(pb.GetActionReportRequest(journey="retail"))
-        (row,) = [r for r in response.rows if r.action == "welcome_discount"]
+        (row,) = [r for r in response.rows if (r.action, r.goal) == ("welcome_discount", "order")]
         if _counts(row) == wanted:
             break
         await asyncio.sleep(0.05)
@@ -112,14 +112,14 @@ async def test_journeyman_report_prints_the_table_and_the_json(
     command = ["report", "--address", service.address, "--journey", "retail"]
     assert await asyncio.to_thread(main, command) == 0
     table = capsys.readouterr().out
-    (line,) = [line for line in table.splitlines() if line.startswith("welcome_discount")]
+    (line,) = [line for line in table.splitlines() if line.startswith("welcome_discount  order")]
     treated = f"{truth['treated orders']}/{truth['treated']}"
     control = f"{truth['control orders']}/{truth['control']}"
     assert treated in line and control in line and "order" in line
     assert "interval: 95 % sequential" in table
     assert await asyncio.to_thread(main, [*command, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
-    (row,) = [r for r in rows if r["action"] == "welcome_discount"]
+    (row,) = [r for r in rows if (r["action"], r["goal"]) == ("welcome_discount", "order")]
     assert int(row["treated_customers"]) == truth["treated"]
 
 

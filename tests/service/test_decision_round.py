@@ -12,6 +12,7 @@ from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
 from server.decisions.active import ActiveRules
 from server.decisions.journey_stats import JourneyStats
+from server.decisions.learned_rates import LearnedRates
 from server.decisions.retry import RetryPolicy
 from server.decisions.round import EVENTS_PER_PART, DecisionRound, Outcome
 from server.protocol.convert import DecideInput, decide_input
@@ -32,6 +33,10 @@ async def stats(store: Store) -> AsyncIterator[JourneyStats]:
     await stats.drain()
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _input(event_id: str, customer: str, type_: str) -> DecideInput:
     event = pb.Event(event_id=event_id, customer_id=customer, type=type_, channel="web")
     return decide_input(pb.DecideRequest(event=event), int(time.time() * 1000), Settings())
@@ -46,7 +51,7 @@ async def _decide(round_: DecisionRound, requests: list[DecideInput]) -> dict[in
 async def test_each_customers_events_are_decided_in_order_and_stored(
     store: Store, stats: JourneyStats
 ) -> None:
-    round_ = DecisionRound(store, stats, RetryPolicy(2))
+    round_ = DecisionRound(store, stats, RetryPolicy(2), LearnedRates(store, _now_ms))
     requests = [
         _input("a1", "ann", "add_to_cart"),
         _input("b1", "bo", "product_view"),
@@ -68,7 +73,7 @@ async def test_each_customers_events_are_decided_in_order_and_stored(
 async def test_a_repeat_is_answered_from_the_ring_and_a_reused_id_refused(
     store: Store, stats: JourneyStats
 ) -> None:
-    round_ = DecisionRound(store, stats, RetryPolicy(2))
+    round_ = DecisionRound(store, stats, RetryPolicy(2), LearnedRates(store, _now_ms))
     first = await _decide(round_, [_input("r1", "cy", "add_to_cart")])
     again = await _decide(
         round_, [_input("r1", "cy", "add_to_cart"), _input("r1", "cy", "purchase")]
@@ -81,7 +86,7 @@ async def test_a_repeat_is_answered_from_the_ring_and_a_reused_id_refused(
 async def test_a_batch_larger_than_a_part_is_stored_in_full(
     store: Store, stats: JourneyStats
 ) -> None:
-    round_ = DecisionRound(store, stats, RetryPolicy(2))
+    round_ = DecisionRound(store, stats, RetryPolicy(2), LearnedRates(store, _now_ms))
     count = EVENTS_PER_PART * 2 + 7
     requests = [_input(f"p{i}", f"part-{i}", "product_view") for i in range(count)]
     outcomes = await _decide(round_, requests)

@@ -110,6 +110,13 @@ async def _get_ruleset(stub: Stub, metadata: Metadata) -> Message:
     return await stub.GetRuleset(pb.GetRulesetRequest(), metadata=metadata, timeout=10)
 
 
+async def _record_response(stub: Stub, metadata: Metadata) -> Message:
+    request = pb.RecordResponseRequest(
+        customer_id=CUSTOMER, event_id="scoped-1", action="welcome_discount", response="click"
+    )
+    return await stub.RecordResponse(request, metadata=metadata, timeout=10)
+
+
 async def _get_action_report(stub: Stub, metadata: Metadata) -> Message:
     request = pb.GetActionReportRequest(journey="retail")
     return await stub.GetActionReport(request, metadata=metadata, timeout=10)
@@ -148,6 +155,7 @@ SCOPE_TABLE: Mapping[str, Rpc] = {
         {"read": frozenset({"version", "files", "loaded_at_ms", "reloads", "failed_reloads"})},
         may_be_empty=frozenset({"reloads", "failed_reloads"}),
     ),
+    "RecordResponse": Rpc(_record_response, "decide", {"decide": frozenset({"decision"})}),
     "GetActionReport": Rpc(
         _get_action_report, "read",
         {"read": frozenset({"journey", "since", "until", "rows", "ruleset_version"})},
