@@ -259,19 +259,40 @@ class _Explainer:
             by_path.setdefault(self.data_path(detail["loc"]), []).append(detail)
         problems: list[RuleProblem] = []
         unknown = [path for path, found in by_path.items() if found[0]["type"] == "extra_forbidden"]
+        too_deep = {path for path in unknown if self.belongs_above(path)}
+        moved = {(*path[:-2], path[-1]) for path in too_deep}
         for path, details in by_path.items():
             kinds = {d["type"] for d in details}
             left_to_check = not condition_shapes and kinds == {"value_error"}
             if self.tree.is_refused(path) or _explained_inside(path, details, by_path):
                 continue  # reported where the alias or tag is written, or by the value inside
-            if "extra_forbidden" in kinds:
+            if path in too_deep:
+                problems.append(self.indented_too_far(path))
+            elif "extra_forbidden" in kinds:
                 problems.append(self.unknown_key(path))
             elif "missing" in kinds:
-                if not _misspelt(path, unknown):
+                if not _misspelt(path, unknown) and path not in moved:
                     problems.append(self.missing_key(path))
             elif not (left_to_check and model_at(self.root, path) is Condition):
                 problems.append(self.value_problem(path, details))
         return problems
+
+    def belongs_above(self, path: Path) -> bool:
+        """Whether an unknown key is a key of the mapping two levels up: written one level too
+        deep (`window:` indented under a counter's `when:`)."""
+        if len(path) < 3 or not isinstance(path[-2], str):
+            return False
+        above = model_at(self.root, path[:-2])
+        return above is not None and str(path[-1]) in fields_by_key(above)
+
+    def indented_too_far(self, path: Path) -> RuleProblem:
+        key, under = str(path[-1]), str(path[-2])
+        message = (
+            f"`{key}` is indented under `{under}:`, so it reads as part of `{under}`; "
+            f"it belongs to {self.place(path[:-2])}"
+        )
+        hint = f"move `{key}:` left, in line with `{under}:`"
+        return self.tree.problem(path, message, hint, key=True)
 
     def unknown_key(self, path: Path) -> RuleProblem:
         key = str(path[-1])
