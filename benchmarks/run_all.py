@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,12 +35,13 @@ from typing import Any, cast
 from benchmarks import ROOT
 from benchmarks.load.drive import Plan, Result
 from benchmarks.load.drive import run as drive
-from benchmarks.load.service import Running, echo, free_port, journeyman
+from benchmarks.load.service import Running, echo, free_port, journeyman, scrape
 from benchmarks.report import targets
 from benchmarks.report.markdown import document
 from benchmarks.report.run_figures import (
     BatchFigures,
     EngineFigures,
+    GoalsCostFigures,
     KernelsFigures,
     LocustFigures,
     MemoryFigures,
@@ -103,6 +103,7 @@ class Sizes:
     locust_s: float = 20.0
     locust_think_ms: float = 50.0  # short enough for 200 users to load the server
     kernels: bool = True  # the kernel micro-benchmarks (kernels.md); not in --quick
+    goals_quick: bool = False  # `benchmarks.goals_cost` at its QUICK sizes
     session_s: float = 590.0
 
 
@@ -128,6 +129,7 @@ QUICK = replace(
     locust_spawn_per_s=50.0,
     locust_s=5.0,
     kernels=False,
+    goals_quick=True,
     session_s=175.0,
 )
 
@@ -137,26 +139,6 @@ QUICK = replace(
 
 def _drive(server: Running, plan: Plan, customers: int = 1000) -> Result:
     return asyncio.run(drive(server.address, plan, customers, server_pid=server.pid))
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Decide calls answered, Redis round trips and commands so far, from the /metrics page."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
-        text = page.read().decode()
-    wanted = {
-        ("journeyman_call_seconds_count", "Decide"): "events",
-        ("journeyman_redis_pipelines_total", None): "pipelines",
-        ("journeyman_redis_commands_total", None): "commands",
-    }
-    counts = dict.fromkeys(wanted.values(), 0.0)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name = wanted.get((sample.name, sample.labels.get("method")))
-            if name is not None:
-                counts[name] += sample.value  # summed over status codes
-    return counts
 
 
 def measure_transport(sizes: Sizes) -> TransportFigures:
@@ -284,6 +266,13 @@ def measure_locust(sizes: Sizes) -> LocustFigures:
         )
 
 
+def measure_goals(sizes: Sizes) -> GoalsCostFigures:
+    """What goals and exposures cost: every figure with and without the retail goals."""
+    from benchmarks import goals_cost
+
+    return goals_cost.measure(quick=sizes.goals_quick)
+
+
 def measure_kernels(sizes: Sizes) -> KernelsFigures:
     """The kernel micro-benchmarks, written to kernels.md as `python -m benchmarks.engine.kernels`
     does; its figures table comes back too. (`kernels.measure` returns formatted tables, not
@@ -325,6 +314,7 @@ RUNS = (
     Run("memory", measure_memory, 70, 30),
     Run("overload", measure_overload, 80, 45),
     Run("locust", measure_locust, 60, 25),
+    Run("goals", measure_goals, 130, 40),
     Run("kernels", measure_kernels, 90, 0),  # last: the detail, first to go when time is short
 )
 RUN_BY_NAME = {run.name: run for run in RUNS}
@@ -482,7 +472,8 @@ def report(machine: dict[str, str], quick: bool, outcomes: dict[str, dict[str, A
     intro = [
         "Written by `make bench` (`python -m benchmarks.run_all`): every figure beside its "
         "ceiling measured in the same session on the same machine, their ratio (figure ÷ "
-        "ceiling) and the target of issue 5 (overload: issue 6). The server, its Redis and the "
+        "ceiling) and the target of issue 5 (overload: issue 6; the cost of goals: issue 12). The "
+        "server, its Redis and the "
         "load driver share the machine's cores. Raw figures: `benchmarks/results/results.json`.",
     ]
     if quick:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,3 +165,23 @@ def _wait_until_listening(address: str, process: subprocess.Popen[bytes], log: P
                 pass
         if time.monotonic() > deadline:
             raise RuntimeError(f"the echo server did not listen:\n{log.read_text()}")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Decide calls answered, Redis round trips and commands so far, from the /metrics page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    wanted = {
+        ("journeyman_call_seconds_count", "Decide"): "events",
+        ("journeyman_redis_pipelines_total", None): "pipelines",
+        ("journeyman_redis_commands_total", None): "commands",
+    }
+    counts = dict.fromkeys(wanted.values(), 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = wanted.get((sample.name, sample.labels.get("method")))
+            if name is not None:
+                counts[name] += sample.value  # summed over status codes
+    return counts

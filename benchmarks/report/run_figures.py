@@ -290,6 +290,57 @@ class KernelsFigures(TypedDict):
     notes: list[str]
 
 
+class GoalsEngineFigures(TypedDict):
+    """decide() on the retail journey with and without its goals, the same events."""
+
+    events: int
+    shoppers: int
+    repeats: int
+    with_goals_us: float
+    without_goals_us: float
+    with_goals_samples_us: list[float]
+    without_goals_samples_us: list[float]
+    exposures: int  # new exposures the with-goals replay recorded
+    conversions: int  # and the conversions it attributed
+
+
+class GoalsRedisWork(RedisWork):
+    """Redis work per event, with Redis's own count of commands (`INFO stats`): the hot path
+    and the statistics flush together."""
+
+    redis_commands_per_event: float | None
+
+
+class GoalsLoadFigures(TypedDict):
+    """One server's turns (two each, ABBA) of `benchmarks.goals_cost.measure_load`."""
+
+    decide: list[Result]
+    decide_redis: list[GoalsRedisWork]
+    batch: list[Result]
+    lockstep_redis: list[GoalsRedisWork]
+
+
+class GoalsCostPlan(TypedDict):
+    concurrency: int
+    warmup_s: float
+    segment_s: float
+    lockstep_s: float
+    batch: int
+    batch_in_flight: int
+    memory_customers: int
+
+
+class GoalsCostFigures(TypedDict):
+    """What goals and exposures cost (`benchmarks.goals_cost`): each figure with and without;
+    `memory` and `load` by variant ("with_goals", "without_goals")."""
+
+    plan: GoalsCostPlan
+    engine: GoalsEngineFigures
+    memory: dict[str, YearFigures]
+    load: dict[str, GoalsLoadFigures]
+    seconds: float
+
+
 class RunFigures(TypedDict, total=False):
     """Every run's figures by run name; a run that failed or did not run is absent."""
 
@@ -303,3 +354,4 @@ class RunFigures(TypedDict, total=False):
     overload: OverloadFigures
     locust: LocustFigures
     kernels: KernelsFigures
+    goals: GoalsCostFigures

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
-from benchmarks.report.run_figures import OverloadFigures, RedisPyRun, RunFigures, ZenFigures
+from benchmarks.report.run_figures import (
+    GoalsCostFigures,
+    OverloadFigures,
+    RedisPyRun,
+    RunFigures,
+    ZenFigures,
+)
 from benchmarks.report.table import Figure, Section, Table
 from benchmarks.report.targets import known, ratio
 
@@ -529,8 +535,130 @@ def locust(runs: Runs) -> Section:
                    runs.errors_of("locust"))  # fmt: skip
 
 
+WITH, WITHOUT = "with_goals", "without_goals"
+NO_GOALS = "without goals"
+Turns = Literal["decide", "decide_redis", "batch", "lockstep_redis"]
+CustomerBytes = Literal[
+    "bytes_per_customer_mean", "bytes_per_customer_p99", "state_key_bytes_mean",
+    "decisions_key_bytes_mean",
+]  # fmt: skip
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of the measured values (equal turns of a load); None when none was."""
+    measured = [v for v in values if v is not None and known(v)]
+    return sum(measured) / len(measured) if measured else None
+
+
+def _turns(goals: GoalsCostFigures, variant: str, kind: Turns, pick: Callable[[Any], Any]) -> Any:
+    """The mean of `pick(turn)` over `variant`'s turns of one load."""
+    return _mean([pick(turn) for turn in goals["load"][variant][kind]])
+
+
+def _goals_figures(goals: GoalsCostFigures, missing: str) -> list[Figure]:
+    engine, year = goals["engine"], goals["memory"]
+
+    def load(name: str, unit: str, kind: Turns, pick: Callable[[Any], Any], **rest: Any) -> Figure:
+        return Figure(name, _turns(goals, WITH, kind, pick), unit,
+                      _turns(goals, WITHOUT, kind, pick), NO_GOALS, **rest)  # fmt: skip
+
+    def bytes_of(name: str, key: CustomerBytes) -> Figure:
+        return Figure(name, year[WITH][key], "B", year[WITHOUT][key], NO_GOALS)
+
+    lockstep = _turns(goals, WITH, "lockstep_redis", lambda w: w["commands_per_event"])
+    runs = [
+        *(r for v in (WITH, WITHOUT) for r in goals["load"][v]["decide"]),
+        *(r for v in (WITH, WITHOUT) for r in goals["load"][v]["batch"]),
+    ]
+    customers = year[WITH]["customers"]
+    return [
+        Figure("decide(), retail rules, per event", engine["with_goals_us"], "µs",
+               engine["without_goals_us"], NO_GOALS),
+        bytes_of(f"Redis bytes per customer after a year, mean ({customers} customers)",
+                 "bytes_per_customer_mean"),
+        bytes_of("Redis bytes per customer after a year, p99", "bytes_per_customer_p99"),
+        bytes_of("state hash per customer, mean", "state_key_bytes_mean"),
+        bytes_of("decisions hash per customer, mean", "decisions_key_bytes_mean"),
+        load("Decide, concurrency 64, closed loop", "calls/s", "decide", lambda r: r["rate"]),
+        load("server CPU per Decide call", "µs", "decide",
+             lambda r: r["server_cpu_us_per_call"]),
+        load("DecideBatch, 200 events a call, 4 in flight", "events/s", "batch",
+             lambda r: r["events_per_s"]),
+        load("server CPU per DecideBatch event", "µs", "batch",
+             lambda r: _per_event_cpu(r, r["server_cpu_us_per_call"])),
+        load("round trips per event, one call at a time", "", "lockstep_redis",
+             lambda w: w["pipelines_per_event"], target=t.NO_EXTRA_ROUND_TRIP, on_ratio=True,
+             note=f"{shown(lockstep)} hot-path commands per event", missing=missing),
+        load("round trips per event, concurrency 64", "", "decide_redis",
+             lambda w: w["pipelines_per_event"]),
+        load("hot-path commands per event, concurrency 64", "", "decide_redis",
+             lambda w: w["commands_per_event"]),
+        load("commands Redis ran per event, concurrency 64 (its INFO: scripts' and the "
+             "statistics flush's included)", "",
+             "decide_redis", lambda w: w["redis_commands_per_event"]),
+        Figure("failed calls + degraded answers, these runs", _failures(*runs), target=t.ZERO,
+               note=_failure_text(*runs), missing=missing),
+    ]  # fmt: skip
+
+
+def _goals_work(goals: GoalsCostFigures) -> str:
+    """What the goals had to do in the decide() replay."""
+    engine = goals["engine"]
+    return (
+        f"In the decide() replay with goals, its {shown(engine['events'])} events recorded "
+        f"{shown(engine['exposures'])} new exposures in the customers' state (an action offered "
+        f"or held out for the first time in its window) and attributed "
+        f"{shown(engine['conversions'])} conversions (`order`: the simulated traffic has "
+        "purchases, no responses)."
+    )
+
+
+def _goals_turns(goals: GoalsCostFigures) -> Table:
+    with_goals, without = goals["load"][WITH], goals["load"][WITHOUT]
+    turns = zip(with_goals["decide"], without["decide"], with_goals["batch"], without["batch"],
+                strict=False)  # fmt: skip
+    rows = [
+        (str(number), decide_with["rate"], decide_without["rate"],
+         batch_with["events_per_s"], batch_without["events_per_s"])
+        for number, (decide_with, decide_without, batch_with, batch_without)
+        in enumerate(turns, start=1)
+    ]  # fmt: skip
+    header = ("turn", "Decide calls/s, with goals", "without", "DecideBatch events/s, with",
+              "without")  # fmt: skip
+    return Table(header, rows, "Each variant's turns, in the order they ran for each:")
+
+
+def goals(runs: Runs) -> Section:
+    figures_of, missing = runs.figures.get("goals"), runs.missing("goals")
+    get = Reader(figures_of)
+    after: list[str | Table] = []
+    if figures_of is not None:
+        figures = _goals_figures(figures_of, missing)
+        after = [_goals_work(figures_of), _goals_turns(figures_of)]
+    else:
+        figures = [
+            Figure("round trips per event, one call at a time", None,
+                   target=t.NO_EXTRA_ROUND_TRIP, on_ratio=True, missing=missing)
+        ]  # fmt: skip
+    plan = get(lambda f: f["plan"])
+    how = (
+        "`benchmarks.goals_cost`: `rules/retail.yaml` (goals `order` and `click`) against the same "
+        "file with its `goals:` block taken out (no goal: no exposure is recorded), in one run. "
+        f"decide(): {shown(get(lambda f: f['engine']['events']))} simulated retail events, the "
+        "two rulesets' replays interleaved, median of "
+        f"{get(lambda f: f['engine']['repeats']) or '?'}. Memory: `benchmarks.redis.memory`'s "
+        "year of shoppers through a server of each. Load: both servers side by side, each with its"
+        " embedded Redis, `benchmarks.load.drive` on each in turn (with, without, without, with),"
+        f" {_setting(plan, 'segment_s')} s per turn after {_setting(plan, 'warmup_s')} s of "
+        "warm-up; round trips from each service's /metrics, Redis's own commands from its "
+        "`INFO stats`."
+    )
+    return Section("Goals and exposures: what they cost (issue 12)", how, figures, after,
+                   runs.errors_of("goals"))  # fmt: skip
+
+
 SECTIONS: tuple[Callable[[Runs], Section], ...] = (
-    transport, streaming, batch, redis_work, engine, replay, memory, overload, locust,
+    transport, streaming, batch, redis_work, engine, replay, memory, overload, locust, goals,
 )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The targets of issue 5 (and issue 6's overload), and the arithmetic that judges a figure.
+"""The targets of issue 5 (and issue 6's overload, issue 12's cost of goals), and the arithmetic
+that judges a figure.
 
 Pure. Every judged figure is measured in the same run as its ceiling; a target is "met", "not
 met: <the measured reason>", or "not measured: <why>", never left blank. The figures are laid out
@@ -57,6 +58,8 @@ BYTES_PER_CUSTOMER = Target("<=", 2048, "≤ 2 KiB")
 SERVER_RSS_MIB = Target("<=", 300, "≤ 300 MiB")
 OVERLOAD_GOODPUT = Target(">=", 0.8, "≥ 0.8× R")
 OVERLOAD_P99 = Target("<=", 2.0, "≤ 2× cap/R")
+# Issue 12: attribution adds no Redis round trip to the hot path.
+NO_EXTRA_ROUND_TRIP = Target("<=", 1.0, "≤ 1× without goals")
 
 
 # --- numbers -------------------------------------------------------------------------------------

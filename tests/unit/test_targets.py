@@ -309,3 +309,46 @@ def test_overload_does_not_judge_a_run_whose_driver_fell_behind() -> None:
     assert rows["goodput at 1× R (1,000 calls/s offered)"].verdict == MET
     assert rows["goodput at 2× R (1,000 calls/s offered)"].verdict.startswith("not measured: ")
     assert rows["goodput at 2× R (1,000 calls/s offered)"].measured == "1,000 calls/s"  # shown
+
+
+def goals_figures(round_trips_with_goals: float) -> dict[str, Any]:
+    def work(pipelines: float, commands: float) -> dict[str, Any]:
+        return {**per_event({"events": 0, "pipelines": 0, "commands": 0},
+                            {"events": 100, "pipelines": pipelines, "commands": commands}),
+                "redis_commands_per_event": commands / 100 + 5}  # fmt: skip
+
+    def year(state_bytes: float) -> dict[str, Any]:
+        return {"customers": 150, "bytes_per_customer_mean": state_bytes + 6000,
+                "bytes_per_customer_p99": state_bytes + 7000, "state_key_bytes_mean": state_bytes,
+                "decisions_key_bytes_mean": 6000}  # fmt: skip
+
+    def load(rate: float, pipelines: float) -> dict[str, Any]:
+        return {"decide": [drive_result(rate), drive_result(rate + 100)],
+                "decide_redis": [work(40, 300)] * 2,
+                "batch": [drive_result(25.0, calls=100, events=20_000)] * 2,
+                "lockstep_redis": [work(pipelines, 300)]}  # fmt: skip
+
+    return {
+        "plan": {"segment_s": 4.0, "warmup_s": 1.0},
+        "engine": {"events": 8000, "repeats": 9, "with_goals_us": 30.0,
+                   "without_goals_us": 25.0, "exposures": 900, "conversions": 40},
+        "memory": {"with_goals": year(1400.0), "without_goals": year(1200.0)},
+        "load": {"with_goals": load(1500.0, round_trips_with_goals),
+                 "without_goals": load(1600.0, 200)},
+    }  # fmt: skip
+
+
+def test_goals_are_read_against_the_same_journey_without_them() -> None:
+    rows = all_rows(sections.goals(Runs({"goals": goals_figures(round_trips_with_goals=200)})))
+    assert rows["decide(), retail rules, per event"].ratio == "1.2×"  # 30 µs against 25
+    assert rows["state hash per customer, mean"].ceiling == "1,200 B (without goals)"
+    decide = rows["Decide, concurrency 64, closed loop"]
+    assert (decide.measured, decide.ceiling) == ("1,550 calls/s", "1,650 calls/s (without goals)")
+    round_trips = rows["round trips per event, one call at a time"]
+    assert (round_trips.measured, round_trips.ratio, round_trips.verdict) == ("2", "1×", MET)
+
+
+def test_goals_that_add_a_round_trip_miss_their_target() -> None:
+    rows = judged_rows(sections.goals(Runs({"goals": goals_figures(round_trips_with_goals=300)})))
+    round_trips = rows["round trips per event, one call at a time"]
+    assert (round_trips.judged, round_trips.verdict[:8]) == ("1.5×", "not met:")
