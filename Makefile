@@ -70,7 +70,7 @@ run: $(STAMP)
 
 ## scenarios: check the example journeys and run their marketer scenario tests
 scenarios: $(STAMP)
-	$(BIN)/journeyman rules check rules/
+	$(BIN)/journeyman rules check --strict rules/
 	$(BIN)/journeyman rules test rules/
 
 ## test: the whole suite, then the kernel tests again with the JIT off for coverage

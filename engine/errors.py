@@ -11,16 +11,20 @@ class JourneymanError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RuleProblem:
-    """One mistake in a rules file: where it is, what is wrong, and what to write instead."""
+    """One mistake in a rules file: where it is, what is wrong, and what to write instead. A
+    `warning` (from `engine.rules.lint`, with its `code`) does not stop the rules loading."""
 
     path: str
     line: int
     column: int
     message: str
     hint: str = ""
+    severity: str = "error"  # or "warning"
+    code: str = ""  # a warning's name, for `# allow: <code>`
 
     def __str__(self) -> str:
-        text = f"{self.path}:{self.line}:{self.column}: {self.message}"
+        label = f"warning [{self.code}]: " if self.severity == "warning" else ""
+        text = f"{self.path}:{self.line}:{self.column}: {label}{self.message}"
         return f"{text}\n    hint: {self.hint}" if self.hint else text
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from engine.errors import RuleProblem, RulesError
 from engine.rules.check import check_journey
 from engine.rules.explain import problems_from_validation
+from engine.rules.lint import lint_journey
 from engine.rules.model import Journey
 from engine.rules.yaml_tree import YamlTree, parse_yaml
 
@@ -29,6 +30,7 @@ class LoadedJourney:
     digest: str  # sha256 of the text
     transition_lines: tuple[int, ...]
     name_line: int = 1  # where `journey:` is written, for problems across files
+    warnings: tuple[RuleProblem, ...] = ()  # `engine.rules.lint`: valid, but probably unmeant
 
 
 def _not_a_journey(tree: YamlTree) -> RuleProblem:
@@ -82,6 +84,7 @@ def parse_journey(text: str, source: str) -> LoadedJourney:
             tree.position(("transitions", i))[0] for i in range(len(journey.transitions))
         ),
         name_line=tree.position(("journey",))[0],
+        warnings=tuple(lint_journey(tree, journey, text)),
     )
 
 

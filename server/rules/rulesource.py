@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from engine.compile import Ruleset, compile_ruleset
 from engine.errors import JourneymanError
 from engine.rules.load import parse_journeys
+
+log = logging.getLogger(__name__)
 
 RULE_SUFFIXES = (".yaml", ".yml")
 SCENARIO_FOLDER = "tests"
@@ -59,5 +62,10 @@ def read_texts(files: list[Path]) -> list[tuple[str, str]]:
 
 
 def load_ruleset(paths: list[str]) -> Ruleset:
-    """Read, validate and compile the journeys at `paths`. Raises RulesError or RulesNotFound."""
-    return compile_ruleset(parse_journeys(read_texts(rule_files(paths))))
+    """Read, validate and compile the journeys at `paths`. Raises RulesError or RulesNotFound.
+    Warnings (valid rules that are probably not meant) are logged, not refused."""
+    loaded = parse_journeys(read_texts(rule_files(paths)))
+    for journey in loaded:
+        for warning in journey.warnings:
+            log.warning("%s", warning)
+    return compile_ruleset(loaded)

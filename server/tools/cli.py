@@ -30,8 +30,9 @@ EXIT_INVALID = 2
 DEFAULT_RULES = "rules"
 
 
-def _check(paths: list[str]) -> int:
-    """Validate journey files; print every problem with file:line:column."""
+def _check(paths: list[str], *, strict: bool = False) -> int:
+    """Validate journey files; print every problem with file:line:column, then the warnings
+    (exit 1 for warnings too with `strict`)."""
     try:
         loaded = parse_journeys(read_texts(rule_files(paths)))
     except RulesNotFound as error:
@@ -44,12 +45,16 @@ def _check(paths: list[str]) -> int:
         return EXIT_FAILED
     for journey in loaded:
         model = journey.model
+        warned = f", {len(journey.warnings)} warning{'s' if len(journey.warnings) != 1 else ''}"
         print(
             f"ok  {journey.source}: journey {model.journey} {model.version}: "
             f"{len(model.stages)} stages, {len(model.transitions)} transitions, "
-            f"{len(model.actions)} actions"
+            f"{len(model.actions)} actions" + (warned if journey.warnings else "")
         )
-    return EXIT_OK
+        for warning in journey.warnings:
+            print(f"    {warning}".replace("\n", "\n    "))
+    warned_any = any(journey.warnings for journey in loaded)
+    return EXIT_FAILED if strict and warned_any else EXIT_OK
 
 
 def _print_result(result: ScenarioResult) -> None:
@@ -287,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate journey files (file:line:column errors)"
     )
     check.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too (for CI)")
     test = rules_commands.add_parser("test", help="run scenario tests (a folder runs its tests/)")
     test.add_argument("paths", nargs="*", default=[DEFAULT_RULES], metavar="PATH")
     diff = rules_commands.add_parser(
@@ -355,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "rules" and args.rules_command == "check":
-        return _check(args.paths)
+        return _check(args.paths, strict=args.strict)
     if args.command == "rules" and args.rules_command == "test":
         return _invalid_rules_exit(lambda: _test(args.paths))
     if args.command == "rules" and args.rules_command == "diff":

@@ -80,3 +80,19 @@ def test_the_console_script_is_installed_and_runs() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "journey retail" in result.stdout
+
+
+def test_check_prints_warnings_and_fails_on_them_only_when_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text(
+        "journey: shop\nversion: 1\nstages:\n  - id: browsing\n  - id: lounge\n"
+        "counters:\n  views_7d:\n    when: {event: view}\n    window: 7d\n"
+    )
+    assert main(["rules", "check", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "2 warnings" in out
+    assert f"{path}:5:5: warning [unreachable-stage]: no customer ever enters stage `lounge`" in out
+    assert f"{path}:7:3: warning [unused]: counter `views_7d`" in out
+    assert main(["rules", "check", "--strict", str(path)]) == EXIT_FAILED
