@@ -1,7 +1,8 @@
 """Locust load for JourneyService: simulated shoppers, and real customers replayed from CDNOW.
 
     locust -f benchmarks/load/locustfile.py --headless --host 127.0.0.1:50051 -u 20 -r 10 -t 30s \\
-        [--think-ms 5000] [--run-id ID] [--journey-summary FILE] [ShopperUser] [CdnowReplayUser]
+        [--think-ms 5000] [--run-id ID] [--journey-summary FILE] [--customer-events N] \\
+        [--customers-per-user K] [ShopperUser] [CdnowReplayUser]
 
 (`python -m benchmarks.load.run_locust` runs it for you, against its own server if you name none.)
 
@@ -11,7 +12,15 @@ cart, starts checkout, hits payment errors (friction, live chat), rage-clicks, c
 buys, gets the delivery e-mail, writes reviews, comes back a day later, or goes quiet for two to
 four months (`went_quiet` → churn risk) and comes back after that. Each simulated user is one
 customer at a time: it identifies them with traits first (tier, e-mail opt-in), and moves to a new
-customer when their simulated clock reaches the present.
+customer when their simulated clock reaches the present (or after `--customer-events` events).
+
+Shoppers **convert** with known odds (`CONVERSION_ODDS` in `benchmarks/traffic.py`): after each
+first exposure to an action (offered it, or held out of it, as the engine counts exposures), the
+shopper clicks it (RecordResponse `click`) and places an order (a `purchase` with an `amount`)
+with the odds of the action and of its group; while an action with a holdout is under test (its
+goal window open), no other purchase happens, so `journeyman report` can be checked against the
+true uplift (`tests/service/test_locust_report.py` does). `--customers-per-user K` makes a run of
+a known size: each shopper stops after K customers, the run when every shopper has.
 
 **CdnowReplayUser** replays the real CDNOW purchase log (`cdnow/CDNOW_master.txt` in the shared
 data folder, `$JOURNEYMAN_EVENT_DATA_DIR` overrides it): one user takes the next CDNOW customer and
@@ -38,7 +47,7 @@ import json
 import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,11 +60,20 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import gevent  # type: ignore[import-untyped]  # noqa: E402  (locust's own; no type stubs)
 from locust import events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
 from benchmarks.load.grpc_user import GrpcUser  # noqa: E402
-from benchmarks.traffic import CATEGORIES, shopper_traits  # noqa: E402
+from benchmarks.traffic import (  # noqa: E402
+    CATEGORIES,
+    CLICK,
+    Attribution,
+    CustomerOutcomes,
+    Exposed,
+    Reaction,
+    shopper_traits,
+)
 from journeyman.v1 import journeyman_pb2 as pb  # noqa: E402
 from server.tools.event_logs import DATA_DIR_VARIABLE, data_dir  # noqa: E402
 
@@ -64,6 +82,9 @@ from server.tools.event_logs import DATA_DIR_VARIABLE, data_dir  # noqa: E402
 DEFAULT_THINK_MS = 5000.0
 DAY_MS = 86_400_000
 CDNOW_LOG = data_dir() / "cdnow" / "CDNOW_master.txt"
+RULES = ROOT / "rules" / "retail.yaml"
+ATTRIBUTION = Attribution.from_rules(RULES)  # the goal windows and holdouts shoppers act on
+FINISHED_WAIT_S = 1.0  # a shopper done with its customers idles until the run stops
 
 # What a shopper does next, given what they did last: (step, weight). `leave` ends the visit (they
 # come back about a day later); `go_quiet` ends it for two to four months.
@@ -102,6 +123,16 @@ def _add_options(parser: Any) -> None:
         "--journey-summary", type=str, default="",
         help="write the stages and transitions the customers reached to this JSON file",
     )  # fmt: skip
+    parser.add_argument(
+        "--customer-events", type=int, env_var="LOCUST_CUSTOMER_EVENTS", default=0,
+        help="a shopper moves to its next customer after this many events (0: when the "
+        "customer's simulated year reaches the present)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--customers-per-user", type=int, env_var="LOCUST_CUSTOMERS_PER_USER", default=0,
+        help="each shopper stops after this many customers, and the run when all have "
+        "(0: no limit)",
+    )  # fmt: skip
 
 
 # --- what the users saw: the journey summary -----------------------------------------------------
@@ -119,6 +150,12 @@ class JourneyTally:
     transitions: dict[str, Counter[str]] = field(
         default_factory=dict
     )  # journey → transition → fired
+    exposed: Counter[tuple[str, bool]] = field(default_factory=Counter)  # (action, treated)
+    # (goal, action, treated): orders placed and clicks made for an exposure to the action
+    reached: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
+    purchases_held_back: int = 0  # the walk's purchases skipped inside a tested action's window
+    orders_held_back: int = 0  # orders drawn for other actions, skipped there too
+    finished_users: int = 0
 
     def record(self, decision: pb.Decision) -> None:
         self.decisions += 1
@@ -142,7 +179,30 @@ class JourneyTally:
                 "transitions": dict(self.transitions.get(journey, {})),
                 "example_customer_by_stage": example,
             }
-        return {"decisions": self.decisions, "degraded": self.degraded, "journeys": journeys}
+        return {
+            "decisions": self.decisions,
+            "degraded": self.degraded,
+            "journeys": journeys,
+            **self._outcomes(),
+        }
+
+    def _outcomes(self) -> dict[str, Any]:
+        """Exposures and conversions by action and group, as the action report counts them."""
+        groups = {True: "treated", False: "control"}
+        exposures: dict[str, dict[str, int]] = {}
+        for (action, treated), count in sorted(self.exposed.items()):
+            exposures.setdefault(action, {"treated": 0, "control": 0})[groups[treated]] = count
+        reached: dict[str, dict[str, dict[str, int]]] = {}
+        for (goal, action, treated), count in sorted(self.reached.items()):
+            by_action = reached.setdefault(goal, {})
+            by_action.setdefault(action, {"treated": 0, "control": 0})[groups[treated]] = count
+        return {
+            "exposures": exposures,
+            "conversions": reached,
+            "purchases_held_back": self.purchases_held_back,
+            "orders_held_back": self.orders_held_back,
+            "finished_users": self.finished_users,
+        }
 
 
 TALLIES: dict[str, JourneyTally] = {}
@@ -206,10 +266,13 @@ class JourneyUser(GrpcUser):
     def wait_time(self) -> float:
         return random.uniform(0.5, 1.5) * self.think_s if self.think_s > 0 else 0.0
 
-    def decide(self, event: pb.Event) -> None:
+    def decide(self, event: pb.Event) -> pb.Decision | None:
+        """Decide one event; its decision, None when the call failed (locust counted it)."""
         reply = self.call(self.stub.Decide, pb.DecideRequest(event=event))
-        if reply is not None:
-            self.tally.record(reply.decision)
+        if reply is None:
+            return None
+        self.tally.record(reply.decision)
+        return reply.decision  # type: ignore[no-any-return]
 
 
 # --- simulated shoppers --------------------------------------------------------------------------
@@ -217,8 +280,12 @@ class JourneyUser(GrpcUser):
 _SHOPPER_NUMBERS = itertools.count()
 
 
+_FINISHED_SHOPPERS = itertools.count(1)
+
+
 class ShopperUser(JourneyUser):
-    """A shopper of the retail journey: one event per task, walking `NEXT_STEP`."""
+    """A shopper of the retail journey: one event per task, walking `NEXT_STEP`, answering the
+    actions it is exposed to with the odds of `benchmarks.traffic.CONVERSION_ODDS`."""
 
     label = "shopper"
     weight = 3
@@ -226,33 +293,108 @@ class ShopperUser(JourneyUser):
     def on_start(self) -> None:
         self.number = next(_SHOPPER_NUMBERS)
         self.rng = random.Random(self.number)  # the same walks in every run
+        self.odds_rng = random.Random(-1 - self.number)  # the same answers to the same offers
         self.identities = itertools.count()
+        options = self.environment.parsed_options
+        self.events_per_customer = options.customer_events if options else 0
+        self.customers_left = (options.customers_per_user if options else 0) or -1
+        self.finished = False
+        self.reactions: deque[tuple[Reaction, str]] = deque()  # and the event answered
         self._new_customer()
 
-    def _new_customer(self) -> None:
-        """Start the next customer, identified with traits, their clock a year in the past."""
+    def wait_time(self) -> float:
+        return FINISHED_WAIT_S if self.finished else super().wait_time()
+
+    def _new_customer(self) -> bool:
+        """Start the next customer, identified with traits, their clock about a year in the past
+        (365 to 395 days: within the 400 days the statistics keep); False when this shopper has
+        made all its customers."""
+        if self.customers_left == 0:
+            self._finish()
+            return False
+        self.customers_left -= 1
         self.customer_id = f"shopper-{self.run_id}-{self.number}-{next(self.identities)}"
         self.events_sent = 0
-        self.clock_ms = int(time.time() * 1000) - 400 * DAY_MS + self.rng.randrange(30 * DAY_MS)
+        self.clock_ms = int(time.time() * 1000) - 395 * DAY_MS + self.rng.randrange(30 * DAY_MS)
         self.last_step = "arrive"
         self.channel = self.rng.choice(("web", "web", "app"))
         self.cart_amounts: list[float] = []
+        self.outcomes = CustomerOutcomes(ATTRIBUTION, self.odds_rng)
         traits = values(shopper_traits(self.rng))
         self.call(
             self.stub.Identify, pb.IdentifyRequest(customer_id=self.customer_id, traits=traits)
         )
+        return True
+
+    def _finish(self) -> None:
+        """This shopper is done; the last one to finish stops the run."""
+        self.finished = True
+        self.tally.finished_users += 1
+        runner = self.environment.runner
+        shoppers = runner.target_user_classes_count.get(type(self).__name__, 0) if runner else 0
+        if next(_FINISHED_SHOPPERS) >= shoppers > 0 and runner is not None:
+            # As locust's own --run-time does: quit from a greenlet of its own, not this user's.
+            gevent.spawn(runner.quit)
 
     @task
     def next_event(self) -> None:
+        if self.reactions:
+            self._react(*self.reactions.popleft())
+            return
+        if self.finished:
+            return
         step = self._next_step()
         # Checked after the clock moved: a step may jump months ahead, and the service refuses
         # events from the future.
-        if self.clock_ms > time.time() * 1000 - DAY_MS:
-            # Their simulated year has caught up with the present: the next shopper steps in.
-            self._new_customer()
+        if self.clock_ms > time.time() * 1000 - DAY_MS or (
+            0 < self.events_per_customer <= self.events_sent
+        ):
+            # Their simulated year has caught up with the present (or they made their events):
+            # the next shopper steps in.
+            if not self._new_customer():
+                return
             step = self._next_step()
-        self.decide(self._event(step))
+        if step == "purchase" and not self.outcomes.may_order(self.clock_ms):
+            # An action is under test: only its own drawn order may reach the goal.
+            self.tally.purchases_held_back += 1
+            step = self._end_visit(self.rng.uniform(0.3, 3))
+        self._answered(self.decide(self._event(step)))
         self.last_step = step
+
+    def _answered(self, decision: pb.Decision | None) -> None:
+        """Count the exposures a stored decision made and queue the shopper's answers to them."""
+        if decision is None or decision.degraded or decision.duplicate:
+            return  # nothing stored, or stored before: no new exposure
+        offered = [action.action for action in decision.actions]
+        exposed: list[Exposed] = self.outcomes.expose(
+            offered, list(decision.held_out_actions), decision.decided_at_ms
+        )
+        self.tally.exposed.update((e.action, e.treated) for e in exposed)
+        self.reactions.extend((r, decision.event_id) for r in self.outcomes.react(exposed))
+
+    def _react(self, reaction: Reaction, event_id: str) -> None:
+        """Click the action (RecordResponse) or place the order it drew, seconds later."""
+        if reaction.goal == CLICK:
+            self.clock_ms += int(self.rng.uniform(2_000, 10_000))
+            request = pb.RecordResponseRequest(
+                customer_id=self.customer_id, event_id=event_id, action=reaction.action,
+                response="click", timestamp_ms=self.clock_ms, channel=self.channel,
+                touchpoint="home",
+            )  # fmt: skip
+            reply = self.call(self.stub.RecordResponse, request)
+            decision = reply.decision if reply is not None else None
+            if decision is not None:
+                self.tally.record(decision)
+        else:
+            self.clock_ms += int(self.rng.expovariate(1 / 25_000))
+            if not self.outcomes.may_order(self.clock_ms, reaction):
+                self.tally.orders_held_back += 1
+                return
+            decision = self.decide(self._event("purchase"))
+            self.last_step = "purchase"
+        if decision is not None and not decision.degraded:  # stored: it reached the goal
+            self.tally.reached[reaction.goal, reaction.action, reaction.treated] += 1
+            self._answered(decision)
 
     def _next_step(self) -> str:
         """The next event type, moving the clock: seconds within a visit, days between visits."""
@@ -260,15 +402,19 @@ class ShopperUser(JourneyUser):
         step = self.rng.choices([s for s, _ in choices], [w for _, w in choices])[0]
         if step in ("leave", "go_quiet"):
             days = self.rng.uniform(61, 120) if step == "go_quiet" else self.rng.uniform(0.3, 3)
-            self.clock_ms += int(days * DAY_MS)
-            self.channel = self.rng.choice(("web", "web", "app"))
-            self.last_step = "arrive"
-            return self._next_step()
+            return self._end_visit(days)
         if step == "delivery_confirmed":
             self.clock_ms += int(self.rng.uniform(2, 5) * DAY_MS)
         else:
             self.clock_ms += int(self.rng.expovariate(1 / 25_000))  # about 25 s per click
         return step
+
+    def _end_visit(self, days: float) -> str:
+        """Leave, come back `days` later (on web or in the app): the first step of that visit."""
+        self.clock_ms += int(days * DAY_MS)
+        self.channel = self.rng.choice(("web", "web", "app"))
+        self.last_step = "arrive"
+        return self._next_step()
 
     def _event(self, step: str) -> pb.Event:
         channel = self.channel

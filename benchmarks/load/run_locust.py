@@ -51,14 +51,18 @@ def measure(
     user_classes: Sequence[str] = (),
     run_id: str = "",
     reset_stats: bool = True,
+    customer_events: int = 0,
+    customers_per_user: int = 0,
 ) -> LocustFigures:
     """Run the locust load against the JourneyService at `target` (``host:port``).
 
     `users` simulated users, started `spawn_rate` per second, for `duration_s` seconds (at most
     `MAX_DURATION_S`), each waiting about `think_ms` between calls. `user_classes` names the
     locustfile's classes to run (default: every one whose data is there). With `reset_stats`,
-    the figures count from the moment every user has started. Raises RuntimeError, with
-    locust's output, when locust fails or overruns.
+    the figures count from the moment every user has started. `customer_events` and
+    `customers_per_user` are the locustfile's options of the same names (0: its defaults): with
+    `customers_per_user`, the run ends when every shopper has made its customers, `duration_s`
+    at the latest. Raises RuntimeError, with locust's output, when locust fails or overruns.
     """
     if not 0 < duration_s <= MAX_DURATION_S:
         raise ValueError(f"duration_s is {duration_s}; give 0 < duration_s <= {MAX_DURATION_S:g}")
@@ -70,6 +74,8 @@ def measure(
         command = _command(target, users, spawn_rate, duration_s, think_ms, run_id, folder)
         if reset_stats:
             command.append("--reset-stats")
+        command += ["--customer-events", str(customer_events)]
+        command += ["--customers-per-user", str(customers_per_user)]
         command.extend(user_classes)
         budget_s = duration_s + users / spawn_rate + STARTUP_ALLOWANCE_S + STOP_TIMEOUT_S
         _run_bounded(command, folder / "locust.log", budget_s)
