@@ -11,8 +11,8 @@ The run is reproducible: the run id fixes the customer ids (so their holdout dra
 shopper's walks and answers are seeded by its number, and the run ends when every shopper has
 made its customers, however fast the machine. A 95 % interval misses its truth 1 time in 20 by
 design: on this run none does. After changing the odds, the sizes or the rules, a fixed interval
-that misses by a little is chance, not a bug (`tests/unit/test_uplift.py` checks the coverage
-over 100 seeds); a count that differs is a bug.
+that misses by a little is chance, not a bug (`tests/unit/engine/test_uplift.py` checks the
+coverage over 100 seeds); a count that differs is a bug.
 """
 
 from __future__ import annotations
