@@ -13,13 +13,13 @@ from engine.compile import CompiledJourney, Ruleset
 from engine.decision import (
     Conversion,
     Decision,
-    Exclusion,
     Exposure,
     JourneyOutcome,
     OfferedAction,
     SignalScore,
 )
 from engine.event import Event, PropertyValue
+from engine.explanations import exclusions, not_fired
 from engine.kernels import codes
 from engine.kernels.actions import record_offer
 from engine.kernels.compiled import Features, KernelOutput
@@ -230,7 +230,19 @@ def decide(
         held_out=tuple(
             ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out
         ),
-        excluded=_exclusions(ruleset, run.outputs, chosen) if explain else (),
+        excluded=(
+            exclusions(
+                ruleset,
+                state,
+                run.journeys,
+                event,
+                run.outputs,
+                {(c.journey, c.action) for c in chosen},
+            )
+            if explain
+            else ()
+        ),
+        not_fired=not_fired(ruleset, state, run.journeys, event, run.outcomes) if explain else (),
         ruleset_version=ruleset.version,
         exposures=exposures,
         conversions=run.conversions,
@@ -349,22 +361,6 @@ def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedActio
         content=journey.action_contents[action],
         reason=journey.action_reasons[action],
     )
-
-
-def _exclusions(
-    ruleset: Ruleset, outputs: list[KernelOutput], chosen: list[_Ranked]
-) -> tuple[Exclusion, ...]:
-    kept = {(c.journey, c.action) for c in chosen}
-    excluded = []
-    for index, (journey, out) in enumerate(zip(ruleset.journeys, outputs, strict=True)):
-        for action, status in enumerate(out.status):
-            if (index, action) in kept:
-                continue
-            reason = codes.ACTION_STATUS_NAMES[
-                codes.ACTION_OUTRANKED if status == codes.ACTION_OFFERED else status
-            ]
-            excluded.append(Exclusion(journey.action_ids[action], journey.name, reason))
-    return tuple(excluded)
 
 
 def _duplicate(ruleset: Ruleset, state: CustomerState) -> Decision:

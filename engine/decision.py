@@ -55,6 +55,18 @@ class Exclusion:
     action: str
     journey: str
     reason: str
+    detail: str = ""  # in a marketer's words: the failing condition and its values, when...
+
+
+@dataclass(frozen=True, slots=True)
+class NotFired:
+    """A transition from the customer's stage that did not fire, and the first part of its
+    `when` that failed (with `decide(..., explain=True)`)."""
+
+    journey: str
+    transition: str
+    line: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,7 @@ class Decision:
     duplicate: bool = False  # the event id was seen before; nothing changed
     exposures: tuple[Exposure, ...] = ()  # new exposures: only in journeys with goals
     conversions: tuple[Conversion, ...] = ()
+    not_fired: tuple[NotFired, ...] = ()  # filled only when `decide(..., explain=True)`
 
     @property
     def outcome(self) -> JourneyOutcome:

@@ -20,7 +20,12 @@ from engine.state import DEDUPE_WINDOW, CustomerState, JourneyState
 def _merge_counters(
     journey: CompiledJourney, a: JourneyState, b: JourneyState, into: JourneyState
 ) -> None:
+    """Sums bucket by bucket, over the window that ends at the merged customer's clock (their
+    later last event) or at the newer head: one side's head may be older than the other's last
+    event (a stored counter that was all zero keeps no head), and reading the merged window as
+    of that older head would count events the merged customer's clock has already left."""
     rules = journey.rules
+    clock_ms = int(into.ints[codes.INT_LAST_EVENT_MS])
     for counter in range(len(journey.counter_names)):
         head = max(
             readout.counter_head(rules, a.ints, counter),
@@ -28,6 +33,8 @@ def _merge_counters(
         )
         if head == codes.NEVER_MS:
             continue
+        if clock_ms != codes.NEVER_MS:
+            head = max(head, clock_ms // int(rules.counter_width_ms[counter]))
         total = readout.counter_window(rules, a.ints, a.floats, counter, head)
         total += readout.counter_window(rules, b.ints, b.floats, counter, head)
         readout.store_counter_window(rules, into.ints, into.floats, counter, total, head)

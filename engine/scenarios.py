@@ -7,6 +7,7 @@ the caller's job.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -151,11 +152,86 @@ def _transition_text(decision: Decision, ruleset: Ruleset) -> str:
     return "transition " + ", ".join(fired) + " fired" if fired else "no transition fired"
 
 
+def _not_fired(decision: Decision, ruleset: Ruleset, wanted: str, *, to_stage: bool) -> str:
+    """Why the transitions into stage `wanted` (or named `wanted`) did not fire."""
+    reasons = []
+    for t in decision.not_fired:
+        journey = ruleset.journey(t.journey)
+        to = journey.model.transitions[journey.transition_lines.index(t.line)].to
+        if (to if to_stage else t.transition) == wanted:
+            reasons.append(f"`{t.transition}` (line {t.line}) did not fire: {t.reason}")
+    return "; ".join(reasons)
+
+
+def _missing_offers(missing: list[str], decision: Decision) -> str:
+    """Why expected actions were not offered: held out, or excluded with the detail."""
+    why = {e.action: f"{e.reason}: {e.detail}" if e.detail else e.reason for e in decision.excluded}
+    parts = []
+    for action in missing:
+        if action in decision.held_out:
+            parts.append(f"`{action}` held out: this customer is in its control group")
+        elif action in why:
+            parts.append(f"`{action}` {why[action]}")
+    return "; ".join(parts)
+
+
+def _known_names(ruleset: Ruleset) -> dict[str, set[str]]:
+    journeys = ruleset.journeys
+    return {
+        "stage": {s for j in journeys for s in j.stage_ids},
+        "transition": {t for j in journeys for t in j.transition_ids},
+        "action": {a for j in journeys for a in j.action_ids},
+        "goal": {g for j in journeys for g in j.goal_names},
+        "friction level": {level for j in journeys for level in j.level_names},
+        "journey": {j.name for j in journeys},
+    }
+
+
+def _named(expect: Expectation) -> list[tuple[str, str]]:
+    """Every (kind, name) an expectation mentions."""
+    names: list[tuple[str, str]] = []
+    for kind, value in (("stage", expect.stage), ("friction level", expect.friction)):
+        if isinstance(value, str):
+            names.append((kind, value))
+        elif isinstance(value, dict):
+            names += [("journey", j) for j in value] + [(kind, v) for v in value.values()]
+    if expect.transition is not None:
+        names.append(("transition", expect.transition))
+    for listed in (expect.actions, expect.offers, expect.not_offered, expect.held_out):
+        names += [("action", a) for a in listed or []]
+    for action, goals in (expect.conversions or {}).items():
+        names.append(("action", action))
+        names += [("goal", g) for g in ([goals] if isinstance(goals, str) else goals)]
+    return names
+
+
+def _unknown(expect: Expectation, known: dict[str, set[str]]) -> list[str]:
+    """A name the rules under test do not have is a mistake in the scenario, not a failure of
+    the rules: said as such, with the name it probably meant."""
+    problems = []
+    for kind, name in _named(expect):
+        if name not in known[kind]:
+            close = difflib.get_close_matches(name, sorted(known[kind]), n=1)
+            guess = f"; did you mean `{close[0]}`?" if close else ""
+            problems.append(
+                f"the scenario names {kind} `{name}`, which the rules do not have{guess}"
+            )
+    return problems
+
+
 def _check(expect: Expectation, decision: Decision, ruleset: Ruleset) -> list[str]:
+    unknown = _unknown(expect, _known_names(ruleset))
+    if unknown:
+        return unknown
     failures: list[str] = []
     offered = list(decision.action_ids)
     if expect.stage is not None:
-        failures += _per_journey(expect.stage, decision, "stage")
+        stage_failures = _per_journey(expect.stage, decision, "stage")
+        wanted = expect.stage if isinstance(expect.stage, str) else None
+        if stage_failures and wanted is not None:
+            why = _not_fired(decision, ruleset, wanted, to_stage=True)
+            stage_failures = [f"{f}; {why}" if why else f for f in stage_failures]
+        failures += stage_failures
     if expect.friction is not None:
         failures += _per_journey(expect.friction, decision, "friction_level")
     if "transition" in expect.model_fields_set:
@@ -163,12 +239,22 @@ def _check(expect: Expectation, decision: Decision, ruleset: Ruleset) -> list[st
         if (expect.transition is None and fired) or (
             expect.transition is not None and expect.transition not in fired
         ):
-            failures.append(f"expected transition {expect.transition!r}, got {fired or None}")
+            why = _not_fired(decision, ruleset, expect.transition or "", to_stage=False)
+            failures.append(
+                f"expected transition {expect.transition!r}, got {fired or None}"
+                + (f"; {why}" if why else "")
+            )
     if expect.actions is not None and expect.actions != offered:
-        failures.append(f"expected actions {expect.actions}, got {offered}")
+        why = _missing_offers([a for a in expect.actions if a not in offered], decision)
+        failures.append(
+            f"expected actions {expect.actions}, got {offered}" + (f"; {why}" if why else "")
+        )
     missing = [a for a in expect.offers or [] if a not in offered]
     if missing:
-        failures.append(f"expected {missing} among the offers, got {offered}")
+        why = _missing_offers(missing, decision)
+        failures.append(
+            f"expected {missing} among the offers, got {offered}" + (f"; {why}" if why else "")
+        )
     unwanted = [a for a in expect.not_offered or [] if a in offered]
     if unwanted:
         failures.append(f"expected {unwanted} not to be offered, got {offered}")
@@ -209,7 +295,7 @@ def run_scenario(loaded: LoadedScenarios, index: int, ruleset: Ruleset) -> Scena
             result.steps_run += 1
             continue
         event = _event(step, f"{customer}-{number}", customer)
-        decision, state = decide(ruleset, state, event, clock_ms)
+        decision, state = decide(ruleset, state, event, clock_ms, explain=True)
         result.steps_run += 1
         if step.expect is not None:
             result.failures += [

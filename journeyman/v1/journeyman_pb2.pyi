@@ -118,7 +118,7 @@ class FieldViolation(_message.Message):
     def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("customer_id", "event_id", "journeys", "actions", "held_out_actions", "excluded", "ruleset_version", "degraded", "duplicate", "decided_at_ms", "conversions")
+    __slots__ = ("customer_id", "event_id", "journeys", "actions", "held_out_actions", "excluded", "ruleset_version", "degraded", "duplicate", "decided_at_ms", "conversions", "not_fired")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOURNEYS_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,7 @@ class Decision(_message.Message):
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NOT_FIRED_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     event_id: str
     journeys: _containers.RepeatedCompositeFieldContainer[JourneyStage]
@@ -141,7 +142,20 @@ class Decision(_message.Message):
     duplicate: bool
     decided_at_ms: int
     conversions: _containers.RepeatedCompositeFieldContainer[Conversion]
-    def __init__(self, customer_id: _Optional[str] = ..., event_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[JourneyStage, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[OfferedAction, _Mapping]]] = ..., held_out_actions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., decided_at_ms: _Optional[int] = ..., conversions: _Optional[_Iterable[_Union[Conversion, _Mapping]]] = ...) -> None: ...
+    not_fired: _containers.RepeatedCompositeFieldContainer[NotFired]
+    def __init__(self, customer_id: _Optional[str] = ..., event_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[JourneyStage, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[OfferedAction, _Mapping]]] = ..., held_out_actions: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[_Union[Exclusion, _Mapping]]] = ..., ruleset_version: _Optional[str] = ..., degraded: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., decided_at_ms: _Optional[int] = ..., conversions: _Optional[_Iterable[_Union[Conversion, _Mapping]]] = ..., not_fired: _Optional[_Iterable[_Union[NotFired, _Mapping]]] = ...) -> None: ...
+
+class NotFired(_message.Message):
+    __slots__ = ("journey", "transition", "line", "reason")
+    JOURNEY_FIELD_NUMBER: _ClassVar[int]
+    TRANSITION_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    journey: str
+    transition: str
+    line: int
+    reason: str
+    def __init__(self, journey: _Optional[str] = ..., transition: _Optional[str] = ..., line: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Conversion(_message.Message):
     __slots__ = ("journey", "action", "goal", "treated", "value", "exposed_at_ms", "stage")
@@ -208,14 +222,16 @@ class OfferedAction(_message.Message):
     def __init__(self, action: _Optional[str] = ..., journey: _Optional[str] = ..., score: _Optional[float] = ..., channel: _Optional[str] = ..., content_json: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Exclusion(_message.Message):
-    __slots__ = ("action", "journey", "reason")
+    __slots__ = ("action", "journey", "reason", "detail")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     JOURNEY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     action: str
     journey: str
     reason: str
-    def __init__(self, action: _Optional[str] = ..., journey: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    detail: str
+    def __init__(self, action: _Optional[str] = ..., journey: _Optional[str] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
     __slots__ = ("customer_id", "anonymous_id", "traits")

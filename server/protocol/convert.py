@@ -366,13 +366,17 @@ def decision_to_pb(
         ],
         held_out_actions=list(decision.held_out),
         excluded=[
-            pb.Exclusion(action=e.action, journey=e.journey, reason=e.reason)
+            pb.Exclusion(action=e.action, journey=e.journey, reason=e.reason, detail=e.detail)
             for e in decision.excluded
         ],
         ruleset_version=decision.ruleset_version,
         degraded=degraded,
         duplicate=decision.duplicate,
         decided_at_ms=decided_at_ms,
+        not_fired=[
+            pb.NotFired(journey=n.journey, transition=n.transition, line=n.line, reason=n.reason)
+            for n in decision.not_fired
+        ],
         conversions=[
             pb.Conversion(
                 journey=c.journey, action=c.action, goal=c.goal, treated=c.treated, value=c.value,

@@ -92,6 +92,13 @@ def assert_same_exclusions(decision: Decision, expected: ReferenceDecision) -> N
         if reason != ELIGIBLE
     }
     assert found == wanted
+    # The explanations read the rules again in plain Python: where the kernels said a condition
+    # or a segment failed, they name a failing part; a transition that did not fire has one too.
+    for exclusion in decision.excluded:
+        if exclusion.reason in ("condition", "segment"):
+            assert exclusion.detail and "None" not in exclusion.detail, exclusion
+    for transition in decision.not_fired:
+        assert transition.reason != "its condition holds", transition
 
 
 def assert_same_view(view: CustomerView, expected: Sequence[JourneyReading]) -> None:

@@ -59,3 +59,18 @@ def test_event_ids_seen_by_either_are_still_recognised() -> None:
     assert set(visitor.recent_event_ids) | set(known.recent_event_ids) == set(
         merged.recent_event_ids
     )
+
+
+def test_merged_counters_read_as_of_the_merged_customers_clock() -> None:
+    """Found by the property tests: a stored counter that was all zero keeps no head, so the
+    merged window once ended at the visitor's older head, and a view read before the customer's
+    last event still counted views the customer's clock had left behind."""
+    from engine.codec import decode_state, encode_state
+    from engine.view import customer_view
+
+    visitor = _after("anon-9", ["product_view"])  # one view, 8 days before the customer's event
+    known = _after("c-9", ["page_view"], T0_MS + 8 * 24 * 60 * MINUTE_MS)
+    stored = decode_state(encode_state(retail(), known), retail())  # its counters all zero
+    merged = merge_states(retail(), stored, visitor)
+    (journey,) = customer_view(retail(), merged, T0_MS).journeys  # read before the clock
+    assert journey.counters["product_views_7d"] == 0.0  # as of the customer's last event

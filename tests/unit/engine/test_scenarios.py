@@ -89,6 +89,35 @@ def test_a_wrong_conversion_expectation_names_what_converted(tmp_path: Path) -> 
     assert "step 3 (purchase): expected conversions welcome_discount -> order, got none" in second
 
 
+EXPLAINED = """
+rules: [{rules}]
+scenarios:
+  - name: wrong on purpose
+    customer: shopper0
+    steps:
+      - event: product_view
+        expect: {{stage: consideration, offers: [welcome_discount]}}
+      - event: product_view
+        expect: {{transition: started_comparing, offers: [free_shiping]}}
+"""
+
+
+def test_a_failure_says_why_the_transition_did_not_fire_and_why_an_action_was_not_offered(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fail.yaml"
+    path.write_text(EXPLAINED.format(rules=RULES_DIR / "retail.yaml"))
+    loaded = parse_scenarios(path.read_text(), str(path))
+    result = run_scenario(loaded, 0, load_ruleset(loaded.spec.rules))
+    stage, offers, unknown = result.failures
+    assert "expected stage 'consideration'" in stage
+    assert "`started_comparing` (line " in stage
+    assert "did not fire: none of: counter product_views_7d = 1, needs ≥ 3" in stage
+    assert "`welcome_discount` held out: this customer is in its control group" in offers
+    assert "names action `free_shiping`, which the rules do not have" in unknown
+    assert "did you mean `free_shipping`?" in unknown
+
+
 def _only_problem(text: str) -> RuleProblem:
     with pytest.raises(RulesError) as error:
         parse_scenarios(text, "s.yaml")

@@ -1,0 +1,166 @@
+"""Why a condition does not hold, in a marketer's words: the first part that fails, with the value
+seen and the value needed (`counter cart_adds_7d = 0, needs ≥ 1`).
+
+The kernels only answer true or false; this reads the same rules model over the same facts, in
+plain Python, after a decision, when an explanation is asked for (`decide(..., explain=True)`,
+scenario failures). `tests/property` checks that it agrees with the kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.describe import describe_condition
+from engine.event import RESPONSE_EVENT_TYPE, RESPONSE_PROPERTY, Event, PropertyValue
+from engine.rules.check import nice_duration
+from engine.rules.model import Condition, Journey, duration_ms
+
+_SYMBOLS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+_SUBJECTS = ("property", "trait", "counter", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a condition can look at, at one moment of a decision in one journey."""
+
+    journey: Journey
+    event: Event
+    traits: Mapping[str, PropertyValue]
+    counters: Mapping[str, float]  # each counter's value after this event
+    level: int  # index of the friction level after this event
+    in_stage_ms: int
+    idle_ms: int
+
+
+def readable_time(ms: int) -> str:
+    """A moment as a person reads it: `2026-01-06 09:00 UTC`."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _shown(value: PropertyValue | float | None) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _kind(value: PropertyValue | float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, int | float) else "string"
+
+
+def _equal(value: PropertyValue | float | None, literal: PropertyValue) -> bool:
+    return _kind(value) is not None and _kind(value) == _kind(literal) and value == literal
+
+
+def _holds(op: str, literal: object, value: PropertyValue | float | None) -> bool:
+    if op == "exists":
+        return (value is not None) == bool(literal)
+    if op in ("eq", "ne"):
+        assert isinstance(literal, str | float | int | bool)
+        return _equal(value, literal) == (op == "eq")
+    if op in ("in", "not_in"):
+        assert isinstance(literal, list)
+        return any(_equal(value, item) for item in literal) == (op == "in")
+    if _kind(value) != "number":
+        return False
+    assert isinstance(value, int | float) and isinstance(literal, int | float)
+    return {
+        "gt": value > literal, "gte": value >= literal, "lt": value < literal,
+        "lte": value <= literal,
+    }[op]  # fmt: skip
+
+
+def _comparison(condition: Condition) -> tuple[str, object]:
+    for op in ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists"):
+        literal = condition.comparison(op)
+        if literal is not None:
+            return op, literal
+    raise AssertionError("a validated subject always has one comparison")
+
+
+def _needs(op: str, literal: object, *, time: bool) -> str:
+    if op == "exists":
+        return "needs it present" if literal else "needs it missing"
+    if op in ("in", "not_in"):
+        assert isinstance(literal, list)
+        listed = ", ".join(_shown(v) for v in literal)
+        return f"needs one of [{listed}]" if op == "in" else f"needs none of [{listed}]"
+    shown = literal if time and isinstance(literal, str) else _shown(literal)  # type: ignore[arg-type]
+    return f"needs {_SYMBOLS[op]} {shown}"
+
+
+def _subject_failure(condition: Condition, facts: Facts) -> str | None:
+    """The failure of the one subject (property, trait, counter or time) of `condition`."""
+    op, literal = _comparison(condition)
+    time = condition.time is not None
+    if time:
+        measured = facts.in_stage_ms if condition.time == "in_stage" else facts.idle_ms
+        if isinstance(literal, str):
+            literal = float(duration_ms(literal))
+        if _holds(op, literal, float(measured)):
+            return None
+        needs = _needs(op, condition.comparison(op), time=True)
+        return f"time {condition.time} = {nice_duration(measured)}, {needs}"
+    if condition.property is not None:
+        name, value = (
+            f"property {condition.property}",
+            facts.event.properties.get(condition.property),
+        )
+    elif condition.trait is not None:
+        name, value = f"trait {condition.trait}", facts.traits.get(condition.trait)
+    else:
+        assert condition.counter is not None
+        name, value = f"counter {condition.counter}", facts.counters[condition.counter]
+    if _holds(op, literal, value):
+        return None
+    return f"{name} = {_shown(value)}, {_needs(op, literal, time=False)}"
+
+
+def _named_failure(key: str, wanted: str | Sequence[str], actual: str) -> str | None:
+    listed = [wanted] if isinstance(wanted, str) else list(wanted)
+    if actual in listed:
+        return None
+    return f"{key} = {actual or 'none'}, needs {' or '.join(listed)}"
+
+
+def why_not(condition: Condition, facts: Facts) -> str | None:  # noqa: C901 - one branch per key
+    """None when `condition` holds for `facts`; else its first failing part, explained."""
+    event = facts.event
+    failures: list[str | None] = []
+    if condition.event is not None:
+        failures.append(_named_failure("event", condition.event, event.type))
+    if condition.channel is not None:
+        failures.append(_named_failure("channel", condition.channel, event.channel))
+    if condition.touchpoint is not None:
+        failures.append(_named_failure("touchpoint", condition.touchpoint, event.touchpoint))
+    if condition.response is not None:
+        said = event.properties.get(RESPONSE_PROPERTY) if event.type == RESPONSE_EVENT_TYPE else ""
+        failures.append(_named_failure("response", condition.response, str(said or "")))
+    if any(getattr(condition, s) is not None for s in _SUBJECTS):
+        failures.append(_subject_failure(condition, facts))
+    if condition.segment is not None:
+        inner = why_not(facts.journey.segments[condition.segment].when, facts)
+        failures.append(None if inner is None else f"not in segment {condition.segment} ({inner})")
+    if condition.friction is not None:
+        levels = list(facts.journey.friction.levels) if facts.journey.friction else ["low"]
+        needed = levels.index(condition.friction)
+        if facts.level < needed:
+            failures.append(f"friction {levels[facts.level]}, needs {condition.friction} or higher")
+    for child in condition.all or []:
+        failures.append(why_not(child, facts))
+    if condition.any is not None:
+        alternatives = [why_not(child, facts) for child in condition.any]
+        if all(alternatives):
+            failures.append("none of: " + "; ".join(f for f in alternatives if f))
+    if condition.not_ is not None and why_not(condition.not_, facts) is None:
+        failures.append(f"{describe_condition(condition.not_)} holds, and the rule says `not`")
+    return next((f for f in failures if f), None)

@@ -1,0 +1,65 @@
+"""`decide(..., explain=True)` answers "why not" in a marketer's words: the failing condition
+with the values seen, when a cooldown or cap ends, the holdout, and for each transition from the
+customer's stage that did not fire, the first part of its `when` that failed."""
+
+from __future__ import annotations
+
+from engine.decide import decide
+from engine.decision import Decision
+from engine.state import CustomerState, new_state
+from tests.rulesets import T0_MS, event, retail
+
+MINUTE_MS = 60_000
+
+
+def _run(customer: str, types: list[str]) -> tuple[Decision, CustomerState]:
+    state = new_state(retail())
+    decision = None
+    for minute, type_ in enumerate(types):
+        decision, state = decide(
+            retail(), state, event(type_, customer), T0_MS + minute * MINUTE_MS, explain=True
+        )
+    assert decision is not None
+    return decision, state
+
+
+def _detail(decision: Decision, action: str) -> tuple[str, str]:
+    (found,) = [e for e in decision.excluded if e.action == action]
+    return found.reason, found.detail
+
+
+def test_a_failed_condition_names_the_value_seen_and_the_value_needed() -> None:
+    decision, _ = _run("ana", ["page_view"])
+    assert _detail(decision, "free_shipping") == (
+        "stage", "offered in consideration, purchase; the customer is in awareness",
+    )  # fmt: skip
+    decision, _ = _run("cy", ["product_view", "product_view", "product_view"])
+    assert _detail(decision, "free_shipping") == (
+        "condition", "counter cart_adds_7d = 0, needs ≥ 1",
+    )  # fmt: skip
+
+
+def test_a_cooldown_says_when_it_ends_in_a_time_a_person_reads() -> None:
+    decision, _ = _run("ana", ["page_view", "page_view"])
+    assert _detail(decision, "welcome_discount") == (
+        "cooldown",
+        "offered 2026-01-05 08:00 UTC; its 1d cooldown ends 2026-01-06 08:00 UTC",
+    )
+
+
+def test_a_held_out_action_is_listed_as_held_out_not_as_excluded() -> None:
+    decision, _ = _run("shopper0", ["page_view"])  # in the welcome discount's control group
+    assert decision.held_out == ("welcome_discount",)
+    assert "welcome_discount" not in [e.action for e in decision.excluded]
+
+
+def test_transitions_that_did_not_fire_say_why() -> None:
+    decision, _ = _run("dee", ["product_view"])
+    why = {t.transition: t.reason for t in decision.not_fired}
+    assert why["started_comparing"] == (
+        "none of: counter product_views_7d = 1, needs ≥ 3; event = product_view, needs add_to_cart"
+    )
+    assert why["checkout_started"] == "event = product_view, needs checkout_started"
+    assert "went_quiet" not in why  # it does not start from awareness
+    fired, _ = _run("eve", ["add_to_cart"])
+    assert fired.outcome.transition == "started_comparing" and fired.not_fired == ()
