@@ -13,6 +13,8 @@ from typing import Any
 from engine.errors import JourneymanError
 
 ENV_PREFIX = "JOURNEYMAN_"
+# The HTTP port's variable before it served the map; JOURNEYMAN_HTTP_PORT wins when both are set.
+OLD_HTTP_PORT_VARIABLE = "JOURNEYMAN_METRICS_PORT"
 DAY_S = 86_400
 
 
@@ -63,7 +65,9 @@ class Settings:
     # write; customers-per-stage counts are kept.
     stats_retention_days: int = 400
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
-    metrics_port: int = 9100  # Prometheus /metrics; 0 turns it off
+    # The HTTP port: Prometheus /metrics, the journey map (/map) and its JSON; 0 turns it off.
+    # JOURNEYMAN_METRICS_PORT and --metrics-port, its name before it served the map, still work.
+    http_port: int = 9100
     workers: int = 1  # server processes sharing the port (SO_REUSEPORT), supervised
     # Clients reconnect after this, so that behind an L4 balancer new replicas get their share.
     max_connection_age_s: float = 300.0
@@ -82,8 +86,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
             raise ConfigError(_spellings("port"), self.port, "a port from 0 to 65535 (0: any free)")
-        if not 0 <= self.metrics_port <= 65_535:
-            raise ConfigError(_spellings("metrics_port"), self.metrics_port, "a port, or 0 for off")
+        if not 0 <= self.http_port <= 65_535:
+            raise ConfigError(_spellings("http_port"), self.http_port, "a port, or 0 for off")
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(_spellings(name), getattr(self, name), "a number above 0")
@@ -104,6 +108,11 @@ class Settings:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             expected = "one of DEBUG, INFO, WARNING, ERROR"
             raise ConfigError(_spellings("log_level"), self.log_level, expected)
+
+    @property
+    def metrics_port(self) -> int:
+        """The HTTP port's name before it served the map (`http_port`)."""
+        return self.http_port
 
     @property
     def metrics_multiprocess_dir(self) -> str | None:
@@ -130,6 +139,9 @@ class Settings:
         """Defaults overridden by every `JOURNEYMAN_*` variable in `environ` (os.environ)."""
         environ = os.environ if environ is None else environ
         values = {}
+        if OLD_HTTP_PORT_VARIABLE in environ and ENV_PREFIX + "HTTP_PORT" not in environ:
+            old = environ[OLD_HTTP_PORT_VARIABLE]
+            values["http_port"] = _parse(_field("http_port"), old, OLD_HTTP_PORT_VARIABLE)
         for setting in _public_fields():
             raw = environ.get(ENV_PREFIX + setting.name.upper())
             if raw is not None:
@@ -152,6 +164,10 @@ def _spellings(name: str) -> str:
 
 def _public_fields() -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(Settings)
+
+
+def _field(name: str) -> dataclasses.Field[Any]:
+    return next(f for f in _public_fields() if f.name == name)
 
 
 def _parse(setting: dataclasses.Field[Any], raw: str, key: str) -> Any:

@@ -1,4 +1,4 @@
-"""Prometheus metrics: what an SRE watches, on an HTTP port of their own.
+"""Prometheus metrics: what an SRE watches, on the HTTP port (`server.runtime.http_port`).
 
 Histograms have sub-millisecond buckets because a decision takes about a millisecond. With several
 worker processes, set PROMETHEUS_MULTIPROC_DIR and prometheus_client aggregates them.
@@ -10,15 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    multiprocess,
-    start_http_server,
-)
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 # A `_created` series beside every counter doubles the page and tells an SRE nothing that the
 # process start time does not.
@@ -104,17 +96,6 @@ def set_ruleset(version: str, previous: str | None = None) -> None:
         except KeyError:  # never set in this process
             pass
     RULESET.labels(version=version).set(1)
-
-
-def serve_metrics(port: int, host: str, *, multiprocess_dir: str | None) -> None:
-    """Expose /metrics on `port` from a background thread. With `multiprocess_dir` (the
-    PROMETHEUS_MULTIPROC_DIR every worker writes to), the page adds up all workers."""
-    if multiprocess_dir:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
-        start_http_server(port, addr=host, registry=registry)
-    else:
-        start_http_server(port, addr=host)
 
 
 EMBEDDED_REDIS_DEATHS = Counter(

@@ -12,7 +12,7 @@ import logging
 from engine.compile import Ruleset
 from server.core.config import Settings
 from server.runtime.app import PortInUse, create_server, reload_signal, stop_signals
-from server.runtime.startup import say, security, start_metrics
+from server.runtime.startup import say, security, start_http
 from server.store.errors import StoreRefused, StoreUnavailable
 from server.store.redis_store import Store
 
@@ -23,7 +23,7 @@ async def serve(
     settings: Settings, ruleset: Ruleset, redis_url: str, *, worker: bool = False
 ) -> None:
     """One server process until a stop signal. A worker shares its port with its siblings and
-    leaves /metrics to the parent."""
+    leaves the HTTP port (/metrics, the map) to the parent."""
     # Stop signals count from the start: a SIGTERM during warm-up or while waiting for Redis
     # stops the server as soon as it is up, instead of being ignored (as process 1 would).
     stop = asyncio.Event()
@@ -45,7 +45,7 @@ async def _serve_until(
     running = await create_server(settings, ruleset, store, reuse_port=worker)
     if not worker:
         try:
-            start_metrics(settings)
+            start_http(settings, running.port)
         except PortInUse:
             await running.stop(0)
             raise

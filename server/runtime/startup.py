@@ -1,12 +1,12 @@
-"""What `journeyman serve` tells the person who ran it at start, and its /metrics port."""
+"""What `journeyman serve` tells the person who ran it at start, and its HTTP port."""
 
 from __future__ import annotations
 
 import sys
 
 from server.core.config import Settings
-from server.core.metrics import serve_metrics
-from server.runtime.app import PortInUse
+from server.runtime.app import PortInUse, load_tokens
+from server.runtime.http_port import serve_http
 
 
 def say(message: str) -> None:
@@ -14,21 +14,20 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def start_metrics(settings: Settings) -> None:
-    """/metrics on the settings' port, or nothing when it is 0. Raises PortInUse."""
-    if not settings.metrics_port:
+def start_http(settings: Settings, grpc_port: int) -> None:
+    """The HTTP port (/metrics, the journey map) on the settings' port, or nothing when it is
+    0; its JSON asks the gRPC server on `grpc_port`. Raises PortInUse."""
+    if not settings.http_port:
         return
     try:
-        serve_metrics(
-            settings.metrics_port, settings.host,
-            multiprocess_dir=settings.metrics_multiprocess_dir,
-        )  # fmt: skip
+        serve_http(settings, grpc_port, load_tokens(settings))
     except OSError as error:
         raise PortInUse(
-            f"cannot serve metrics on port {settings.metrics_port}: {error.strerror}; "
-            "choose another with --metrics-port (0 turns metrics off)"
+            f"cannot serve HTTP (metrics, the journey map) on port {settings.http_port}: "
+            f"{error.strerror}; choose another with --http-port (0 turns it off)"
         ) from error
-    say(f"journeyman: Prometheus metrics on http://{settings.host}:{settings.metrics_port}/metrics")
+    base = f"http://{settings.host}:{settings.http_port}"
+    say(f"journeyman: Prometheus metrics on {base}/metrics, the journey map on {base}/map")
 
 
 def security(settings: Settings) -> str:

@@ -30,7 +30,7 @@ from server.core import event_loop
 from server.core.config import Settings
 from server.runtime.app import PortInUse, port_in_use
 from server.runtime.embedded_redis import RedisKeeper
-from server.runtime.startup import say, security, start_metrics
+from server.runtime.startup import say, security, start_http
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def run_workers(
         signal.signal(sig, supervisor.forward)
     for slot in range(settings.workers):
         supervisor.spawn(slot)
-    start_metrics(settings)
+    start_http(settings, settings.port)
     say(
         f"journeyman: serving {ruleset.version} on {settings.host}:{settings.port} with "
         f"{settings.workers} workers (pids {', '.join(map(str, supervisor.workers))}); gRPC, "

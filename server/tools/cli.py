@@ -152,7 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Start the service; configuration errors and a taken port are one clear line, exit 2."""
     try:
         settings = Settings.from_env().with_overrides(
-            workers=args.workers, host=args.host, port=args.port, metrics_port=args.metrics_port,
+            workers=args.workers, host=args.host, port=args.port, http_port=args.http_port,
             redis_url=args.redis_url, rules=tuple(args.rules) if args.rules else None,
             data_dir=Path(args.data_dir) if args.data_dir else None, log_level=args.log_level,
             log_format=args.log_format, event_loop=args.event_loop, tls_cert=_path(args.tls_cert),
@@ -334,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (default 50051)")
     serve.add_argument(
-        "--metrics-port", type=int, help="Prometheus /metrics port (default 9100; 0: off)"
-    )
+        "--http-port", "--metrics-port", dest="http_port", type=int,
+        help="HTTP port: Prometheus /metrics and the journey map /map (default 9100; 0: off)",
+    )  # fmt: skip
     serve.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
     serve.add_argument("--redis-url", help="a Redis to use (default: an embedded one)")
     serve.add_argument(

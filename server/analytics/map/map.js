@@ -6,7 +6,7 @@
 
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
-  const NODE_W = 200, NODE_H = 84;
+  const NODE_W = 180, NODE_H = 84;
   const config = JSON.parse(document.getElementById("journeyman-map").textContent);
 
   function n(value) { return Number(value || 0); }
@@ -58,13 +58,13 @@
 
   function layout(data, live) {
     const graph = new dagre.graphlib.Graph({ multigraph: true });
-    graph.setGraph({ rankdir: "LR", nodesep: 36, ranksep: 120, edgesep: 18, marginx: 16, marginy: 16 });
+    graph.setGraph({ rankdir: "LR", nodesep: 30, ranksep: 40, edgesep: 14, marginx: 16, marginy: 16 });
     graph.setDefaultEdgeLabel(function () { return {}; });
     for (const stage of data.stages) { graph.setNode(stage.stage, { width: NODE_W, height: NODE_H }); }
     data.transitions.forEach(function (edge, index) {
       const text = edgeLabel(edge, live);
       graph.setEdge(edge.from_stage, edge.to_stage,
-        { width: 7 * text.length, height: 16, labelpos: "c", text: text, edge: edge }, "e" + index);
+        { width: 6 * text.length, height: 16, labelpos: "c", text: text, edge: edge }, "e" + index);
     });
     dagre.layout(graph);
     return graph;
@@ -79,7 +79,7 @@
       "aria-label": "journey " + data.journey });
     const defs = el("defs");
     const arrow = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
-      markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" });
+      markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" });
     arrow.appendChild(el("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#546e7a" }));
     defs.appendChild(arrow);
     svg.appendChild(defs);
@@ -96,7 +96,7 @@
       const width = live && customers ? 1.5 + 10 * Math.sqrt(customers / most) : 1.5;
       group.appendChild(el("polyline", { points: points.join(" "), fill: "none",
         "stroke-width": width.toFixed(1), "marker-end": "url(#arrow)" }));
-      group.appendChild(el("text", { x: label.x, y: label.y + 4, "text-anchor": "middle",
+      group.appendChild(el("text", { x: label.x, y: label.y - width / 2 - 3, "text-anchor": "middle",
         class: "edge-label" }, label.text));
       svg.appendChild(group);
     }

@@ -60,3 +60,13 @@ def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
 ) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(environ)
+
+
+def test_the_http_port_keeps_its_old_name() -> None:
+    """JOURNEYMAN_METRICS_PORT (and --metrics-port) named the HTTP port before it served the map."""
+    assert Settings.from_env({"JOURNEYMAN_METRICS_PORT": "9200"}).http_port == 9200
+    both = {"JOURNEYMAN_METRICS_PORT": "9200", "JOURNEYMAN_HTTP_PORT": "9300"}
+    assert Settings.from_env(both).http_port == 9300
+    assert Settings(http_port=9400).metrics_port == 9400
+    with pytest.raises(ConfigError, match="JOURNEYMAN_METRICS_PORT='x'"):
+        Settings.from_env({"JOURNEYMAN_METRICS_PORT": "x"})
