@@ -77,11 +77,18 @@ async def settled(
 ) -> pb.GetJourneyStatsResponse:
     """The figures once the statistics flush (every 50 ms) has counted every customer."""
     deadline = time.monotonic() + 5
+    previous = None
     while True:
         stats = await service.stub.GetJourneyStats(request, timeout=5)
-        if sum(s.customers for s in stats.stages) == customers or time.monotonic() > deadline:
+        # Moves keep the sum, so it is not enough: the figures must also stop moving.
+        counted = sum(s.customers for s in stats.stages) == customers
+        same = previous is not None and [s.customers for s in stats.stages] == [
+            s.customers for s in previous.stages
+        ]
+        if counted and same or time.monotonic() > deadline:
             return stats
-        await asyncio.sleep(0.1)
+        previous = stats
+        await asyncio.sleep(0.2)
 
 
 async def test_figures_equal_the_answers(service: Service) -> None:
