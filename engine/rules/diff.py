@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
+from ruamel.yaml import YAML
 
 from engine.rules.model import Journey, Transition
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    section: str  # stage, segment, counter, friction signal, transition, action, setting
+    section: str  # stage, segment, counter, goal, friction signal, transition, action, setting
     name: str
     kind: str  # added, removed, altered
-    details: tuple[str, ...] = ()  # for `altered`: "priority: 50 → 60"
+    # For `altered`: "priority: 50 → 60" for a value, or a key's old and new YAML as lines.
+    details: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         mark = {"added": "+", "removed": "-", "altered": "~"}[self.kind]
-        detail = f": {'; '.join(self.details)}" if self.details else ""
-        return f"  {mark} {self.section} `{self.name}`{detail}"
+        head = f"  {mark} {self.section} `{self.name}`"
+        if not self.details:
+            return head
+        if all("\n" not in d for d in self.details):
+            return f"{head}: {'; '.join(self.details)}"
+        return "\n".join([f"{head}:", *(_indented(d, "      ") for d in self.details)])
+
+
+def _indented(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,18 +48,54 @@ class JourneyDiff:
         return [head, *(str(c) for c in self.changes)] if self.changes else [f"{head}: no change"]
 
 
-def _shown(value: Any) -> str:
+def _plain(value: Any) -> Any:
+    """Plain data as written: `gte: 1`, not the model's `gte: 1.0`."""
     if isinstance(value, BaseModel):
-        value = value.model_dump(by_alias=True, exclude_defaults=True)
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        value = value.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _yaml(value: Any) -> str:
+    """A value as it would be written in a journey file."""
+    writer = YAML(typ="safe", pure=True)
+    writer.default_flow_style = False
+    writer.width = 96
+    writer.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # as written
+    out = io.StringIO()
+    writer.dump(_plain(value), out)
+    return out.getvalue().removesuffix("...\n").rstrip("\n")
+
+
+def _shown(value: Any) -> str:
+    plain = _plain(value)
+    if plain is None:
+        return "(none)"
+    if isinstance(plain, list) and not any(isinstance(v, dict | list) for v in plain):
+        return "[" + ", ".join(_yaml(v) for v in plain) + "]"  # as a list of stages is written
+    return _yaml(plain)
+
+
+def _change(key: str | None, old: Any, new: Any) -> str:
+    """One key's change: inline for a value, old and new YAML for a condition or a list."""
+    before, after = _shown(old), _shown(new)
+    label = f"{key}: " if key else ""
+    if "\n" not in before + after and len(before) + len(after) <= 60:
+        return f"{label}{before} → {after}"
+    name = f"{key} " if key else ""
+    return f"{name}was:\n{_indented(before, '  ')}\n{name}now:\n{_indented(after, '  ')}"
 
 
 def _altered(old: BaseModel, new: BaseModel) -> tuple[str, ...]:
-    before = old.model_dump(by_alias=True)
-    after = new.model_dump(by_alias=True)
+    before = old.model_dump(by_alias=True, exclude_none=True)
+    after = new.model_dump(by_alias=True, exclude_none=True)
     return tuple(
-        f"{key}: {_shown(before.get(key))} → {_shown(after.get(key))}"
+        _change(key, before.get(key), after.get(key))
         for key in dict.fromkeys([*before, *after])
         if before.get(key) != after.get(key)
     )
@@ -77,6 +124,7 @@ def _named(journey: Journey) -> dict[str, dict[str, BaseModel]]:
         "stage": {s.id: s for s in journey.stages},
         "segment": dict(journey.segments),
         "counter": dict(journey.counters),
+        "goal": dict(journey.goals),
         "friction signal": {s.id: s for s in signals},
         "transition": {_transition_name(t): t for t in journey.transitions},
         "action": {a.id: a for a in journey.actions},
@@ -86,7 +134,10 @@ def _named(journey: Journey) -> dict[str, dict[str, BaseModel]]:
 def _settings(journey: Journey) -> dict[str, Any]:
     """The journey-wide settings a reviewer cares about, besides the named entries."""
     friction = journey.friction.model_dump(exclude={"signals"}) if journey.friction else None
-    return {"top_k": journey.top_k, "friction": friction}
+    return {
+        "top_k": journey.top_k, "friction": friction, "arbitration": journey.arbitration,
+        "adaptive_goal": journey.adaptive_goal, "stall_after": journey.stall_after,
+    }  # fmt: skip
 
 
 def diff_journey(name: str, old: Journey | None, new: Journey | None) -> JourneyDiff:
@@ -103,7 +154,7 @@ def diff_journey(name: str, old: Journey | None, new: Journey | None) -> Journey
     old_settings, new_settings = _settings(old), _settings(new)
     for key, value in new_settings.items():
         if value != old_settings[key]:
-            details = (f"{_shown(old_settings[key])} → {_shown(value)}",)
+            details = (_change(None, old_settings[key], value),)
             diff.changes.append(Change("setting", key, "altered", details))
     return diff
 

@@ -36,10 +36,16 @@ def test_added_removed_and_altered_entries_are_named_with_their_fields() -> None
     text = "\n".join(diff.lines())
     assert text.startswith("journey retail: 2026.11.23 → 2026.12.01")
     assert "- stage `churn_risk`" in text and "+ stage `lapsed`" in text
-    assert "~ action `free_shipping`: priority: 50.0 → 60.0" in text
-    assert "~ transition `went_quiet`: to: churn_risk → lapsed; when:" in text
-    assert "~ action `win_back`: stages: ['churn_risk'] → ['lapsed']" in text
+    assert "~ action `free_shipping`: priority: 50 → 60" in text
+    assert "~ action `win_back`: stages: [churn_risk] → [lapsed]" in text
     assert "~ setting `top_k`: 3 → 2" in text
+    # A changed condition reads as the YAML a marketer wrote, old and new, never cut off.
+    assert (
+        "  ~ transition `went_quiet`:\n"
+        "      to: churn_risk → lapsed\n"
+        "      when was:\n        time: idle\n        gte: 60d\n"
+        "      when now:\n        time: idle\n        gte: 90d"
+    ) in text
 
 
 def test_a_journey_added_or_removed_is_said_so() -> None:
