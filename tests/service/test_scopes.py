@@ -122,6 +122,11 @@ async def _get_action_report(stub: Stub, metadata: Metadata) -> Message:
     return await stub.GetActionReport(request, metadata=metadata, timeout=10)
 
 
+async def _get_journey_stats(stub: Stub, metadata: Metadata) -> Message:
+    request = pb.GetJourneyStatsRequest(journey="retail")
+    return await stub.GetJourneyStats(request, metadata=metadata, timeout=10)
+
+
 @dataclass(frozen=True)
 class Rpc:
     """One row of the README's scope table: the scope a call needs, and the answer's fields by
@@ -159,6 +164,13 @@ SCOPE_TABLE: Mapping[str, Rpc] = {
     "GetActionReport": Rpc(
         _get_action_report, "read",
         {"read": frozenset({"journey", "since", "until", "rows", "ruleset_version"})},
+    ),
+    "GetJourneyStats": Rpc(
+        _get_journey_stats, "read",
+        {"read": frozenset({
+            "journey", "since", "until", "stages", "transitions", "stall_after_ms",
+            "friction_levels", "description", "ruleset_version", "as_of_ms",
+        })},
     ),
 }  # fmt: skip
 
