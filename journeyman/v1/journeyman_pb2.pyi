@@ -345,18 +345,22 @@ class GetRulesetRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetRulesetResponse(_message.Message):
-    __slots__ = ("version", "files", "loaded_at_ms", "reloads", "failed_reloads")
+    __slots__ = ("version", "files", "loaded_at_ms", "reloads", "failed_reloads", "refused_reason", "refused_at_ms")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     RELOADS_FIELD_NUMBER: _ClassVar[int]
     FAILED_RELOADS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     version: str
     files: _containers.RepeatedCompositeFieldContainer[RulesFile]
     loaded_at_ms: int
     reloads: int
     failed_reloads: int
-    def __init__(self, version: _Optional[str] = ..., files: _Optional[_Iterable[_Union[RulesFile, _Mapping]]] = ..., loaded_at_ms: _Optional[int] = ..., reloads: _Optional[int] = ..., failed_reloads: _Optional[int] = ...) -> None: ...
+    refused_reason: str
+    refused_at_ms: int
+    def __init__(self, version: _Optional[str] = ..., files: _Optional[_Iterable[_Union[RulesFile, _Mapping]]] = ..., loaded_at_ms: _Optional[int] = ..., reloads: _Optional[int] = ..., failed_reloads: _Optional[int] = ..., refused_reason: _Optional[str] = ..., refused_at_ms: _Optional[int] = ...) -> None: ...
 
 class RulesFile(_message.Message):
     __slots__ = ("path", "journey", "declared_version", "sha256")

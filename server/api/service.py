@@ -193,6 +193,8 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             loaded_at_ms=in_force.loaded_at_ms,
             reloads=self._live.reloads,
             failed_reloads=self._live.failed_reloads,
+            refused_reason=self._live.refused_reason,
+            refused_at_ms=self._live.refused_at_ms,
         )  # fmt: skip
 
     async def Identify(self, request: pb.IdentifyRequest, context: Context) -> pb.IdentifyResponse:

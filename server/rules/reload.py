@@ -43,6 +43,10 @@ class LiveRules:
         set_ruleset(ruleset.version)
         self.reloads = 0
         self.failed_reloads = 0
+        # The last refused reload, shown where people look (GetRuleset, status, the map), not
+        # only in the log; cleared when a reload succeeds or finds the rules unchanged.
+        self.refused_reason = ""
+        self.refused_at_ms = 0
         self._lock = asyncio.Lock()  # one reload at a time; calls never wait on it
 
     @property
@@ -65,10 +69,12 @@ class LiveRules:
                 await asyncio.to_thread(warm_up, ruleset)
             except (RulesError, RulesNotFound, OSError) as error:
                 self.failed_reloads += 1
+                self.refused_reason, self.refused_at_ms = str(error), _now_ms()
                 RELOAD_FAILURES.inc()
                 log.error("rules reload refused; %s stays in force:\n%s",
                           self._in_force.active.ruleset.version, error)  # fmt: skip
                 return False
+            self.refused_reason, self.refused_at_ms = "", 0
             old = self._in_force.active.ruleset.version
             if ruleset.version == old:
                 log.info("rules reloaded: unchanged (%s)", old)

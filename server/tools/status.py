@@ -247,9 +247,20 @@ def status_lines(
         f"ruleset: {ruleset.version} (loaded {loaded}; "
         f"{ruleset.reloads} reloads, {ruleset.failed_reloads} refused)",
         *(f"  {f.path}: journey {f.journey} {f.declared_version}" for f in ruleset.files),
+        *refusal_lines(ruleset),
         *_counters(metrics_url, timeout_s),
     ]
     return health.server == "SERVING", lines
+
+
+def refusal_lines(ruleset: pb.GetRulesetResponse) -> list[str]:
+    """The files on disk that were refused, with every problem; the ruleset above stays."""
+    if not ruleset.refused_reason:
+        return []
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ruleset.refused_at_ms / 1000))
+    problems = ruleset.refused_reason.splitlines()
+    return [f"rules on disk REFUSED at {at}; the ruleset above stays in force:",
+            *(f"  {line}" for line in problems)]  # fmt: skip
 
 
 def _store_line(status: str | None) -> str:

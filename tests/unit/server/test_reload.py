@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from journeyman.v1 import journeyman_pb2 as pb
 from server.rules.reload import LiveRules
 from server.rules.rulesource import load_ruleset
+from server.tools.status import refusal_lines
 from tests.rulesets import RULES_DIR
 
 
@@ -45,6 +47,16 @@ async def test_a_broken_edit_is_refused_and_the_running_rules_stay(
     assert live.in_force is before and (live.reloads, live.failed_reloads) == (1, 1)
     assert f"retail.yaml:{line}:5: unknown key `cooldwn`" in caplog.text
     assert "stays in force" in caplog.text
+    # Where people look, not only in the log: GetRuleset and `journeyman status` show it.
+    assert f"retail.yaml:{line}:5: unknown key `cooldwn`" in live.refused_reason
+    status = refusal_lines(
+        pb.GetRulesetResponse(refused_reason=live.refused_reason, refused_at_ms=live.refused_at_ms)
+    )
+    assert status[0].startswith("rules on disk REFUSED at ") and "stays in force" in status[0]
+    assert any("did you mean `cooldown`?" in line for line in status)
+    _edit(rules_dir / "retail.yaml", "    cooldwn: 1d\n", "    cooldown: 1d\n")
+    await live.reload()
+    assert (live.refused_reason, live.refused_at_ms) == ("", 0)
 
 
 async def test_an_unchanged_file_is_no_change(rules_dir: Path) -> None:
