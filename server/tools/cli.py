@@ -238,7 +238,11 @@ def _map(args: argparse.Namespace) -> int:
             )  # fmt: skip
             stats = fetch_stats(args.source, _access(args), request, args.timeout)
         name = write_map(output, ruleset, args.journey, stats)
-    except (StatusError, EventInvalid, OSError) as error:
+    except EventInvalid as error:
+        problems = "; ".join(f"{v.field}: {v.description}" for v in error.violations)
+        print(f"journeyman: {problems}", file=sys.stderr)
+        return EXIT_INVALID
+    except (StatusError, OSError) as error:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_INVALID
     print(f"wrote the map of journey {name} to {output}")
