@@ -7,10 +7,11 @@ Layout (schema version 1), keys kept short because every customer pays for them:
                      "c": {counter: [width_ms, n_buckets, head_epoch, <float64 buckets>]},
                      "f": {signal: score},
                      "a": {action: [last_shown_ms, <int64 cap history>]},
-                     "x": {action: [exposed_ms, arm, {goal: converted_for_ms}, stage]}}}}
+                     "x": {action: [exposed_ms, arm, {goal: converted_for_ms}, stage]},
+                     "h": [[stage, entered_ms], ...]}}}     (recent stages, newest first)
 
-`x` (exposures, in journeys with goals) is optional: a state written before goals existed reads
-as a customer exposed to nothing.
+`x` (exposures, in journeys with goals) and `h` are optional: a state written before they
+existed reads as a customer exposed to nothing, with no recent stages.
 
 Decoding under another ruleset keeps what still means the same thing: removed stages, counters,
 signals and actions are dropped; new ones start empty; a counter whose bucket width changed starts
@@ -27,6 +28,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from engine import history
 from engine.compile import CompiledJourney, Ruleset
 from engine.errors import StateDecodeError
 from engine.event import PropertyValue
@@ -122,6 +124,9 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
     exposures = _encode_exposures(journey, layout, int_list)
     if exposures:
         document["x"] = exposures
+    recent = history.entries(journey, state)
+    if recent:
+        document["h"] = [list(entry) for entry in recent]
     return document
 
 
@@ -222,6 +227,17 @@ def _restore_exposures(journey: CompiledJourney, stored: Any, state: JourneyStat
             state.ints[first + g] = _int(converted.get(goal), codes.NEVER_MS)
 
 
+def _restore_history(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
+    if not isinstance(stored, list):
+        return
+    entries = []
+    for entry in stored:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            break
+        entries.append((entry[0], _int(entry[1], codes.NEVER_MS)))
+    history.restore(journey, state, entries)
+
+
 def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
     state = JourneyState.initial(journey)
     if not isinstance(stored, dict):
@@ -241,6 +257,7 @@ def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
                 state.floats[at] = float(score)
     _restore_actions(journey, stored.get("a"), state)
     _restore_exposures(journey, stored.get("x"), state)
+    _restore_history(journey, stored.get("h"), state)
     return state
 
 

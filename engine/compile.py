@@ -54,6 +54,7 @@ class CompiledJourney:
     goal_names: tuple[str, ...]
     adaptive_goal: int  # the goal adaptive arbitration learns from; -1: none
     offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
+    history_index: int  # the recent stages (`engine.history`), in the int state
     model: Journey  # the validated journey compiled: labels and design, for reports and the map
 
     def initial_state(self) -> tuple[IntArray, FloatArray]:
@@ -273,6 +274,10 @@ def _reason(action: Action, journey: Journey) -> str:
     return f"{journey.journey}: " + "; ".join(parts)
 
 
+# `engine.history.STAGE_HISTORY`: entries of the recent-stages record (two ints each).
+STAGE_HISTORY_SLOTS = 5
+
+
 class _Layout:
     """Allocates slots in a journey's int and float state."""
 
@@ -331,6 +336,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     # nothing for them.
     exposure_index = layout.take_ints(3 * len(actions) if goal_root else 0)
     conversion_index = layout.take_ints(len(actions) * len(goal_root))
+    history_index = layout.take_ints(2 * STAGE_HISTORY_SLOTS)
 
     n_stages = len(stage_index)
     rules = CompiledRules(
@@ -420,6 +426,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
             (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))
         ),
         model=journey,
+        history_index=history_index,
     )
 
 

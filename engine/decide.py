@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from engine import history
 from engine.compile import CompiledJourney, Ruleset
 from engine.decision import (
     Conversion,
@@ -289,6 +290,7 @@ def _run_journeys(
             current.ints, current.floats, out,
         )  # fmt: skip
         journeys[journey.name] = current
+        _remember_stage(journey, state.journey(journey), current, transition)
         strongest = [i for i in out.top_signals.tolist() if i >= 0]
         outcome = _journey_outcome(
             journey, current, previous, transition, level, friction_score, strongest,
@@ -304,6 +306,17 @@ def _run_journeys(
     if len(ruleset.journeys) > 1:
         candidates.sort(key=lambda c: -c.score)  # stable: journey order, then rank, on ties
     return _Run(journeys, tuple(outcomes), outputs, candidates, tuple(conversions))
+
+
+def _remember_stage(
+    journey: CompiledJourney, before: JourneyState, after: JourneyState, transition: int
+) -> None:
+    """The stage a customer starts in (their first event) or moves to, in the recent stages."""
+    clock_ms = int(after.ints[codes.INT_LAST_EVENT_MS])
+    if before.ints[codes.INT_LAST_EVENT_MS] == codes.NEVER_MS:
+        history.record_entry(journey, after, int(before.ints[codes.INT_STAGE]), clock_ms)
+    if transition != codes.NO_TRANSITION:
+        history.record_entry(journey, after, int(after.ints[codes.INT_STAGE]), clock_ms)
 
 
 def _conversions(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import history
 from engine.compile import CompiledJourney, Ruleset
 from engine.kernels import codes, readout
 from engine.state import DEDUPE_WINDOW, CustomerState, JourneyState
@@ -91,6 +92,7 @@ def merge_journey(
     ):
         merged.ints[codes.INT_STAGE] = visitor.ints[codes.INT_STAGE]
         merged.ints[codes.INT_STAGE_ENTERED_MS] = visitor.ints[codes.INT_STAGE_ENTERED_MS]
+        history.copy_history(journey, visitor, merged)  # the recent stages of the stage kept
     merged.ints[codes.INT_LAST_EVENT_MS] = max(
         known.ints[codes.INT_LAST_EVENT_MS], visitor.ints[codes.INT_LAST_EVENT_MS]
     )

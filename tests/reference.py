@@ -25,6 +25,7 @@ from engine.rules.model import Action, Condition, Journey, duration_ms
 # shows up as a disagreement instead of being shared.
 DEDUPE_WINDOW = 16
 DEFAULT_COUNTER_BUCKETS = 8  # a counter without `precision` cuts its window into 8 buckets
+RECENT_STAGES = 5  # the customer view lists the last five stages entered, newest first
 HOLDOUT_SCALE = 10_000  # holdout draws are in basis points
 _UINT64 = 2**64 - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -94,6 +95,8 @@ class JourneyReading:
     friction_level: str | None  # None when the journey has no `friction:` section
     counters: Mapping[str, float]
     last_shown_ms: Mapping[str, int]  # action id -> when it was last offered, latest first
+    recent_stages: tuple[tuple[str, int], ...] = ()  # (stage, entered), newest first
+    segments: tuple[str, ...] = ()  # the segments the customer's traits put them in
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -115,6 +118,7 @@ class JourneyMemory:
     exposures: dict[str, tuple[int, bool, str]] = field(default_factory=dict)
     # (action, goal) -> the exposure time the customer converted for
     converted_for_ms: dict[tuple[str, str], int] = field(default_factory=dict)
+    recent_stages: list[tuple[str, int]] = field(default_factory=list)  # newest first
 
 
 @dataclass
@@ -511,6 +515,7 @@ class ReferenceEngine:
         clock_ms = now_ms if previous_ms is None else max(now_ms, previous_ms)
         if previous_ms is None:
             memory.stage_entered_ms = clock_ms
+            _entered(memory, memory.stage, clock_ms)
         idle_ms = 0 if previous_ms is None else clock_ms - previous_ms
         memory.last_event_ms = clock_ms
         facts = Facts(journey, event, traits, {}, 0, clock_ms - memory.stage_entered_ms, idle_ms)
@@ -524,6 +529,7 @@ class ReferenceEngine:
         if transition is not None:
             memory.stage = journey.transitions[transition].to
             memory.stage_entered_ms = clock_ms
+            _entered(memory, memory.stage, clock_ms)
             facts = replace(facts, in_stage_ms=0)
 
         statuses = {a.id: _action_status(a, memory, facts, clock_ms) for a in journey.actions}
@@ -563,12 +569,15 @@ class ReferenceEngine:
             shows.append(memory.last_event_ms)
             del shows[: -action.cap.count]  # only the last `count` shows are remembered
 
-    def view(self, customer_id: str, now_ms: int) -> tuple[JourneyReading, ...]:
+    def view(
+        self, customer_id: str, now_ms: int, traits: Mapping[str, PropertyValue] | None = None
+    ) -> tuple[JourneyReading, ...]:
         """Each journey of `customer_id` as it reads at `now_ms`; a moment before the customer's
-        last event reads as of that event (a customer's clock never runs backwards)."""
+        last event reads as of that event (a customer's clock never runs backwards). With
+        `traits`, the segments they put the customer in."""
         customer = self.memory(customer_id)
         return tuple(
-            _reading(journey, customer.journeys[journey.journey], now_ms)
+            _reading(journey, customer.journeys[journey.journey], now_ms, traits or {})
             for journey in self.journeys
         )
 
@@ -619,7 +628,14 @@ def _level_name(journey: Journey, level: int) -> str | None:
     return list(journey.friction.levels)[level] if journey.friction else None
 
 
-def _reading(journey: Journey, memory: JourneyMemory, now_ms: int) -> JourneyReading:
+def _entered(memory: JourneyMemory, stage: str, at_ms: int) -> None:
+    memory.recent_stages.insert(0, (stage, at_ms))
+    del memory.recent_stages[RECENT_STAGES:]
+
+
+def _reading(
+    journey: Journey, memory: JourneyMemory, now_ms: int, traits: Mapping[str, PropertyValue]
+) -> JourneyReading:
     clock_ms = now_ms if memory.last_event_ms is None else max(now_ms, memory.last_event_ms)
     total = _friction_total(journey, memory, _decay(journey, memory.friction_at_ms, clock_ms))
     level = _friction_level(journey, total) if journey.friction else 0
@@ -636,6 +652,12 @@ def _reading(journey: Journey, memory: JourneyMemory, now_ms: int) -> JourneyRea
             name: _counter_value(journey, memory, name, clock_ms) for name in journey.counters
         },
         last_shown_ms=dict(sorted(shown, key=lambda item: -item[1])),
+        recent_stages=tuple(memory.recent_stages),
+        segments=tuple(
+            name
+            for name, segment in journey.segments.items()
+            if holds(segment.when, Facts(journey, Event("", "", ""), traits, {}, 0, 0, 0))
+        ),
     )
 
 
@@ -697,4 +719,5 @@ def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> J
         shows_ms=shows,
         exposures=exposures,
         converted_for_ms=converted,
+        recent_stages=list(kept.recent_stages),
     )

@@ -296,7 +296,7 @@ class CustomerView(_message.Message):
     def __init__(self, customer_id: _Optional[str] = ..., journeys: _Optional[_Iterable[_Union[CustomerJourney, _Mapping]]] = ..., traits: _Optional[_Mapping[str, Value]] = ..., last_event_ms: _Optional[int] = ..., ruleset_version: _Optional[str] = ...) -> None: ...
 
 class CustomerJourney(_message.Message):
-    __slots__ = ("journey", "stage", "stage_entered_ms", "friction_score", "friction_level", "counters", "recent_actions")
+    __slots__ = ("journey", "stage", "stage_entered_ms", "friction_score", "friction_level", "counters", "recent_actions", "recent_stages", "segments")
     class CountersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -311,6 +311,8 @@ class CustomerJourney(_message.Message):
     FRICTION_LEVEL_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     RECENT_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_STAGES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     journey: str
     stage: str
     stage_entered_ms: int
@@ -318,7 +320,17 @@ class CustomerJourney(_message.Message):
     friction_level: str
     counters: _containers.ScalarMap[str, float]
     recent_actions: _containers.RepeatedCompositeFieldContainer[ShownAction]
-    def __init__(self, journey: _Optional[str] = ..., stage: _Optional[str] = ..., stage_entered_ms: _Optional[int] = ..., friction_score: _Optional[float] = ..., friction_level: _Optional[str] = ..., counters: _Optional[_Mapping[str, float]] = ..., recent_actions: _Optional[_Iterable[_Union[ShownAction, _Mapping]]] = ...) -> None: ...
+    recent_stages: _containers.RepeatedCompositeFieldContainer[StageEntry]
+    segments: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, journey: _Optional[str] = ..., stage: _Optional[str] = ..., stage_entered_ms: _Optional[int] = ..., friction_score: _Optional[float] = ..., friction_level: _Optional[str] = ..., counters: _Optional[_Mapping[str, float]] = ..., recent_actions: _Optional[_Iterable[_Union[ShownAction, _Mapping]]] = ..., recent_stages: _Optional[_Iterable[_Union[StageEntry, _Mapping]]] = ..., segments: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StageEntry(_message.Message):
+    __slots__ = ("stage", "entered_ms")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_MS_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    entered_ms: int
+    def __init__(self, stage: _Optional[str] = ..., entered_ms: _Optional[int] = ...) -> None: ...
 
 class ShownAction(_message.Message):
     __slots__ = ("action", "last_shown_ms")

@@ -301,6 +301,11 @@ def view_to_pb(customer_id: str, view: CustomerView, ruleset_version: str) -> pb
                     pb.ShownAction(action=action, last_shown_ms=shown_ms)
                     for action, shown_ms in j.last_shown_ms.items()
                 ],
+                recent_stages=[
+                    pb.StageEntry(stage=stage, entered_ms=entered_ms)
+                    for stage, entered_ms in j.recent_stages
+                ],
+                segments=list(j.segments),
             )
             for j in view.journeys
         ],

@@ -112,6 +112,8 @@ def assert_same_view(view: CustomerView, expected: Sequence[JourneyReading]) -> 
             assert journey.friction_level == reading.friction_level
         assert dict(journey.counters) == dict(reading.counters)
         assert list(journey.last_shown_ms.items()) == list(reading.last_shown_ms.items())
+        assert journey.recent_stages == reading.recent_stages
+        assert journey.segments == reading.segments
 
 
 class BothSides:
@@ -141,7 +143,8 @@ class BothSides:
     def compare_views(self, customer: str) -> None:
         """Both read `customer` as of now: windows and friction moved on since the last event."""
         view = customer_view(self.ruleset, self.state(customer), self.now_ms)
-        assert_same_view(view, self.reference.view(customer, self.now_ms))
+        expected = self.reference.view(customer, self.now_ms, self.traits.get(customer, {}))
+        assert_same_view(view, expected)
         assert dict(view.traits) == self.traits.get(customer, {})
 
     def step(self, index: int, step: Step, top_k: int | None) -> None:

@@ -31,6 +31,10 @@ async def test_a_journey_of_decide_calls_moves_through_the_stages(service: Servi
     (journey,) = customer.journeys
     assert journey.stage == "purchase" and journey.counters["cart_adds_7d"] == 1
     assert journey.counters["spend_90d"] == 30.0
+    # Where the customer came from, newest first, and the segments their traits put them in.
+    assert [e.stage for e in journey.recent_stages] == ["purchase", "consideration", "awareness"]
+    assert journey.recent_stages[0].entered_ms >= journey.recent_stages[-1].entered_ms > 0
+    assert list(journey.segments) == []  # no tier, no e-mail opt-in
 
 
 async def test_a_repeated_event_id_returns_the_original_decision_and_changes_nothing(

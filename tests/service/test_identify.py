@@ -52,6 +52,8 @@ async def test_identify_sets_traits_that_get_customer_shows(service: Service) ->
     assert not response.merged
     assert dict(response.customer.traits) == traits
     assert dict((await _customer(service, "fay")).traits) == traits
+    (journey,) = response.customer.journeys
+    assert list(journey.segments) == ["vip", "newsletter"]  # gold, and opted in to e-mail
 
 
 async def test_a_vip_trait_set_by_identify_boosts_free_shipping(service: Service) -> None:
