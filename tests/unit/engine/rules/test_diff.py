@@ -66,3 +66,22 @@ def test_the_command_exits_1_on_differences_and_0_without(
     assert "~ action `free_shipping`: cooldown: 12h → 1d" in capsys.readouterr().out
     same = RULES_DIR / "retail.yaml"
     assert main(["rules", "diff", str(same), str(same)]) == EXIT_OK
+
+
+def test_diff_piped_into_a_reader_that_leaves_is_quiet(tmp_path: Path) -> None:
+    """`journeyman rules diff OLD NEW | head`: head closes the pipe before the diff is printed;
+    the command must end without a traceback."""
+    import subprocess
+    import sys
+
+    edited = tmp_path / "retail.yaml"
+    edited.write_text(RETAIL.replace("    priority: 50\n", "    priority: 60\n"))
+    command = [sys.executable, "-m", "server.tools.cli", "rules", "diff",
+               str(RULES_DIR / "retail.yaml"), str(edited)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written
+    with process.stderr:
+        errors = process.stderr.read().decode()
+    assert process.wait(timeout=60) in (EXIT_OK, EXIT_FAILED)
+    assert "Traceback" not in errors and "BrokenPipe" not in errors
