@@ -1,0 +1,156 @@
+"""`engine.many.decide_many` against a loop of `engine.decide.decide`, on random journeys.
+
+Both are fed the same customers' events, interleaved, with repeated event ids, late events,
+traits and one or two journeys. Every event's decision must be the same (stage, transition and
+friction per journey, actions offered in order with their scores, held-out actions, exposures
+and conversions), and so must every customer's state at the end, also when the events are
+decided in two batches, the second starting from the states the first left, and whatever the
+chunks the customers are decided in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from engine.compile import Ruleset
+from engine.decide import decide
+from engine.decision import Decision
+from engine.event import PropertyValue
+from engine.many import CHUNK_EVENTS, decide_many
+from engine.state import DEDUPE_WINDOW, CustomerState, new_state
+from tests.property.strategies import (
+    START_MS,
+    TRAITS,
+    Json,
+    Step,
+    journeys,
+    property_values,
+    step_lists,
+)
+from tests.property.test_decide_matches_reference import load, snapshot
+
+COMPARE = settings(
+    deadline=None,
+    max_examples=40,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+CUSTOMERS = ("c0", "c1", "c2", "c3")
+trait_sets = st.dictionaries(st.sampled_from(TRAITS), property_values, max_size=2)
+customer_traits = st.fixed_dictionaries({c: trait_sets for c in CUSTOMERS})
+top_ks = st.none() | st.integers(1, 5)
+windows = st.sampled_from((DEDUPE_WINDOW, 1, 3))
+
+
+def comparable(decision: Decision) -> tuple[object, ...]:
+    """Everything `decide_many` rebuilds of a decision."""
+    journeys = [
+        (j.journey, j.stage, j.previous_stage, j.transition, j.transition_line, j.friction_level,
+         pytest.approx(j.friction_score, rel=1e-12, abs=1e-12))
+        for j in decision.journeys
+    ]  # fmt: skip
+    return (
+        decision.duplicate, journeys, decision.actions, decision.held_out, decision.exposures,
+        decision.conversions, decision.ruleset_version,
+    )  # fmt: skip
+
+
+def loop_of_decide(
+    ruleset: Ruleset,
+    steps: Sequence[tuple[Step, int]],
+    states: dict[str, CustomerState],
+    top_k: int | None,
+    window: int,
+) -> list[Decision]:
+    decisions = []
+    for step, now_ms in steps:
+        customer = step.event.customer_id
+        decision, states[customer] = decide(
+            ruleset, states[customer], step.event, now_ms, top_k=top_k, dedupe_window=window
+        )
+        decisions.append(decision)
+    return decisions
+
+
+def timed(steps: Sequence[Step]) -> list[tuple[Step, int]]:
+    now_ms, out = START_MS, []
+    for step in steps:
+        now_ms += step.gap_ms
+        out.append((step, now_ms))
+    return out
+
+
+def check_batches(
+    journey_dicts: Sequence[Json],
+    steps: Sequence[Step],
+    traits: Mapping[str, Mapping[str, PropertyValue]],
+    top_k: int | None,
+    window: int,
+    split: int,
+    chunk_events: int = CHUNK_EVENTS,
+) -> None:
+    _, ruleset = load(journey_dicts)
+    initial = {c: new_state(ruleset).with_traits(t) for c, t in traits.items()}
+    events = timed(steps)
+    expected_states = dict(initial)
+    expected = loop_of_decide(ruleset, events, expected_states, top_k, window)
+    states: dict[str, CustomerState] = dict(initial)
+    decided: list[Decision] = []
+    for part in (events[:split], events[split:]):
+        many = decide_many(
+            ruleset, [s.event for s, _ in part], [t for _, t in part], states,
+            top_k=top_k, dedupe_window=window, chunk_events=chunk_events,
+        )  # fmt: skip
+        decided.extend(many.decision(i) for i in range(len(part)))
+        states.update(many.states())
+    for index, (got, wanted) in enumerate(zip(decided, expected, strict=True)):
+        note(f"event {index}: {events[index][0].event} at {events[index][1]}")
+        assert comparable(got) == comparable(wanted)
+    for customer, state in expected_states.items():
+        assert snapshot(states[customer]) == snapshot(state), customer
+
+
+@COMPARE
+@given(
+    journey=journeys(),
+    steps=step_lists(customers=CUSTOMERS),
+    traits=customer_traits,
+    top_k=top_ks,
+    window=windows,
+    split=st.integers(0, 25),
+    chunk_events=st.sampled_from((1, 4, CHUNK_EVENTS)),
+)
+def test_one_journey_many_equals_a_loop_of_decide(
+    journey: Json,
+    steps: list[Step],
+    traits: dict[str, dict[str, PropertyValue]],
+    top_k: int | None,
+    window: int,
+    split: int,
+    chunk_events: int,
+) -> None:
+    check_batches([journey], steps, traits, top_k, window, split, chunk_events)
+
+
+@COMPARE
+@given(
+    first=journeys("j0"),
+    second=journeys("j1"),
+    steps=step_lists(customers=CUSTOMERS),
+    traits=customer_traits,
+    top_k=top_ks,
+    split=st.integers(0, 25),
+)
+def test_two_journeys_many_equals_a_loop_of_decide(
+    first: Json,
+    second: Json,
+    steps: list[Step],
+    traits: dict[str, dict[str, PropertyValue]],
+    top_k: int | None,
+    split: int,
+) -> None:
+    check_batches([first, second], steps, traits, top_k, DEDUPE_WINDOW, split)
