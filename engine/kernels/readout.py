@@ -148,6 +148,13 @@ def friction_when_recorded(
     return friction_at(rules, ints, floats, int(ints[INT_FRICTION_AT_MS]))
 
 
+def decay_factor(rules: CompiledRules, ints: IntArray, at_ms: int) -> float:
+    """The factor the friction scores of a stored journey state are multiplied by at `at_ms`."""
+    return float(
+        _friction_decay(int(ints[INT_FRICTION_AT_MS]), int(at_ms), float(rules.half_life_ms))
+    )
+
+
 def decayed_scores(
     rules: CompiledRules, ints: IntArray, floats: FloatArray, at_ms: int
 ) -> FloatArray:
