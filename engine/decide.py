@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from engine import history
 from engine.compile import CompiledJourney, Ruleset
+from engine.content import content_for, variant_of
 from engine.decision import (
     Conversion,
     Decision,
@@ -229,7 +230,7 @@ def decide(
         record_offer(
             ints, last_shown_slot, cap_first, cap_count, int(ints[codes.INT_LAST_EVENT_MS])
         )
-    exposures = _record_exposures(ruleset, run.journeys, chosen)
+    exposures = _record_exposures(ruleset, run.journeys, chosen, event.customer_id)
     decision = Decision(
         journeys=run.outcomes,
         actions=tuple(_offered(ruleset, c, event) for c in offered),
@@ -304,7 +305,7 @@ def _run_journeys(
         outcomes.append(outcome)
         outputs.append(out)
         if n_goals:
-            conversions.extend(_conversions(journey, out, current.ints))
+            conversions.extend(_conversions(journey, out, current.ints, event.customer_id))
         for action in out.ranked[:n_ranked].tolist():
             held_out = out.status[action] == codes.ACTION_HELD_OUT
             candidates.append(_Ranked(float(out.scores[action]), index, action, held_out))
@@ -325,27 +326,33 @@ def _remember_stage(
 
 
 def _conversions(
-    journey: CompiledJourney, out: KernelOutput, ints: npt.NDArray[np.int64]
+    journey: CompiledJourney, out: KernelOutput, ints: npt.NDArray[np.int64], customer_id: str
 ) -> list[Conversion]:
     """The conversions `_attribute_goals` reported for one journey, by name."""
     exposed_at = journey.rules.exposure_index
     stage_at = exposed_at + 2 * len(journey.action_ids)
-    return [
-        Conversion(
+    found = []
+    for action, goal in zip(*np.nonzero(out.converted), strict=True):
+        treated = out.converted[action, goal] == codes.ARM_TREATED
+        model = journey.model.actions[action]
+        found.append(Conversion(
             action=journey.action_ids[action],
             journey=journey.name,
             goal=journey.goal_names[goal],
-            treated=out.converted[action, goal] == codes.ARM_TREATED,
+            treated=bool(treated),
             value=float(out.goal_values[goal]),
             exposed_at_ms=int(ints[exposed_at + action]),
             stage=journey.stage_ids[int(ints[stage_at + action])],
-        )
-        for action, goal in zip(*np.nonzero(out.converted), strict=True)
-    ]
+            variant=variant_of(journey.name, model, customer_id) if treated else "",
+        ))  # fmt: skip
+    return found
 
 
 def _record_exposures(
-    ruleset: Ruleset, journeys: Mapping[str, JourneyState], chosen: list[_Ranked]
+    ruleset: Ruleset,
+    journeys: Mapping[str, JourneyState],
+    chosen: list[_Ranked],
+    customer_id: str,
 ) -> tuple[Exposure, ...]:
     """Remember each chosen action (offered or held out) as an exposure, in journeys with goals;
     the new exposures, in the order chosen."""
@@ -364,20 +371,32 @@ def _record_exposures(
         ):  # fmt: skip
             action = journey.action_ids[candidate.action]
             stage = journey.stage_ids[int(ints[codes.INT_STAGE])]
-            exposures.append(Exposure(action, journey.name, not candidate.held_out, stage))
+            treated = not candidate.held_out
+            model = journey.model.actions[candidate.action]
+            variant = variant_of(journey.name, model, customer_id) if treated else ""
+            exposures.append(Exposure(action, journey.name, treated, stage, variant))
     return tuple(exposures)
 
 
 def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedAction:
     journey = ruleset.journeys[candidate.journey]
     action = candidate.action
+    model = journey.model.actions[action]
+    channel = journey.action_channels[action] or event.channel
+    if not (model.variants or model.content_by_channel):
+        content: Mapping[str, Any] = journey.action_contents[action]
+        variant = ""
+    else:
+        variant = variant_of(journey.name, model, event.customer_id)
+        content = content_for(model, variant, channel)
     return OfferedAction(
         action=journey.action_ids[action],
         journey=journey.name,
         score=candidate.score,
-        channel=journey.action_channels[action] or event.channel,
-        content=journey.action_contents[action],
+        channel=channel,
+        content=content,
         reason=journey.action_reasons[action],
+        variant=variant,
     )
 
 

@@ -46,6 +46,7 @@ class OfferedAction:
     channel: str
     content: Mapping[str, Any]
     reason: str
+    variant: str = ""  # the experiment arm this customer gets (`variants`), "" for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Exposure:
     journey: str
     treated: bool
     stage: str  # where the customer was when exposed
+    variant: str = ""  # a treated customer's arm of the action's `variants`
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class Conversion:
     value: float
     exposed_at_ms: int
     stage: str  # where the customer was when exposed
+    variant: str = ""  # a treated customer's arm of the action's `variants`
 
 
 @dataclass(frozen=True, slots=True)

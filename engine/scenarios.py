@@ -45,6 +45,12 @@ class Expectation(Strict):
     offers: list[str] | None = Field(None, description="these actions are among those offered")
     not_offered: list[str] | None = Field(None, description="none of these is offered")
     held_out: list[str] | None = Field(None, description="exactly these actions are held out")
+    variants: dict[str, str] | None = Field(
+        None, description="these offered actions carry these variants: action -> variant"
+    )
+    content: dict[str, dict[str, Any]] | None = Field(
+        None, description="these offered actions carry at least these content keys"
+    )
     conversions: dict[str, str | list[str]] | None = Field(
         None,
         description="exactly these conversions on this step: action -> goal (or goals); "
@@ -199,6 +205,7 @@ def _named(expect: Expectation) -> list[tuple[str, str]]:
         names.append(("transition", expect.transition))
     for listed in (expect.actions, expect.offers, expect.not_offered, expect.held_out):
         names += [("action", a) for a in listed or []]
+    names += [("action", a) for a in [*(expect.variants or {}), *(expect.content or {})]]
     for action, goals in (expect.conversions or {}).items():
         names.append(("action", action))
         names += [("goal", g) for g in ([goals] if isinstance(goals, str) else goals)]
@@ -262,8 +269,25 @@ def _check(expect: Expectation, decision: Decision, ruleset: Ruleset) -> list[st
         failures.append(f"expected held out {expect.held_out}, got {list(decision.held_out)}")
     if expect.conversions is not None:
         failures += _check_conversions(expect.conversions, decision)
+    failures += _check_offers(expect, decision)
     context = _transition_text(decision, ruleset)
     return [f"{failure} ({context})" for failure in failures]
+
+
+def _check_offers(expect: Expectation, decision: Decision) -> list[str]:
+    """Variants and content of the actions offered."""
+    offered = {a.action: a for a in decision.actions}
+    failures = []
+    for action, variant in (expect.variants or {}).items():
+        got = offered[action].variant if action in offered else None
+        if got != variant:
+            shown = "not offered" if got is None else repr(got or "no variant")
+            failures.append(f"expected {action} with variant {variant!r}, got {shown}")
+    for action, wanted in (expect.content or {}).items():
+        content = dict(offered[action].content) if action in offered else None
+        if content is None or any(content.get(k) != v for k, v in wanted.items()):
+            failures.append(f"expected {action} with content {wanted}, got {content}")
+    return failures
 
 
 def _check_conversions(expected: dict[str, str | list[str]], decision: Decision) -> list[str]:

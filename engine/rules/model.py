@@ -213,6 +213,17 @@ class Boost(Strict):
     add: float = Field(description="added to the action's score while `when` holds")
 
 
+class Variant(Strict):
+    id: Name = Field(description=f"the variant's name in decisions and the report: {_NAME_RULE}")
+    weight: float = Field(gt=0, description="its share of the customers offered the action")
+    content: dict[str, Any] = Field(
+        default_factory=dict, description="merged over the action's content for this variant"
+    )
+    content_by_channel: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per delivery channel, merged over the rest"
+    )
+
+
 class Action(Strict):
     id: Name = Field(description=f"the action's name in decisions and reports: {_NAME_RULE}")
     label: str | None = None
@@ -229,6 +240,16 @@ class Action(Strict):
         None, description="adaptive: learn its rate; priority: never; default: the journey's"
     )
     content: dict[str, Any] = Field(default_factory=dict, description="passed through to the app")
+    content_by_channel: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per delivery channel (email, web...), merged over `content` when the "
+        "action is delivered there",
+    )
+    variants: list[Variant] = Field(
+        default_factory=list,
+        description="an experiment: each customer offered the action gets one variant, for "
+        "good, drawn by weight",
+    )
 
 
 class Journey(Strict):

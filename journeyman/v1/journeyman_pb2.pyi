@@ -158,7 +158,7 @@ class NotFired(_message.Message):
     def __init__(self, journey: _Optional[str] = ..., transition: _Optional[str] = ..., line: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Conversion(_message.Message):
-    __slots__ = ("journey", "action", "goal", "treated", "value", "exposed_at_ms", "stage")
+    __slots__ = ("journey", "action", "goal", "treated", "value", "exposed_at_ms", "stage", "variant")
     JOURNEY_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,7 @@ class Conversion(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     EXPOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     journey: str
     action: str
     goal: str
@@ -173,7 +174,8 @@ class Conversion(_message.Message):
     value: float
     exposed_at_ms: int
     stage: str
-    def __init__(self, journey: _Optional[str] = ..., action: _Optional[str] = ..., goal: _Optional[str] = ..., treated: _Optional[bool] = ..., value: _Optional[float] = ..., exposed_at_ms: _Optional[int] = ..., stage: _Optional[str] = ...) -> None: ...
+    variant: str
+    def __init__(self, journey: _Optional[str] = ..., action: _Optional[str] = ..., goal: _Optional[str] = ..., treated: _Optional[bool] = ..., value: _Optional[float] = ..., exposed_at_ms: _Optional[int] = ..., stage: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class JourneyStage(_message.Message):
     __slots__ = ("journey", "stage", "previous_stage", "changed", "transition", "transition_line", "friction_score", "friction_level", "top_signals")
@@ -206,20 +208,22 @@ class SignalScore(_message.Message):
     def __init__(self, signal: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class OfferedAction(_message.Message):
-    __slots__ = ("action", "journey", "score", "channel", "content_json", "reason")
+    __slots__ = ("action", "journey", "score", "channel", "content_json", "reason", "variant")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     JOURNEY_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CONTENT_JSON_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     action: str
     journey: str
     score: float
     channel: str
     content_json: str
     reason: str
-    def __init__(self, action: _Optional[str] = ..., journey: _Optional[str] = ..., score: _Optional[float] = ..., channel: _Optional[str] = ..., content_json: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    variant: str
+    def __init__(self, action: _Optional[str] = ..., journey: _Optional[str] = ..., score: _Optional[float] = ..., channel: _Optional[str] = ..., content_json: _Optional[str] = ..., reason: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class Exclusion(_message.Message):
     __slots__ = ("action", "journey", "reason", "detail")
@@ -449,9 +453,10 @@ class Interval(_message.Message):
     def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
 
 class ActionGoalReport(_message.Message):
-    __slots__ = ("action", "goal", "treated_customers", "treated_conversions", "treated_value", "control_customers", "control_conversions", "control_value", "treated_rate", "control_rate", "uplift", "uplift_fixed", "uplift_sequential", "relative_uplift", "relative_fixed", "relative_sequential", "incremental_conversions", "incremental_value", "verdict", "verdict_interval", "customers_needed", "holdout_percent", "control_share", "sample_ratio_mismatch", "sample_ratio_message")
+    __slots__ = ("action", "goal", "variant", "treated_customers", "treated_conversions", "treated_value", "control_customers", "control_conversions", "control_value", "treated_rate", "control_rate", "uplift", "uplift_fixed", "uplift_sequential", "relative_uplift", "relative_fixed", "relative_sequential", "incremental_conversions", "incremental_value", "verdict", "verdict_interval", "customers_needed", "holdout_percent", "control_share", "sample_ratio_mismatch", "sample_ratio_message")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     TREATED_CUSTOMERS_FIELD_NUMBER: _ClassVar[int]
     TREATED_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
     TREATED_VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -477,6 +482,7 @@ class ActionGoalReport(_message.Message):
     SAMPLE_RATIO_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     action: str
     goal: str
+    variant: str
     treated_customers: int
     treated_conversions: int
     treated_value: float
@@ -500,7 +506,7 @@ class ActionGoalReport(_message.Message):
     control_share: float
     sample_ratio_mismatch: bool
     sample_ratio_message: str
-    def __init__(self, action: _Optional[str] = ..., goal: _Optional[str] = ..., treated_customers: _Optional[int] = ..., treated_conversions: _Optional[int] = ..., treated_value: _Optional[float] = ..., control_customers: _Optional[int] = ..., control_conversions: _Optional[int] = ..., control_value: _Optional[float] = ..., treated_rate: _Optional[float] = ..., control_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_fixed: _Optional[_Union[Interval, _Mapping]] = ..., uplift_sequential: _Optional[_Union[Interval, _Mapping]] = ..., relative_uplift: _Optional[float] = ..., relative_fixed: _Optional[_Union[Interval, _Mapping]] = ..., relative_sequential: _Optional[_Union[Interval, _Mapping]] = ..., incremental_conversions: _Optional[float] = ..., incremental_value: _Optional[float] = ..., verdict: _Optional[str] = ..., verdict_interval: _Optional[str] = ..., customers_needed: _Optional[int] = ..., holdout_percent: _Optional[float] = ..., control_share: _Optional[float] = ..., sample_ratio_mismatch: _Optional[bool] = ..., sample_ratio_message: _Optional[str] = ...) -> None: ...
+    def __init__(self, action: _Optional[str] = ..., goal: _Optional[str] = ..., variant: _Optional[str] = ..., treated_customers: _Optional[int] = ..., treated_conversions: _Optional[int] = ..., treated_value: _Optional[float] = ..., control_customers: _Optional[int] = ..., control_conversions: _Optional[int] = ..., control_value: _Optional[float] = ..., treated_rate: _Optional[float] = ..., control_rate: _Optional[float] = ..., uplift: _Optional[float] = ..., uplift_fixed: _Optional[_Union[Interval, _Mapping]] = ..., uplift_sequential: _Optional[_Union[Interval, _Mapping]] = ..., relative_uplift: _Optional[float] = ..., relative_fixed: _Optional[_Union[Interval, _Mapping]] = ..., relative_sequential: _Optional[_Union[Interval, _Mapping]] = ..., incremental_conversions: _Optional[float] = ..., incremental_value: _Optional[float] = ..., verdict: _Optional[str] = ..., verdict_interval: _Optional[str] = ..., customers_needed: _Optional[int] = ..., holdout_percent: _Optional[float] = ..., control_share: _Optional[float] = ..., sample_ratio_mismatch: _Optional[bool] = ..., sample_ratio_message: _Optional[str] = ...) -> None: ...
 
 class GetJourneyStatsRequest(_message.Message):
     __slots__ = ("journey", "since", "until")

@@ -59,25 +59,44 @@ def holdout_percent(journey: CompiledJourney, action: int) -> float:
     return float(journey.rules.action_holdout[action]) * 100 / HOLDOUT_SCALE
 
 
+Totals = Counter[tuple[str, str, str, str]]  # (kind, action, goal, arm) -> count
+
+
 def goal_rows(journey: CompiledJourney, counts: Counter[str]) -> list[pb.ActionGoalReport]:
-    """One row per action and goal, from outcome counts (fields of the outcomes hash, summed
-    over days; every stage of exposure counts)."""
+    """Per action and goal, a row for everyone offered the action, then one per variant of
+    it, each against the action's control group; from outcome counts (fields of the outcomes
+    hash, summed over days; every stage of exposure counts)."""
     totals = _over_stages(counts)
     rows = []
-    for index, action in enumerate(journey.action_ids):
+    for index, action in enumerate(journey.model.actions):
+        holdout = holdout_percent(journey, index)
         for goal in journey.goal_names:
-            arms = [_arm(totals, action, goal, treated=t) for t in (True, False)]
-            rows.append(_row(action, goal, arms[0], arms[1], holdout_percent(journey, index)))
+            control = _arm(totals, action.id, goal, "c")
+            rows.append(_row(action.id, goal, _arm(totals, action.id, goal, "t"), control, holdout))
+            weights = sum(v.weight for v in action.variants)
+            for variant in action.variants:
+                treated = _arm(totals, action.id, goal, f"t.{variant.id}")
+                # Against the whole control group, the share expected in control is larger.
+                share = (100 - holdout) * variant.weight / weights
+                expected = 100 * holdout / (holdout + share) if holdout else 0.0
+                row = _row(action.id, goal, treated, control, expected)
+                row.variant = variant.id
+                rows.append(row)
     return rows
 
 
-def _over_stages(counts: Counter[str]) -> Counter[tuple[str, str, str, bool]]:
-    """(kind, action, goal, treated) -> count, summed over the stages of exposure."""
-    totals: Counter[tuple[str, str, str, bool]] = Counter()
+def _over_stages(counts: Counter[str]) -> Totals:
+    """(kind, action, goal, arm) -> count, summed over the stages of exposure; arm is "c",
+    "t" (every treated customer) or "t.<variant>"."""
+    totals: Totals = Counter()
     for name, count in counts.items():
         field = outcome_field(name)
-        if field is not None:
-            totals[field.kind, field.action, field.goal, field.treated] += count
+        if field is None:
+            continue
+        arm = "t" if field.treated else "c"
+        totals[field.kind, field.action, field.goal, arm] += count
+        if field.variant:
+            totals[field.kind, field.action, field.goal, f"t.{field.variant}"] += count
     return totals
 
 
@@ -95,14 +114,12 @@ async def action_report(
     )  # fmt: skip
 
 
-def _arm(
-    totals: Counter[tuple[str, str, str, bool]], action: str, goal: str, *, treated: bool
-) -> Arm:
-    customers = totals["x", action, "", treated]
+def _arm(totals: Totals, action: str, goal: str, arm: str) -> Arm:
+    customers = totals["x", action, "", arm]
     # A conversion is counted on its exposure's day, so it never outnumbers that day's cohort;
     # the bound guards against counts lost in a crash between commit and statistics flush.
-    conversions = min(totals["c", action, goal, treated], customers)
-    value = totals["v", action, goal, treated] / VALUE_SCALE
+    conversions = min(totals["c", action, goal, arm], customers)
+    value = totals["v", action, goal, arm] / VALUE_SCALE
     return Arm(customers, conversions, value)
 
 

@@ -87,17 +87,23 @@ class JourneyStats:
         keys, counted = self._store.keys, self._counted
         for exposure in exposures:
             key = keys.outcomes(exposure.journey, day)
-            field = exposure_field(exposure.action, exposure.stage, treated=exposure.treated)
+            field = exposure_field(
+                exposure.action, exposure.stage, treated=exposure.treated,
+                variant=exposure.variant,
+            )  # fmt: skip
             counted[key, field] += 1
         for conversion in conversions:  # on the exposure's day: that day's cohort converted
             exposure_day = _utc_day(conversion.exposed_at_ms // DAY_MS)
             key = keys.outcomes(conversion.journey, exposure_day)
             action, goal, stage = conversion.action, conversion.goal, conversion.stage
-            treated = conversion.treated
-            counted[key, conversion_field(action, goal, stage, treated=treated)] += 1
+            treated, variant = conversion.treated, conversion.variant
+            counted[
+                key, conversion_field(action, goal, stage, treated=treated, variant=variant)
+            ] += 1
             if conversion.value:
                 value = round(conversion.value * VALUE_SCALE)
-                counted[key, value_field(action, goal, stage, treated=treated)] += value
+                field = value_field(action, goal, stage, treated=treated, variant=variant)
+                counted[key, field] += value
         self._start_writer()
 
     def count_moves(

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engine.compile import Ruleset
-from engine.decision import Decision
+from engine.content import content_for, content_keys
+from engine.decision import Decision, OfferedAction
 from engine.event import (
     RESPONDED_ACTION_PROPERTY,
     RESPONSE_EVENT_TYPE,
@@ -327,16 +328,29 @@ def value_to_pb(value: PropertyValue) -> pb.Value:
 class ResponseTables:
     """What turning decisions into protobuf needs from the ruleset, computed once per ruleset."""
 
-    content_json: Mapping[tuple[str, str], str]  # (journey, action) → its content as JSON
+    # (journey, action, variant, channel key) → the content as JSON; the key is "" for a channel
+    # the action has no content of its own for (engine.content.channel_key).
+    content_json: Mapping[tuple[str, str, str, str], str]
+    keyed_channels: Mapping[tuple[str, str], frozenset[str]]  # (journey, action) → channel keys
 
     @classmethod
     def of(cls, ruleset: Ruleset) -> ResponseTables:
-        contents = {
-            (journey.name, action): json.dumps(dict(content), sort_keys=True, default=str)
-            for journey in ruleset.journeys
-            for action, content in zip(journey.action_ids, journey.action_contents, strict=True)
-        }
-        return cls(contents)
+        contents, channels = {}, {}
+        for journey in ruleset.journeys:
+            for action in journey.model.actions:
+                keys = content_keys(action)
+                channels[journey.name, action.id] = frozenset(c for _, c in keys)
+                for variant, channel in keys:
+                    content = dict(content_for(action, variant, channel))
+                    contents[journey.name, action.id, variant, channel] = json.dumps(
+                        content, sort_keys=True, default=str
+                    )
+        return cls(contents, channels)
+
+    def content(self, offered: OfferedAction) -> str:
+        keyed = self.keyed_channels[offered.journey, offered.action]
+        channel = offered.channel if offered.channel in keyed else ""
+        return self.content_json[offered.journey, offered.action, offered.variant, channel]
 
 
 def decision_to_pb(
@@ -365,7 +379,7 @@ def decision_to_pb(
         actions=[
             pb.OfferedAction(
                 action=a.action, journey=a.journey, score=a.score, channel=a.channel,
-                content_json=tables.content_json[(a.journey, a.action)], reason=a.reason,
+                content_json=tables.content(a), reason=a.reason, variant=a.variant,
             )
             for a in decision.actions
         ],
@@ -385,7 +399,7 @@ def decision_to_pb(
         conversions=[
             pb.Conversion(
                 journey=c.journey, action=c.action, goal=c.goal, treated=c.treated, value=c.value,
-                exposed_at_ms=c.exposed_at_ms, stage=c.stage,
+                exposed_at_ms=c.exposed_at_ms, stage=c.stage, variant=c.variant,
             )
             for c in decision.conversions
         ],

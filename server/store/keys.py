@@ -12,7 +12,8 @@ Nothing else builds a key. Layout under the prefix (default ``jm:``)::
     jm:stats:outcomes:<journey>:<YYYY-MM-DD>      hash  the exposures of that UTC day, by the
                                                         stage the customer was in, and their
                                                         conversions since:
-        x|<action>|<stage>|<arm>          customers newly exposed (arm: t treated, c control)
+        x|<action>|<stage>|<arm>          customers newly exposed (arm: t treated, c control,
+                                          t.<variant> treated with that variant)
         c|<action>|<goal>|<stage>|<arm>   of those, customers who converted for the goal
         v|<action>|<goal>|<stage>|<arm>   the goal's summed value, in thousandths (exact HINCRBY)
     jm:stats:journey:<journey>:<YYYY-MM-DD>       hash  the moves and friction of that UTC day:
@@ -65,20 +66,24 @@ RING_COUNT_FIELD = "n"
 VALUE_SCALE = 1_000
 
 
-def _arm(treated: bool) -> str:
-    return "t" if treated else "c"
+def _arm(treated: bool, variant: str) -> str:
+    if not treated:
+        return "c"
+    return f"t.{variant}" if variant else "t"
 
 
-def exposure_field(action: str, stage: str, *, treated: bool) -> str:
-    return f"x|{action}|{stage}|{_arm(treated)}"
+def exposure_field(action: str, stage: str, *, treated: bool, variant: str = "") -> str:
+    return f"x|{action}|{stage}|{_arm(treated, variant)}"
 
 
-def conversion_field(action: str, goal: str, stage: str, *, treated: bool) -> str:
-    return f"c|{action}|{goal}|{stage}|{_arm(treated)}"
+def conversion_field(
+    action: str, goal: str, stage: str, *, treated: bool, variant: str = ""
+) -> str:
+    return f"c|{action}|{goal}|{stage}|{_arm(treated, variant)}"
 
 
-def value_field(action: str, goal: str, stage: str, *, treated: bool) -> str:
-    return f"v|{action}|{goal}|{stage}|{_arm(treated)}"
+def value_field(action: str, goal: str, stage: str, *, treated: bool, variant: str = "") -> str:
+    return f"v|{action}|{goal}|{stage}|{_arm(treated, variant)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +95,27 @@ class OutcomeField:
     goal: str
     stage: str
     treated: bool
+    variant: str = ""
+
+
+def _read_arm(arm: str) -> tuple[bool, str] | None:
+    if arm in ("t", "c"):
+        return arm == "t", ""
+    if arm.startswith("t.") and len(arm) > 2:
+        return True, arm[2:]
+    return None
 
 
 def outcome_field(field: str) -> OutcomeField | None:
     """The parts of an outcomes-hash field; None for a field this version does not write."""
     parts = field.split("|")
-    if len(parts) == 4 and parts[0] == "x" and parts[3] in ("t", "c"):
-        return OutcomeField("x", parts[1], "", parts[2], parts[3] == "t")
-    if len(parts) == 5 and parts[0] in ("c", "v") and parts[4] in ("t", "c"):
-        return OutcomeField(parts[0], parts[1], parts[2], parts[3], parts[4] == "t")
+    arm = _read_arm(parts[-1])
+    if arm is None:
+        return None
+    if len(parts) == 4 and parts[0] == "x":
+        return OutcomeField("x", parts[1], "", parts[2], *arm)
+    if len(parts) == 5 and parts[0] in ("c", "v"):
+        return OutcomeField(parts[0], parts[1], parts[2], parts[3], *arm)
     return None
 
 

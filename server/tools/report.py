@@ -58,7 +58,7 @@ def _cells(row: pb.ActionGoalReport) -> tuple[str, ...]:
     has_interval = row.HasField("uplift_sequential")
     interval = f"[{_points(chosen.low)}, {_points(chosen.high)}]" if has_interval else "-"
     return (
-        row.action, row.goal,
+        f"{row.action} [{row.variant}]" if row.variant else row.action, row.goal,
         _group(row.treated_customers, row.treated_conversions, treated),
         _group(row.control_customers, row.control_conversions, control),
         uplift, interval, row.verdict,

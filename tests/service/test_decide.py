@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import grpc
 import pytest
 
@@ -103,10 +106,15 @@ async def test_a_late_event_is_applied_and_answered_at_the_last_events_time(
     assert late.decision.decided_at_ms == REPLAYED_MS  # the customer's clock never runs back
 
 
-@pytest.mark.parametrize(
-    "service_settings",
-    [Settings(host="127.0.0.1", port=0, key_prefix="jmtest:kept4:", decisions_kept=4)],
-)
+@pytest.fixture
+def service_settings(service_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The conftest's settings (a key prefix of the test's own, deleted after it); a test may
+    keep fewer decisions (an indirect parameter)."""
+    kept = getattr(request, "param", service_settings.decisions_kept)
+    return replace(service_settings, decisions_kept=kept)
+
+
+@pytest.mark.parametrize("service_settings", [4], indirect=True)
 async def test_an_event_id_older_than_the_decisions_kept_is_treated_as_new(
     service: Service,
 ) -> None:
@@ -120,3 +128,15 @@ async def test_an_event_id_older_than_the_decisions_kept_is_treated_as_new(
     assert customer.journeys[0].counters["cart_adds_7d"] == 7
     recent = (await service.stub.Decide(_request("w5", "wes", "add_to_cart"))).decision
     assert recent.duplicate  # still within the window
+
+
+async def test_the_content_is_worded_for_the_channel_it_is_delivered_on(service: Service) -> None:
+    contents = {}
+    for channel in ("email", "web"):
+        event = pb.Event(event_id=f"cart-{channel}", customer_id=f"ivy-{channel}",
+                         type="add_to_cart", channel=channel)  # fmt: skip
+        decision = (await service.stub.Decide(pb.DecideRequest(event=event))).decision
+        (offer,) = [a for a in decision.actions if a.action == "free_shipping"]
+        contents[channel] = json.loads(offer.content_json)
+    assert contents["email"] == {"banner": "free_shipping", "subject": "Your cart ships free today"}
+    assert contents["web"] == {"banner": "free_shipping"}
