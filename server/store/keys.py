@@ -246,6 +246,10 @@ class Keyspace:
         """Hash of customers per stage and hour of their last event (`activity_field`)."""
         return f"{self.prefix}stats:activity:{_checked_journey(journey)}"
 
+    def is_activity(self, key: str) -> bool:
+        """Whether `key` is a journey's activity hash (its fields at 0 are deleted)."""
+        return key.startswith(f"{self.prefix}stats:activity:")
+
     def _per_day(self, kind: str, journey: str, day: str) -> str:
         match = _DAY.fullmatch(day)
         if match is None:

@@ -43,6 +43,7 @@ from server.store.pipelining import Pipeliner
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
+PRUNE_SCRIPT = files("server.store").joinpath("lua", "prune.lua").read_text(encoding="utf-8")
 
 # Summed increments of the journey statistics: (hash key, field) -> amount.
 StatIncrements = Counter[tuple[str, str]]
@@ -143,6 +144,7 @@ class Store:
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
         self._take_script = client.register_script(TAKE_SCRIPT)
+        self._prune_script = client.register_script(PRUNE_SCRIPT)
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
         self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
@@ -323,9 +325,11 @@ class Store:
         """
         pipe = self._client.pipeline(transaction=False)
         per_day = set()
+        written = []
         for (key, field), delta in increments.items():
             if delta:
                 pipe.hincrby(key, field, delta)
+                written.append((key, field))
                 if self.keys.is_per_day(key):
                     per_day.add(key)
         if len(pipe) == 0:
@@ -333,7 +337,21 @@ class Store:
         for key in per_day:  # kept stats_retention_s after their last count
             pipe.expire(key, self.stats_retention_s)
         async with self._calling("bump stats"):
-            await pipe.execute()
+            replies = await pipe.execute()
+        await self._prune_activity(written, replies)
+
+    async def _prune_activity(self, written: list[tuple[str, str]], replies: list[Any]) -> None:
+        """Delete the activity fields these increments left at 0 (`lua/prune.lua`): a script call
+        per journey after a flush that left some, none per event."""
+        zeros: dict[str, list[str]] = {}
+        for (key, field), reply in zip(written, replies, strict=False):
+            if reply == 0 and self.keys.is_activity(key):
+                zeros.setdefault(key, []).append(field)
+        if not zeros:
+            return
+        for key, fields in zeros.items():  # one activity hash per journey
+            async with self._calling("prune stats"):
+                await self._prune_script(keys=[key], args=fields)
 
     async def stage_counts(self, journey: str) -> dict[str, int]:
         """Customers per stage now, for `journey` (stages nobody reached are absent)."""
