@@ -6,8 +6,9 @@ its `goals:` removed, both measured in one run.
 - **Redis bytes per customer**: the same year of shoppers as `benchmarks.redis.memory` through a
   server of each ruleset; `MEMORY USAGE` of every customer's keys.
 - **Decide and DecideBatch throughput, Redis work per event**: a server of each ruleset, side by
-  side (each with its own embedded Redis), driven in turn by `benchmarks.load.drive` in the order
-  with, without, without, with (so a drift of the shared machine weighs on both alike). Round
+  side (each with its own embedded Redis), driven in short turns by `benchmarks.load.drive` in
+  the order with, without, without, with, and again (so that a drift of the shared machine, or
+  another process's burst, weighs on both alike). Round
   trips per event come from each service's /metrics (the hot path's loads and commits); commands
   per event from its Redis's own `INFO` (everything Redis did, the statistics flush every 50 ms
   included).
@@ -63,10 +64,11 @@ class Plan:
     """The sizes of one run (`QUICK`: a check that it works, not figures to quote)."""
 
     engine_shoppers: int = 400  # about 20 events each, as the kernel benchmark's retail input
-    engine_repeats: int = 9  # replays of each ruleset, interleaved
-    memory_customers: int = 150
-    warmup_s: float = 1.0
-    segment_s: float = 4.0  # each of the four turns (with, without, without, with) per load
+    engine_repeats: int = 7  # replays of each ruleset, interleaved
+    memory_customers: int = 100
+    warmup_s: float = 0.5
+    segment_s: float = 2.0  # each turn of each load; short turns, often alternated, so that
+    rounds: int = 4  # the others' load on a shared machine weighs on both variants alike
     lockstep_s: float = 1.5
     concurrency: int = 64
     batch: int = 200
@@ -76,7 +78,7 @@ class Plan:
 
 QUICK = Plan(
     engine_shoppers=100, engine_repeats=3, memory_customers=30, warmup_s=0.5, segment_s=1.0,
-    lockstep_s=0.5,
+    rounds=2, lockstep_s=0.5,
 )  # fmt: skip
 
 
@@ -188,7 +190,7 @@ def redis_work(before: dict[str, float], after: dict[str, float]) -> GoalsRedisW
     }
 
 
-def _abba(rounds: int = 2) -> Iterator[str]:
+def _abba(rounds: int) -> Iterator[str]:
     """with, without, without, with, …: each variant as often first as second."""
     for number in range(rounds):
         yield from VARIANTS if number % 2 == 0 else reversed(VARIANTS)
@@ -212,12 +214,12 @@ def measure_load(servers: dict[str, Server], plan: Plan) -> dict[str, GoalsLoadF
         name: {"decide": [], "decide_redis": [], "batch": [], "lockstep_redis": []}
         for name in VARIANTS
     }
-    for name in _abba():
+    for name in _abba(plan.rounds):
         server, into = servers[name], figures[name]
         before = server.work()
         into["decide"].append(_drive(server, unary, 1000))
         into["decide_redis"].append(redis_work(before, server.work()))
-    for name in _abba():
+    for name in _abba(plan.rounds):
         figures[name]["batch"].append(_drive(servers[name], batch, plan.batch_customers))
     for name in _abba(1):
         server = servers[name]
@@ -254,6 +256,7 @@ def measure(quick: bool = False, plan: Plan | None = None) -> GoalsCostFigures:
             "concurrency": plan.concurrency,
             "warmup_s": plan.warmup_s,
             "segment_s": plan.segment_s,
+            "rounds": plan.rounds,
             "lockstep_s": plan.lockstep_s,
             "batch": plan.batch,
             "batch_in_flight": plan.batch_in_flight,

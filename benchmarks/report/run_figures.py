@@ -312,7 +312,7 @@ class GoalsRedisWork(RedisWork):
 
 
 class GoalsLoadFigures(TypedDict):
-    """One server's turns (two each, ABBA) of `benchmarks.goals_cost.measure_load`."""
+    """One server's turns (ABBA, `rounds` of them) of `benchmarks.goals_cost.measure_load`."""
 
     decide: list[Result]
     decide_redis: list[GoalsRedisWork]
@@ -324,6 +324,7 @@ class GoalsCostPlan(TypedDict):
     concurrency: int
     warmup_s: float
     segment_s: float
+    rounds: int
     lockstep_s: float
     batch: int
     batch_in_flight: int

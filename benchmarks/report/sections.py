@@ -605,6 +605,10 @@ def _goals_work(goals: GoalsCostFigures) -> str:
     """What the goals had to do in the decide() replay."""
     engine = goals["engine"]
     return (
+        "Where the cost goes: exposures and attribution live in the customer's state (3 ints per "
+        "action, 1 per action and goal) and travel in the same load and commit as the rest of "
+        "it; their daily counts go out with the journey statistics, one pipeline every 50 ms "
+        "for all calls, off the hot path. "
         f"In the decide() replay with goals, its {shown(engine['events'])} events recorded "
         f"{shown(engine['exposures'])} new exposures in the customers' state (an action offered "
         f"or held out for the first time in its window) and attributed "
@@ -625,7 +629,12 @@ def _goals_turns(goals: GoalsCostFigures) -> Table:
     ]  # fmt: skip
     header = ("turn", "Decide calls/s, with goals", "without", "DecideBatch events/s, with",
               "without")  # fmt: skip
-    return Table(header, rows, "Each variant's turns, in the order they ran for each:")
+    return Table(
+        header,
+        rows,
+        "Each variant's turns, in the order each ran them (the two "
+        "variants alternating with, without, without, with):",
+    )
 
 
 def goals(runs: Runs) -> Section:
@@ -648,10 +657,10 @@ def goals(runs: Runs) -> Section:
         "two rulesets' replays interleaved, median of "
         f"{get(lambda f: f['engine']['repeats']) or '?'}. Memory: `benchmarks.redis.memory`'s "
         "year of shoppers through a server of each. Load: both servers side by side, each with its"
-        " embedded Redis, `benchmarks.load.drive` on each in turn (with, without, without, with),"
-        f" {_setting(plan, 'segment_s')} s per turn after {_setting(plan, 'warmup_s')} s of "
-        "warm-up; round trips from each service's /metrics, Redis's own commands from its "
-        "`INFO stats`."
+        " embedded Redis, `benchmarks.load.drive` on each in turn (with, without, without, with,"
+        f" {_setting(plan, 'rounds')} turns each), {_setting(plan, 'segment_s')} s per turn after"
+        f" {_setting(plan, 'warmup_s')} s of warm-up, the mean of the turns; round trips from each"
+        " service's /metrics, Redis's own commands from its `INFO stats`."
     )
     return Section("Goals and exposures: what they cost (issue 12)", how, figures, after,
                    runs.errors_of("goals"))  # fmt: skip
