@@ -14,6 +14,7 @@ from engine.rules.diff import diff_rulesets
 from engine.rules.load import parse_journeys
 from engine.scenarios import ScenarioResult, parse_scenarios, run_scenario
 from server.core.config import ConfigError, Settings
+from server.tools.replay_command import add_replay_command
 
 if TYPE_CHECKING:  # status pulls in grpc: imported where a client command runs, not at start
     from server.tools.status import Access
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     _client_flags(report)
     _add_journey_commands(commands)
+    add_replay_command(commands)
     serve = commands.add_parser(
         "serve",
         help="run the gRPC service",
@@ -376,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # commands that bring their own (replay, events export)
+        return int(handler(args))
     if args.command == "rules" and args.rules_command == "check":
         return _check(args.paths, strict=args.strict)
     if args.command == "rules" and args.rules_command == "test":
