@@ -7,23 +7,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.compile import Ruleset
 from engine.errors import JourneymanError
-from server.analytics.journey_map import map_page, stats_json
-from server.analytics.journey_report import designed_journey
-from server.rules.rulesource import load_ruleset
-from server.tools.event_files import ColumnMap
-from server.tools.replay import explanations, progress, read_all, replay, write_customers
-from server.tools.replay_report import (
-    Guard,
-    GuardError,
-    check_guards,
-    html_page,
-    report_data,
-    table_lines,
-)
+
+if TYPE_CHECKING:  # the engine and numba load when a replay runs, not at every command's start
+    from engine.compile import Ruleset
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -61,6 +50,11 @@ def add_replay_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from server.rules.rulesource import load_ruleset
+    from server.tools.event_files import ColumnMap
+    from server.tools.replay import explanations, progress, read_all, replay
+    from server.tools.replay_report import Guard, GuardError, check_guards, report_data
+
     try:
         guards = [Guard.parse(text) for text in args.fail_if]
         if guards and not args.baseline:
@@ -86,15 +80,25 @@ def run_replay(args: argparse.Namespace) -> int:
     }
     data = report_data(replayed, explained, meta, check_guards(guards, replayed))
     if args.customers_out:
+        from server.tools.replay import write_customers
+
         with open(args.customers_out, "w", encoding="utf-8") as out:
             write_customers(out, new, events)
+    _output(args, data, new, old)
+    return EXIT_FAILED if any(g["tripped"] for g in data["guards"]) else EXIT_OK
+
+
+def _output(
+    args: argparse.Namespace, data: dict[str, Any], new: Ruleset, old: Ruleset | None
+) -> None:
+    from server.tools.replay_report import table_lines
+
     if args.html:
         _write_html(Path(args.html), data, new, old)
     if args.json:
         print(json.dumps(_finite(data), indent=2))
     else:
         print("\n".join(table_lines(data)))
-    return EXIT_FAILED if any(g["tripped"] for g in data["guards"]) else EXIT_OK
 
 
 def _finite(value: Any) -> Any:
@@ -111,6 +115,10 @@ def _finite(value: Any) -> Any:
 
 def _write_html(path: Path, data: dict[str, Any], new: Ruleset, old: Ruleset | None) -> None:
     """The page, and beside it the designed map of each journey of each version."""
+    from server.analytics.journey_map import map_page, stats_json
+    from server.analytics.journey_report import designed_journey
+    from server.tools.replay_report import html_page
+
     maps: dict[str, str] = {}
     path.parent.mkdir(parents=True, exist_ok=True)
     versions = [("new", new)] + ([("baseline", old)] if old is not None else [])
