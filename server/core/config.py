@@ -32,6 +32,7 @@ _POSITIVE = (
     "max_properties", "max_string_length", "max_batch", "grace_period_s",
     "stats_retention_days",
 )  # fmt: skip
+_NOT_NEGATIVE = ("conflict_retries", "capture_days")  # capture_days 0: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,9 @@ class Settings:
     # Journey statistics kept per day (transitions taken) expire this long after their last
     # write; customers-per-stage counts are kept.
     stats_retention_days: int = 400
+    # Accepted events kept this many days in Redis Streams, for `journeyman events export` and
+    # replay (0: off). Each costs ~380 bytes of Redis memory (README, "Capture").
+    capture_days: int = 0
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
     # The HTTP port: Prometheus /metrics, the journey map (/map) and its JSON; 0 turns it off.
     # JOURNEYMAN_METRICS_PORT and --metrics-port, its name before it served the map, still work.
@@ -88,11 +92,11 @@ class Settings:
             raise ConfigError(_spellings("port"), self.port, "a port from 0 to 65535 (0: any free)")
         if not 0 <= self.http_port <= 65_535:
             raise ConfigError(_spellings("http_port"), self.http_port, "a port, or 0 for off")
-        for name in _POSITIVE:
-            if getattr(self, name) <= 0:
-                raise ConfigError(_spellings(name), getattr(self, name), "a number above 0")
-        if self.conflict_retries < 0:
-            raise ConfigError(_spellings("conflict_retries"), self.conflict_retries, "0 or more")
+        for name in (*_POSITIVE, *_NOT_NEGATIVE):
+            value, positive = getattr(self, name), name in _POSITIVE
+            if value < 0 or (positive and value == 0):
+                expected = "a number above 0" if positive else "0 or more"
+                raise ConfigError(_spellings(name), value, expected)
         if self.workers > 1 and self.port == 0:
             raise ConfigError(_spellings("port"), 0, "a fixed port when --workers is above 1")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -32,6 +32,7 @@ from server.decisions.unstored import Degraded
 from server.protocol.convert import DecideInput, decision_to_pb
 from server.protocol.dedupe import kept_decision, replayed_or_refused
 from server.protocol.errors import EventIdReused
+from server.store.capture import event_line
 from server.store.errors import StoreRefused, StoreUnavailable
 from server.store.redis_store import CommitOutcome, Loaded, Store, ToCommit, ToLoad
 
@@ -59,6 +60,7 @@ class _Decided:
 
     state: CustomerState
     commits: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, kept decision)
+    captured: list[str] = field(default_factory=list)  # the committed events, when capturing
     # (request index, answer, the engine's decision, the event's touchpoint): the decision's
     # exposures and journey outcomes are for statistics only, not in the answer
     answers: list[tuple[int, pb.Decision, Decision, str]] = field(default_factory=list)
@@ -173,7 +175,7 @@ class DecisionRound:
                 first = requests[lane[0]]
                 commits.append(ToCommit(
                     first.event.customer_id, first.anonymous, one.version,
-                    encode_state(active.ruleset, done.state), done.commits,
+                    encode_state(active.ruleset, done.state), done.commits, done.captured,
                 ))  # fmt: skip
             if time.perf_counter() >= slice_ends:
                 await asyncio.sleep(0)
@@ -240,6 +242,8 @@ class DecisionRound:
             )  # fmt: skip
             kept[event.event_id] = kept_decision(request.fingerprint, answer)
             decided.commits.append((event.event_id, kept[event.event_id]))
+            if self._store.capture_days:
+                decided.captured.append(event_line(event, request.timestamp_ms))
             decided.answers.append((index, answer, decision, event.touchpoint))
         return decided
 

@@ -191,6 +191,7 @@ class CustomerKeys:
 
     state: str
     decisions: str
+    captured: str = ""  # the stream of captured events (`JOURNEYMAN_CAPTURE_DAYS`)
 
     def all(self) -> tuple[str, ...]:
         """Every key the customer owns, in the order the commit script receives them as KEYS."""
@@ -220,7 +221,13 @@ class Keyspace:
             raise ValueError(f"customer id {customer_id[:140]!r}: {problem}")
         letter = ANONYMOUS_TAG if anonymous else CUSTOMER_TAG
         tag = f"{self.prefix}{{{letter}:{customer_id}}}"
-        return CustomerKeys(state=f"{tag}:state", decisions=f"{tag}:decisions")
+        return CustomerKeys(
+            state=f"{tag}:state", decisions=f"{tag}:decisions", captured=f"{tag}:events"
+        )
+
+    def captured_pattern(self) -> str:
+        """SCAN pattern of every customer's stream of captured events (visitors' too)."""
+        return f"{self.prefix}{{*}}:events"
 
     def stage_counts(self, journey: str) -> str:
         """Hash of stage -> number of customers currently in it, for `journey`."""

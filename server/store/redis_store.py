@@ -86,6 +86,7 @@ class ToCommit:
     expected_version: int
     state: bytes
     events: Sequence[tuple[str, bytes]]
+    captured: Sequence[str] = ()  # the events as export lines, when capture is on
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class Store:
         self.keys = Keyspace(settings.key_prefix)
         self.state_ttl_s = settings.state_ttl_s
         self.decisions_kept = settings.decisions_kept
+        self.capture_days = settings.capture_days
         self.stats_retention_s = settings.stats_retention_days * DAY_S
         # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
@@ -259,7 +261,7 @@ class Store:
         async with self._calling(f"commit {len(commits)} customer(s)"):
             if self._pipeliner is None:
                 replies = await asyncio.gather(
-                    *(self._commit_script(keys=keys.all(), args=self._commit_args(c))
+                    *(self._commit_script(keys=_commit_keys(keys), args=self._commit_args(c))
                       for keys, c in calls)
                 )  # fmt: skip
             else:
@@ -270,6 +272,7 @@ class Store:
         return commit_script_args(
             commit.expected_version, commit.state, commit.events,
             decisions_kept=self.decisions_kept, ttl_s=self.state_ttl_s,
+            captured=commit.captured, capture_days=self.capture_days,
         )  # fmt: skip
 
     async def _commit_pipelined(self, calls: list[tuple[CustomerKeys, ToCommit]]) -> list[Any]:
@@ -285,7 +288,8 @@ class Store:
             def queue(pipe: Pipeline, todo: list[int] = todo) -> int:
                 for i in todo:
                     keys, commit = calls[i]
-                    pipe.evalsha(sha, 2, keys.state, keys.decisions, *self._commit_args(commit))
+                    commit_keys = _commit_keys(keys)
+                    pipe.evalsha(sha, len(commit_keys), *commit_keys, *self._commit_args(commit))
                 return len(todo)
 
             for i, reply in zip(todo, await self._pipeliner.send(queue), strict=True):
@@ -409,7 +413,7 @@ class Store:
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         async with self._calling(f"forget {keys.state}"):
             # One DEL over keys of one hash tag: a single slot, so valid on a cluster too.
-            deleted: int = await self._client.delete(*keys.all())
+            deleted: int = await self._client.delete(*keys.all(), keys.captured)
         return deleted
 
     async def take(self, *, customer_id: str, version: int, anonymous: bool = False) -> bool:
@@ -463,12 +467,23 @@ def commit_script_args(
     *,
     decisions_kept: int,
     ttl_s: int,
+    captured: Sequence[str] = (),
+    capture_days: int = 0,
 ) -> list[EncodableT]:
     """commit.lua's ARGV (see the script's header): the one place that knows their order."""
     args: list[EncodableT] = [expected_version, state, decisions_kept, ttl_s, len(events)]
     for event_id, decision in events:
         args += (event_id, decision)
+    if captured and capture_days > 0:
+        keep_ms = capture_days * 86_400_000
+        args += (len(captured), max(0, int(time.time() * 1000) - keep_ms), capture_days * 86_400)
+        args += tuple(captured)
     return args
+
+
+def _commit_keys(keys: CustomerKeys) -> tuple[str, ...]:
+    """commit.lua's KEYS: the state, the decisions and the captured events' stream."""
+    return (*keys.all(), keys.captured)
 
 
 def _raise_errors(replies: list[Any]) -> list[Any]:

@@ -14,6 +14,7 @@ from engine.rules.diff import diff_rulesets
 from engine.rules.load import parse_journeys
 from engine.scenarios import ScenarioResult, parse_scenarios, run_scenario
 from server.core.config import ConfigError, Settings
+from server.tools.export import add_events_command
 from server.tools.replay_command import add_replay_command
 
 if TYPE_CHECKING:  # status pulls in grpc: imported where a client command runs, not at start
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     _client_flags(report)
     _add_journey_commands(commands)
     add_replay_command(commands)
+    add_events_command(commands)
     serve = commands.add_parser(
         "serve",
         help="run the gRPC service",

@@ -30,6 +30,9 @@ from typing import IO, Any
 
 from engine.errors import JourneymanError
 from engine.event import Event, PropertyValue
+from server.store.capture import event_line
+
+__all__ = ["ColumnMap", "EventFileError", "event_line", "read_events", "timestamp_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -219,20 +222,3 @@ def _mapped(
             ),
             at_ms,
         )
-
-
-def event_line(event: Event, at_ms: int) -> str:
-    """One event as a line of JSON Lines (the export format), without the newline."""
-    item: dict[str, Any] = {
-        "event_id": event.event_id,
-        "customer_id": event.customer_id,
-        "type": event.type,
-        "timestamp_ms": at_ms,
-    }
-    if event.channel:
-        item["channel"] = event.channel
-    if event.touchpoint:
-        item["touchpoint"] = event.touchpoint
-    if event.properties:
-        item["properties"] = dict(event.properties)
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))

@@ -12,6 +12,10 @@
 -- ARGV[5]  n, the number of events this state includes (0: a write without an event)
 -- ARGV[6], ARGV[7]  the first event's id and the decision bytes to keep for it; then the next
 --          event's, and so on (n pairs). An empty event id is still an id.
+-- KEYS[3]  the customer's stream of captured events (optional; same hash tag)
+-- ARGV[6 + 2n]  m, the events to capture (0: capture is off), then the oldest stream id to
+--          keep (ms; older entries are trimmed, MINID ~) and the stream's TTL in seconds, then
+--          m event lines (JSON, the export's format), appended as field `e` in order.
 --
 -- Returns {outcome, version, decision}:
 --   {"DUPLICATE", current version, stored decision}  an event id was seen (the first such one's
@@ -61,5 +65,16 @@ if events > 0 then
 end
 -- Refresh even without a new decision: the decisions must live as long as the state they explain.
 redis.call("EXPIRE", decisions_key, ttl_s)
+
+-- Capture: only events that were committed reach here (not repeats, not conflicts).
+local capture_at = 6 + 2 * events
+local captured = tonumber(ARGV[capture_at] or "0")
+if captured > 0 then
+    local oldest_id, capture_ttl_s = ARGV[capture_at + 1], tonumber(ARGV[capture_at + 2])
+    for i = 1, captured do
+        redis.call("XADD", KEYS[3], "MINID", "~", oldest_id, "*", "e", ARGV[capture_at + 2 + i])
+    end
+    redis.call("EXPIRE", KEYS[3], capture_ttl_s)
+end
 
 return {"COMMITTED", new_version}
