@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,9 +66,20 @@ def _yaml(value: Any) -> str:
     writer.default_flow_style = False
     writer.width = 96
     writer.sort_base_mapping_type_on_output = False  # type: ignore[assignment]  # as written
-    out = io.StringIO()
+    out = _Text()
     writer.dump(_plain(value), out)
-    return out.getvalue().removesuffix("...\n").rstrip("\n")
+    return "".join(out.parts).removesuffix("...\n").rstrip("\n")
+
+
+class _Text:
+    """Where the YAML writer writes: a string in parts, no file."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.encoding = "utf-8"  # so that the writer hands over text, not bytes
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
 
 
 def _shown(value: Any) -> str:
