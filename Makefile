@@ -15,7 +15,7 @@ UV_COMPILE := $(LOCK_VENV)/bin/uv pip compile --quiet --generate-hashes --no-str
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --custom-compile-command 'make lock'
 LATEST_VENV := .venv-latest
 
-.PHONY: install lock test-latest run scenarios test test-nojit lint format typecheck check bench \
+.PHONY: install lock test-latest run scenarios test test-fast test-nojit lint format typecheck check bench \
 	schema proto clean clean-kernels
 
 $(STAMP): pyproject.toml $(LOCK)
@@ -72,6 +72,10 @@ run: $(STAMP)
 scenarios: $(STAMP)
 	$(BIN)/journeyman rules check --strict rules/
 	$(BIN)/journeyman rules test rules/
+
+## test-fast: the quick loop while editing: no Redis, no server, no whole logs, no fuzzing
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not service and not slow"
 
 ## test: the whole suite, then the kernel tests again with the JIT off for coverage
 test: $(STAMP)

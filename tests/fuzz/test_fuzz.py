@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("atheris", reason="atheris (dev dependency) is not installed")
+pytestmark = pytest.mark.slow  # a minute or two with atheris' start-up: not in the fast loop
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
