@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -227,12 +227,14 @@ def measure_redis(sizes: Sizes) -> RedisCeilingFigures:
 
 def measure_engine(sizes: Sizes) -> EngineFigures:
     """decide() beside zen-engine, and the call ceilings on the same retail events."""
-    from benchmarks.engine import peer_zen
+    from benchmarks.engine import many, peer_zen
     from benchmarks.engine.ceilings import measure_ceilings
 
     zen = peer_zen.measure(sizes.zen_events, sizes.zen_repeats)
     ceilings = measure_ceilings(peer_zen.retail_workload(sizes.zen_events), sizes.zen_repeats)
-    return {"zen": zen, "ceilings_us": ceilings}
+    quick = sizes.zen_events < 1_000
+    batched = asdict(many.measure(200 if quick else 2_000, 50, 1 if quick else 3))
+    return {"zen": zen, "ceilings_us": ceilings, "many": batched}
 
 
 def measure_replay(sizes: Sizes) -> ReplayFigures:

@@ -147,6 +147,8 @@ class ZenFigures(TypedDict):
 class EngineFigures(TypedDict):
     zen: ZenFigures
     ceilings_us: dict[str, float]  # "python": an empty Python call, "numba": a bare numba call
+    # decide_many() beside a loop of decide(): `benchmarks.engine.many.ManyFigures` as a dict
+    many: NotRequired[dict[str, float | int | None]]
 
 
 class ReplayFigures(TypedDict):

@@ -324,11 +324,15 @@ def engine(runs: Runs) -> Section:
         Figure("zen-engine CPU per event, harness + evaluate",
                get(lambda f: f["zen"]["zen_cpu_us_per_event"]), "µs",
                get(lambda f: f["zen"]["decide_cpu_us_per_event"]), "decide() CPU"),
-        Figure("decide() batched, one core", None, "events/s", one_core,
-               "decide() one event at a time", t.BATCHED_DECIDE,
-               missing="not built: the engine has no batched decide() API"
-               + (f"; one decide() per event gives {shown(one_core, 'events/s')} on one core"
-                  if one_core else "")),
+        Figure("decide() batched, one core", get(lambda f: f["many"]["retail_many_per_s"]),
+               "events/s", get(lambda f: f["many"]["retail_decide_per_s"]) or one_core,
+               "decide() one event at a time", t.BATCHED_DECIDE, missing=missing,
+               note="`decide_many()` on encoded retail events; with encoding "
+               f"{shown(get(lambda f: f['many']['retail_encode_and_many_per_s']), 'events/s')}; "
+               "the BPIC 2012 log (262,200 events) in "
+               f"{shown(get(lambda f: f['many']['bpic_many_s']), 's')}, "
+               f"{shown(get(lambda f: f['many']['bpic_from_file_s']), 's')} from its CSV file, "
+               f"against {shown(get(lambda f: f['many']['bpic_decide_s']), 's')} with decide()"),
     ]  # fmt: skip
     how = (
         f"`benchmarks.engine.peer_zen`: {shown(get(lambda f: f['zen']['events']))} simulated "
