@@ -39,20 +39,8 @@ def event_line(event: Event, at_ms: int) -> str:
 
 async def captured_keys(client: Any, pattern: str) -> AsyncIterator[bytes]:
     """Every captured-events stream, PAGE keys per SCAN (each master of a cluster in turn)."""
-    nodes = client.get_primaries() if hasattr(client, "get_primaries") else [None]
-    for node in nodes:
-        cursor: int = 0
-        while True:
-            if node is None:
-                cursor, keys = await client.scan(cursor, match=pattern, count=PAGE, _type="stream")
-            else:
-                cursor, keys = await client.scan(
-                    cursor, match=pattern, count=PAGE, _type="stream", target_nodes=node
-                )
-            for key in keys:
-                yield key
-            if int(cursor) == 0:
-                break
+    async for key in client.scan_iter(match=pattern, count=PAGE, _type="stream"):
+        yield key
 
 
 async def captured_lines(client: Any, key: bytes, since_ms: int) -> AsyncIterator[bytes]:
