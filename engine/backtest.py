@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,13 +246,17 @@ class Explanation:
     new: tuple[str, ...]
 
 
+ActionLines = Mapping[tuple[str, str], int]  # (journey, action) -> its line in the file
+
+
 def explain(
     old: Ruleset,
     new: Ruleset,
     events: Sequence[tuple[Event, int]],
+    lines: tuple[ActionLines, ActionLines] = ({}, {}),
 ) -> Explanation:
     """Decide one customer's `events` (the last is where they diverge) under both rulesets with
-    `decide()`, and explain the last one."""
+    `decide()`, and explain the last one; `lines` (old, new) places each action in its file."""
     old_decision, new_decision = _decide_last(old, events), _decide_last(new, events)
     event, at_ms = events[-1]
     return Explanation(
@@ -261,8 +265,8 @@ def explain(
         event_type=event.type,
         at_ms=at_ms,
         event_number=len(events),
-        old=_story(old_decision, new_decision),
-        new=_story(new_decision, old_decision),
+        old=_story(old_decision, new_decision, lines[0]),
+        new=_story(new_decision, old_decision, lines[1]),
     )
 
 
@@ -275,7 +279,7 @@ def _decide_last(ruleset: Ruleset, events: Sequence[tuple[Event, int]]) -> Decis
     return decision
 
 
-def _story(this: Decision, other: Decision) -> tuple[str, ...]:
+def _story(this: Decision, other: Decision, action_lines: ActionLines) -> tuple[str, ...]:
     """What `this` decided, and why it did not do what `other` did."""
     lines = []
     others = {o.journey: o for o in other.journeys}
@@ -303,5 +307,7 @@ def _story(this: Decision, other: Decision) -> tuple[str, ...]:
         for excluded in this.excluded:
             if (excluded.journey, excluded.action) == (action.journey, action.action):
                 detail = f": {excluded.detail}" if excluded.detail else ""
-                lines.append(f"  not `{action.action}`: {excluded.reason}{detail}")
+                line = action_lines.get((action.journey, action.action))
+                where = f" (line {line})" if line else ""
+                lines.append(f"  not `{action.action}`{where}: {excluded.reason}{detail}")
     return tuple(lines)

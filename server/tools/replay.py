@@ -32,6 +32,7 @@ from engine.backtest import (
 from engine.compile import Ruleset
 from engine.event import Event
 from engine.many import ManyDecisions, decide_many, encode_events
+from engine.rules.yaml_tree import read_yaml
 from engine.view import customer_view
 from server.tools.event_files import ColumnMap, read_events
 
@@ -126,6 +127,20 @@ def replay(
     return merged
 
 
+def action_lines(ruleset: Ruleset) -> dict[tuple[str, str], int]:
+    """Where each action of `ruleset` is written: (journey, action) -> line of its `- id:`."""
+    found: dict[tuple[str, str], int] = {}
+    for journey in ruleset.journeys:
+        try:
+            text = Path(journey.source).read_text(encoding="utf-8")
+        except OSError:
+            continue  # a ruleset not read from a file: explanations go without action lines
+        tree = read_yaml(text, journey.source)
+        for index, action in enumerate(journey.action_ids):
+            found[(journey.name, action)] = tree.position(("actions", index))[0]
+    return found
+
+
 def explanations(
     new: Ruleset,
     old: Ruleset,
@@ -149,12 +164,13 @@ def explanations(
         if event.customer_id in history:
             history[event.customer_id].append(index)
     result: dict[str, list[Explanation]] = {}
+    lines = (action_lines(old), action_lines(new))
     for kind, chosen in picked.items():
         result[kind] = []
         for divergence in chosen:
             own = history[divergence.customer_id]
             upto = own[: own.index(divergence.event) + 1]
-            result[kind].append(explain(old, new, [events[i] for i in upto]))
+            result[kind].append(explain(old, new, [events[i] for i in upto], lines))
     return result
 
 
