@@ -114,6 +114,8 @@ def replay(
     partitions: list[list[int]] = [[] for _ in range(workers)]
     for index, (event, _) in enumerate(events):
         partitions[partition_of(event.customer_id, workers)].append(index)
+    for ruleset in (new, old) if old is not None else (new,):
+        _decide(ruleset, events[:1])  # the kernels loaded once here, inherited by every fork
     _SHARED.update(new=new, old=old, events=events, partitions=partitions)
     try:
         context = multiprocessing.get_context("fork")
