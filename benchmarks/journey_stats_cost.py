@@ -79,7 +79,8 @@ def _increments_us(rows: Sequence[LoanEvent]) -> float:
 
 
 def engine_figures(rows: Sequence[LoanEvent]) -> dict[str, float]:
-    with_us, without_us = [], []
+    with_us: list[float] = []
+    without_us: list[float] = []
     for round_number in range(ROUNDS):  # alternate which goes first, so drift weighs on both
         for with_extras in (True, False) if round_number % 2 else (False, True):
             gc.collect()
