@@ -8,10 +8,13 @@ Layout (schema version 1), keys kept short because every customer pays for them:
                      "f": {signal: score},
                      "a": {action: [last_shown_ms, <int64 cap history>]},
                      "x": {action: [exposed_ms, arm, {goal: converted_for_ms}, stage]},
-                     "h": [[stage, entered_ms], ...]}}}     (recent stages, newest first)
+                     "h": [[stage, entered_ms], ...],      (recent stages, newest first)
+                     "ac": last_event_ms, "tm": timer_checked_ms}}}   (timers, see below)
 
 `x` (exposures, in journeys with goals) and `h` are optional: a state written before they
-existed reads as a customer exposed to nothing, with no recent stages.
+existed reads as a customer exposed to nothing, with no recent stages. So are `ac` (the
+customer's last event, written only when a timer decided after it: `at` is the journey's clock)
+and `tm` (the last timer checked in this stage visit, `engine.kernels.timers`).
 
 Decoding under another ruleset keeps what still means the same thing: removed stages, counters,
 signals and actions are dropped; new ones start empty; a counter whose bucket width changed starts
@@ -124,6 +127,14 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
     exposures = _encode_exposures(journey, layout, int_list)
     if exposures:
         document["x"] = exposures
+    # Timers (`engine.kernels.timers`): the last event, when a timer moved the clock past it,
+    # and the timer checked in this stage visit; absent in the common case.
+    activity = int_list[journey.rules.activity_index]
+    if activity != document["at"]:
+        document["ac"] = activity
+    checked = int_list[journey.rules.timer_index]
+    if checked != codes.NEVER_MS:
+        document["tm"] = checked
     recent = history.entries(journey, state)
     if recent:
         document["h"] = [list(entry) for entry in recent]
@@ -248,6 +259,9 @@ def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
         state.ints[codes.INT_STAGE_ENTERED_MS] = _int(stored.get("in"), codes.NEVER_MS)
     state.ints[codes.INT_LAST_EVENT_MS] = _int(stored.get("at"), codes.NEVER_MS)
     state.ints[codes.INT_FRICTION_AT_MS] = _int(stored.get("fa"), codes.NEVER_MS)
+    last_event = state.ints[codes.INT_LAST_EVENT_MS]
+    state.ints[journey.rules.activity_index] = _int(stored.get("ac"), last_event)
+    state.ints[journey.rules.timer_index] = _int(stored.get("tm"), codes.NEVER_MS)
     _restore_counters(journey, stored.get("c"), state)
     signals = stored.get("f")
     if isinstance(signals, dict):

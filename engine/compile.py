@@ -26,7 +26,7 @@ from engine.kernels.compiled import (
     pack_rules,
 )
 from engine.rules.load import LoadedJourney
-from engine.rules.model import Action, Condition, Journey, duration_ms
+from engine.rules.model import Action, Condition, Journey, Transition, duration_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +188,10 @@ class _NodeWriter:
         which = self._node(codes.NODE_PROPERTY, op=codes.OP_IN, arg=slot, first=first, count=count)
         return self._combine(codes.NODE_ALL, [is_response, which])
 
+    def always(self) -> int:
+        """A node that always holds: `all` of no condition."""
+        return self._combine(codes.NODE_ALL, [])
+
     def condition(self, condition: Condition) -> int:  # noqa: C901 - one branch per key
         """Write `condition` and return its root node."""
         parts: list[int] = []
@@ -320,7 +324,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     goal_action_slot = [responded_slot if _mentions_response(g.when) else -1 for g in goals]
     event_phase_end = writer.size
 
-    transition_root = [writer.condition(t.when) for t in journey.transitions]
+    transition_root = [_transition_condition(writer, t) for t in journey.transitions]
     transition_phase_end = writer.size
 
     actions = journey.actions
@@ -337,6 +341,8 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     exposure_index = layout.take_ints(3 * len(actions) if goal_root else 0)
     conversion_index = layout.take_ints(len(actions) * len(goal_root))
     history_index = layout.take_ints(2 * STAGE_HISTORY_SLOTS)
+    activity_index = layout.take_ints(1)
+    timer_index = layout.take_ints(1)
 
     n_stages = len(stage_index)
     rules = CompiledRules(
@@ -372,6 +378,12 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         transition_from=_mask(
             [_stage_mask(t.from_, stage_index) for t in journey.transitions], n_stages
         ),
+        transition_timer=_ints([_timer_code(t) for t in journey.transitions]),
+        transition_delay_ms=_ints(
+            [duration_ms(t.after or t.idle or "0ms") for t in journey.transitions]
+        ),
+        activity_index=activity_index,
+        timer_index=timer_index,
         action_root=_ints(action_root),
         action_stages=_mask([_stage_mask(a.stages, stage_index) for a in actions], n_stages),
         action_segment_first=_ints(segment_first),
@@ -428,6 +440,20 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         model=journey,
         history_index=history_index,
     )
+
+
+def _transition_condition(writer: _NodeWriter, transition: Transition) -> int:
+    """The root node of a transition's `when`; a timed one without `when` always holds (an
+    `all` of nothing), its time being checked by the kernel (`engine.kernels.timers`)."""
+    if transition.when is None:
+        return writer.always()
+    return writer.condition(transition.when)
+
+
+def _timer_code(transition: Transition) -> int:
+    if transition.after is not None:
+        return codes.TIMER_AFTER
+    return codes.TIMER_IDLE if transition.idle is not None else codes.TIMER_NONE
 
 
 def _adaptive(action: Action, journey: Journey) -> bool:

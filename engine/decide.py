@@ -37,6 +37,7 @@ from engine.state import (
     customer_hash,
     event_id_hash,
 )
+from engine.timers import type_code
 
 _NO_CODES = np.zeros(3, dtype=np.int64)
 
@@ -101,7 +102,7 @@ def event_features(ruleset: Ruleset, event: Event) -> Features:
     unknown = codes.UNKNOWN_STRING
     event_codes = np.array(
         (
-            strings.get(event.type, unknown),
+            type_code(strings, event.type),
             strings.get(event.channel, unknown),
             strings.get(event.touchpoint, unknown),
         ),

@@ -136,6 +136,11 @@ def not_fired(
                 continue
             if transition.to == outcome.previous_stage:
                 reason = f"it leads to {transition.to}, where the customer already is"
+            elif transition.is_timed or transition.when is None:
+                clock = (
+                    f"after {transition.after}" if transition.after else f"idle {transition.idle}"
+                )
+                reason = f"it fires on time ({clock}), not on an event"
             else:
                 reason = why_not(transition.when, facts) or "its condition holds"
             found.append(NotFired(journey.name, name, line, reason))

@@ -58,6 +58,7 @@ from engine.state import (
     customer_hash,
     event_id_hash,
 )
+from engine.timers import type_code
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -99,7 +100,7 @@ def encode_events(ruleset: Ruleset, events: Sequence[Event], times_ms: Sequence[
     )  # fmt: skip
     event_codes = np.array(
         [
-            (strings.get(e.type, unknown), strings.get(e.channel, unknown),
+            (type_code(strings, e.type), strings.get(e.channel, unknown),
              strings.get(e.touchpoint, unknown))
             for e in events
         ],

@@ -55,6 +55,13 @@ VALUE_BOOL: Final = 3
 
 # A string that no rule mentions: never equal to any literal, whose codes start at 0.
 UNKNOWN_STRING: Final = -1
+# The event type code of a timer (`engine.timers`): no event of the customer's, the clock only.
+TIMER_EVENT: Final = -2
+
+# What moves a transition (`CompiledRules.transition_timer`): an event, or time passing.
+TIMER_NONE: Final = 0
+TIMER_AFTER: Final = 1  # `after:` this long in the stage
+TIMER_IDLE: Final = 2  # `idle:` this long since the customer's last event
 
 # Why an action was not offered (`action_status`), in the order the kernel checks them.
 ACTION_OFFERED: Final = 0

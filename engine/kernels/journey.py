@@ -26,6 +26,13 @@ from engine.kernels.friction import _strongest_signals, _update_friction
 from engine.kernels.goals import _attribute_goals
 from engine.kernels.jit import kernel
 from engine.kernels.stage import _pick_transition
+from engine.kernels.timers import (
+    _after_decision,
+    _gate_transitions,
+    _is_timer,
+    _last_activity_ms,
+    _mute_event_rules,
+)
 
 if TYPE_CHECKING:
     from engine.kernels.compiled import Features
@@ -53,8 +60,9 @@ def _decide_journey(
     packed_arrays : tuple, the fields of PackedRules
     event_arrays, trait_arrays : tuple, the fields of Features
     now_ms : int
-        When the event happened. The journey clock never runs backwards: an event older than the
-        customer's previous one is applied at the previous one's time.
+        When the event happened (a timer: when it fell due, see `engine.kernels.timers`). The
+        journey clock never runs backwards: an event older than the customer's previous one
+        is applied at the previous one's time.
     customer_hash : np.uint64
         Stable hash of the customer id, for holdout draws.
     propensity : np.ndarray, float64, shape (n_actions, n_stages, 2)
@@ -96,11 +104,15 @@ def _decide_journey(
     values = np.empty(rules.node_kind.shape[0], dtype=np.bool_)
     counter_values = np.empty(rules.counter_root.shape[0], dtype=np.float64)
     context[CONTEXT_TIME_IN_STAGE] = float(clock_ms - ints[INT_STAGE_ENTERED_MS])
-    context[CONTEXT_IDLE] = 0.0 if last_event_ms == NEVER_MS else float(clock_ms - last_event_ms)
+    is_timer = _is_timer(event)
+    activity_ms = _last_activity_ms(rules, ints)
+    context[CONTEXT_IDLE] = 0.0 if activity_ms == NEVER_MS else float(clock_ms - activity_ms)
 
     # Every condition node is evaluated, in three passes: measured, that is cheaper than picking
     # out the transitions and actions of the current stage, even with 200 rules.
     _evaluate_nodes(rules, 0, rules.phase_end[0], values, event, traits, counter_values, context)
+    if is_timer:
+        _mute_event_rules(rules, values)
     _update_counters(rules, ints, floats, clock_ms, values, event, counter_values)
     _attribute_goals(rules, ints, clock_ms, values, event, out.converted, out.goal_values)
     level, friction_score = _update_friction(rules, ints, floats, clock_ms, values)
@@ -112,6 +124,7 @@ def _decide_journey(
         rules, rules.phase_end[0], rules.phase_end[1], values, event, traits,
         counter_values, context,
     )  # fmt: skip
+    _gate_transitions(rules, ints, stage, clock_ms, is_timer, values)
     transition = _pick_transition(rules, stage, values)
     if transition != NO_TRANSITION:
         stage = rules.transition_to[transition]
@@ -119,6 +132,7 @@ def _decide_journey(
         ints[INT_STAGE_ENTERED_MS] = clock_ms
         context[CONTEXT_TIME_IN_STAGE] = 0.0
     ints[INT_LAST_EVENT_MS] = clock_ms
+    _after_decision(rules, ints, clock_ms, is_timer, transition != NO_TRANSITION)
 
     _evaluate_nodes(
         rules, rules.phase_end[1], rules.phase_end[2], values, event, traits,

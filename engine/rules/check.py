@@ -26,6 +26,7 @@ from engine.rules.model import (
     duration_ms,
     fields_by_key,
 )
+from engine.rules.timed import timer_problems
 from engine.rules.yaml_tree import Path, YamlTree
 
 _NAME = re.compile(NAME_PATTERN)
@@ -81,6 +82,16 @@ SEGMENT_SCOPE = Scope(
     "traits",
     "a segment says who the customer is; test `{key}` in the transition or action that uses "
     "the segment",
+)
+
+
+TIMER_SCOPE = Scope(
+    frozenset({"trait", "counter", "time", "segment", "friction", "all", "any", "not"}),
+    "a timed transition's `when`",
+    "the customer (counters, traits, segments, friction, time)",
+    "a transition with `after:` or `idle:` fires without an event, so `{key}` never holds "
+    "then; to wait for an event with a timeout, write two transitions from the stage: one "
+    "`when: {{event: ...}}`, one `after:` the timeout",
 )
 
 
@@ -473,8 +484,18 @@ class _Checker:
             self.stage_list((*path, "from"), transition.get("from"))
             if _is_name(transition.get("to")):
                 self.reference((*path, "to"), "stage", transition["to"])
-            self.condition(transition.get("when"), (*path, "when"), None)
+            if "when" in transition and transition["when"] is None:
+                self.problem(
+                    (*path, "when"),
+                    "`when` has no value",
+                    "indent the lines that belong to `when:` by two more spaces than `when:`",
+                    key=True,
+                )
+            timed = "after" in transition or "idle" in transition
+            self.condition(transition.get("when"), (*path, "when"), TIMER_SCOPE if timed else None)
         self.unique("transition", [(("transitions", i, "id"), t.get("id")) for i, t in entries])
+        for problem in timer_problems(self.tree, entries, self.names["stage"] or []):
+            self.problems.append(problem)
 
     def actions(self, actions: Any) -> None:
         entries = _entries(actions)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import RuleProblem
-from engine.rules.model import Journey
+from engine.rules.model import Journey, Transition, duration_ms
 from engine.rules.yaml_tree import Path, YamlTree
 
 UNREACHABLE_STAGE = "unreachable-stage"
@@ -144,6 +144,20 @@ def _conjuncts(condition: dict[str, Any]) -> set[str]:
     return parts
 
 
+def _timed_first(earlier: Transition, later: Transition) -> bool:
+    """Whether `earlier` can pre-empt `later` by time: both on events, or both on the same
+    clock (`after` or `idle`) with `earlier` due no later. An event never pre-empts a timer."""
+    if earlier.is_timed != later.is_timed:
+        return False
+    if not earlier.is_timed:
+        return True
+    if (earlier.after is None) != (later.after is None):
+        return False
+    return duration_ms(earlier.after or earlier.idle or "0ms") <= duration_ms(
+        later.after or later.idle or "0ms"
+    )
+
+
 def _shadowed_transitions(data: dict[str, Any], journey: Journey) -> Iterator[_Found]:
     stages = [s.id for s in journey.stages]
     written = data.get("transitions") or []
@@ -154,8 +168,10 @@ def _shadowed_transitions(data: dict[str, Any], journey: Journey) -> Iterator[_F
             # An earlier transition into the customer's own stage is skipped, so it pre-empts
             # the later one only from the other stages it lists.
             covers = _from_stages(earlier.from_, stages) - {earlier.to}
-            needs = _conjuncts(written[index]["when"])
-            if later_from <= covers and needs <= _conjuncts(written[later_index]["when"]):
+            needs = _conjuncts(written[index].get("when") or {})
+            if not _timed_first(earlier, later):
+                continue
+            if later_from <= covers and needs <= _conjuncts(written[later_index].get("when") or {}):
                 name = earlier.id or f"to_{earlier.to}"
                 yield _Found(
                     ("transitions", later_index), SHADOWED_TRANSITION,

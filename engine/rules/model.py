@@ -182,7 +182,36 @@ class Transition(Strict):
     id: Name | None = Field(None, description="a name for reports; defaults to `to_<stage>`")
     from_: OneOrMany = Field(alias="from", description='a stage, a list of stages, or "*" for any')
     to: Name = Field(description="the stage the customer moves to (its `id`)")
-    when: Condition = Field(description="the customer moves on an event for which this holds")
+    when: Condition | None = Field(
+        None,
+        description="the customer moves on an event for which this holds; with `after` or "
+        "`idle`, it must hold (on the customer's state) when the time comes",
+    )
+    after: Duration | None = Field(
+        None, description="fire on its own once the customer has been in a `from` stage this long"
+    )
+    idle: Duration | None = Field(
+        None, description="fire on its own once the customer has sent no event for this long"
+    )
+
+    @model_validator(mode="after")
+    def _event_or_time(self) -> Transition:
+        if self.after is not None and self.idle is not None:
+            raise ValueError(
+                "a transition fires `after:` a time in the stage or when `idle:`, not both; "
+                "write two transitions"
+            )
+        if self.when is None and not self.is_timed:
+            raise ValueError(
+                "a transition needs `when:` (the event that moves the customer), "
+                "or `after:` / `idle:` to fire on its own when time passes"
+            )
+        return self
+
+    @property
+    def is_timed(self) -> bool:
+        """True when the transition fires on time (`after` or `idle`), not on an event."""
+        return self.after is not None or self.idle is not None
 
 
 class Signal(Strict):

@@ -99,8 +99,8 @@ def _facts(journey: Journey) -> dict[str, Any]:
 
 def _transition_row(transition: Transition, journey: Journey) -> dict[str, str] | None:
     leaving = _stages(transition.from_, journey, leaving_for=transition.to)
-    if not leaving:
-        return None  # it only leads into the stage it leaves: it can never fire
+    if not leaving or transition.when is None:
+        return None  # it only leads into the stage it leaves, or fires on time, not on events
     name = transition.id or f"to_{transition.to}"
     return {
         "_id": name,
