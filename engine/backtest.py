@@ -94,7 +94,9 @@ def _last_events(many: ManyDecisions) -> np.ndarray:
     """Each customer's last event (its index), in `customer_ids` order."""
     n = len(many.batch.customer_ids)
     last = np.zeros(n, dtype=np.int64)
-    last[many.batch.customer] = np.arange(len(many.batch), dtype=np.int64)
+    # maximum.at, not `last[customer] = arange`: numpy does not promise which of repeated
+    # indices an assignment keeps.
+    np.maximum.at(last, many.batch.customer, np.arange(len(many.batch), dtype=np.int64))
     return last
 
 
