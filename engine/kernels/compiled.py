@@ -60,6 +60,10 @@ class CompiledRules(NamedTuple):
     transition_root: IntArray
     transition_to: IntArray
     transition_from: MaskArray  # (n_transitions, n_stages)
+    transition_timer: IntArray  # TIMER_*: what moves it
+    transition_delay_ms: IntArray  # its `after` or `idle` duration; 0 for event transitions
+    activity_index: int  # the customer's last event (timers do not touch it), in the int state
+    timer_index: int  # the last timer decision in this stage visit (NEVER_MS: none yet)
     action_root: IntArray  # -1: no condition
     action_stages: MaskArray  # (n_actions, n_stages)
     action_segment_first: IntArray
@@ -282,6 +286,10 @@ def _unpack_rules(p):
         transition_root=_vector(p.i64, L, F.transition_root),
         transition_to=_vector(p.i64, L, F.transition_to),
         transition_from=_matrix(p.u8, L, F.transition_from),
+        transition_timer=_vector(p.i64, L, F.transition_timer),
+        transition_delay_ms=_vector(p.i64, L, F.transition_delay_ms),
+        activity_index=_scalar(p.i64, L, F.activity_index),
+        timer_index=_scalar(p.i64, L, F.timer_index),
         action_root=_vector(p.i64, L, F.action_root),
         action_stages=_matrix(p.u8, L, F.action_stages),
         action_segment_first=_vector(p.i64, L, F.action_segment_first),
