@@ -621,6 +621,31 @@ def _goals_work(goals: GoalsCostFigures) -> str:
     )
 
 
+def _spread(name: str, unit: str, with_goals: list[float], without: list[float]) -> str:
+    """Whether one load's turns with goals stand apart from its turns without."""
+    if not with_goals or not without:
+        return ""
+    apart = max(with_goals) < min(without) or min(with_goals) > max(without)
+    return (
+        f"{name} turns ran at {shown(min(with_goals))}–{shown(max(with_goals), unit)} with goals "
+        f"and {shown(min(without))}–{shown(max(without), unit)} without: "
+        + ("every turn with goals apart from every turn without" if apart
+           else "the ranges overlap, the difference is within this run's noise")
+    )  # fmt: skip
+
+
+def _goals_spread(goals: GoalsCostFigures) -> str:
+    """Whether the throughput differences stand out of the turns' own spread."""
+    with_goals, without = goals["load"][WITH], goals["load"][WITHOUT]
+    said = [
+        _spread("Decide", "calls/s", [r["rate"] for r in with_goals["decide"]],
+                [r["rate"] for r in without["decide"]]),
+        _spread("DecideBatch", "events/s", [r["events_per_s"] for r in with_goals["batch"]],
+                [r["events_per_s"] for r in without["batch"]]),
+    ]  # fmt: skip
+    return "; ".join(s for s in said if s) + "."
+
+
 def _goals_turns(goals: GoalsCostFigures) -> Table:
     with_goals, without = goals["load"][WITH], goals["load"][WITHOUT]
     turns = zip(with_goals["decide"], without["decide"], with_goals["batch"], without["batch"],
@@ -647,7 +672,7 @@ def goals(runs: Runs) -> Section:
     after: list[str | Table] = []
     if figures_of is not None:
         figures = _goals_figures(figures_of, missing)
-        after = [_goals_work(figures_of), _goals_turns(figures_of)]
+        after = [_goals_work(figures_of), _goals_spread(figures_of), _goals_turns(figures_of)]
     else:
         figures = [
             Figure("round trips per event, one call at a time", None,

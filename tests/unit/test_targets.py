@@ -355,6 +355,13 @@ def test_goals_are_read_against_the_same_journey_without_them() -> None:
     assert (round_trips.measured, round_trips.ratio, round_trips.verdict) == ("2", "1×", MET)
 
 
+def test_goals_say_whether_the_throughput_stands_out_of_the_turns_spread() -> None:
+    after = sections.goals(Runs({"goals": goals_figures(round_trips_with_goals=200)})).after
+    spread = next(block for block in after if isinstance(block, str) and "turns ran" in block)
+    assert "Decide turns ran at 1,500–1,600 calls/s with goals and 1,600–1,700 calls/s" in spread
+    assert "the ranges overlap" in spread  # 1,600 in both
+
+
 def test_goals_that_add_a_round_trip_miss_their_target() -> None:
     rows = judged_rows(sections.goals(Runs({"goals": goals_figures(round_trips_with_goals=300)})))
     round_trips = rows["round trips per event, one call at a time"]
