@@ -170,6 +170,8 @@ CONVERSION_ODDS: dict[str, dict[str, Odds]] = {
     "review_request": {"order": Odds(0.0, 0.0), "click": Odds(0.20, 0.0)},
     "loyalty_invite": {"order": Odds(0.10, 0.10), "click": Odds(0.25, 0.0)},
     "win_back": {"order": Odds(0.30, 0.10), "click": Odds(0.20, 0.0)},
+    # Offered by a timer (an abandoned cart), never while the shoppers send events.
+    "cart_reminder": {"order": Odds(0.0, 0.0), "click": Odds(0.0, 0.0)},
 }
 ORDER, CLICK = "order", "click"  # the goals of rules/retail.yaml the odds are for
 

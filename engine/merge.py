@@ -93,9 +93,14 @@ def merge_journey(
         merged.ints[codes.INT_STAGE] = visitor.ints[codes.INT_STAGE]
         merged.ints[codes.INT_STAGE_ENTERED_MS] = visitor.ints[codes.INT_STAGE_ENTERED_MS]
         history.copy_history(journey, visitor, merged)  # the recent stages of the stage kept
+        # The timers checked in that stage visit go with it (`engine.kernels.timers`).
+        timer = journey.rules.timer_index
+        merged.ints[timer] = visitor.ints[timer]
     merged.ints[codes.INT_LAST_EVENT_MS] = max(
         known.ints[codes.INT_LAST_EVENT_MS], visitor.ints[codes.INT_LAST_EVENT_MS]
     )
+    activity = journey.rules.activity_index  # the later last event of the two
+    merged.ints[activity] = max(known.ints[activity], visitor.ints[activity])
     _merge_counters(journey, known, visitor, merged)
     _merge_friction(journey, known, visitor, merged)
     _merge_actions(journey, known, visitor, merged)

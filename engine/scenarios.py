@@ -29,6 +29,7 @@ from engine.rules.explain import problems_from_validation
 from engine.rules.model import Duration, Response, Strict, duration_ms
 from engine.rules.yaml_tree import read_yaml
 from engine.state import CustomerState, new_state
+from engine.timers import next_due_ms, timer_event
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -69,11 +70,18 @@ class Step(Strict):
         None, description="the app records this response to `action` (RecordResponse)"
     )
     action: str | None = Field(None, description="the action a `response:` step responds to")
+    advance: Duration | None = Field(
+        None,
+        description="let this much time pass with no event: the timed transitions that fall "
+        "due fire, in order; `expect` checks the last one",
+    )
     expect: Expectation | None = None
 
     @model_validator(mode="after")
     def _event_or_identify(self) -> Step:
-        kinds = [k for k in ("event", "identify", "response") if getattr(self, k) is not None]
+        kinds = [
+            k for k in ("event", "identify", "response", "advance") if getattr(self, k) is not None
+        ]
         if len(kinds) > 1:
             raise ValueError(
                 f"this step has both `{kinds[0]}:` and `{kinds[1]}:`; split it into two steps, "
@@ -82,7 +90,8 @@ class Step(Strict):
         if not kinds:
             raise ValueError(
                 "this step has neither `event:` nor `identify:`; add `event: <type>` "
-                "(or `identify:` with the traits to set, or `response:` with an `action:`)"
+                "(or `identify:` with the traits to set, `response:` with an `action:`, or "
+                "`advance:` with the time to let pass)"
             )
         if (self.response is None) != (self.action is None):
             raise ValueError(
@@ -312,8 +321,21 @@ def run_scenario(loaded: LoadedScenarios, index: int, ruleset: Ruleset) -> Scena
     state: CustomerState = new_state(ruleset).with_traits(scenario.traits)
     clock_ms = int(loaded.spec.start.timestamp() * 1000)
     for number, step in enumerate(scenario.steps):
-        clock_ms += duration_ms(step.after)
         where = f"{loaded.source}:{loaded.step_lines[(index, number)]}"
+        if step.advance is not None:
+            clock_ms += duration_ms(step.advance)
+            decision, state = _fire_timers(ruleset, state, customer, clock_ms, inclusive=True)
+            result.steps_run += 1
+            if step.expect is not None:
+                result.failures += [
+                    f"{where}: step {number + 1} (advance {step.advance}): {failure}"
+                    for failure in _check(step.expect, decision, ruleset)
+                ]
+            continue
+        clock_ms += duration_ms(step.after)
+        # The timers that fell due before this step fire first, as the service's timer loop
+        # fires them when they fall due.
+        _, state = _fire_timers(ruleset, state, customer, clock_ms, inclusive=False)
         if step.identify is not None:
             state = state.with_traits(step.identify)
             result.steps_run += 1
@@ -327,6 +349,22 @@ def run_scenario(loaded: LoadedScenarios, index: int, ruleset: Ruleset) -> Scena
                 for failure in _check(step.expect, decision, ruleset)
             ]
     return result
+
+
+def _fire_timers(
+    ruleset: Ruleset, state: CustomerState, customer: str, until_ms: int, *, inclusive: bool
+) -> tuple[Decision, CustomerState]:
+    """Decide every timer due before `until_ms` (or at it, `inclusive`), in order; returns the
+    last timer's decision (without one: where the customer stands, no transition) and the
+    state after them."""
+    decision: Decision | None = None
+    while (due := next_due_ms(ruleset, state)) is not None and (
+        due < until_ms or (inclusive and due == until_ms)
+    ):
+        decision, state = decide(ruleset, state, timer_event(customer, due), due, explain=True)
+    if decision is None:
+        decision, _ = decide(ruleset, state, timer_event(customer, until_ms), until_ms)
+    return decision, state
 
 
 def _event(step: Step, event_id: str, customer: str) -> Event:

@@ -206,6 +206,9 @@ def service_settings(key_prefix: str, store_url: str) -> Settings:
         key_prefix=key_prefix,
         grace_period_s=2.0,
         redis_timeout_ms=redis_timeout_ms(store_url),
+        # No timer loop: tests replaying events of long ago would see their carts abandoned
+        # behind their back; tests/service/test_timers.py turns it on.
+        timers=0,
     )
 
 

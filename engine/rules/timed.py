@@ -51,7 +51,7 @@ def _circles(
     by_index = dict(entries)
     reported: set[frozenset[int]] = set()
     for index, transition in entries:
-        if _clock(transition) is None:
+        if _clock(transition) is None or not isinstance(transition.get("to"), str):
             continue
         for source in _sources(transition.get("from"), stages):
             lap = _lap(source, index, by_index, leaving)

@@ -6,6 +6,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SubscribeRequest(_message.Message):
+    __slots__ = ("journeys", "stages", "from_id")
+    JOURNEYS_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    FROM_ID_FIELD_NUMBER: _ClassVar[int]
+    journeys: _containers.RepeatedScalarFieldContainer[str]
+    stages: _containers.RepeatedScalarFieldContainer[str]
+    from_id: str
+    def __init__(self, journeys: _Optional[_Iterable[str]] = ..., stages: _Optional[_Iterable[str]] = ..., from_id: _Optional[str] = ...) -> None: ...
+
+class SubscribeResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: OutboxEntry
+    def __init__(self, entry: _Optional[_Union[OutboxEntry, _Mapping]] = ...) -> None: ...
+
+class OutboxEntry(_message.Message):
+    __slots__ = ("id", "decision_id", "kind", "decision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    decision_id: str
+    kind: str
+    decision: Decision
+    def __init__(self, id: _Optional[str] = ..., decision_id: _Optional[str] = ..., kind: _Optional[str] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
 class Value(_message.Message):
     __slots__ = ("string_value", "number_value", "bool_value")
     STRING_VALUE_FIELD_NUMBER: _ClassVar[int]

@@ -88,6 +88,11 @@ class JourneyServiceStub:
                 request_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsRequest.SerializeToString,
                 response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsResponse.FromString,
                 _registered_method=True)
+        self.Subscribe = channel.unary_stream(
+                '/journeyman.v1.JourneyService/Subscribe',
+                request_serializer=journeyman_dot_v1_dot_journeyman__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=journeyman_dot_v1_dot_journeyman__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
 
 
 class JourneyServiceServicer:
@@ -174,6 +179,17 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Subscribe(self, request, context):
+        """Subscribe follows the outbox: the decisions timers made (a transition with `after:` or
+        `idle:` fired), and every stage change when the server is set to publish them. It sends
+        what is already there after `from_id`, then each new entry as it comes, until cancelled.
+        At least once: a client that reconnects with the last `id` it saw misses nothing, and
+        deduplicates by `decision_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JourneyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -226,6 +242,11 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.GetJourneyStats,
                     request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsRequest.FromString,
                     response_serializer=journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=journeyman_dot_v1_dot_journeyman__pb2.SubscribeRequest.FromString,
+                    response_serializer=journeyman_dot_v1_dot_journeyman__pb2.SubscribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -502,6 +523,33 @@ class JourneyService:
             '/journeyman.v1.JourneyService/GetJourneyStats',
             journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsRequest.SerializeToString,
             journeyman_dot_v1_dot_journeyman__pb2.GetJourneyStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/journeyman.v1.JourneyService/Subscribe',
+            journeyman_dot_v1_dot_journeyman__pb2.SubscribeRequest.SerializeToString,
+            journeyman_dot_v1_dot_journeyman__pb2.SubscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

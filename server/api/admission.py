@@ -38,8 +38,10 @@ def rewrapped(
     unary: Callable[[Unary], Unary],
     streaming: Callable[[Streaming], Streaming],
     request_deserializer: Callable[[bytes], Any] | None = None,
+    server_streaming: Callable[[Streaming], Streaming] | None = None,
 ) -> Handler:
-    """`handler` with its behaviour replaced by `unary(behaviour)` or `streaming(behaviour)`,
+    """`handler` with its behaviour replaced by `unary(behaviour)` or `streaming(behaviour)`
+    (a server-streaming one, one request in: `server_streaming`, by default `streaming`),
     keeping its kind and (de)serializers (or the `request_deserializer` given): what every
     journeyman interceptor needs."""
     serializers = {
@@ -52,6 +54,9 @@ def rewrapped(
     if handler.stream_stream is not None:
         many = streaming(cast(Streaming, handler.stream_stream))
         return grpc.stream_stream_rpc_method_handler(many, **serializers)
+    if handler.unary_stream is not None:
+        follow = (server_streaming or streaming)(cast(Streaming, handler.unary_stream))
+        return grpc.unary_stream_rpc_method_handler(follow, **serializers)
     return handler
 
 
@@ -88,6 +93,7 @@ class CallGate(grpc.aio.ServerInterceptor):
             unary=lambda behaviour: self._unary(behaviour, name),
             streaming=lambda behaviour: self._streaming(behaviour, name),
             request_deserializer=None if deserialize is None else _tolerant(deserialize),
+            server_streaming=lambda behaviour: self._following(behaviour, name),
         )
         return wrapped
 
@@ -139,6 +145,20 @@ class CallGate(grpc.aio.ServerInterceptor):
                 timer.observe(context, ended, time.perf_counter() - start)
 
         return admitted
+
+    def _following(self, behavior: Streaming, name: str) -> Streaming:
+        """A server-streaming call (Subscribe): it follows the outbox for as long as the client
+        stays, so it does not hold one of the `limit` call slots."""
+
+        async def followed(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            if isinstance(request, Undecodable):
+                await self._refuse_undecodable(request, name, context)
+            async for response in behavior(request, context):
+                yield response
+
+        return followed
 
     async def _decoded(
         self, requests: AsyncIterator[Any], name: str, context: grpc.aio.ServicerContext[Any, Any]

@@ -33,6 +33,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     "GetRuleset": "read",
     "GetActionReport": "read",
     "GetJourneyStats": "read",
+    "Subscribe": "read",
     "RecordResponse": "decide",
     "ForgetCustomer": "admin",
 }

@@ -19,6 +19,7 @@ from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.analytics.action_report import action_report
 from server.analytics.journey_report import journey_stats
 from server.api.auth import caller_may
+from server.api.subscribe import follow
 from server.core.config import Settings
 from server.decisions.active import decode_or_new
 from server.decisions.decider import Decider
@@ -43,6 +44,7 @@ from server.protocol.errors import (
 )
 from server.rules.reload import LiveRules
 from server.store.redis_store import Store
+from server.store.timers import TimerIndex
 
 Context = grpc.aio.ServicerContext[object, object]
 
@@ -54,6 +56,7 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
         self._rules = live.active
         self._store = store
         self._decider = decider
+        self._timers = TimerIndex(store)
         self._identification = Identification(
             live.active, store, decider.stats, decider.retry_policy, decider.breaker
         )
@@ -173,6 +176,15 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
                 self._store, self._rules().ruleset, request, self._decider.now_ms(),
                 max_days=self._settings.stats_retention_days,
             )  # fmt: skip
+        except JourneymanError as error:
+            await abort(context, error)
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: Context
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        try:
+            async for response in follow(self._timers, request):
+                yield response
         except JourneymanError as error:
             await abort(context, error)
 

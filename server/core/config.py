@@ -30,9 +30,11 @@ _POSITIVE = (
     "workers", "max_connection_age_s", "decisions_kept",
     "state_ttl_s", "redis_timeout_ms", "max_concurrent_calls", "max_message_bytes",
     "max_properties", "max_string_length", "max_batch", "grace_period_s",
-    "stats_retention_days",
+    "stats_retention_days", "timer_shards", "timer_poll_ms", "timer_batch", "timer_lease_ms",
+    "outbox_max_len",
 )  # fmt: skip
-_NOT_NEGATIVE = ("conflict_retries", "capture_days")  # capture_days 0: off
+# capture_days 0: off; timers 0: this server runs no timer loop; outbox_stage_changes 1: on
+_NOT_NEGATIVE = ("conflict_retries", "capture_days", "timers", "outbox_stage_changes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,18 @@ class Settings:
     # replay (0: off). Each costs ~380 bytes of Redis memory (README, "Capture").
     capture_days: int = 0
     grace_period_s: float = 10.0  # in-flight calls get this long to finish on shutdown
+    # Timed transitions (README, "Timers"): every server claims due customers from the due-time
+    # index (sorted sets, `timer_shards` of them) every `timer_poll_ms`, `timer_batch` at a
+    # time; a claim not settled in `timer_lease_ms` (its server died) is taken over.
+    timers: int = 1
+    timer_shards: int = 16
+    timer_poll_ms: int = 100
+    timer_batch: int = 256
+    timer_lease_ms: int = 5_000
+    # The outbox stream (timer decisions; with outbox_stage_changes=1 every stage change too),
+    # trimmed to about this many entries.
+    outbox_max_len: int = 1_000_000
+    outbox_stage_changes: int = 0
     # The HTTP port: Prometheus /metrics, the journey map (/map) and its JSON; 0 turns it off.
     # JOURNEYMAN_METRICS_PORT and --metrics-port, its name before it served the map, still work.
     http_port: int = 9100

@@ -27,6 +27,7 @@ from server.core.metrics import CONFLICTS, KERNEL_SECONDS, REDIS_SECONDS, timed
 from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
+from server.decisions.outbox import event_timer_write
 from server.decisions.retry import RetryPolicy
 from server.decisions.unstored import Degraded
 from server.protocol.convert import DecideInput, decision_to_pb
@@ -173,9 +174,12 @@ class DecisionRound:
             decided.append(done)
             if done.commits:
                 first = requests[lane[0]]
+                timer = event_timer_write(
+                    self._store, active.ruleset, done.state, (a for _, a, _, _ in done.answers)
+                )
                 commits.append(ToCommit(
                     first.event.customer_id, first.anonymous, one.version,
-                    encode_state(active.ruleset, done.state), done.commits, done.captured,
+                    encode_state(active.ruleset, done.state), done.commits, done.captured, timer,
                 ))  # fmt: skip
             if time.perf_counter() >= slice_ends:
                 await asyncio.sleep(0)

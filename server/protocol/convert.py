@@ -19,6 +19,7 @@ from engine.event import (
     Event,
     PropertyValue,
 )
+from engine.timers import TIMER_EVENT_TYPE
 from engine.view import CustomerView
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
@@ -172,6 +173,8 @@ def decide_input(request: pb.DecideRequest, now_ms: int, settings: Settings) -> 
     violations.text("event.event_id", event.event_id, limit, required=True)
     customer, anonymous = _customer(event, violations)
     violations.text("event.type", event.type, limit, required=True)
+    if event.type == TIMER_EVENT_TYPE:
+        violations.add("event.type", f"{TIMER_EVENT_TYPE!r} is the type of timers; send your own")
     violations.text("event.channel", event.channel, limit, required=False)
     violations.text("event.touchpoint", event.touchpoint, limit, required=False)
     timestamp_ms = _timestamp(event, now_ms, settings, violations)

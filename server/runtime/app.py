@@ -28,6 +28,7 @@ from server.core.config import Settings
 from server.core.health import STORE_SERVICE
 from server.core.metrics import REDIS_UP
 from server.decisions.decider import Decider
+from server.decisions.timers import TimerLoop
 from server.rules.reload import LiveRules
 from server.store.errors import StoreUnavailable
 from server.store.redis_store import Store
@@ -62,12 +63,15 @@ class Running:
     rules: LiveRules
     ready: asyncio.Future[None] | None = None  # done once Redis answered and health says SERVING
     store_watch: asyncio.Task[None] | None = None  # the store's health, following Redis
+    timers: TimerLoop | None = None  # this server's timer loop (`JOURNEYMAN_TIMERS`)
 
     async def stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish, then close Redis."""
         for pending in (self.ready, self.store_watch):
             if pending is not None:
                 pending.cancel()
+        if self.timers is not None:
+            await self.timers.stop()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
         await self.decider.drain()
@@ -125,6 +129,11 @@ async def create_server(
     await server.start()
     warm_up(ruleset)
     running = Running(server, port, health_servicer, decider, store, live)
+    if settings.timers:
+        running.timers = TimerLoop(
+            live.active, store, decider.stats, decider.learned_rates, settings
+        )
+        running.timers.start()
     # Serving starts once Redis answers; until then calls are answered degraded and health says
     # NOT_SERVING, so a load balancer sends traffic elsewhere while Redis is being started.
     loop = asyncio.get_running_loop()

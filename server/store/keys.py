@@ -27,6 +27,9 @@ Nothing else builds a key. Layout under the prefix (default ``jm:``)::
         s|<stage>|<signal>|<touchpoint>   friction signals fired, by stage and touchpoint
     jm:stats:activity:<journey>       hash  <stage>|<hour> -> customers in the stage whose last
                                             event was in that hour (ms // 3,600,000): stalls
+    jm:timers:due:<shard>             zset  c:<customer_id> (a:<id>) -> next due time, ms; a
+                                            claimed one -> when its claim lapses
+    jm:outbox                         stream  d -> OutboxEntry bytes, k -> timer | event
 
 A customer's keys share the hash tag ``{c:<id>}``, so Redis Cluster puts them in one slot and the
 commit script may touch them all atomically. Stats keys carry no tag: they are global counters,
@@ -38,6 +41,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -175,6 +179,22 @@ def validate_customer_id(value: str) -> str | None:
     return None
 
 
+def timer_member(customer_id: str, *, anonymous: bool = False) -> str:
+    """A customer's member in the due-time index: `c:<id>`, or `a:<id>` for a visitor."""
+    return f"{ANONYMOUS_TAG if anonymous else CUSTOMER_TAG}:{customer_id}"
+
+
+def member_customer(member: str) -> tuple[str, bool]:
+    """(customer id, anonymous) of a `timer_member`."""
+    letter, _, customer_id = member.partition(":")
+    return customer_id, letter == ANONYMOUS_TAG
+
+
+def due_shard(member: str, shards: int) -> int:
+    """The due-time shard a customer's member lives in: stable across processes (crc32)."""
+    return zlib.crc32(member.encode()) % shards
+
+
 def decision_field(event_id: str) -> str:
     """The decisions-hash field that holds the decision made for `event_id`."""
     return DECISION_FIELD_PREFIX + event_id
@@ -224,6 +244,14 @@ class Keyspace:
         return CustomerKeys(
             state=f"{tag}:state", decisions=f"{tag}:decisions", captured=f"{tag}:events"
         )
+
+    def due(self, shard: int) -> str:
+        """Sorted set of customers (`timer_member`) by their next due time, ms (one shard)."""
+        return f"{self.prefix}timers:due:{shard}"
+
+    def outbox(self) -> str:
+        """The outbox stream: decisions made by timers (and stage changes, when published)."""
+        return f"{self.prefix}outbox"
 
     def captured_pattern(self) -> str:
         """SCAN pattern of every customer's stream of captured events (visitors' too)."""

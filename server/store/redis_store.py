@@ -38,6 +38,8 @@ from server.store.keys import (
     CustomerKeys,
     Keyspace,
     decision_field,
+    due_shard,
+    timer_member,
 )
 from server.store.pipelining import Pipeliner
 
@@ -87,6 +89,17 @@ class ToCommit:
     state: bytes
     events: Sequence[tuple[str, bytes]]
     captured: Sequence[str] = ()  # the events as export lines, when capture is on
+    timer: TimerWrite | None = None  # the due-time index and outbox, when timers are on
+
+
+@dataclass(frozen=True, slots=True)
+class TimerWrite:
+    """What a commit writes for timers: the customer's next due time (None: none pending) and
+    the outbox entries, (kind, `OutboxEntry` bytes), in order."""
+
+    due_ms: int | None
+    outbox: Sequence[tuple[str, bytes]] = ()
+    index: bool = True  # False: leave the due-time index alone (a ruleset without timers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,12 @@ class Store:
         self.decisions_kept = settings.decisions_kept
         self.capture_days = settings.capture_days
         self.stats_retention_s = settings.stats_retention_days * DAY_S
+        self.timer_shards = settings.timer_shards
+        self.outbox_max_len = settings.outbox_max_len
+        self.outbox_stage_changes = bool(settings.outbox_stage_changes)
+        # The due-time index and the outbox are not in any customer's hash tag, so the commit
+        # script can write them on a single Redis only.
+        self.timers_supported = not isinstance(client, RedisCluster)
         # register_script only hashes the source; the first call runs EVALSHA and, on NOSCRIPT
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
@@ -168,6 +187,11 @@ class Store:
             max_connections=max(256, settings.max_concurrent_calls),
         )
         return cls(client, settings)
+
+    @property
+    def redis(self) -> RedisClient:
+        """The client itself, for the store's companions (`server.store.timers`)."""
+        return self._client
 
     @property
     def pipelining(self) -> Pipeliner | None:
@@ -257,11 +281,11 @@ class Store:
         DUPLICATE, with the first stored decision met. Every key of the customer gets
         `state_ttl_s` again on each write.
         """
-        calls = [(self.keys.customer(c.customer_id, anonymous=c.anonymous), c) for c in commits]
+        calls = [(self._commit_keys(c), c) for c in commits]
         async with self._calling(f"commit {len(commits)} customer(s)"):
             if self._pipeliner is None:
                 replies = await asyncio.gather(
-                    *(self._commit_script(keys=_commit_keys(keys), args=self._commit_args(c))
+                    *(self._commit_script(keys=keys, args=self._commit_args(c))
                       for keys, c in calls)
                 )  # fmt: skip
             else:
@@ -269,13 +293,29 @@ class Store:
         return [_commit_result(reply) for reply in replies]
 
     def _commit_args(self, commit: ToCommit) -> list[EncodableT]:
-        return commit_script_args(
+        args = commit_script_args(
             commit.expected_version, commit.state, commit.events,
             decisions_kept=self.decisions_kept, ttl_s=self.state_ttl_s,
             captured=commit.captured, capture_days=self.capture_days,
         )  # fmt: skip
+        if commit.timer is not None:
+            member = timer_member(commit.customer_id, anonymous=commit.anonymous)
+            args += timer_script_args(
+                args, member, commit.timer, outbox_max_len=self.outbox_max_len
+            )
+        return args
 
-    async def _commit_pipelined(self, calls: list[tuple[CustomerKeys, ToCommit]]) -> list[Any]:
+    def _commit_keys(self, commit: ToCommit) -> tuple[str, ...]:
+        """commit.lua's KEYS: the state, the decisions, the captured events' stream, and with
+        timers the customer's due-time shard and the outbox."""
+        keys = self.keys.customer(commit.customer_id, anonymous=commit.anonymous)
+        if commit.timer is None:
+            return _commit_keys(keys)
+        member = timer_member(commit.customer_id, anonymous=commit.anonymous)
+        shard = self.keys.due(due_shard(member, self.timer_shards))
+        return (*_commit_keys(keys), shard, self.keys.outbox())
+
+    async def _commit_pipelined(self, calls: list[tuple[tuple[str, ...], ToCommit]]) -> list[Any]:
         """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
         load the script and send those again: NOSCRIPT means it did not run, so nothing is
         doubled."""
@@ -287,8 +327,7 @@ class Store:
 
             def queue(pipe: Pipeline, todo: list[int] = todo) -> int:
                 for i in todo:
-                    keys, commit = calls[i]
-                    commit_keys = _commit_keys(keys)
+                    commit_keys, commit = calls[i]
                     pipe.evalsha(sha, len(commit_keys), *commit_keys, *self._commit_args(commit))
                 return len(todo)
 
@@ -478,6 +517,21 @@ def commit_script_args(
         keep_ms = capture_days * 86_400_000
         args += (len(captured), max(0, int(time.time() * 1000) - keep_ms), capture_days * 86_400)
         args += tuple(captured)
+    return args
+
+
+def timer_script_args(
+    before: Sequence[EncodableT], member: str, timer: TimerWrite, *, outbox_max_len: int
+) -> list[EncodableT]:
+    """commit.lua's timer arguments, after `before` (what `commit_script_args` returned): the
+    capture count is filled in when capture left it out, so the script finds them."""
+    events = int(str(before[4]))
+    args: list[EncodableT] = [0] if len(before) == 5 + 2 * events else []
+    args += [member if timer.index else "", "" if timer.due_ms is None else timer.due_ms]
+    args.append(len(timer.outbox))
+    args.append(outbox_max_len)
+    for kind, entry in timer.outbox:
+        args += (kind, entry)
     return args
 
 

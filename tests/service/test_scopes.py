@@ -127,6 +127,18 @@ async def _get_journey_stats(stub: Stub, metadata: Metadata) -> Message:
     return await stub.GetJourneyStats(request, metadata=metadata, timeout=10)
 
 
+async def _subscribe(stub: Stub, metadata: Metadata) -> Message:
+    """The first outbox entry (from the oldest kept), or an empty one if none comes in 0.5 s:
+    a refused call fails at its first read."""
+    call = stub.Subscribe(pb.SubscribeRequest(from_id="0"), metadata=metadata, timeout=10)
+    try:
+        return await asyncio.wait_for(call.read(), 0.5)  # type: ignore[no-any-return]
+    except TimeoutError:
+        return pb.SubscribeResponse()
+    finally:
+        call.cancel()
+
+
 @dataclass(frozen=True)
 class Rpc:
     """One row of the README's scope table: the scope a call needs, and the answer's fields by
@@ -171,6 +183,10 @@ SCOPE_TABLE: Mapping[str, Rpc] = {
             "journey", "since", "until", "stages", "transitions", "stall_after_ms",
             "friction_levels", "description", "ruleset_version", "as_of_ms",
         })},
+    ),
+    "Subscribe": Rpc(
+        _subscribe, "read",
+        {"read": frozenset({"entry"})}, may_be_empty=frozenset({"entry"}),
     ),
 }  # fmt: skip
 

@@ -99,7 +99,7 @@ def _facts(journey: Journey) -> dict[str, Any]:
 
 def _transition_row(transition: Transition, journey: Journey) -> dict[str, str] | None:
     leaving = _stages(transition.from_, journey, leaving_for=transition.to)
-    if not leaving or transition.when is None:
+    if not leaving or transition.when is None or transition.is_timed:
         return None  # it only leads into the stage it leaves, or fires on time, not on events
     name = transition.id or f"to_{transition.to}"
     return {

@@ -16,6 +16,12 @@
 -- ARGV[6 + 2n]  m, the events to capture (0: capture is off), then the oldest stream id to
 --          keep (ms; older entries are trimmed, MINID ~) and the stream's TTL in seconds, then
 --          m event lines (JSON, the export's format), appended as field `e` in order.
+-- KEYS[4]  the due-time shard of the customer (optional), KEYS[5] the outbox stream (optional)
+-- ARGV[t]  after the capture arguments (t = 7 + 2n, plus 2 + m when m > 0): the customer's
+--          member in the due-time index ("" leaves the index alone), then its next due time in
+--          ms ("" removes it: no timer pending), then k, the outbox entries, then the outbox's
+--          approximate length cap, then k pairs (kind, entry bytes), appended in order.
+--          These keys are not in the customer's hash tag: a single Redis only (README, Timers).
 --
 -- Returns {outcome, version, decision}:
 --   {"DUPLICATE", current version, stored decision}  an event id was seen (the first such one's
@@ -75,6 +81,25 @@ if captured > 0 then
         redis.call("XADD", KEYS[3], "MINID", "~", oldest_id, "*", "e", ARGV[capture_at + 2 + i])
     end
     redis.call("EXPIRE", KEYS[3], capture_ttl_s)
+end
+
+-- Timers: the next due time replaces whatever the index held (a claim included), and the
+-- outbox gets this commit's entries, in the same atomic step as the state they come from.
+local timers_at = capture_at + 1 + (captured > 0 and (2 + captured) or 0)
+local member = ARGV[timers_at]
+if member and member ~= "" then
+    local due = ARGV[timers_at + 1]
+    if due == "" then
+        redis.call("ZREM", KEYS[4], member)
+    else
+        redis.call("ZADD", KEYS[4], due, member)
+    end
+end
+local published = tonumber(ARGV[timers_at + 2] or "0")
+for i = 1, published do
+    local at = timers_at + 2 + 2 * i
+    redis.call("XADD", KEYS[5], "MAXLEN", "~", ARGV[timers_at + 3], "*",
+        "k", ARGV[at], "d", ARGV[at + 1])
 end
 
 return {"COMMITTED", new_version}

@@ -54,6 +54,7 @@ def test_explain_says_why_every_other_action_was_excluded() -> None:
     reasons = {e.action: e.reason for e in decision.excluded}
     assert decision.action_ids == ("welcome_discount",)
     assert reasons == {
+        "cart_reminder": "stage",
         "free_shipping": "stage",
         "live_chat": "condition",
         "review_request": "stage",

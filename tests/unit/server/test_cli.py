@@ -15,7 +15,7 @@ from tests.rulesets import RULES_DIR
 def test_check_accepts_the_example_journeys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "check", str(RULES_DIR)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "retail.yaml: journey retail" in out and "6 stages" in out
+    assert "retail.yaml: journey retail" in out and "7 stages" in out
 
 
 def test_check_reports_every_problem_with_file_line_column(
