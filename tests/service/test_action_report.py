@@ -112,7 +112,9 @@ async def test_journeyman_report_prints_the_table_and_the_json(
     command = ["report", "--address", service.address, "--journey", "retail"]
     assert await asyncio.to_thread(main, command) == 0
     table = capsys.readouterr().out
-    (line,) = [line for line in table.splitlines() if line.startswith("welcome_discount  order")]
+    (line,) = [
+        line for line in table.splitlines() if line.split()[:2] == ["welcome_discount", "order"]
+    ]
     treated = f"{truth['treated orders']}/{truth['treated']}"
     control = f"{truth['control orders']}/{truth['control']}"
     assert treated in line and control in line and "order" in line
