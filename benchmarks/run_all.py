@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmarks import ROOT
+from benchmarks.engine.regret import RegretFigures
 from benchmarks.load.drive import Plan, Result
 from benchmarks.load.drive import run as drive
 from benchmarks.load.service import Running, echo, free_port, journeyman, scrape
@@ -268,6 +269,13 @@ def measure_locust(sizes: Sizes) -> LocustFigures:
         )
 
 
+def measure_regret(sizes: Sizes) -> RegretFigures:
+    """Adaptive arbitration against static priorities and uniform random (in-process)."""
+    from benchmarks.engine import regret
+
+    return regret.measure(20_000 if sizes.goals_quick else regret.SHOPPERS)
+
+
 def measure_goals(sizes: Sizes) -> GoalsCostFigures:
     """What goals and exposures cost: every figure with and without the retail goals."""
     from benchmarks import goals_cost
@@ -317,6 +325,7 @@ RUNS = (
     Run("overload", measure_overload, 80, 45),
     Run("locust", measure_locust, 60, 25),
     Run("goals", measure_goals, 130, 40),
+    Run("regret", measure_regret, 40, 15),
     Run("kernels", measure_kernels, 90, 0),  # last: the detail, first to go when time is short
 )
 RUN_BY_NAME = {run.name: run for run in RUNS}

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from benchmarks.engine.regret import RegretFigures
+
 if TYPE_CHECKING:
     from benchmarks.load.drive import Result
 
@@ -358,3 +360,4 @@ class RunFigures(TypedDict, total=False):
     locust: LocustFigures
     kernels: KernelsFigures
     goals: GoalsCostFigures
+    regret: RegretFigures

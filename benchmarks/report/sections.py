@@ -695,8 +695,35 @@ def goals(runs: Runs) -> Section:
                    runs.errors_of("goals"))  # fmt: skip
 
 
+def regret(runs: Runs) -> Section:
+    figures_of, missing = runs.figures.get("regret"), runs.missing("regret")
+    get = Reader(figures_of)
+    figures = [
+        Figure("cumulative regret, adaptive arbitration", get(lambda f: f["adaptive_regret"]),
+               "clicks", get(lambda f: f["static_regret"]), "static priorities",
+               target=t.REGRET_RATIO, on_ratio=True, missing=missing),
+        Figure("cumulative regret, uniform random", get(lambda f: f["random_regret"]), "clicks",
+               get(lambda f: f["static_regret"]), "static priorities", missing=missing),
+        Figure("best banner's share of the last 10,000 decisions, adaptive",
+               get(lambda f: f["adaptive_best_share_last_10k"]), missing=missing),
+    ]  # fmt: skip
+    how = (
+        "`benchmarks.engine.regret`: "
+        f"{shown(get(lambda f: f['shoppers']))} simulated shoppers, each new, meet one of five "
+        "banners whose true click rates (2, 4, 6, 8 and 10 %) the rules do not know. Adaptive "
+        "arbitration (`decide()` with `arbitration: adaptive`, equal priorities, its learned "
+        "tables rebuilt every 1,000 shoppers as the service refreshes them) against the same "
+        "journey with `arbitration: priority` and a marketer's guess of the order, and against "
+        "a uniformly random banner (expected regret, computed). Regret adds up, shopper by "
+        "shopper, how much likelier a click the best banner would have been than the one shown."
+    )
+    return Section("Adaptive arbitration: regret (issue 12)", how, figures, [],
+                   runs.errors_of("regret"))  # fmt: skip
+
+
 SECTIONS: tuple[Callable[[Runs], Section], ...] = (
     transport, streaming, batch, redis_work, engine, replay, memory, overload, locust, goals,
+    regret,
 )  # fmt: skip
 
 

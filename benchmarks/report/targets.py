@@ -60,6 +60,8 @@ OVERLOAD_GOODPUT = Target(">=", 0.8, "≥ 0.8× R")
 OVERLOAD_P99 = Target("<=", 2.0, "≤ 2× cap/R")
 # Issue 12: attribution adds no Redis round trip to the hot path.
 NO_EXTRA_ROUND_TRIP = Target("<=", 1.0, "≤ 1× without goals")
+# Issue 12: adaptive arbitration's cumulative regret at N = 100,000 decisions.
+REGRET_RATIO = Target("<=", 1 / 3, "≤ 1/3× static priorities")
 
 
 # --- numbers -------------------------------------------------------------------------------------
