@@ -15,8 +15,9 @@ from engine.decision import Exclusion, JourneyOutcome, NotFired
 from engine.event import Event, PropertyValue
 from engine.kernels import codes, readout
 from engine.kernels.compiled import KernelOutput
-from engine.rules.model import Action, duration_ms
+from engine.rules.model import Action, Transition, duration_ms
 from engine.state import CustomerState, JourneyState
+from engine.timers import is_timer
 from engine.why import Facts, readable_time, why_not
 
 
@@ -45,7 +46,8 @@ def _facts(
     return Facts(
         journey=journey.model, event=event, traits=traits, counters=counters, level=level,
         in_stage_ms=_since(clock_ms, int(entered)),
-        idle_ms=_since(clock_ms, int(before.ints[codes.INT_LAST_EVENT_MS])),
+        # idle time runs from the customer's last real event: a timer is not activity
+        idle_ms=_since(clock_ms, int(before.ints[rules.activity_index])),
     )  # fmt: skip
 
 
@@ -134,14 +136,23 @@ def not_fired(
             sources = transition.from_
             if sources != "*" and outcome.previous_stage not in sources:
                 continue
-            if transition.to == outcome.previous_stage:
-                reason = f"it leads to {transition.to}, where the customer already is"
-            elif transition.is_timed or transition.when is None:
-                clock = (
-                    f"after {transition.after}" if transition.after else f"idle {transition.idle}"
-                )
-                reason = f"it fires on time ({clock}), not on an event"
-            else:
-                reason = why_not(transition.when, facts) or "its condition holds"
+            reason = _why_not_fired(transition, outcome.previous_stage, facts, is_timer(event))
             found.append(NotFired(journey.name, name, line, reason))
     return tuple(found)
+
+
+def _why_not_fired(transition: Transition, stage: str, facts: Facts, timer: bool) -> str:
+    """Why `transition`, tried from `stage`, did not fire on this event (or timer)."""
+    if transition.to == stage:
+        return f"it leads to {transition.to}, where the customer already is"
+    if transition.is_timed and not timer:
+        clock = f"after {transition.after}" if transition.after else f"idle {transition.idle}"
+        return f"it fires on time ({clock}), not on an event"
+    if timer and not transition.is_timed:
+        return "it fires on an event, not on time"
+    failed = why_not(transition.when, facts) if transition.when is not None else None
+    if failed:
+        return failed
+    if timer:  # `engine.kernels.timers`: each due time is checked once per stage visit
+        return "it is not due yet, or was checked already in this stage visit"
+    return "its condition holds"

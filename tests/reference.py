@@ -5,6 +5,11 @@ the pydantic `Journey` models directly, keeps each customer's memory in dicts an
 being obviously right to being fast. `tests/property` runs it side by side with the engine, so when
 the two disagree, this file is the one a reader can check against the spec line by line.
 
+Timed transitions (`after:`, `idle:`) follow rules/README.md, "Timed transitions": a timer is
+decided like an event, on a synthetic event at its due time (`next_due_ms`), and may fire only the
+timed transitions due then and not checked before in the stage visit; it counts nothing, fires no
+signal, reaches no goal and leaves idle time running from the last real event.
+
 Besides deciding, it reads a customer as of a moment (the twin of `engine.view`) and stitches an
 anonymous visitor into a known customer (the twin of `engine.merge`). It imports from the engine
 only the event type and the rules model it is given; everything it computes (counter buckets,
@@ -19,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from engine.event import Event, PropertyValue
-from engine.rules.model import Action, Condition, Journey, duration_ms
+from engine.rules.model import Action, Condition, Journey, Transition, duration_ms
 
 # The spec's numbers, restated here rather than imported so that a wrong constant in the engine
 # shows up as a disagreement instead of being shared.
@@ -36,6 +41,9 @@ ELIGIBLE = "eligible"  # an action status that is not an exclusion reason
 # A recorded response is an event of type "response" with the response and the action responded
 # to in these properties (rules/README.md, "Responses").
 RESPONSE_TYPE, RESPONSE_KEY, RESPONDED_ACTION_KEY = "response", "response", "action"
+# A timer's synthetic event: its type, and its id `timer:<due ms>` (journeyman.proto, OutboxEntry),
+# so that the same timer decided twice is a repeated event.
+TIMER_TYPE, TIMER_ID_PREFIX = "journeyman.timer", "timer:"
 
 Value = PropertyValue | None
 
@@ -119,6 +127,10 @@ class JourneyMemory:
     # (action, goal) -> the exposure time the customer converted for
     converted_for_ms: dict[tuple[str, str], int] = field(default_factory=dict)
     recent_stages: list[tuple[str, int]] = field(default_factory=list)  # newest first
+    # Timers: the journey clock at the customer's last real event (a timer is no activity), and
+    # the last timer decided in this stage visit (None: none yet).
+    activity_ms: int | None = None
+    timer_checked_ms: int | None = None
 
 
 @dataclass
@@ -259,16 +271,26 @@ def counter_buckets(window: str, precision: str | None) -> tuple[int, int]:
     return width_ms, -(-window_ms // width_ms)
 
 
+def is_timer(event: Event) -> bool:
+    return event.type == TIMER_TYPE
+
+
+def timer_event(customer_id: str, due_ms: int) -> Event:
+    """The synthetic event of the timer due at `due_ms`."""
+    return Event(f"{TIMER_ID_PREFIX}{due_ms}", customer_id, TIMER_TYPE)
+
+
 def _update_counters(
     journey: Journey, memory: JourneyMemory, facts: Facts, clock_ms: int
 ) -> dict[str, float]:
-    """Add this event to each counter whose `when` holds; every counter's value over its window."""
+    """Add this event to each counter whose `when` holds (a timer counts nowhere); every
+    counter's value over its window."""
     values: dict[str, float] = {}
     for name, counter in journey.counters.items():
         width_ms, n_buckets = counter_buckets(counter.window, counter.precision)
         epoch = clock_ms // width_ms
         buckets = memory.buckets.setdefault(name, {})
-        if holds(counter.when, facts):
+        if not is_timer(facts.event) and holds(counter.when, facts):
             amount: Value = 1.0
             if counter.sum is not None:
                 amount = facts.event.properties.get(counter.sum)
@@ -293,7 +315,7 @@ def _update_friction(journey: Journey, memory: JourneyMemory, facts: Facts, cloc
     factor = _decay(journey, memory.friction_at_ms, clock_ms)
     for signal in friction.signals:
         score = memory.signal_scores.get(signal.id, 0.0) * factor
-        if holds(signal.when, facts):
+        if not is_timer(facts.event) and holds(signal.when, facts):
             score += signal.weight
         memory.signal_scores[signal.id] = score
     memory.friction_at_ms = clock_ms
@@ -326,11 +348,53 @@ def _listed(stages: str | list[str], stage: str) -> bool:
     return stages == "*" or _named(stages, stage)
 
 
-def _pick_transition(journey: Journey, stage: str, facts: Facts) -> int | None:
+def timed_due_ms(transition: Transition, memory: JourneyMemory) -> int | None:
+    """When timed `transition` falls due in the customer's current stage visit: `after` from
+    entering the stage, `idle` from the last real event but never before entering the stage."""
+    if transition.after is not None:
+        return memory.stage_entered_ms + duration_ms(transition.after)
+    if transition.idle is None:
+        return None
+    delay_ms = duration_ms(transition.idle)
+    if memory.activity_ms is None:
+        return memory.stage_entered_ms + delay_ms
+    return max(memory.stage_entered_ms, memory.activity_ms + delay_ms)
+
+
+def _unchecked(transition: Transition, memory: JourneyMemory) -> int | None:
+    """The due time of timed `transition` from the customer's stage, when not checked yet."""
+    if not _listed(transition.from_, memory.stage) or transition.to == memory.stage:
+        return None
+    due = timed_due_ms(transition, memory)
+    checked = memory.timer_checked_ms
+    return due if due is not None and (checked is None or due > checked) else None
+
+
+def journey_due_ms(journey: Journey, memory: JourneyMemory) -> int | None:
+    """The next due time of a timed transition from the customer's stage, None when none."""
+    if memory.last_event_ms is None:
+        return None
+    dues = [due for t in journey.transitions if (due := _unchecked(t, memory)) is not None]
+    return min(dues, default=None)
+
+
+def _pick_transition(
+    journey: Journey, memory: JourneyMemory, facts: Facts, clock_ms: int
+) -> int | None:
+    """First match wins, among event transitions on an event, and on a timer among the timed
+    transitions due by `clock_ms` and not checked before in this stage visit."""
+    timer = is_timer(facts.event)
     for index, transition in enumerate(journey.transitions):
-        if _listed(transition.from_, stage) and transition.to != stage:
-            if holds(transition.when, facts):
-                return index
+        if not _listed(transition.from_, memory.stage) or transition.to == memory.stage:
+            continue
+        if transition.is_timed != timer:
+            continue
+        if timer:
+            due = _unchecked(transition, memory)
+            if due is None or due > clock_ms:
+                continue
+        if transition.when is None or holds(transition.when, facts):
+            return index
     return None
 
 
@@ -471,7 +535,8 @@ class ReferenceEngine:
             result, ranked = self._decide_journey(journey, memory, event, traits, now_ms, k)
             results.append(result)
             candidates.extend(ranked)
-            conversions.extend(_conversions(journey, memory, event))
+            if not is_timer(event):  # a timer reaches no goal
+                conversions.extend(_conversions(journey, memory, event))
         # Python's sort is stable: equal scores keep journey order, then rank within the journey.
         chosen = sorted(candidates, key=lambda c: -c.score)[:k]
         offered = tuple(c for c in chosen if not c.held_out)
@@ -516,7 +581,8 @@ class ReferenceEngine:
         if previous_ms is None:
             memory.stage_entered_ms = clock_ms
             _entered(memory, memory.stage, clock_ms)
-        idle_ms = 0 if previous_ms is None else clock_ms - previous_ms
+        # Idle time runs from the last real event: a timer is not the customer's activity.
+        idle_ms = 0 if memory.activity_ms is None else clock_ms - memory.activity_ms
         memory.last_event_ms = clock_ms
         facts = Facts(journey, event, traits, {}, 0, clock_ms - memory.stage_entered_ms, idle_ms)
         counters = _update_counters(journey, memory, facts, clock_ms)
@@ -525,12 +591,18 @@ class ReferenceEngine:
         facts = replace(facts, counters=counters, level=level)
 
         previous_stage = memory.stage
-        transition = _pick_transition(journey, previous_stage, facts)
+        transition = _pick_transition(journey, memory, facts, clock_ms)
         if transition is not None:
             memory.stage = journey.transitions[transition].to
             memory.stage_entered_ms = clock_ms
             _entered(memory, memory.stage, clock_ms)
             facts = replace(facts, in_stage_ms=0)
+        if not is_timer(event):
+            memory.activity_ms = clock_ms
+        if transition is not None:
+            memory.timer_checked_ms = None  # a new stage visit: nothing checked yet
+        elif is_timer(event):
+            memory.timer_checked_ms = clock_ms
 
         statuses = {a.id: _action_status(a, memory, facts, clock_ms) for a in journey.actions}
         ranked = self._rank(journey, statuses, facts, event.customer_id, k)
@@ -568,6 +640,16 @@ class ReferenceEngine:
             shows = memory.shows_ms.setdefault(action.id, [])
             shows.append(memory.last_event_ms)
             del shows[: -action.cap.count]  # only the last `count` shows are remembered
+
+    def next_due_ms(self, customer_id: str) -> int | None:
+        """When the customer's next timer falls due, over every journey; None when none will."""
+        customer = self.memory(customer_id)
+        dues = [
+            due
+            for journey in self.journeys
+            if (due := journey_due_ms(journey, customer.journeys[journey.journey])) is not None
+        ]
+        return min(dues, default=None)
 
     def view(
         self, customer_id: str, now_ms: int, traits: Mapping[str, PropertyValue] | None = None
@@ -720,4 +802,6 @@ def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> J
         exposures=exposures,
         converted_for_ms=converted,
         recent_stages=list(kept.recent_stages),
+        activity_ms=_later(known.activity_ms, visitor.activity_ms),
+        timer_checked_ms=kept.timer_checked_ms,  # the timers checked go with the stage visit
     )

@@ -4,7 +4,8 @@ Journeys are written as the dicts a marketer's YAML would load into (JSON is YAM
 pools of names and values so that conditions match often enough to exercise every branch: events
 reuse a few types, channels, touchpoints, properties and traits; times move forward by gaps that
 straddle counter buckets, durations and half-lives, sometimes not at all and sometimes backwards;
-event ids repeat now and then.
+event ids repeat now and then. Some transitions are timed (`after:`, `idle:`), and some steps
+are timers: the customer's next due timer, decided at its due time.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ DURATIONS = ("1s", "30s", "1m", "10m", "1h", "1d")
 WINDOWS = ("1m", "10m", "1h", "1d", "7d")
 PRECISIONS = ("1s", "10s", "1m", "10m", "1h", "1d")
 HALF_LIVES = ("1s", "1m", "30m", "1h")
+TIMER_DELAYS = ("1s", "1m", "10m", "1h", "1d")
 SECOND_MS, MINUTE_MS, HOUR_MS, DAY_MS = 1_000, 60_000, 3_600_000, 86_400_000
 GAPS_MS = (
     0, 0, 1, 999, SECOND_MS, 30 * SECOND_MS, MINUTE_MS, 10 * MINUTE_MS, HOUR_MS, DAY_MS,
@@ -196,12 +198,35 @@ def stage_lists(stages: list[str]) -> st.SearchStrategy[str | list[str]]:
 
 
 @st.composite
-def transitions(draw: st.DrawFn, index: int, stages: list[str], scope: Scope) -> Json:
+def timed_transitions(draw: st.DrawFn, stages: list[str], scope: Scope) -> Json:
+    """`after:` or `idle:`, maybe with a `when` on the customer. Timed transitions lead only to
+    a later stage, so they never go round in a circle (the check refuses circles)."""
+    to = draw(st.integers(1, len(stages) - 1))
+    clock = draw(st.sampled_from(("after", "idle")))
     transition: Json = {
-        "from": draw(stage_lists(stages)),
-        "to": draw(st.sampled_from(stages)),
-        "when": draw(conditions(scope)),
+        "from": draw(one_or_many(stages[:to])),
+        "to": stages[to],
+        clock: draw(st.sampled_from(TIMER_DELAYS)),
     }
+    if draw(st.booleans()):
+        customer = Scope(
+            traits=True, counters=scope.counters, segments=scope.segments, levels=scope.levels,
+            time=True,
+        )  # fmt: skip
+        transition["when"] = draw(conditions(customer))
+    return transition
+
+
+@st.composite
+def transitions(draw: st.DrawFn, index: int, stages: list[str], scope: Scope) -> Json:
+    if len(stages) > 1 and draw(st.booleans()):  # about half: a timed transition
+        transition = draw(timed_transitions(stages, scope))
+    else:
+        transition = {
+            "from": draw(stage_lists(stages)),
+            "to": draw(st.sampled_from(stages)),
+            "when": draw(conditions(scope)),
+        }
     if draw(st.booleans()):
         transition["id"] = f"t{index}"  # unnamed ones default to `to_<stage>`, maybe twice
     return transition
@@ -230,9 +255,10 @@ def actions(draw: st.DrawFn, action_id: str, stages: list[str], scope: Scope) ->
 
 
 @st.composite
-def journeys(draw: st.DrawFn, name: str = "j0") -> Json:
-    """A journey dict that loads and passes every check."""
-    stages = [f"s{i}" for i in range(draw(st.integers(1, 4)))]
+def journeys(draw: st.DrawFn, name: str = "j0", *, timed: bool = False) -> Json:
+    """A journey dict that loads and passes every check; `timed`: one with a timed transition
+    from its first stage, where every customer starts."""
+    stages = [f"s{i}" for i in range(draw(st.integers(2 if timed else 1, 4)))]
     n_segments, n_counters = draw(st.integers(0, 2)), draw(st.integers(0, 3))
     segments = {f"g{i}": {"when": draw(conditions(TRAIT_SCOPE, 1))} for i in range(n_segments)}
     counter_defs = {f"c{i}": draw(counters()) for i in range(n_counters)}
@@ -259,6 +285,16 @@ def journeys(draw: st.DrawFn, name: str = "j0") -> Json:
         ],
         "actions": [draw(actions(f"a{i}", stages, scope)) for i in range(draw(st.integers(0, 5)))],
     }
+    if timed:
+        # A timed transition from s0, and an event transition whose `when` reads only the
+        # customer, so it often holds when a timer is decided (and must not fire then).
+        first = {**draw(timed_transitions(stages, scope)), "from": "s0"}
+        on_event = {"from": "*", "to": draw(st.sampled_from(stages)), "when": draw(conditions(
+            Scope(traits=True, counters=scope.counters, time=True), 1
+        ))}  # fmt: skip
+        for transition in (first, on_event):
+            at = draw(st.integers(0, len(journey["transitions"])))
+            journey["transitions"].insert(at, transition)
     if friction is not None:
         journey["friction"] = friction
     return journey
@@ -274,6 +310,9 @@ class Step:
     event: Event
     gap_ms: int  # since the previous step's `now_ms`; negative: the event arrives late
     traits: Mapping[str, PropertyValue]
+    # A timer step: the customer's next due timer is decided at its due time instead of `event`
+    # (whose customer it names); none due, the step decides nothing.
+    timer: bool = False
 
 
 property_values = st.sampled_from(VALUES)
@@ -303,5 +342,8 @@ def step_lists(draw: st.DrawFn, customers: Sequence[str] = ("c0", "c1")) -> list
         traits = draw(st.dictionaries(st.sampled_from(TRAITS), property_values, max_size=2))
         # The first gap moves the start anywhere in a week, so bucket and epoch edges vary.
         gap_ms = draw(st.integers(0, 7 * DAY_MS) if index == 0 else st.sampled_from(GAPS_MS))
+        if index and draw(st.integers(0, 2)) == 0:  # about one in three: a timer
+            steps.append(Step(event, gap_ms, {}, timer=True))
+            continue
         steps.append(Step(event, gap_ms, traits))
     return steps

@@ -5,7 +5,8 @@ traits and one or two journeys. Every event's decision must be the same (stage, 
 friction per journey, actions offered in order with their scores, held-out actions, exposures
 and conversions), and so must every customer's state at the end, also when the events are
 decided in two batches, the second starting from the states the first left, and whatever the
-chunks the customers are decided in.
+chunks the customers are decided in. Timer steps become the customer's next due timer at its
+due time, as a loop of `decide()` finds it, and both sides decide that same synthetic event.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from engine.decision import Decision
 from engine.event import PropertyValue
 from engine.many import CHUNK_EVENTS, decide_many
 from engine.state import DEDUPE_WINDOW, CustomerState, new_state
+from engine.timers import next_due_ms, timer_event
 from tests.property.strategies import (
     START_MS,
     TRAITS,
@@ -76,11 +78,26 @@ def loop_of_decide(
     return decisions
 
 
-def timed(steps: Sequence[Step]) -> list[tuple[Step, int]]:
-    now_ms, out = START_MS, []
+def timed(
+    ruleset: Ruleset, steps: Sequence[Step], initial: Mapping[str, CustomerState], window: int
+) -> list[tuple[Step, int]]:
+    """Each step with its time; a timer step as the customer's next due timer at its due time
+    (found by deciding the steps before it), left out when none is due."""
+    now_ms, out, states = START_MS, [], dict(initial)
     for step in steps:
         now_ms += step.gap_ms
-        out.append((step, now_ms))
+        at_ms = now_ms
+        customer = step.event.customer_id
+        if step.timer:
+            due_ms = next_due_ms(ruleset, states[customer])
+            if due_ms is None:
+                continue
+            step, at_ms = Step(timer_event(customer, due_ms), 0, {}, timer=True), due_ms
+            now_ms = max(now_ms, due_ms)
+        _, states[customer] = decide(
+            ruleset, states[customer], step.event, at_ms, dedupe_window=window
+        )
+        out.append((step, at_ms))
     return out
 
 
@@ -95,7 +112,7 @@ def check_batches(
 ) -> None:
     _, ruleset = load(journey_dicts)
     initial = {c: new_state(ruleset).with_traits(t) for c, t in traits.items()}
-    events = timed(steps)
+    events = timed(ruleset, steps, initial, window)
     expected_states = dict(initial)
     expected = loop_of_decide(ruleset, events, expected_states, top_k, window)
     states: dict[str, CustomerState] = dict(initial)

@@ -26,6 +26,7 @@ from engine.event import PropertyValue
 from engine.merge import merge_states
 from engine.rules.load import LoadedJourney, parse_journey
 from engine.state import CustomerState, new_state
+from engine.timers import next_due_ms, timer_event
 from engine.view import CustomerView, customer_view
 from tests.property.strategies import MINUTE_MS, START_MS, Json, Step, journeys, step_lists
 from tests.reference import ELIGIBLE, JourneyReading, ReferenceDecision, ReferenceEngine
@@ -147,17 +148,36 @@ class BothSides:
         assert_same_view(view, expected)
         assert dict(view.traits) == self.traits.get(customer, {})
 
+    def timer(self, step: Step) -> Step | None:
+        """A timer step as the event both decide: the customer's next due timer, at its due
+        time (time moves on to it when it is ahead); None when no timer is due."""
+        customer = step.event.customer_id
+        due_ms = next_due_ms(self.ruleset, self.state(customer))
+        assert due_ms == self.reference.next_due_ms(customer)
+        if due_ms is None:
+            return None
+        hypothesis.event("a timer was decided")
+        self.now_ms = max(self.now_ms, due_ms)
+        return Step(timer_event(customer, due_ms), 0, {}, timer=True)
+
     def step(self, index: int, step: Step, top_k: int | None) -> None:
         customer = step.event.customer_id
         self.now_ms += step.gap_ms
+        decided_ms = self.now_ms
+        if step.timer:
+            timer = self.timer(step)
+            if timer is None:
+                return
+            decided_ms = int(timer.event.event_id.removeprefix("timer:"))
+            step = timer
         self.compare_views(customer)
         state = self.state(customer).with_traits(step.traits)
         self.traits[customer] = {**self.traits.get(customer, {}), **step.traits}
         note(f"step {index}: {step.event} at {self.now_ms}, traits {self.traits[customer]}")
         decision, state = decide(
-            self.ruleset, state, step.event, self.now_ms, top_k=top_k, explain=True
+            self.ruleset, state, step.event, decided_ms, top_k=top_k, explain=True
         )
-        expected = self.reference.decide(step.event, self.traits[customer], self.now_ms, top_k)
+        expected = self.reference.decide(step.event, self.traits[customer], decided_ms, top_k)
         note(f"  engine: {decision}\n  reference: {expected}")
         assert_same(decision, expected, self.loaded)
         if not expected.duplicate:
@@ -199,6 +219,15 @@ def test_two_journeys_match_reference(
     first: Json, second: Json, steps: list[Step], top_k: int | None
 ) -> None:
     run_both([first, second], steps, top_k)
+
+
+@COMPARE
+@given(journey=journeys(timed=True), steps=step_lists(), top_k=top_ks, store=st.booleans())
+def test_timed_transitions_match_reference(
+    journey: Json, steps: list[Step], top_k: int | None, store: bool
+) -> None:
+    """A journey whose first stage has a timed transition: the timers decided match too."""
+    run_both([journey], steps, top_k, store=store)
 
 
 @COMPARE
