@@ -38,8 +38,11 @@ REFUSED_ERRORS: tuple[type[BaseException], ...] = (
 # What an ACL user of journeyman must be allowed (tests/faults/test_redis_credentials.py).
 COMMANDS_NEEDED = (
     "PING", "HMGET", "HGET", "HSET", "HDEL", "HINCRBY", "HGETALL", "EXPIRE", "DEL", "EVALSHA",
-    "SCRIPT LOAD",
+    "SCRIPT LOAD", "ZADD", "ZREM", "ZRANGEBYSCORE", "ZSCORE", "ZCARD", "XADD", "XREAD",
+    "XREVRANGE",
 )  # fmt: skip
+# How Redis 7 words an ACL refusal met inside a script (a ResponseError, not NoPermissionError).
+_SCRIPT_REFUSAL = "can't run this command"
 # What redis-py's error texts name the server by: URLs, socket paths, host:port, ('host', port).
 # Messages that reach clients say "<redis>" instead: where the server keeps its Redis is not theirs
 # to know (the full error stays chained to StoreUnavailable, for tracebacks).
@@ -76,7 +79,10 @@ def unavailable_on_network_errors(operation: str) -> Iterator[None]:
         by_chain = isinstance(error, redis_errors.RedisClusterException)
         chain = error_chain(error) if by_chain else [error]
         what = f"{type(error).__name__}: {_REDIS_ADDRESS.sub('<redis>', str(error))}"
-        if any(isinstance(each, REFUSED_ERRORS) for each in chain):
+        refused = any(isinstance(each, REFUSED_ERRORS) for each in chain) or (
+            isinstance(error, redis_errors.ResponseError) and _SCRIPT_REFUSAL in str(error)
+        )
+        if refused:
             raise StoreRefused(
                 f"Redis refused journeyman ({operation}): {what}; check the user and password in"
                 " --redis-url / JOURNEYMAN_REDIS_URL and that its ACL allows"

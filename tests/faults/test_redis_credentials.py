@@ -56,7 +56,9 @@ SERVICE_USER = "journeyman"
 # yet) would add HGETALL. redis-py's connection handshake needs no grant: HELLO is open to
 # every user, and the refusal of CLIENT SETINFO (Redis 7.2+) is ignored.
 SERVICE_COMMANDS = (
-    "ping", "hmget", "hget", "hset", "hdel", "hincrby", "expire", "del", "evalsha", "script|load",
+    "ping", "hmget", "hget", "hset", "hdel", "hincrby", "hgetall", "expire", "del", "evalsha",
+    "script|load", "zadd", "zrem", "zrangebyscore", "zscore", "zcard", "xadd", "xread",
+    "xrevrange",
 )  # fmt: skip
 SERVICE_ACL = (
     "reset", "on", "resetchannels", f"~{KEY_PREFIX}*", *(f"+{c}" for c in SERVICE_COMMANDS),
