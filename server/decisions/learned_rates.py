@@ -38,11 +38,16 @@ class LearnedRates:
         self._version = ""  # of the ruleset the tables were built for
         self._next_refresh = 0.0  # monotonic
         self._refreshing: asyncio.Task[None] | None = None
+        self._adaptive_in: Ruleset | None = None  # the ruleset `_adaptive` was read for
+        self._adaptive = False
 
     def current(self, ruleset: Ruleset) -> Propensities | None:
         """The tables for `ruleset` (None: nothing learned for it yet); starts a refresh when
         the last one is older than REFRESH_S."""
-        if not any(j.rules.action_adaptive.any() for j in ruleset.journeys):
+        if self._adaptive_in is not ruleset:  # asked every round: read once per ruleset
+            self._adaptive_in = ruleset
+            self._adaptive = any(j.rules.action_adaptive.any() for j in ruleset.journeys)
+        if not self._adaptive:
             return None
         if self._refreshing is None and time.monotonic() >= self._next_refresh:
             self._next_refresh = time.monotonic() + REFRESH_S
