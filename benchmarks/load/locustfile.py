@@ -156,6 +156,16 @@ class JourneyTally:
     purchases_held_back: int = 0  # the walk's purchases skipped inside a tested action's window
     orders_held_back: int = 0  # orders drawn for other actions, skipped there too
     finished_users: int = 0
+    # Customers whose last call got no answer: still in flight when locust stopped the run, or
+    # failed after the server may have stored it. Their stored stage may be one event past the
+    # last answer, so they are no example of a stage the answers reported.
+    unanswered: set[str] = field(default_factory=set)
+
+    def sending(self, customer_id: str) -> None:
+        self.unanswered.add(customer_id)
+
+    def answered(self, customer_id: str) -> None:
+        self.unanswered.discard(customer_id)
 
     def record(self, decision: pb.Decision) -> None:
         self.decisions += 1
@@ -172,7 +182,8 @@ class JourneyTally:
         for journey, stages in self.last_stage.items():
             example: dict[str, str] = {}
             for customer, stage in stages.items():
-                example.setdefault(stage, customer)
+                if customer not in self.unanswered:
+                    example.setdefault(stage, customer)
             journeys[journey] = {
                 "customers": len(stages),
                 "customers_by_last_stage": dict(Counter(stages.values())),
@@ -268,9 +279,11 @@ class JourneyUser(GrpcUser):
 
     def decide(self, event: pb.Event) -> pb.Decision | None:
         """Decide one event; its decision, None when the call failed (locust counted it)."""
+        self.tally.sending(event.customer_id)
         reply = self.call(self.stub.Decide, pb.DecideRequest(event=event))
         if reply is None:
             return None
+        self.tally.answered(event.customer_id)
         self.tally.record(reply.decision)
         return reply.decision  # type: ignore[no-any-return]
 
@@ -381,9 +394,11 @@ class ShopperUser(JourneyUser):
                 response="click", timestamp_ms=self.clock_ms, channel=self.channel,
                 touchpoint="home",
             )  # fmt: skip
+            self.tally.sending(self.customer_id)
             reply = self.call(self.stub.RecordResponse, request)
             decision = reply.decision if reply is not None else None
             if decision is not None:
+                self.tally.answered(self.customer_id)
                 self.tally.record(decision)
         else:
             self.clock_ms += int(self.rng.expovariate(1 / 25_000))
