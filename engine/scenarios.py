@@ -361,9 +361,15 @@ def _fire_timers(
     while (due := next_due_ms(ruleset, state)) is not None and (
         due < until_ms or (inclusive and due == until_ms)
     ):
-        decision, state = decide(ruleset, state, timer_event(customer, due), due, explain=True)
+        decision, state = decide(
+            ruleset, state, timer_event(ruleset, state, customer, due), due, explain=True
+        )
+        if decision.duplicate:  # deciding it again would change nothing: time would stand still
+            raise AssertionError(f"the timer due at {due} ms was decided twice; please report")
     if decision is None:
-        decision, _ = decide(ruleset, state, timer_event(customer, until_ms), until_ms)
+        decision, _ = decide(
+            ruleset, state, timer_event(ruleset, state, customer, until_ms), until_ms
+        )
     return decision, state
 
 

@@ -1,7 +1,7 @@
 """Timers: the decisions time makes without an event (`after:` and `idle:` transitions).
 
-A timer is decided by the same `decide()` as an event, on `timer_event(customer, due_ms)` at
-`due_ms`, the customer's next due time (`next_due_ms`). What a timer may fire, and what it leaves
+A timer is decided by the same `decide()` as an event, on `timer_event(ruleset, state, due_ms)`
+at `due_ms`, the customer's next due time (`next_due_ms`). What a timer may fire, and what it leaves
 alone, is `engine.kernels.timers`. The service keeps each customer's next due time beside their
 state, so that it knows whom to decide when (`server.decisions.timers`); a scenario's `advance:`
 decides the timers that fall due in between, in order.
@@ -9,6 +9,7 @@ decides the timers that fall due in between, in order.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,10 +24,26 @@ TIMER_EVENT_TYPE = "journeyman.timer"
 TIMER_EVENT_ID_PREFIX = "timer:"
 
 
-def timer_event(customer_id: str, due_ms: int) -> Event:
-    """The synthetic event of the timer due at `due_ms`: its id names the due time, so the same
-    timer decided twice is a repeated event."""
-    return Event(f"{TIMER_EVENT_ID_PREFIX}{due_ms}", customer_id, TIMER_EVENT_TYPE)
+def timer_event(ruleset: Ruleset, state: CustomerState, customer_id: str, due_ms: int) -> Event:
+    """The synthetic event of the customer's timer due at `due_ms`, `timer:<due ms>:<visit>`.
+
+    The id names the due time and the stage visit it falls due in (a digest of each journey's
+    stage and when it was entered), so the same timer decided twice is a repeated event, while
+    a timer that moves the customer into a stage whose own timer is due at the same instant
+    (an `idle:` timer whose quiet time has already passed) is a new one."""
+    visit = ";".join(
+        f"{journey.name}={int(current.ints[codes.INT_STAGE])}@"
+        f"{int(current.ints[codes.INT_STAGE_ENTERED_MS])}"
+        for journey in ruleset.journeys
+        if (current := state.journeys.get(journey.name)) is not None
+    )
+    digest = hashlib.blake2b(visit.encode(), digest_size=4).hexdigest()
+    return Event(f"{TIMER_EVENT_ID_PREFIX}{due_ms}:{digest}", customer_id, TIMER_EVENT_TYPE)
+
+
+def timer_due_ms(event: Event) -> int:
+    """The due time a timer event names."""
+    return int(event.event_id.removeprefix(TIMER_EVENT_ID_PREFIX).partition(":")[0])
 
 
 def is_timer(event: Event) -> bool:

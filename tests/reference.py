@@ -41,9 +41,8 @@ ELIGIBLE = "eligible"  # an action status that is not an exclusion reason
 # A recorded response is an event of type "response" with the response and the action responded
 # to in these properties (rules/README.md, "Responses").
 RESPONSE_TYPE, RESPONSE_KEY, RESPONDED_ACTION_KEY = "response", "response", "action"
-# A timer's synthetic event: its type, and its id `timer:<due ms>` (journeyman.proto, OutboxEntry),
-# so that the same timer decided twice is a repeated event.
-TIMER_TYPE, TIMER_ID_PREFIX = "journeyman.timer", "timer:"
+# A timer's synthetic event is of this type (its id, `timer:<due ms>:<visit>`, is the engine's).
+TIMER_TYPE = "journeyman.timer"
 
 Value = PropertyValue | None
 
@@ -273,11 +272,6 @@ def counter_buckets(window: str, precision: str | None) -> tuple[int, int]:
 
 def is_timer(event: Event) -> bool:
     return event.type == TIMER_TYPE
-
-
-def timer_event(customer_id: str, due_ms: int) -> Event:
-    """The synthetic event of the timer due at `due_ms`."""
-    return Event(f"{TIMER_ID_PREFIX}{due_ms}", customer_id, TIMER_TYPE)
 
 
 def _update_counters(

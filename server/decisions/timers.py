@@ -182,7 +182,7 @@ class TimerLoop:
         if state is None or due_ms is None or due_ms > now_ms:
             turn.settled.append((claim, due_ms))  # nothing due (yet): back at its due time
             return
-        event = timer_event(claim.customer_id, due_ms)
+        event = timer_event(ruleset, state, claim.customer_id, due_ms)
         decision, after = decide(
             ruleset, state, event, due_ms, dedupe_window=self._store.decisions_kept,
             propensities=self._learned_rates.current(ruleset),

@@ -92,7 +92,10 @@ def timed(
             due_ms = next_due_ms(ruleset, states[customer])
             if due_ms is None:
                 continue
-            step, at_ms = Step(timer_event(customer, due_ms), 0, {}, timer=True), due_ms
+            step, at_ms = (
+                Step(timer_event(ruleset, states[customer], customer, due_ms), 0, {}, timer=True),
+                due_ms,
+            )
             now_ms = max(now_ms, due_ms)
         _, states[customer] = decide(
             ruleset, states[customer], step.event, at_ms, dedupe_window=window

@@ -26,7 +26,7 @@ from engine.event import PropertyValue
 from engine.merge import merge_states
 from engine.rules.load import LoadedJourney, parse_journey
 from engine.state import CustomerState, new_state
-from engine.timers import next_due_ms, timer_event
+from engine.timers import next_due_ms, timer_due_ms, timer_event
 from engine.view import CustomerView, customer_view
 from tests.property.strategies import MINUTE_MS, START_MS, Json, Step, journeys, step_lists
 from tests.reference import ELIGIBLE, JourneyReading, ReferenceDecision, ReferenceEngine
@@ -158,7 +158,9 @@ class BothSides:
             return None
         hypothesis.event("a timer was decided")
         self.now_ms = max(self.now_ms, due_ms)
-        return Step(timer_event(customer, due_ms), 0, {}, timer=True)
+        return Step(
+            timer_event(self.ruleset, self.state(customer), customer, due_ms), 0, {}, timer=True
+        )
 
     def step(self, index: int, step: Step, top_k: int | None) -> None:
         customer = step.event.customer_id
@@ -168,7 +170,7 @@ class BothSides:
             timer = self.timer(step)
             if timer is None:
                 return
-            decided_ms = int(timer.event.event_id.removeprefix("timer:"))
+            decided_ms = timer_due_ms(timer.event)
             step = timer
         self.compare_views(customer)
         state = self.state(customer).with_traits(step.traits)

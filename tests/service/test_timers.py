@@ -11,9 +11,13 @@ import grpc
 import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
+from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.core.config import Settings
+from server.runtime.app import create_server
 from server.store.keys import due_shard, timer_member
+from server.store.redis_store import Store
 from tests.conftest import Service, StartService
+from tests.rulesets import from_text
 
 pytestmark = pytest.mark.service
 
@@ -155,3 +159,39 @@ async def test_subscribe_refuses_a_bad_from_id(service: Service) -> None:
         async for _ in call:
             pass
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+CHAINED = """
+journey: chained
+version: 1
+stages: [{id: browsing}, {id: waiting}, {id: lapsed}]
+transitions:
+  - {id: waited, from: browsing, to: waiting, after: 30m}
+  - {id: lapsed, from: waiting, to: lapsed, idle: 10m}
+"""
+
+
+async def test_a_timer_into_a_stage_whose_timer_is_already_due_fires_that_one_too(
+    store_url: str, service_settings: Settings
+) -> None:
+    # `waited` moves the customer into `waiting` 30 minutes after their last event: its own
+    # `idle: 10m` is due at that same instant, a second timer with the same due time.
+    store = Store.from_settings(service_settings, store_url)
+    running = await create_server(service_settings, from_text(CHAINED), store)
+    try:
+        loop = running.timers
+        assert loop is not None
+        await loop.stop()  # turned by hand below
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.JourneyServiceStub(channel)
+            event = pb.Event(
+                event_id="chained-1", customer_id="chained", type="page_view",
+                timestamp_ms=_now_ms() - HALF_HOUR_MS - 60_000,
+            )  # fmt: skip
+            await stub.Decide(pb.DecideRequest(event=event))
+            assert await loop.turn() + await loop.turn() == 2
+            assert await loop.turn() == 0  # nothing more is due
+            view = await stub.GetCustomer(pb.GetCustomerRequest(customer_id="chained"))
+            assert view.customer.journeys[0].stage == "lapsed"
+    finally:
+        await running.stop(0.5)

@@ -199,3 +199,34 @@ def test_the_scenario_schema_is_current_and_every_scenario_file_names_it() -> No
     for path in SCENARIO_FILES:
         first_line = path.read_text().splitlines()[0]
         assert first_line == "# yaml-language-server: $schema=./scenario.schema.json", path
+
+
+CHAINED_RULES = """
+journey: chained
+version: 1
+stages: [{id: browsing}, {id: waiting}, {id: lapsed}]
+transitions:
+  - {id: waited, from: browsing, to: waiting, after: 30m}
+  - {id: lapsed, from: waiting, to: lapsed, idle: 10m}
+"""
+
+CHAINED_SCENARIO = """
+rules: [chained.yaml]
+scenarios:
+  - name: the second timer is due the instant the first one fires
+    steps:
+      - event: page_view
+      - advance: 1h
+        expect: {stage: lapsed, transition: lapsed}
+"""
+
+
+def test_a_timer_into_a_stage_whose_timer_is_already_due_fires_that_one_too(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "chained.yaml").write_text(CHAINED_RULES)
+    path = tmp_path / "chained_test.yaml"
+    path.write_text(CHAINED_SCENARIO)
+    loaded = parse_scenarios(path.read_text(), str(path))
+    result = run_scenario(loaded, 0, load_ruleset([str(tmp_path / "chained.yaml")]))
+    assert result.passed, "\n".join(result.failures)
