@@ -26,7 +26,7 @@ from engine.rules.model import (
     duration_ms,
     fields_by_key,
 )
-from engine.rules.timed import timer_problems
+from engine.rules.timed import never_fire_problems, timer_problems
 from engine.rules.yaml_tree import Path, YamlTree
 
 _NAME = re.compile(NAME_PATTERN)
@@ -494,8 +494,9 @@ class _Checker:
             timed = "after" in transition or "idle" in transition
             self.condition(transition.get("when"), (*path, "when"), TIMER_SCOPE if timed else None)
         self.unique("transition", [(("transitions", i, "id"), t.get("id")) for i, t in entries])
-        for problem in timer_problems(self.tree, entries, self.names["stage"] or []):
-            self.problems.append(problem)
+        stages = self.names["stage"] or []
+        self.problems += timer_problems(self.tree, entries, stages)
+        self.problems += never_fire_problems(self.tree, entries, stages)
 
     def actions(self, actions: Any) -> None:
         entries = _entries(actions)

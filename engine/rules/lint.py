@@ -126,7 +126,7 @@ def _stage_flow(data: dict[str, Any], journey: Journey) -> Iterator[_Found]:
 # -- transitions ----------------------------------------------------------------------------------
 
 
-def _conjuncts(condition: dict[str, Any]) -> set[str]:
+def conjuncts(condition: dict[str, Any]) -> set[str]:
     """The parts of a condition that must all hold, each as canonical text: its keys (a subject
     with its comparison as one part) and, recursively, the parts of its `all:` items."""
     parts: set[str] = set()
@@ -140,7 +140,7 @@ def _conjuncts(condition: dict[str, Any]) -> set[str]:
             parts.add(json.dumps({key: value}, sort_keys=True))
     for item in condition.get("all") or []:
         if isinstance(item, dict):
-            parts |= _conjuncts(item)
+            parts |= conjuncts(item)
     return parts
 
 
@@ -162,16 +162,18 @@ def _shadowed_transitions(data: dict[str, Any], journey: Journey) -> Iterator[_F
     stages = [s.id for s in journey.stages]
     written = data.get("transitions") or []
     for later_index, later in enumerate(journey.transitions):
+        if later.is_timed:  # a timer that never fires is an error (`engine.rules.timed`)
+            continue
         later_from = _from_stages(later.from_, stages)
         for index in range(later_index):
             earlier = journey.transitions[index]
             # An earlier transition into the customer's own stage is skipped, so it pre-empts
             # the later one only from the other stages it lists.
             covers = _from_stages(earlier.from_, stages) - {earlier.to}
-            needs = _conjuncts(written[index].get("when") or {})
+            needs = conjuncts(written[index].get("when") or {})
             if not _timed_first(earlier, later):
                 continue
-            if later_from <= covers and needs <= _conjuncts(written[later_index].get("when") or {}):
+            if later_from <= covers and needs <= conjuncts(written[later_index].get("when") or {}):
                 name = earlier.id or f"to_{earlier.to}"
                 yield _Found(
                     ("transitions", later_index), SHADOWED_TRANSITION,

@@ -3,6 +3,10 @@
 Timed transitions that lead round in a circle fire in a loop: a customer who sends nothing goes
 round for ever, once per lap of `after:` times, or again and again at the same instant once every
 `idle:` time has passed. Such a circle is refused, at the first of its transitions in the file.
+So is a timed transition that can never fire: one that leads only from its own target stage
+(a customer is never moved into the stage they are in), or one that a shorter timer on the same
+clock always beats (it leaves every stage this one leaves, and holds whenever this one does, so
+the customer is gone before this one's time comes).
 A transition's own mistakes (an event looked at in its `when`) are `engine.rules.check`'s.
 """
 
@@ -12,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.errors import RuleProblem
+from engine.rules.lint import conjuncts
+from engine.rules.model import duration_ms
 from engine.rules.yaml_tree import YamlTree
 
 
@@ -20,6 +26,18 @@ def _clock(transition: dict[str, Any]) -> str | None:
         if isinstance(transition.get(key), str):
             return key
     return None
+
+
+def _delay_ms(transition: dict[str, Any]) -> int | None:
+    """The delay of a timed transition, None when it has none or it is not a valid duration
+    (that mistake is reported on its own)."""
+    clock = _clock(transition)
+    if clock is None:
+        return None
+    try:
+        return duration_ms(transition[clock])
+    except (AssertionError, KeyError):
+        return None
 
 
 def _sources(value: Any, stages: list[str]) -> list[str]:
@@ -101,3 +119,60 @@ def timer_problems(
             "timed transition to a stage no timed transition leaves",
             key=True,
         )
+
+
+def _beaten_by(
+    index: int, entries: list[tuple[int, dict[str, Any]]], stages: list[str]
+) -> dict[str, Any] | None:
+    """The timed transition that always fires before transition `index` (a timed one), if any:
+    on the same clock, due sooner (or at the same time and listed earlier), leaving every stage
+    this one leaves for another stage, with no part of `when` this one lacks."""
+    by_index = dict(entries)
+    mine = by_index[index]
+    delay, clock = _delay_ms(mine), _clock(mine)
+    sources = set(_sources(mine.get("from"), stages)) - {mine.get("to")}
+    needs = conjuncts(mine.get("when") if isinstance(mine.get("when"), dict) else {})
+    for other_index, other in entries:
+        other_delay = _delay_ms(other)
+        if other_index == index or other_delay is None or delay is None:
+            continue
+        if _clock(other) != clock or (other_delay, other_index) > (delay, index):
+            continue
+        leaves = set(_sources(other.get("from"), stages)) - {other.get("to")}
+        when = other.get("when")
+        if sources <= leaves and conjuncts(when if isinstance(when, dict) else {}) <= needs:
+            return other
+    return None
+
+
+def never_fire_problems(
+    tree: YamlTree, entries: list[tuple[int, dict[str, Any]]], stages: list[str]
+) -> Iterator[RuleProblem]:
+    """A problem for each timed transition that can never fire (see the module)."""
+    for index, transition in entries:
+        clock = _clock(transition)
+        target = transition.get("to")
+        if clock is None or not isinstance(target, str) or _delay_ms(transition) is None:
+            continue
+        sources = _sources(transition.get("from"), stages)
+        if sources and all(source == target for source in sources):
+            yield tree.problem(
+                ("transitions", index, "to"),
+                f"this timed transition never fires: it leads from `{target}` to `{target}`, "
+                "and a customer is never moved into the stage they are in",
+                "lead it to another stage; to repeat an action while customers stay in "
+                f"`{target}`, give the action a `cooldown`",
+            )
+            continue
+        other = _beaten_by(index, entries, stages)
+        if other is not None:
+            name = other.get("id") or f"to_{other.get('to')}"
+            yield tree.problem(
+                ("transitions", index, clock),
+                f"this timed transition never fires: `{name}` ({clock}: {other.get(clock)}) "
+                "moves customers out of every stage this one starts from, sooner, and holds "
+                f"whenever this one does: nobody is still there after {transition[clock]}",
+                f"give `{name}` a `when` this one does not need, narrow its `from`, or make "
+                f"this one's `{clock}` shorter than {other.get(clock)}",
+                key=True,
+            )

@@ -10,13 +10,17 @@ are timers: the customer's next due timer, decided at its due time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
+from engine.errors import RulesError
 from engine.event import Event, PropertyValue
+from engine.rules.load import parse_journey
 from engine.rules.model import duration_ms
 
 Json = dict[str, Any]
@@ -297,7 +301,21 @@ def journeys(draw: st.DrawFn, name: str = "j0", *, timed: bool = False) -> Json:
             journey["transitions"].insert(at, transition)
     if friction is not None:
         journey["friction"] = friction
+    assume(not _has_a_timer_that_never_fires(journey))
     return journey
+
+
+def _has_a_timer_that_never_fires(journey: Json) -> bool:
+    """Whether the check refuses `journey` for a timed transition that a shorter one always
+    beats (drawn now and then when two timed transitions leave one stage). Any other refusal
+    is a mistake of these strategies, and raised."""
+    try:
+        parse_journey(json.dumps(journey), "generated.yaml")
+    except RulesError as refused:
+        if all("timed transition never fires" in p.message for p in refused.problems):
+            return True
+        raise
+    return False
 
 
 # -- events ---------------------------------------------------------------------------------------
