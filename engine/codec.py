@@ -9,12 +9,15 @@ Layout (schema version 1), keys kept short because every customer pays for them:
                      "a": {action: [last_shown_ms, <int64 cap history>]},
                      "x": {action: [exposed_ms, arm, {goal: converted_for_ms}, stage]},
                      "h": [[stage, entered_ms], ...],      (recent stages, newest first)
-                     "ac": last_event_ms, "tm": timer_checked_ms}}}   (timers, see below)
+                     "ac": last_event_ms, "tm": timer_checked_ms,     (timers, see below)
+                     "sn": {event_type: last_sent_ms}}}}                (`since:` conditions)
 
 `x` (exposures, in journeys with goals) and `h` are optional: a state written before they
 existed reads as a customer exposed to nothing, with no recent stages. So are `ac` (the
 customer's last event, written only when a timer decided after it: `at` is the journey's clock)
-and `tm` (the last timer checked in this stage visit, `engine.kernels.timers`).
+and `tm` (the last timer checked in this stage visit, `engine.kernels.timers`), and `sn`: when
+the customer last sent each event type a `since:` condition reads (by type, so a ruleset that
+starts reading one more type finds the others kept, and the new one never sent).
 
 Decoding under another ruleset keeps what still means the same thing: removed stages, counters,
 signals and actions are dropped; new ones start empty; a counter whose bucket width changed starts
@@ -138,6 +141,14 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
     recent = history.entries(journey, state)
     if recent:
         document["h"] = [list(entry) for entry in recent]
+    since_index = journey.rules.since_index
+    sent = {
+        event_type: int_list[since_index + j]
+        for j, event_type in enumerate(journey.since_types)
+        if int_list[since_index + j] != codes.NEVER_MS
+    }
+    if sent:
+        document["sn"] = sent
     return document
 
 
@@ -272,6 +283,10 @@ def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
     _restore_actions(journey, stored.get("a"), state)
     _restore_exposures(journey, stored.get("x"), state)
     _restore_history(journey, stored.get("h"), state)
+    sent = stored.get("sn")
+    if isinstance(sent, dict):
+        for j, event_type in enumerate(journey.since_types):
+            state.ints[journey.rules.since_index + j] = _int(sent.get(event_type), codes.NEVER_MS)
     return state
 
 

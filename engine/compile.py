@@ -52,6 +52,7 @@ class CompiledJourney:
     action_reasons: tuple[str, ...]
     segment_names: tuple[str, ...]
     goal_names: tuple[str, ...]
+    since_types: tuple[str, ...]  # the event types `since:` conditions read, in slot order
     adaptive_goal: int  # the goal adaptive arbitration learns from; -1: none
     offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
     history_index: int  # the recent stages (`engine.history`), in the int state
@@ -120,6 +121,7 @@ class _NodeWriter:
         self.list_code: list[int] = []
         self.segments = {name: i for i, name in enumerate(journey.segments)}
         self.counters = {name: i for i, name in enumerate(journey.counters)}
+        self.since: dict[str, int] = {}  # event type -> its place in `since_code`
         self.levels = (
             {name: i for i, name in enumerate(journey.friction.levels)}
             if (journey.friction)
@@ -215,6 +217,9 @@ class _NodeWriter:
         if condition.time is not None:
             kind = codes.NODE_TIME_IN_STAGE if condition.time == "in_stage" else codes.NODE_IDLE
             parts.append(self._comparison(kind, 0, condition, time=True))
+        if condition.since is not None:
+            which = self.since.setdefault(condition.since, len(self.since))
+            parts.append(self._comparison(codes.NODE_SINCE, which, condition, time=True))
         if condition.segment is not None:
             parts.append(self._node(codes.NODE_SEGMENT, arg=self.segments[condition.segment]))
         if condition.friction is not None:
@@ -343,6 +348,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     history_index = layout.take_ints(2 * STAGE_HISTORY_SLOTS)
     activity_index = layout.take_ints(1)
     timer_index = layout.take_ints(1)
+    since_index = layout.take_ints(len(writer.since))
 
     n_stages = len(stage_index)
     rules = CompiledRules(
@@ -384,6 +390,8 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         ),
         activity_index=activity_index,
         timer_index=timer_index,
+        since_code=_ints([interner.string(event_type) for event_type in writer.since]),
+        since_index=since_index,
         action_root=_ints(action_root),
         action_stages=_mask([_stage_mask(a.stages, stage_index) for a in actions], n_stages),
         action_segment_first=_ints(segment_first),
@@ -433,6 +441,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         action_reasons=tuple(_reason(a, journey) for a in actions),
         segment_names=tuple(journey.segments),
         goal_names=tuple(journey.goals),
+        since_types=tuple(writer.since),
         adaptive_goal=adaptive_goal(journey),
         offer_slots=tuple(
             (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))

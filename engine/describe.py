@@ -37,10 +37,11 @@ def describe_condition(condition: Condition) -> str:
         value = getattr(condition, key)
         if value is not None:
             parts.append(f"{key} = {value}" if isinstance(value, str) else f"{key} in {value}")
-    for key in ("property", "trait", "counter", "time"):
+    for key in ("property", "trait", "counter", "time", "since"):
         subject = getattr(condition, key)
         if subject is not None:
-            parts.append(_comparison(subject if key != "time" else f"time {subject}", condition))
+            named = f"{key} {subject}" if key in ("time", "since") else subject
+            parts.append(_comparison(named, condition))
     if condition.segment is not None:
         parts.append(f"segment {condition.segment}")
     if condition.friction is not None:

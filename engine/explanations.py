@@ -48,6 +48,11 @@ def _facts(
         in_stage_ms=_since(clock_ms, int(entered)),
         # idle time runs from the customer's last real event: a timer is not activity
         idle_ms=_since(clock_ms, int(before.ints[rules.activity_index])),
+        since_ms={
+            event_type: clock_ms - int(after.ints[rules.since_index + j])
+            for j, event_type in enumerate(journey.since_types)
+            if int(after.ints[rules.since_index + j]) != codes.NEVER_MS
+        },
     )  # fmt: skip
 
 

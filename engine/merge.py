@@ -101,6 +101,8 @@ def merge_journey(
     )
     activity = journey.rules.activity_index  # the later last event of the two
     merged.ints[activity] = max(known.ints[activity], visitor.ints[activity])
+    since = slice(journey.rules.since_index, journey.rules.since_index + len(journey.since_types))
+    merged.ints[since] = np.maximum(known.ints[since], visitor.ints[since])  # the later one
     _merge_counters(journey, known, visitor, merged)
     _merge_friction(journey, known, visitor, merged)
     _merge_actions(journey, known, visitor, merged)

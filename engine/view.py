@@ -50,7 +50,7 @@ def _counter_values(journey: CompiledJourney, state: JourneyState, now_ms: int) 
 
 def _trait_facts(journey: CompiledJourney, traits: Mapping[str, PropertyValue]) -> Facts:
     """What a segment looks at: traits only (the rules check keeps it so)."""
-    return Facts(journey.model, Event("", "", ""), traits, {}, 0, 0, 0)
+    return Facts(journey.model, Event("", "", ""), traits, {}, 0, 0, 0, {})
 
 
 def _journey_view(

@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 
 from engine.describe import describe_condition
 from engine.event import RESPONSE_EVENT_TYPE, RESPONSE_PROPERTY, Event, PropertyValue
-from engine.rules.check import nice_duration
 from engine.rules.model import Condition, Journey, duration_ms
 
 _SYMBOLS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
-_SUBJECTS = ("property", "trait", "counter", "time")
+_SUBJECTS = ("property", "trait", "counter", "time", "since")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +31,30 @@ class Facts:
     level: int  # index of the friction level after this event
     in_stage_ms: int
     idle_ms: int
+    since_ms: Mapping[str, int]  # per event type `since:` reads: ms since the last one sent
 
 
 def readable_time(ms: int) -> str:
     """A moment as a person reads it: `2026-01-06 09:00 UTC`."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_READ_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000))
+
+
+def readable_duration(ms: int) -> str:
+    """A measured time as a person reads it, in its two largest units, rounded down: `8d`,
+    `7d 23h`, `59m 30s`; under a second, `0s`."""
+    rest = max(0, ms)
+    for index, (unit, size) in enumerate(_READ_UNITS):
+        if rest >= size or unit == "s":
+            text = f"{rest // size}{unit}"
+            if index + 1 < len(_READ_UNITS):
+                smaller, smaller_size = _READ_UNITS[index + 1]
+                remainder = (rest % size) // smaller_size
+                text += f" {remainder}{smaller}" if remainder else ""
+            return text
+    raise AssertionError("the last unit always matches")
 
 
 def _shown(value: PropertyValue | float | None) -> str:
@@ -99,17 +117,25 @@ def _needs(op: str, literal: object, *, time: bool) -> str:
 
 
 def _subject_failure(condition: Condition, facts: Facts) -> str | None:
-    """The failure of the one subject (property, trait, counter or time) of `condition`."""
+    """The failure of the one subject (property, trait, counter, time or since) of
+    `condition`."""
     op, literal = _comparison(condition)
-    time = condition.time is not None
-    if time:
-        measured = facts.in_stage_ms if condition.time == "in_stage" else facts.idle_ms
+    if condition.time is not None or condition.since is not None:
+        if condition.time is not None:
+            name = f"time {condition.time}"
+            measured: int | None = (
+                facts.in_stage_ms if condition.time == "in_stage" else facts.idle_ms
+            )
+        else:
+            sent = condition.since or ""
+            name, measured = f"since {sent}", facts.since_ms.get(sent)
         if isinstance(literal, str):
             literal = float(duration_ms(literal))
-        if _holds(op, literal, float(measured)):
+        if _holds(op, literal, None if measured is None else float(measured)):
             return None
         needs = _needs(op, condition.comparison(op), time=True)
-        return f"time {condition.time} = {nice_duration(measured)}, {needs}"
+        shown = "never sent" if measured is None else readable_duration(measured)
+        return f"{name} = {shown}, {needs}"
     if condition.property is not None:
         name, value = (
             f"property {condition.property}",

@@ -130,6 +130,8 @@ class JourneyMemory:
     # the last timer decided in this stage visit (None: none yet).
     activity_ms: int | None = None
     timer_checked_ms: int | None = None
+    # `since:`: the journey clock at the customer's latest event of each type (timers are none)
+    last_sent_ms: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,6 +154,8 @@ class Facts:
     level: int  # index of the friction level
     in_stage_ms: int
     idle_ms: int
+    # `since:`: ms since the latest event of each type the customer sent, this one included
+    since_ms: Mapping[str, int] = field(default_factory=dict)
 
 
 def _kind(value: Value) -> str | None:
@@ -240,6 +244,9 @@ def holds(condition: Condition, facts: Facts) -> bool:  # noqa: C901 - one branc
         parts.append(_comparison_holds(condition, value, time=False))
     if condition.time is not None:
         parts.append(_comparison_holds(condition, _time_value(condition, facts), time=True))
+    if condition.since is not None:
+        since = facts.since_ms.get(condition.since)  # never sent: missing, as a property
+        parts.append(_comparison_holds(condition, since, time=True))
     if condition.segment is not None:
         parts.append(holds(facts.journey.segments[condition.segment].when, facts))
     if condition.friction is not None:
@@ -582,7 +589,10 @@ class ReferenceEngine:
         counters = _update_counters(journey, memory, facts, clock_ms)
         total = _update_friction(journey, memory, facts, clock_ms)
         level = _friction_level(journey, total) if journey.friction else 0
-        facts = replace(facts, counters=counters, level=level)
+        if not is_timer(event):
+            memory.last_sent_ms[event.type] = clock_ms
+        since = {sent: clock_ms - at_ms for sent, at_ms in memory.last_sent_ms.items()}
+        facts = replace(facts, counters=counters, level=level, since_ms=since)
 
         previous_stage = memory.stage
         transition = _pick_transition(journey, memory, facts, clock_ms)
@@ -798,4 +808,8 @@ def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> J
         recent_stages=list(kept.recent_stages),
         activity_ms=_later(known.activity_ms, visitor.activity_ms),
         timer_checked_ms=kept.timer_checked_ms,  # the timers checked go with the stage visit
+        last_sent_ms={
+            sent: max(known.last_sent_ms.get(sent, at_ms), at_ms)
+            for sent, at_ms in {**known.last_sent_ms, **visitor.last_sent_ms}.items()
+        },
     )

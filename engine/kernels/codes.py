@@ -22,6 +22,7 @@ NODE_TIME_IN_STAGE: Final = 9
 NODE_IDLE: Final = 10
 NODE_SEGMENT: Final = 11  # segment `node_arg` holds (its root node was evaluated earlier)
 NODE_FRICTION: Final = 12  # friction level >= `node_arg`
+NODE_SINCE: Final = 13  # compare the time since the event type `since_code[node_arg]`
 
 # Comparison operators (`CompiledRules.node_op`).
 OP_NONE: Final = 0

@@ -64,6 +64,8 @@ class CompiledRules(NamedTuple):
     transition_delay_ms: IntArray  # its `after` or `idle` duration; 0 for event transitions
     activity_index: int  # the customer's last event (timers do not touch it), in the int state
     timer_index: int  # the last timer decision in this stage visit (NEVER_MS: none yet)
+    since_code: IntArray  # the event types `since:` conditions read, as interned strings
+    since_index: int  # per `since_code`: when the customer last sent that event type
     action_root: IntArray  # -1: no condition
     action_stages: MaskArray  # (n_actions, n_stages)
     action_segment_first: IntArray
@@ -290,6 +292,8 @@ def _unpack_rules(p):
         transition_delay_ms=_vector(p.i64, L, F.transition_delay_ms),
         activity_index=_scalar(p.i64, L, F.activity_index),
         timer_index=_scalar(p.i64, L, F.timer_index),
+        since_code=_vector(p.i64, L, F.since_code),
+        since_index=_scalar(p.i64, L, F.since_index),
         action_root=_vector(p.i64, L, F.action_root),
         action_stages=_matrix(p.u8, L, F.action_stages),
         action_segment_first=_vector(p.i64, L, F.action_segment_first),

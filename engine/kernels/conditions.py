@@ -7,9 +7,12 @@ range, with no short-circuit: the trees are small and a straight loop beats bran
 
 from __future__ import annotations
 
+import numpy as np
+
 from engine.kernels.codes import (
     CONTEXT_FRICTION_LEVEL,
     CONTEXT_IDLE,
+    CONTEXT_SIZE,
     CONTEXT_TIME_IN_STAGE,
     NODE_ALL,
     NODE_ANY,
@@ -21,6 +24,7 @@ from engine.kernels.codes import (
     NODE_NOT,
     NODE_PROPERTY,
     NODE_SEGMENT,
+    NODE_SINCE,
     NODE_TIME_IN_STAGE,
     NODE_TOUCHPOINT,
     NODE_TRAIT,
@@ -124,6 +128,15 @@ def _combine(rules, node, values):
 
 
 @kernel
+def _compare_since(rules, node, since_ms):
+    """A `since:` node on the time since the customer last sent its event type (NaN: never,
+    which is a missing value: only `exists: false` holds)."""
+    if np.isnan(since_ms):
+        return _compare(rules, node, VALUE_MISSING, 0.0, 0)
+    return _compare(rules, node, VALUE_NUMBER, since_ms, 0)
+
+
+@kernel
 def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, context):
     """Evaluate nodes `start`..`stop-1` into `values`.
 
@@ -137,8 +150,9 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
     event, traits : Features
         The event's codes and property slots; the customer's trait slots.
     counter_values : np.ndarray, float64, shape (n_counters,)
-    context : np.ndarray, float64, shape (3,)
-        Time in stage (ms), idle time (ms), friction level.
+    context : np.ndarray, float64, shape (CONTEXT_SIZE + n_since,)
+        Time in stage (ms), idle time (ms), friction level; then the time since each event
+        type `since:` reads (ms; NaN when the customer never sent it).
     """
     for node in range(start, stop):
         kind = rules.node_kind[node]
@@ -163,5 +177,7 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
             values[node] = values[rules.segment_root[arg]]
         elif kind == NODE_FRICTION:
             values[node] = context[CONTEXT_FRICTION_LEVEL] >= arg
+        elif kind == NODE_SINCE:
+            values[node] = _compare_since(rules, node, context[CONTEXT_SIZE + arg])
         else:
             values[node] = False

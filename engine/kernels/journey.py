@@ -100,7 +100,8 @@ def _decide_journey(
     previous_stage = ints[INT_STAGE]
     stage = previous_stage
     # Scratch only the kernel reads: allocated here, where it is cheaper than boxing it.
-    context = np.empty(CONTEXT_SIZE, dtype=np.float64)
+    n_since = rules.since_code.shape[0]
+    context = np.empty(CONTEXT_SIZE + n_since, dtype=np.float64)
     values = np.empty(rules.node_kind.shape[0], dtype=np.bool_)
     counter_values = np.empty(rules.counter_root.shape[0], dtype=np.float64)
     context[CONTEXT_TIME_IN_STAGE] = float(clock_ms - ints[INT_STAGE_ENTERED_MS])
@@ -119,6 +120,7 @@ def _decide_journey(
     context[CONTEXT_FRICTION_LEVEL] = float(level)
     signals = floats[rules.friction_offset : rules.friction_offset + rules.signal_root.shape[0]]
     _strongest_signals(signals, out.top_signals)
+    _update_since(rules, ints, clock_ms, event.codes[0], is_timer, context)
 
     _evaluate_nodes(
         rules, rules.phase_end[0], rules.phase_end[1], values, event, traits,
@@ -154,6 +156,18 @@ def _decide_journey(
         np.int64(previous_stage), np.int64(transition), np.int64(n_ranked), np.int64(level),
         friction_score,
     )  # fmt: skip
+
+
+@kernel
+def _update_since(rules, ints, clock_ms, event_type, is_timer, context):
+    """Remember this event as the latest of its type where a `since:` condition reads that type
+    (a timer is no event of the customer's), then put the time since each into `context`."""
+    for j in range(rules.since_code.shape[0]):
+        slot = rules.since_index + j
+        if not is_timer and event_type == rules.since_code[j]:
+            ints[slot] = clock_ms
+        seen_ms = ints[slot]
+        context[CONTEXT_SIZE + j] = np.nan if seen_ms == NEVER_MS else float(clock_ms - seen_ms)
 
 
 def decide_journey(

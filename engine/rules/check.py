@@ -43,7 +43,9 @@ _SECTIONS = {
 _OLD_BOOLEANS = frozenset(
     {"yes", "no", "on", "off", "y", "n", "Yes", "No", "On", "Off", "YES", "NO"}
 )
-_COMPARISON_EXAMPLES = {"trait": "eq: gold", "property": "eq: shoes", "time": "gte: 2d"}
+_COMPARISON_EXAMPLES = {
+    "trait": "eq: gold", "property": "eq: shoes", "time": "gte: 2d", "since": "lte: 7d",
+}  # fmt: skip
 
 
 class Scope(NamedTuple):
@@ -86,9 +88,9 @@ SEGMENT_SCOPE = Scope(
 
 
 TIMER_SCOPE = Scope(
-    frozenset({"trait", "counter", "time", "segment", "friction", "all", "any", "not"}),
+    frozenset({"trait", "counter", "time", "since", "segment", "friction", "all", "any", "not"}),
     "a timed transition's `when`",
-    "the customer (counters, traits, segments, friction, time)",
+    "the customer (counters, traits, segments, friction, time, since)",
     "a transition with `after:` or `idle:` fires without an event, so `{key}` never holds "
     "then; to wait for an event with a timeout, write two transitions from the stage: one "
     "`when: {{event: ...}}`, one `after:` the timeout",
@@ -297,8 +299,8 @@ class _Checker:
             self.problem(
                 (*path, first),
                 f"`{first}: {_code(node[first])}` does not say what it compares",
-                "add `property:` (of the event), `trait:` (of the customer), `counter:` "
-                "or `time:` on the line above it",
+                "add `property:` (of the event), `trait:` (of the customer), `counter:`, "
+                "`time:`, or `since:` (an event type) on the line above it",
                 key=True,
             )
 
@@ -340,13 +342,17 @@ class _Checker:
         for name in (c for c in COMPARISONS if c in node):
             where, value = (*path, name), node[name]
             if subject == "time":
-                self.time_comparison(where, name, value, node["time"])
+                self.time_comparison(where, name, value, f"time: {node['time']}")
+            elif subject == "since" and name != "exists":
+                self.time_comparison(where, name, value, f"since: {node['since']}")
             elif name in _ORDERING and duration_or_none(value) is not None:
                 hint = "write a number, e.g. `gte: 3`"
                 if subject == "counter":
                     hint += "; the counter's `window` already sets the time span"
                 self.problem(
-                    where, f"`{value}` is a duration; only `time:` compares durations", hint
+                    where,
+                    f"`{value}` is a duration; only `time:` and `since:` compare durations",
+                    hint,
                 )
             elif name in ("eq", "ne") and _old_boolean(value) and where not in self.tree.quoted:
                 self.problem(
@@ -362,11 +368,12 @@ class _Checker:
                     f"write a number, e.g. `{name}: 3`",
                 )
 
-    def time_comparison(self, where: Path, name: str, value: Any, measure: Any) -> None:
+    def time_comparison(self, where: Path, name: str, value: Any, measure: str) -> None:
         if name not in _ORDERING:
+            also = ", or `exists`" if measure.startswith("since") else ""
             self.problem(
                 where,
-                f"`time: {measure}` can only be compared with gt, gte, lt or lte",
+                f"`{measure}` can only be compared with gt, gte, lt or lte{also}",
                 f"write e.g. `gte: 2d` instead of `{name}:`",
                 key=True,
             )
@@ -374,7 +381,7 @@ class _Checker:
             number = f"{float(value):g}"
             hint = f"add a unit: `{name}: {number}m`, `{number}h` or `{number}d`"
             self.problem(
-                where, f"`time: {measure}` is compared with a duration, not {_shown(value)}", hint
+                where, f"`{measure}` is compared with a duration, not {_shown(value)}", hint
             )
 
     # -- sections ------------------------------------------------------------------------------

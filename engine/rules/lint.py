@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import RuleProblem
-from engine.rules.model import Journey, Transition, duration_ms
+from engine.rules.model import SUBJECTS, Journey, Transition, duration_ms
 from engine.rules.yaml_tree import Path, YamlTree
 
 UNREACHABLE_STAGE = "unreachable-stage"
@@ -131,7 +131,7 @@ def conjuncts(condition: dict[str, Any]) -> set[str]:
     with its comparison as one part) and, recursively, the parts of its `all:` items."""
     parts: set[str] = set()
     rest = {k: v for k, v in condition.items() if k != "all"}
-    subject = {k: v for k, v in rest.items() if k in ("property", "trait", "counter", "time")}
+    subject = {k: v for k, v in rest.items() if k in SUBJECTS}
     comparison = {k: v for k, v in rest.items() if k in (*_ORDERING, *_EQUALITY, "exists")}
     if subject:
         parts.add(json.dumps({**subject, **comparison}, sort_keys=True))

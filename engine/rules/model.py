@@ -78,7 +78,7 @@ class Strict(BaseModel):
 
 
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists")
-SUBJECTS = ("property", "trait", "counter", "time")
+SUBJECTS = ("property", "trait", "counter", "time", "since")
 TIME_MEASURES = ("in_stage", "idle")
 
 
@@ -100,6 +100,11 @@ class Condition(Strict):
     counter: Name | None = Field(None, description="compare the current value of this counter")
     time: Literal["in_stage", "idle"] | None = Field(
         None, description="compare time spent in the current stage, or since the previous event"
+    )
+    since: str | None = Field(
+        None,
+        description="compare the time since the customer last sent this event type (this "
+        "event included); `exists: false` while they never have",
     )
     segment: Name | None = Field(None, description="the customer belongs to this segment")
     friction: Name | None = Field(None, description="friction is at this level or higher")
@@ -134,7 +139,7 @@ class Condition(Strict):
         if comparisons and not subjects:
             raise ValueError(
                 f"`{comparisons[0]}:` compares nothing; add `property:`, `trait:`, "
-                "`counter:` or `time:` to say what it compares"
+                "`counter:`, `time:` or `since:` to say what it compares"
             )
         if not self.model_fields_set:
             raise ValueError("an empty condition; write what must hold, e.g. `event: purchase`")

@@ -131,7 +131,8 @@ def _beaten_by(
     mine = by_index[index]
     delay, clock = _delay_ms(mine), _clock(mine)
     sources = set(_sources(mine.get("from"), stages)) - {mine.get("to")}
-    needs = conjuncts(mine.get("when") if isinstance(mine.get("when"), dict) else {})
+    written = mine.get("when")
+    needs = conjuncts(written if isinstance(written, dict) else {})
     for other_index, other in entries:
         other_delay = _delay_ms(other)
         if other_index == index or other_delay is None or delay is None:

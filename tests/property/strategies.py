@@ -77,7 +77,7 @@ class Scope:
         keys = ["event", "channel", "touchpoint", "response", "property"] if self.event else []
         keys += ["trait"] if self.traits else []
         keys += ["counter"] if self.counters else []
-        keys += ["time"] if self.time else []
+        keys += ["time", "since"] if self.time else []
         keys += ["segment"] if self.segments else []
         keys += ["friction"] if self.levels else []
         return keys + (["all", "any", "not"] if depth > 0 else [])
@@ -85,7 +85,7 @@ class Scope:
 
 EVENT_SCOPE = Scope(event=True)
 TRAIT_SCOPE = Scope(traits=True)
-SUBJECTS = ("property", "trait", "counter", "time")
+SUBJECTS = ("property", "trait", "counter", "time", "since")
 
 
 def one_or_many(pool: Sequence[str]) -> st.SearchStrategy[str | list[str]]:
@@ -117,9 +117,23 @@ def time_comparisons() -> st.SearchStrategy[Json]:
     )
 
 
+def since_comparisons() -> st.SearchStrategy[Json]:
+    """The time since the customer's last event of a type, or whether they ever sent one."""
+    ops = st.sampled_from(("gt", "gte", "lt", "lte"))
+    timed = st.builds(lambda op, duration: {op: duration}, ops, st.sampled_from(DURATIONS))
+    ever = st.builds(lambda sent: {"exists": sent}, st.booleans())
+    return st.builds(
+        lambda event_type, comparison: {"since": event_type, **comparison},
+        st.sampled_from(EVENT_TYPES),
+        timed | ever,
+    )
+
+
 def _subject(draw: st.DrawFn, key: str, scope: Scope) -> Json:
     if key == "time":
         return draw(time_comparisons())
+    if key == "since":
+        return draw(since_comparisons())
     names = {"property": PROPERTIES, "trait": TRAITS, "counter": scope.counters}[key]
     return {key: draw(st.sampled_from(names)), **draw(comparisons(key == "counter"))}
 

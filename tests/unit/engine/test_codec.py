@@ -186,3 +186,28 @@ def test_decoding_random_bytes_either_works_or_raises_state_decode_error(data: b
         decode_state(data, retail())
     except StateDecodeError:
         pass
+
+
+SINCE_ONE = """
+journey: trial
+version: 1
+stages: [{id: trying}]
+actions:
+  - {id: setup_call, when: {since: signup, lte: 7d}}
+"""
+SINCE_TWO = (
+    SINCE_ONE
+    + """
+  - {id: upgrade, when: {since: pricing_view, lte: 1d}}
+"""
+)
+
+
+def test_the_last_time_of_each_event_type_since_reads_is_kept_by_its_name() -> None:
+    one, two = from_text(SINCE_ONE), from_text(SINCE_TWO)
+    _, state = decide(one, new_state(one), event("signup", "ida"), T0_MS)
+    migrated = decode_state(encode_state(one, state), two)  # a ruleset reading one more type
+    journey = two.journeys[0]
+    ints = migrated.journey(journey).ints
+    slots = dict(zip(journey.since_types, ints[journey.rules.since_index :].tolist(), strict=False))
+    assert slots == {"signup": T0_MS, "pricing_view": codes.NEVER_MS}

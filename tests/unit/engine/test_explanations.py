@@ -7,9 +7,10 @@ from __future__ import annotations
 from engine.decide import decide
 from engine.decision import Decision
 from engine.state import CustomerState, new_state
-from tests.rulesets import T0_MS, event, retail
+from tests.rulesets import T0_MS, event, from_text, retail
 
 MINUTE_MS = 60_000
+DAY_MS = 86_400_000
 
 
 def _run(customer: str, types: list[str]) -> tuple[Decision, CustomerState]:
@@ -63,3 +64,25 @@ def test_transitions_that_did_not_fire_say_why() -> None:
     assert "went_quiet" not in why  # it does not start from awareness
     fired, _ = _run("eve", ["add_to_cart"])
     assert fired.outcome.transition == "started_comparing" and fired.not_fired == ()
+
+
+SINCE_RULES = """
+journey: trial
+version: 1
+stages: [{id: trying}]
+actions:
+  - id: setup_call
+    when: {since: signup, lte: 7d}
+"""
+
+
+def test_a_since_condition_names_the_time_since_the_event_or_that_it_never_came() -> None:
+    ruleset = from_text(SINCE_RULES)
+    state = new_state(ruleset)
+    decision, state = decide(ruleset, state, event("login", "sol"), T0_MS, explain=True)
+    assert _detail(decision, "setup_call") == ("condition", "since signup = never sent, needs ≤ 7d")
+    _, state = decide(ruleset, state, event("signup", "sol", event_id="s"), T0_MS + MINUTE_MS)
+    decision, _ = decide(
+        ruleset, state, event("login", "sol", event_id="l"), T0_MS + 8 * DAY_MS, explain=True
+    )
+    assert _detail(decision, "setup_call") == ("condition", "since signup = 7d 23h, needs ≤ 7d")
