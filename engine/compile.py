@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.dates import date_slot_name
 from engine.describe import describe_condition
 from engine.event import RESPONDED_ACTION_PROPERTY, RESPONSE_EVENT_TYPE, RESPONSE_PROPERTY
 from engine.kernels import codes
@@ -80,6 +81,7 @@ class Ruleset:
     top_k: int
     property_index: Mapping[str, int]  # slot of each property name
     trait_index: Mapping[str, int]
+    date_traits: tuple[str, ...] = ()  # traits `until:` reads as dates (`engine.dates`)
 
     def journey(self, name: str) -> CompiledJourney:
         for journey in self.journeys:
@@ -95,6 +97,7 @@ class _Interner:
         self.strings: dict[str, int] = {}
         self.properties: dict[str, int] = {}
         self.traits: dict[str, int] = {}
+        self.dates: dict[str, int] = {}  # date trait -> the slot of its ms (`engine.dates`)
 
     def string(self, text: str) -> int:
         return self.strings.setdefault(text, len(self.strings))
@@ -104,6 +107,11 @@ class _Interner:
 
     def trait_slot(self, name: str) -> int:
         return self.traits.setdefault(name, len(self.traits))
+
+    def date_slot(self, trait: str) -> int:
+        slot = self.trait_slot(date_slot_name(trait))
+        self.dates[trait] = slot
+        return slot
 
 
 _NODE_FIELDS = ("kind", "op", "arg", "num", "code", "lit_kind", "first", "count")
@@ -220,6 +228,9 @@ class _NodeWriter:
         if condition.since is not None:
             which = self.since.setdefault(condition.since, len(self.since))
             parts.append(self._comparison(codes.NODE_SINCE, which, condition, time=True))
+        if condition.until is not None:
+            slot = self.interner.date_slot(condition.until)
+            parts.append(self._comparison(codes.NODE_UNTIL, slot, condition, time=True))
         if condition.segment is not None:
             parts.append(self._node(codes.NODE_SEGMENT, arg=self.segments[condition.segment]))
         if condition.friction is not None:
@@ -507,4 +518,5 @@ def compile_ruleset(loaded: list[LoadedJourney]) -> Ruleset:
         top_k=max(j.top_k for j in journeys),
         property_index=dict(interner.properties),
         trait_index=dict(interner.traits),
+        date_traits=tuple(interner.dates),
     )

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from engine import history
 from engine.compile import CompiledJourney, Ruleset
 from engine.content import content_for, variant_of
+from engine.dates import date_ms, date_slot_name
 from engine.decision import (
     Conversion,
     Decision,
@@ -112,6 +113,14 @@ def event_features(ruleset: Ruleset, event: Event) -> Features:
 
 
 def trait_features(ruleset: Ruleset, traits: Mapping[str, PropertyValue]) -> Features:
+    """The customer's traits as the kernels read them; a date trait also as its ms."""
+    if ruleset.date_traits:
+        dates = {
+            date_slot_name(trait): moment
+            for trait in ruleset.date_traits
+            if (moment := date_ms(traits.get(trait))) is not None
+        }
+        traits = {**traits, **dates}
     return _encode_values(_NO_CODES, ruleset.trait_index, traits, ruleset.strings)
 
 

@@ -37,10 +37,10 @@ def describe_condition(condition: Condition) -> str:
         value = getattr(condition, key)
         if value is not None:
             parts.append(f"{key} = {value}" if isinstance(value, str) else f"{key} in {value}")
-    for key in ("property", "trait", "counter", "time", "since"):
+    for key in ("property", "trait", "counter", "time", "since", "until"):
         subject = getattr(condition, key)
         if subject is not None:
-            named = f"{key} {subject}" if key in ("time", "since") else subject
+            named = f"{key} {subject}" if key in ("time", "since", "until") else subject
             parts.append(_comparison(named, condition))
     if condition.segment is not None:
         parts.append(f"segment {condition.segment}")

@@ -53,6 +53,7 @@ def _facts(
             for j, event_type in enumerate(journey.since_types)
             if int(after.ints[rules.since_index + j]) != codes.NEVER_MS
         },
+        clock_ms=clock_ms,
     )  # fmt: skip
 
 

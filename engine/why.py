@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from engine.dates import date_ms
 from engine.describe import describe_condition
 from engine.event import RESPONSE_EVENT_TYPE, RESPONSE_PROPERTY, Event, PropertyValue
 from engine.rules.model import Condition, Journey, duration_ms
 
 _SYMBOLS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
-_SUBJECTS = ("property", "trait", "counter", "time", "since")
+_SUBJECTS = ("property", "trait", "counter", "time", "since", "until")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Facts:
     in_stage_ms: int
     idle_ms: int
     since_ms: Mapping[str, int]  # per event type `since:` reads: ms since the last one sent
+    clock_ms: int = 0  # the journey clock, for `until:` dates
 
 
 def readable_time(ms: int) -> str:
@@ -120,6 +122,8 @@ def _subject_failure(condition: Condition, facts: Facts) -> str | None:
     """The failure of the one subject (property, trait, counter, time or since) of
     `condition`."""
     op, literal = _comparison(condition)
+    if condition.until is not None:
+        return _until_failure(condition, facts, op, literal)
     if condition.time is not None or condition.since is not None:
         if condition.time is not None:
             name = f"time {condition.time}"
@@ -149,6 +153,24 @@ def _subject_failure(condition: Condition, facts: Facts) -> str | None:
     if _holds(op, literal, value):
         return None
     return f"{name} = {_shown(value)}, {_needs(op, literal, time=False)}"
+
+
+def _until_failure(condition: Condition, facts: Facts, op: str, literal: object) -> str | None:
+    trait = condition.until or ""
+    moment = date_ms(facts.traits.get(trait))
+    left = None if moment is None else moment - facts.clock_ms
+    if isinstance(literal, str):
+        literal = float(duration_ms(literal))
+    if _holds(op, literal, None if left is None else float(left)):
+        return None
+    needs = _needs(op, condition.comparison(op), time=True)
+    if left is None:
+        shown = f"no date (trait {trait} = {_shown(facts.traits.get(trait))})"
+    elif left < 0:
+        shown = f"passed {readable_duration(-left)} ago"
+    else:
+        shown = readable_duration(left)
+    return f"until {trait} = {shown}, {needs}"
 
 
 def _named_failure(key: str, wanted: str | Sequence[str], actual: str) -> str | None:

@@ -22,6 +22,7 @@ import hashlib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from engine.event import Event, PropertyValue
 from engine.rules.model import Action, Condition, Journey, Transition, duration_ms
@@ -156,6 +157,7 @@ class Facts:
     idle_ms: int
     # `since:`: ms since the latest event of each type the customer sent, this one included
     since_ms: Mapping[str, int] = field(default_factory=dict)
+    clock_ms: int = 0  # `until:` measures from here to a date trait
 
 
 def _kind(value: Value) -> str | None:
@@ -207,6 +209,20 @@ def _comparison_holds(condition: Condition, value: Value, *, time: bool) -> bool
     return _order_holds(op, value, bound)
 
 
+def _date_ms(value: Value) -> int | None:
+    """A date trait's moment (rules/README.md, `until:`): ms since the epoch as a number, or
+    ISO 8601 text, UTC when it names no zone; anything else is no date."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if not isinstance(value, str):
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp() * 1000)
+
+
 def _named(names: str | list[str], actual: str) -> bool:
     return actual == names if isinstance(names, str) else actual in names
 
@@ -247,6 +263,10 @@ def holds(condition: Condition, facts: Facts) -> bool:  # noqa: C901 - one branc
     if condition.since is not None:
         since = facts.since_ms.get(condition.since)  # never sent: missing, as a property
         parts.append(_comparison_holds(condition, since, time=True))
+    if condition.until is not None:
+        moment = _date_ms(facts.traits.get(condition.until))
+        until = None if moment is None else moment - facts.clock_ms
+        parts.append(_comparison_holds(condition, until, time=True))
     if condition.segment is not None:
         parts.append(holds(facts.journey.segments[condition.segment].when, facts))
     if condition.friction is not None:
@@ -592,7 +612,7 @@ class ReferenceEngine:
         if not is_timer(event):
             memory.last_sent_ms[event.type] = clock_ms
         since = {sent: clock_ms - at_ms for sent, at_ms in memory.last_sent_ms.items()}
-        facts = replace(facts, counters=counters, level=level, since_ms=since)
+        facts = replace(facts, counters=counters, level=level, since_ms=since, clock_ms=clock_ms)
 
         previous_stage = memory.stage
         transition = _pick_transition(journey, memory, facts, clock_ms)

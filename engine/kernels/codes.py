@@ -23,6 +23,7 @@ NODE_IDLE: Final = 10
 NODE_SEGMENT: Final = 11  # segment `node_arg` holds (its root node was evaluated earlier)
 NODE_FRICTION: Final = 12  # friction level >= `node_arg`
 NODE_SINCE: Final = 13  # compare the time since the event type `since_code[node_arg]`
+NODE_UNTIL: Final = 14  # compare the time until the date in trait slot `node_arg`
 
 # Comparison operators (`CompiledRules.node_op`).
 OP_NONE: Final = 0
@@ -107,7 +108,8 @@ INT_HEADER_SIZE: Final = 4
 CONTEXT_TIME_IN_STAGE: Final = 0
 CONTEXT_IDLE: Final = 1
 CONTEXT_FRICTION_LEVEL: Final = 2
-CONTEXT_SIZE: Final = 3
+CONTEXT_CLOCK: Final = 3  # the journey clock (ms), for `until:` dates
+CONTEXT_SIZE: Final = 4
 
 # How many friction signals a decision names as the strongest contributors.
 TOP_SIGNALS: Final = 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kernels.codes import (
+    CONTEXT_CLOCK,
     CONTEXT_FRICTION_LEVEL,
     CONTEXT_IDLE,
     CONTEXT_SIZE,
@@ -28,6 +29,7 @@ from engine.kernels.codes import (
     NODE_TIME_IN_STAGE,
     NODE_TOUCHPOINT,
     NODE_TRAIT,
+    NODE_UNTIL,
     OP_EQ,
     OP_EXISTS,
     OP_GT,
@@ -128,12 +130,22 @@ def _combine(rules, node, values):
 
 
 @kernel
-def _compare_since(rules, node, since_ms):
-    """A `since:` node on the time since the customer last sent its event type (NaN: never,
-    which is a missing value: only `exists: false` holds)."""
-    if np.isnan(since_ms):
+def _compare_time(rules, node, kind, arg, traits, context):
+    """A node on a time: in stage, idle, since an event type (NaN in `context`: never sent),
+    until a date trait (negative once passed; a trait with no date in it). A time that is not
+    there is a missing value: only `exists: false` holds for it."""
+    if kind == NODE_TIME_IN_STAGE:
+        return _compare(rules, node, VALUE_NUMBER, context[CONTEXT_TIME_IN_STAGE], 0)
+    if kind == NODE_IDLE:
+        return _compare(rules, node, VALUE_NUMBER, context[CONTEXT_IDLE], 0)
+    if kind == NODE_SINCE:
+        since_ms = context[CONTEXT_SIZE + arg]
+        if np.isnan(since_ms):
+            return _compare(rules, node, VALUE_MISSING, 0.0, 0)
+        return _compare(rules, node, VALUE_NUMBER, since_ms, 0)
+    if traits.kind[arg] != VALUE_NUMBER:  # NODE_UNTIL
         return _compare(rules, node, VALUE_MISSING, 0.0, 0)
-    return _compare(rules, node, VALUE_NUMBER, since_ms, 0)
+    return _compare(rules, node, VALUE_NUMBER, traits.num[arg] - context[CONTEXT_CLOCK], 0)
 
 
 @kernel
@@ -151,8 +163,8 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
         The event's codes and property slots; the customer's trait slots.
     counter_values : np.ndarray, float64, shape (n_counters,)
     context : np.ndarray, float64, shape (CONTEXT_SIZE + n_since,)
-        Time in stage (ms), idle time (ms), friction level; then the time since each event
-        type `since:` reads (ms; NaN when the customer never sent it).
+        Time in stage (ms), idle time (ms), friction level, the clock (ms); then the time since
+        each event type `since:` reads (ms; NaN when the customer never sent it).
     """
     for node in range(start, stop):
         kind = rules.node_kind[node]
@@ -169,15 +181,14 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
             )
         elif kind == NODE_COUNTER:
             values[node] = _compare(rules, node, VALUE_NUMBER, counter_values[arg], 0)
-        elif kind == NODE_TIME_IN_STAGE:
-            values[node] = _compare(rules, node, VALUE_NUMBER, context[CONTEXT_TIME_IN_STAGE], 0)
-        elif kind == NODE_IDLE:
-            values[node] = _compare(rules, node, VALUE_NUMBER, context[CONTEXT_IDLE], 0)
+        elif (
+            kind == NODE_TIME_IN_STAGE or kind == NODE_IDLE or kind == NODE_SINCE
+            or kind == NODE_UNTIL
+        ):  # fmt: skip
+            values[node] = _compare_time(rules, node, kind, arg, traits, context)
         elif kind == NODE_SEGMENT:
             values[node] = values[rules.segment_root[arg]]
         elif kind == NODE_FRICTION:
             values[node] = context[CONTEXT_FRICTION_LEVEL] >= arg
-        elif kind == NODE_SINCE:
-            values[node] = _compare_since(rules, node, context[CONTEXT_SIZE + arg])
         else:
             values[node] = False

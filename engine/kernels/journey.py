@@ -9,6 +9,7 @@ import numpy as np
 from engine.kernels.actions import _rank_actions, _record_offer
 from engine.kernels.codes import (
     ACTION_OFFERED,
+    CONTEXT_CLOCK,
     CONTEXT_FRICTION_LEVEL,
     CONTEXT_IDLE,
     CONTEXT_SIZE,
@@ -105,6 +106,7 @@ def _decide_journey(
     values = np.empty(rules.node_kind.shape[0], dtype=np.bool_)
     counter_values = np.empty(rules.counter_root.shape[0], dtype=np.float64)
     context[CONTEXT_TIME_IN_STAGE] = float(clock_ms - ints[INT_STAGE_ENTERED_MS])
+    context[CONTEXT_CLOCK] = float(clock_ms)
     is_timer = _is_timer(event)
     activity_ms = _last_activity_ms(rules, ints)
     context[CONTEXT_IDLE] = 0.0 if activity_ms == NEVER_MS else float(clock_ms - activity_ms)

@@ -45,6 +45,7 @@ _OLD_BOOLEANS = frozenset(
 )
 _COMPARISON_EXAMPLES = {
     "trait": "eq: gold", "property": "eq: shoes", "time": "gte: 2d", "since": "lte: 7d",
+    "until": "lte: 2d",
 }  # fmt: skip
 
 
@@ -88,9 +89,11 @@ SEGMENT_SCOPE = Scope(
 
 
 TIMER_SCOPE = Scope(
-    frozenset({"trait", "counter", "time", "since", "segment", "friction", "all", "any", "not"}),
+    frozenset(
+        {"trait", "counter", "time", "since", "until", "segment", "friction", "all", "any", "not"}
+    ),
     "a timed transition's `when`",
-    "the customer (counters, traits, segments, friction, time, since)",
+    "the customer (counters, traits, segments, friction, time, since, until)",
     "a transition with `after:` or `idle:` fires without an event, so `{key}` never holds "
     "then; to wait for an event with a timeout, write two transitions from the stage: one "
     "`when: {{event: ...}}`, one `after:` the timeout",
@@ -300,7 +303,8 @@ class _Checker:
                 (*path, first),
                 f"`{first}: {_code(node[first])}` does not say what it compares",
                 "add `property:` (of the event), `trait:` (of the customer), `counter:`, "
-                "`time:`, or `since:` (an event type) on the line above it",
+                "`time:`, `since:` (an event type) or `until:` (a date trait) on the line above "
+                "it",
                 key=True,
             )
 
@@ -343,15 +347,16 @@ class _Checker:
             where, value = (*path, name), node[name]
             if subject == "time":
                 self.time_comparison(where, name, value, f"time: {node['time']}")
-            elif subject == "since" and name != "exists":
-                self.time_comparison(where, name, value, f"since: {node['since']}")
+            elif subject in ("since", "until") and name != "exists":
+                self.time_comparison(where, name, value, f"{subject}: {node[subject]}")
             elif name in _ORDERING and duration_or_none(value) is not None:
                 hint = "write a number, e.g. `gte: 3`"
                 if subject == "counter":
                     hint += "; the counter's `window` already sets the time span"
                 self.problem(
                     where,
-                    f"`{value}` is a duration; only `time:` and `since:` compare durations",
+                    f"`{value}` is a duration; only `time:`, `since:` and `until:` compare "
+                    "durations",
                     hint,
                 )
             elif name in ("eq", "ne") and _old_boolean(value) and where not in self.tree.quoted:
@@ -370,7 +375,7 @@ class _Checker:
 
     def time_comparison(self, where: Path, name: str, value: Any, measure: str) -> None:
         if name not in _ORDERING:
-            also = ", or `exists`" if measure.startswith("since") else ""
+            also = ", or `exists`" if measure.startswith(("since", "until")) else ""
             self.problem(
                 where,
                 f"`{measure}` can only be compared with gt, gte, lt or lte{also}",

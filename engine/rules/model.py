@@ -64,6 +64,13 @@ Duration = Annotated[
     AfterValidator(_positive_duration),
     Field(description="a number and a unit: `500ms`, `30s`, `15m`, `2h`, `7d` or `4w`"),
 ]
+# A duration a time is compared with: zero is meaningful there (`until:` a date, `gt: 0s`: it
+# has not passed yet), where a window, a delay or a cooldown of zero is a mistake.
+TimeSpan = Annotated[
+    str,
+    StringConstraints(pattern=DURATION_PATTERN),
+    Field(description="a number and a unit: `0s`, `30s`, `15m`, `2h`, `7d` or `4w`"),
+]
 Scalar = str | float | bool
 Arbitration = Literal["priority", "adaptive"]
 Response = Literal["impression", "click", "accept", "dismiss"]  # engine.event.RESPONSES
@@ -78,7 +85,7 @@ class Strict(BaseModel):
 
 
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists")
-SUBJECTS = ("property", "trait", "counter", "time", "since")
+SUBJECTS = ("property", "trait", "counter", "time", "since", "until")
 TIME_MEASURES = ("in_stage", "idle")
 
 
@@ -106,14 +113,19 @@ class Condition(Strict):
         description="compare the time since the customer last sent this event type (this "
         "event included); `exists: false` while they never have",
     )
+    until: str | None = Field(
+        None,
+        description="compare the time from now until the date this trait holds (ISO 8601 or "
+        "ms since the epoch; negative once it has passed)",
+    )
     segment: Name | None = Field(None, description="the customer belongs to this segment")
     friction: Name | None = Field(None, description="friction is at this level or higher")
     eq: Scalar | None = None
     ne: Scalar | None = None
-    gt: float | Duration | None = None
-    gte: float | Duration | None = None
-    lt: float | Duration | None = None
-    lte: float | Duration | None = None
+    gt: float | TimeSpan | None = None
+    gte: float | TimeSpan | None = None
+    lt: float | TimeSpan | None = None
+    lte: float | TimeSpan | None = None
     in_: list[Scalar] | None = Field(None, alias="in", min_length=1)
     not_in: list[Scalar] | None = Field(None, min_length=1)
     exists: bool | None = None
@@ -139,7 +151,7 @@ class Condition(Strict):
         if comparisons and not subjects:
             raise ValueError(
                 f"`{comparisons[0]}:` compares nothing; add `property:`, `trait:`, "
-                "`counter:`, `time:` or `since:` to say what it compares"
+                "`counter:`, `time:`, `since:` or `until:` to say what it compares"
             )
         if not self.model_fields_set:
             raise ValueError("an empty condition; write what must hold, e.g. `event: purchase`")

@@ -32,7 +32,7 @@ RESPONSES = ("impression", "click", "accept", "dismiss")
 # Responses name an action: a0..a2 are generated journeys' actions, zz is none of them.
 RESPONDED = ("a0", "a1", "a2", "zz")
 PROPERTIES = ("amount", "kind", "flag")
-TRAITS = ("tier", "age", "vip")
+TRAITS = ("tier", "age", "vip", "ends")
 # "web" and "view" are also a channel and an event type: one string table serves them all.
 STRINGS = ("gold", "silver", "web", "view")
 NUMBERS = (-1, 0, 1, 2, 2.5, 3, 10)
@@ -40,6 +40,14 @@ LITERALS: tuple[PropertyValue, ...] = (*STRINGS, *NUMBERS, True, False)
 # "bronze" is in no rule, 1.5 matches no literal; True next to 1 checks that bools are not numbers.
 VALUES: tuple[PropertyValue, ...] = (*LITERALS, "bronze", 1.5)
 DURATIONS = ("1s", "30s", "1m", "10m", "1h", "1d")
+START_MS = 1_700_000_000_000
+# Dates an `until:` reads (trait `ends`): ms since the epoch and ISO 8601 text around the first
+# event (2023-11-14T22:13:20Z), with and without a zone, and text that is no date.
+DATES: tuple[PropertyValue, ...] = (
+    START_MS, START_MS + 1_000, START_MS + 3_600_000, START_MS + 86_400_000, START_MS - 60_000,
+    "2023-11-14T22:13:20Z", "2023-11-14T23:13:20+01:00", "2023-11-15T22:13:20", "2023-11-16",
+    "soon",
+)  # fmt: skip
 WINDOWS = ("1m", "10m", "1h", "1d", "7d")
 PRECISIONS = ("1s", "10s", "1m", "10m", "1h", "1d")
 HALF_LIVES = ("1s", "1m", "30m", "1h")
@@ -49,7 +57,6 @@ GAPS_MS = (
     0, 0, 1, 999, SECOND_MS, 30 * SECOND_MS, MINUTE_MS, 10 * MINUTE_MS, HOUR_MS, DAY_MS,
     3 * DAY_MS, -SECOND_MS, -HOUR_MS,
 )  # fmt: skip
-START_MS = 1_700_000_000_000
 # Exactly representable numbers keep float sums exact in any order, so ties and thresholds agree.
 WEIGHTS = (0.5, 1, 2, 3, 4.5)
 THRESHOLDS = (1, 2, 3, 4, 6, 8)
@@ -78,6 +85,7 @@ class Scope:
         keys += ["trait"] if self.traits else []
         keys += ["counter"] if self.counters else []
         keys += ["time", "since"] if self.time else []
+        keys += ["until"] if self.time and self.traits else []
         keys += ["segment"] if self.segments else []
         keys += ["friction"] if self.levels else []
         return keys + (["all", "any", "not"] if depth > 0 else [])
@@ -85,7 +93,7 @@ class Scope:
 
 EVENT_SCOPE = Scope(event=True)
 TRAIT_SCOPE = Scope(traits=True)
-SUBJECTS = ("property", "trait", "counter", "time", "since")
+SUBJECTS = ("property", "trait", "counter", "time", "since", "until")
 
 
 def one_or_many(pool: Sequence[str]) -> st.SearchStrategy[str | list[str]]:
@@ -129,11 +137,21 @@ def since_comparisons() -> st.SearchStrategy[Json]:
     )
 
 
+def until_comparisons() -> st.SearchStrategy[Json]:
+    """The time until the date trait `ends` holds, or whether it holds a date."""
+    ops = st.sampled_from(("gt", "gte", "lt", "lte"))
+    timed = st.builds(lambda op, duration: {op: duration}, ops, st.sampled_from(DURATIONS))
+    ever = st.builds(lambda dated: {"exists": dated}, st.booleans())
+    return st.builds(lambda comparison: {"until": "ends", **comparison}, timed | ever)
+
+
 def _subject(draw: st.DrawFn, key: str, scope: Scope) -> Json:
     if key == "time":
         return draw(time_comparisons())
     if key == "since":
         return draw(since_comparisons())
+    if key == "until":
+        return draw(until_comparisons())
     names = {"property": PROPERTIES, "trait": TRAITS, "counter": scope.counters}[key]
     return {key: draw(st.sampled_from(names)), **draw(comparisons(key == "counter"))}
 
@@ -348,6 +366,7 @@ class Step:
 
 
 property_values = st.sampled_from(VALUES)
+trait_values = st.sampled_from((*VALUES, *DATES))
 
 
 @st.composite
@@ -371,7 +390,7 @@ def step_lists(draw: st.DrawFn, customers: Sequence[str] = ("c0", "c1")) -> list
             touchpoint=draw(st.sampled_from(TOUCHPOINTS)),
             properties=properties,
         )
-        traits = draw(st.dictionaries(st.sampled_from(TRAITS), property_values, max_size=2))
+        traits = draw(st.dictionaries(st.sampled_from(TRAITS), trait_values, max_size=2))
         # The first gap moves the start anywhere in a week, so bucket and epoch edges vary.
         gap_ms = draw(st.integers(0, 7 * DAY_MS) if index == 0 else st.sampled_from(GAPS_MS))
         if index and draw(st.integers(0, 2)) == 0:  # about one in three: a timer

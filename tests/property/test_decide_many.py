@@ -30,8 +30,8 @@ from tests.property.strategies import (
     Json,
     Step,
     journeys,
-    property_values,
     step_lists,
+    trait_values,
 )
 from tests.property.test_decide_matches_reference import load, snapshot
 
@@ -42,7 +42,7 @@ COMPARE = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 CUSTOMERS = ("c0", "c1", "c2", "c3")
-trait_sets = st.dictionaries(st.sampled_from(TRAITS), property_values, max_size=2)
+trait_sets = st.dictionaries(st.sampled_from(TRAITS), trait_values, max_size=2)
 customer_traits = st.fixed_dictionaries({c: trait_sets for c in CUSTOMERS})
 top_ks = st.none() | st.integers(1, 5)
 windows = st.sampled_from((DEDUPE_WINDOW, 1, 3))

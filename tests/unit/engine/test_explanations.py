@@ -86,3 +86,39 @@ def test_a_since_condition_names_the_time_since_the_event_or_that_it_never_came(
         ruleset, state, event("login", "sol", event_id="l"), T0_MS + 8 * DAY_MS, explain=True
     )
     assert _detail(decision, "setup_call") == ("condition", "since signup = 7d 23h, needs ≤ 7d")
+
+
+UNTIL_RULES = """
+journey: trial
+version: 1
+stages: [{id: trying}]
+actions:
+  - id: last_call
+    when:
+      all:
+        - {until: trial_ends_at, lte: 2d}
+        - {until: trial_ends_at, gt: 0s}
+"""
+
+
+def test_an_until_condition_names_the_time_left_or_that_the_date_passed() -> None:
+    ruleset = from_text(UNTIL_RULES)
+    ends = "2026-01-10T18:00:00Z"  # T0 is 2026-01-05T08:00:00Z
+    state = new_state(ruleset).with_traits({"trial_ends_at": ends})
+    decision, _ = decide(ruleset, state, event("login", "una"), T0_MS, explain=True)
+    assert _detail(decision, "last_call") == (
+        "condition",
+        "until trial_ends_at = 5d 10h, needs ≤ 2d",
+    )
+    decision, _ = decide(ruleset, state, event("login", "una"), T0_MS + 4 * DAY_MS, explain=True)
+    assert [offered.action for offered in decision.actions] == ["last_call"]
+    late = T0_MS + 6 * DAY_MS
+    decision, _ = decide(ruleset, state, event("login", "una", event_id="x"), late, explain=True)
+    assert _detail(decision, "last_call") == (
+        "condition", "until trial_ends_at = passed 14h ago, needs > 0s",
+    )  # fmt: skip
+    undated = state.with_traits({"trial_ends_at": "next week"})
+    decision, _ = decide(ruleset, undated, event("login", "una"), T0_MS, explain=True)
+    assert _detail(decision, "last_call") == (
+        "condition", "until trial_ends_at = no date (trait trial_ends_at = next week), needs ≤ 2d",
+    )  # fmt: skip
