@@ -37,15 +37,17 @@ def subscribe_from(request: pb.SubscribeRequest) -> str:
 
 
 def wanted(entry: pb.OutboxEntry, request: pb.SubscribeRequest) -> bool:
-    """Whether `entry` passes the request's filters: a journey that moved (or any), and the
-    customer's stage now in that journey (or any)."""
+    """Whether `entry` passes the request's filters: it moved the customer in one of the
+    requested journeys (any journey when none is named) into one of the requested stages (any
+    stage when none is named). A journey the entry did not move never makes it pass: a decision
+    carries every journey's outcome, moved or not."""
     journeys, stages = set(request.journeys), set(request.stages)
-    for journey in entry.decision.journeys:
-        if journeys and journey.journey not in journeys:
-            continue
-        if (journeys or journey.changed) and (not stages or journey.stage in stages):
-            return True
-    return False
+    return any(
+        journey.changed
+        and (not journeys or journey.journey in journeys)
+        and (not stages or journey.stage in stages)
+        for journey in entry.decision.journeys
+    )
 
 
 def _entry(item: OutboxItem) -> pb.OutboxEntry:
