@@ -158,13 +158,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _journeys(self, credential: bytes | None) -> list[str]:
+        ruleset = self._ruleset(credential)
+        return [f.journey for f in ruleset.files] if ruleset is not None else []
+
+    def _ruleset(self, credential: bytes | None) -> pb.GetRulesetResponse | None:
         try:
-            ruleset = self.port.stub.GetRuleset(
+            return self.port.stub.GetRuleset(  # type: ignore[no-any-return]
                 pb.GetRulesetRequest(), timeout=CALL_TIMEOUT_S, metadata=_metadata(credential)
             )
         except grpc.RpcError:
-            return []
-        return [f.journey for f in ruleset.files]
+            return None
 
     def _page(self, journey: str, query: str, credential: bytes | None) -> None:
         """The page of `journey`; its query (`since`, `until`) goes on to the JSON it polls."""
@@ -190,7 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps({"error": details, "code": code.name}).encode()
             self._send(_HTTP_STATUS.get(code, HTTPStatus.BAD_GATEWAY), body, "application/json")
             return
-        self._send(HTTPStatus.OK, json.dumps(stats_json(stats)).encode(), "application/json")
+        figures = stats_json(stats)
+        # A refused rules change is shown on the map, where a marketer looks after editing.
+        ruleset = self._ruleset(credential)
+        if ruleset is not None and ruleset.refused_reason:
+            figures["refused_reload"] = {
+                "reason": ruleset.refused_reason, "at_ms": str(ruleset.refused_at_ms),
+            }  # fmt: skip
+        self._send(HTTPStatus.OK, json.dumps(figures).encode(), "application/json")
 
     def _refuse(self, tried: bool) -> None:
         status = HTTPStatus.FORBIDDEN if tried else HTTPStatus.UNAUTHORIZED

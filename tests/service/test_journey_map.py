@@ -326,3 +326,76 @@ def test_with_tokens_the_map_and_its_json_need_a_read_token() -> None:
         stats = json.loads(_get(base + f"/api/journeys/{JOURNEY}/stats", f"Bearer {reader}")[1])
         assert [s["stage"] for s in stats["stages"]][:2] == ["submitted", "pre_accepted"]
         assert _get(base + "/metrics")[0] == 200  # Prometheus scrapes without a token
+
+
+class _RefusedBox(HTMLParser):
+    """The page's box about a refused rules change: whether it shows, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown = False
+        self.text = ""
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "section" and values.get("id") == "refused":
+            self.shown = "hidden" not in values
+            self._depth = 1
+        elif self._depth:
+            self._depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.text += data
+
+
+def test_a_refused_rules_change_shows_on_the_map_until_it_is_fixed(tmp_path: Path) -> None:
+    rules = tmp_path / "loan_application.yaml"
+    good = RULES.read_text()
+    rules.write_text(good)
+    port = free_port()
+    with journeyman(rules, metrics_port=port) as running:
+        url = f"http://127.0.0.1:{port}/map/{JOURNEY}"
+        box = _RefusedBox()
+        box.feed(_dom(url))
+        assert not box.shown
+        line = good.splitlines().index("    priority: 80") + 1
+        rules.write_text(good.replace("    priority: 80", "    priorty: 80", 1))
+        reason = _refused_reason(running.address, wanted=True)
+        assert f"loan_application.yaml:{line}:5: unknown key `priorty`" in reason
+        box = _RefusedBox()
+        box.feed(_dom(url))
+        assert box.shown
+        assert "Your last rules change was refused" in box.text
+        assert f"loan_application.yaml:{line}:5: unknown key `priorty`" in box.text
+        rules.write_text(good)
+        assert _refused_reason(running.address, wanted=False) == ""
+        box = _RefusedBox()
+        box.feed(_dom(url))
+        assert not box.shown
+
+
+def _refused_reason(address: str, *, wanted: bool) -> str:
+    """GetRuleset's refused reason once the service has (`wanted`) or has not a refused
+    reload (the rules folder is watched; a save reloads within about a second)."""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.JourneyServiceStub(channel)
+        deadline = time.monotonic() + 20
+        while True:
+            reason = str(stub.GetRuleset(pb.GetRulesetRequest(), timeout=5).refused_reason)
+            if bool(reason) == wanted or time.monotonic() > deadline:
+                return reason
+            time.sleep(0.2)
+
+
+def _dom(url: str) -> str:
+    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu"]
+    return subprocess.run(
+        [*flags, "--virtual-time-budget=5000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip

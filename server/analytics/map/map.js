@@ -201,7 +201,20 @@
     band.replaceChildren(...(live ? [html("h2", {}, "Friction along the journey"), drawBand(data)] : []));
     const tables = document.getElementById("tables");
     tables.replaceChildren(...(live ? [drawStageTable(data)] : []), drawTransitionTable(data, live));
+    showRefused(data.refused_reload);
     document.body.setAttribute("data-rendered", live ? "live" : "designed");
+  }
+
+  // The last rules change the service refused: still in force is the ruleset drawn here.
+  function showRefused(refused) {
+    const box = document.getElementById("refused");
+    if (!refused) { box.hidden = true; box.replaceChildren(); return; }
+    const when = new Date(n(refused.at_ms)).toISOString().slice(0, 16).replace("T", " ");
+    box.replaceChildren(
+      html("strong", {}, "Your last rules change was refused (" + when + " UTC); the rules in "
+        + "force are still the ones drawn here. Fix these and save again:"),
+      html("pre", {}, refused.reason));
+    box.hidden = false;
   }
 
   function isLive(data) { return Boolean(data && data.as_of_ms && n(data.as_of_ms) > 0); }
