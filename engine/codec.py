@@ -10,7 +10,8 @@ Layout (schema version 1), keys kept short because every customer pays for them:
                      "x": {action: [exposed_ms, arm, {goal: converted_for_ms}, stage]},
                      "h": [[stage, entered_ms], ...],      (recent stages, newest first)
                      "ac": last_event_ms, "tm": timer_checked_ms,     (timers, see below)
-                     "sn": {event_type: last_sent_ms}}}}                (`since:` conditions)
+                     "sn": {event_type: last_sent_ms},                 (`since:` conditions)
+                     "cl": {"<channel>/<per>": <int64 offer times>}}}}  (contact limits)
 
 `x` (exposures, in journeys with goals) and `h` are optional: a state written before they
 existed reads as a customer exposed to nothing, with no recent stages. So are `ac` (the
@@ -149,7 +150,26 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
     }
     if sent:
         document["sn"] = sent
+    contacted = {
+        key: np.asarray(history, dtype=_INT_LE).tobytes()
+        for key, history in _contact_histories(journey, int_list)
+        if history
+    }
+    if contacted:
+        document["cl"] = contacted
     return document
+
+
+def _contact_histories(
+    journey: CompiledJourney, int_list: list[int]
+) -> list[tuple[str, list[int]]]:
+    """Per contact limit, its name and the offer times it remembers."""
+    rules = journey.rules
+    found = []
+    for limit, key in enumerate(journey.limit_keys):
+        first, count = int(rules.limit_offset[limit]), int(rules.limit_count[limit])
+        found.append((key, [ms for ms in int_list[first : first + count] if ms != codes.NEVER_MS]))
+    return found
 
 
 def _encode_exposures(
@@ -228,6 +248,21 @@ def _restore_actions(journey: CompiledJourney, stored: Any, state: JourneyState)
         state.ints[first : first + kept.shape[0]] = kept
 
 
+def _restore_contacts(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
+    """Each contact limit's offer times, by `<channel>/<per>`: a limit whose count changed
+    keeps its latest offers; a new one starts empty."""
+    if not isinstance(stored, dict):
+        return
+    rules = journey.rules
+    for limit, key in enumerate(journey.limit_keys):
+        raw = stored.get(key)
+        if not isinstance(raw, bytes):
+            continue
+        first, count = int(rules.limit_offset[limit]), int(rules.limit_count[limit])
+        history = np.sort(np.frombuffer(raw[: len(raw) // 8 * 8], dtype="<i8"))[-count:]
+        state.ints[first : first + history.shape[0]] = history
+
+
 def _restore_exposures(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
     if not isinstance(stored, dict):
         return
@@ -283,6 +318,7 @@ def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
     _restore_actions(journey, stored.get("a"), state)
     _restore_exposures(journey, stored.get("x"), state)
     _restore_history(journey, stored.get("h"), state)
+    _restore_contacts(journey, stored.get("cl"), state)
     sent = stored.get("sn")
     if isinstance(sent, dict):
         for j, event_type in enumerate(journey.since_types):

@@ -54,6 +54,7 @@ class CompiledJourney:
     segment_names: tuple[str, ...]
     goal_names: tuple[str, ...]
     since_types: tuple[str, ...]  # the event types `since:` conditions read, in slot order
+    limit_keys: tuple[str, ...]  # per contact limit, `<channel>/<per>`: its name in the state
     adaptive_goal: int  # the goal adaptive arbitration learns from; -1: none
     offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
     history_index: int  # the recent stages (`engine.history`), in the int state
@@ -360,6 +361,8 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     activity_index = layout.take_ints(1)
     timer_index = layout.take_ints(1)
     since_index = layout.take_ints(len(writer.since))
+    limits = journey.contact_policy.limits if journey.contact_policy else []
+    limit_offset = [layout.take_ints(limit.count) for limit in limits]
 
     n_stages = len(stage_index)
     rules = CompiledRules(
@@ -420,6 +423,13 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         action_holdout=_ints([_holdout_basis_points(a.holdout) for a in actions]),
         action_salt=np.array([_salt(journey.journey, a.id) for a in actions], dtype=np.uint64),
         action_last_shown_index=last_shown_index,
+        action_channel_code=_ints(
+            [-1 if a.channel is None else interner.string(a.channel) for a in actions]
+        ),
+        limit_channel_code=_ints([interner.string(limit.channel) for limit in limits]),
+        limit_count=_ints([limit.count for limit in limits]),
+        limit_window_ms=_ints([duration_ms(limit.per) for limit in limits]),
+        limit_offset=_ints(limit_offset),
         goal_root=_ints(goal_root),
         goal_window_ms=_ints(goal_window_ms),
         goal_value_slot=_ints(goal_value_slot),
@@ -453,6 +463,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         segment_names=tuple(journey.segments),
         goal_names=tuple(journey.goals),
         since_types=tuple(writer.since),
+        limit_keys=tuple(f"{limit.channel}/{limit.per}" for limit in limits),
         adaptive_goal=adaptive_goal(journey),
         offer_slots=tuple(
             (last_shown_index + i, cap_offset[i], caps[i][0]) for i in range(len(actions))

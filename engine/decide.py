@@ -24,7 +24,7 @@ from engine.decision import (
 from engine.event import Event, PropertyValue
 from engine.explanations import exclusions, not_fired
 from engine.kernels import codes
-from engine.kernels.actions import record_offer
+from engine.kernels.actions import record_contact, record_offer
 from engine.kernels.compiled import Features, KernelOutput
 from engine.kernels.friction import strongest_signals
 from engine.kernels.goals import record_exposure
@@ -237,9 +237,10 @@ def decide(
         journey = ruleset.journeys[candidate.journey]
         ints = run.journeys[journey.name].ints
         last_shown_slot, cap_first, cap_count = journey.offer_slots[candidate.action]
-        record_offer(
-            ints, last_shown_slot, cap_first, cap_count, int(ints[codes.INT_LAST_EVENT_MS])
-        )
+        clock_ms = int(ints[codes.INT_LAST_EVENT_MS])
+        record_offer(ints, last_shown_slot, cap_first, cap_count, clock_ms)
+        channel = ruleset.strings.get(event.channel, codes.UNKNOWN_STRING)
+        record_contact(journey.rules, ints, candidate.action, channel, clock_ms)
     exposures = _record_exposures(ruleset, run.journeys, chosen, event.customer_id)
     decision = Decision(
         journeys=run.outcomes,

@@ -14,7 +14,7 @@ from engine.compile import CompiledJourney, Ruleset
 from engine.decision import Exclusion, JourneyOutcome, NotFired
 from engine.event import Event, PropertyValue
 from engine.kernels import codes, readout
-from engine.kernels.compiled import KernelOutput
+from engine.kernels.compiled import IntArray, KernelOutput
 from engine.rules.model import Action, Transition, duration_ms
 from engine.state import CustomerState, JourneyState
 from engine.timers import is_timer
@@ -65,6 +65,29 @@ def _cap_detail(action: Action, history: Sequence[int], clock_ms: int) -> str:
     return f"offered {len(recent)} times in the last {action.cap.per}; offered again from {again}"
 
 
+def _contact_detail(journey: CompiledJourney, channel: str, ints: IntArray, clock_ms: int) -> str:
+    """The contact limits on `channel` that are reached, offers of this decision included."""
+    policy, rules = journey.model.contact_policy, journey.rules
+    reached = []
+    for limit, spec in enumerate(policy.limits if policy else []):
+        if spec.channel != channel:
+            continue
+        first, count = int(rules.limit_offset[limit]), int(rules.limit_count[limit])
+        per_ms = duration_ms(spec.per)
+        recent = sorted(
+            ms for ms in ints[first : first + count].tolist()
+            if ms != codes.NEVER_MS and ms > clock_ms - per_ms
+        )  # fmt: skip
+        if len(recent) >= spec.count:
+            again = readable_time(recent[len(recent) - spec.count] + per_ms)
+            reached.append(
+                f"at most {spec.count} on {channel} per {spec.per}, {len(recent)} offered; "
+                f"the next from {again}"
+            )
+    # Otherwise the actions ranked above it here reached it (held out ones are not remembered).
+    return "; ".join(reached) or f"the contact limit on {channel} is reached in this decision"
+
+
 def _detail(
     journey: CompiledJourney, index: int, reason: str, after: JourneyState, facts: Facts,
     score: float,
@@ -90,6 +113,8 @@ def _detail(
         first = int(rules.action_cap_offset[index])
         history = ints[first : first + int(rules.action_cap_count[index])].tolist()
         return _cap_detail(action, history, clock_ms)
+    if reason == "contact_limit":
+        return _contact_detail(journey, action.channel or facts.event.channel, ints, clock_ms)
     if reason == "holdout":
         return (f"this customer is in the {action.holdout:g} % held out of it (its control "
                 "group): never offered to them, to measure what it changes")  # fmt: skip

@@ -60,9 +60,18 @@ def _merge_actions(
         slot = rules.action_last_shown_index + action
         into.ints[slot] = max(a.ints[slot], b.ints[slot])
         first, count = int(rules.action_cap_offset[action]), int(rules.action_cap_count[action])
-        if count:
-            history = np.concatenate([a.ints[first : first + count], b.ints[first : first + count]])
-            into.ints[first : first + count] = np.sort(history)[-count:]
+        _merge_history(a, b, into, first, count)
+    for limit in range(len(journey.limit_keys)):  # the contact limits: the latest offers
+        _merge_history(a, b, into, int(rules.limit_offset[limit]), int(rules.limit_count[limit]))
+
+
+def _merge_history(
+    a: JourneyState, b: JourneyState, into: JourneyState, first: int, count: int
+) -> None:
+    """The latest `count` offer times of both, in slots `first`... (a cap or a contact limit)."""
+    if count:
+        history = np.concatenate([a.ints[first : first + count], b.ints[first : first + count]])
+        into.ints[first : first + count] = np.sort(history)[-count:]
 
 
 def _merge_exposures(

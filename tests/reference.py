@@ -133,6 +133,8 @@ class JourneyMemory:
     timer_checked_ms: int | None = None
     # `since:`: the journey clock at the customer's latest event of each type (timers are none)
     last_sent_ms: dict[str, int] = field(default_factory=dict)
+    # Contact limits: per limit (its place in the policy), the last `count` offers on its channel
+    contacts: dict[int, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -562,7 +564,7 @@ class ReferenceEngine:
         chosen = sorted(candidates, key=lambda c: -c.score)[:k]
         offered = tuple(c for c in chosen if not c.held_out)
         for candidate in offered:
-            self._record_offer(customer, candidate)
+            self._record_offer(customer, candidate, event.channel)
         held_out = tuple(c.action for c in chosen if c.held_out)
         exposures = tuple(e for c in chosen if (e := self._record_exposure(customer, c)))
         return ReferenceDecision(
@@ -629,7 +631,7 @@ class ReferenceEngine:
             memory.timer_checked_ms = clock_ms
 
         statuses = {a.id: _action_status(a, memory, facts, clock_ms) for a in journey.actions}
-        ranked = self._rank(journey, statuses, facts, event.customer_id, k)
+        ranked = self._rank(journey, memory, statuses, facts, event.customer_id, k, clock_ms)
         result = JourneyResult(
             journey=journey.journey,
             stage=memory.stage,
@@ -644,17 +646,44 @@ class ReferenceEngine:
 
     @staticmethod
     def _rank(
-        journey: Journey, statuses: Mapping[str, str], facts: Facts, customer_id: str, k: int
+        journey: Journey,
+        memory: JourneyMemory,
+        statuses: dict[str, str],
+        facts: Facts,
+        customer_id: str,
+        k: int,
+        clock_ms: int,
     ) -> list[Candidate]:
+        """The best `k` eligible actions, best first; one whose channel has reached a contact
+        limit (counting the offers remembered and those picked before it here, held out or
+        not) is skipped in its turn and marked `contact_limit`."""
         eligible = [a for a in journey.actions if statuses[a.id] == ELIGIBLE]
         scored = [(_score(a, facts), index, a) for index, a in enumerate(eligible)]
         scored.sort(key=lambda item: (-item[0], item[1]))  # file order breaks ties
-        return [
-            Candidate(journey.journey, a.id, score, is_held_out(customer_id, journey.journey, a))
-            for score, _, a in scored[:k]
-        ]
+        limits = journey.contact_policy.limits if journey.contact_policy else []
+        picked: list[tuple[Candidate, str]] = []
+        for score, _, action in scored:
+            if len(picked) == k:
+                break
+            channel = action.channel or facts.event.channel
+            if any(
+                limit.channel == channel
+                and sum(
+                    1 for ms in memory.contacts.get(i, []) if ms > clock_ms - duration_ms(limit.per)
+                )
+                + sum(1 for _, picked_channel in picked if picked_channel == channel)
+                >= limit.count
+                for i, limit in enumerate(limits)
+            ):
+                statuses[action.id] = "contact_limit"
+                continue
+            held = is_held_out(customer_id, journey.journey, action)
+            picked.append((Candidate(journey.journey, action.id, score, held), channel))
+        return [candidate for candidate, _ in picked]
 
-    def _record_offer(self, customer: CustomerMemory, candidate: Candidate) -> None:
+    def _record_offer(
+        self, customer: CustomerMemory, candidate: Candidate, event_channel: str
+    ) -> None:
         journey = next(j for j in self.journeys if j.journey == candidate.journey)
         action = next(a for a in journey.actions if a.id == candidate.action)
         memory = customer.journeys[journey.journey]
@@ -664,6 +693,12 @@ class ReferenceEngine:
             shows = memory.shows_ms.setdefault(action.id, [])
             shows.append(memory.last_event_ms)
             del shows[: -action.cap.count]  # only the last `count` shows are remembered
+        limits = journey.contact_policy.limits if journey.contact_policy else []
+        for i, limit in enumerate(limits):
+            if limit.channel == (action.channel or event_channel):
+                offers = memory.contacts.setdefault(i, [])
+                offers.append(memory.last_event_ms)
+                del offers[: -limit.count]
 
     def next_due_ms(self, customer_id: str) -> int | None:
         """When the customer's next timer falls due, over every journey; None when none will."""
@@ -826,6 +861,12 @@ def _merged(journey: Journey, known: JourneyMemory, visitor: JourneyMemory) -> J
         exposures=exposures,
         converted_for_ms=converted,
         recent_stages=list(kept.recent_stages),
+        contacts={
+            i: sorted(known.contacts.get(i, []) + visitor.contacts.get(i, []))[-limit.count :]
+            for i, limit in enumerate(
+                journey.contact_policy.limits if journey.contact_policy else []
+            )
+        },
         activity_ms=_later(known.activity_ms, visitor.activity_ms),
         timer_checked_ms=kept.timer_checked_ms,  # the timers checked go with the stage visit
         last_sent_ms={

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from engine.kernels.codes import (
     ACTION_CAPPED,
     ACTION_CONDITION_FALSE,
+    ACTION_CONTACT_LIMIT,
     ACTION_COOLDOWN,
     ACTION_HELD_OUT,
     ACTION_OFFERED,
@@ -17,6 +20,9 @@ from engine.kernels.codes import (
     NEVER_MS,
 )
 from engine.kernels.jit import kernel
+
+if TYPE_CHECKING:
+    from engine.kernels.compiled import CompiledRules as CompiledRulesLike
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -128,9 +134,34 @@ def _score_eligible(rules, stage, values, propensity, event_seed, status, scores
 
 
 @kernel
-def _take_top(status, scores, top_k, ranked):
-    """Move the `top_k` best eligible actions into `ranked` (ties keep file order); every other
-    eligible action becomes ACTION_OUTRANKED. Returns how many were ranked."""
+def _channel_of(rules, action, event_channel):
+    """The channel an action is delivered on: its own, or the event's."""
+    channel = rules.action_channel_code[action]
+    return event_channel if channel < 0 else channel
+
+
+@kernel
+def _within_contact_limits(rules, ints, clock_ms, channel, ranked, n_ranked, event_channel):
+    """Whether one more offer on `channel` keeps every contact limit on it: the offers
+    remembered within each limit's window, plus those already ranked in this decision."""
+    for limit in range(rules.limit_count.shape[0]):
+        if rules.limit_channel_code[limit] != channel:
+            continue
+        first, count = rules.limit_offset[limit], rules.limit_count[limit]
+        used = _shows_since(ints[first : first + count], clock_ms - rules.limit_window_ms[limit])
+        for j in range(n_ranked):
+            if _channel_of(rules, ranked[j], event_channel) == channel:
+                used += 1
+        if used >= count:
+            return False
+    return True
+
+
+@kernel
+def _take_top(rules, ints, clock_ms, event_channel, status, scores, top_k, ranked):
+    """Move the `top_k` best eligible actions into `ranked` (ties keep file order), skipping
+    those whose channel's contact limit is reached (ACTION_CONTACT_LIMIT); every other eligible
+    action becomes ACTION_OUTRANKED. Returns how many were ranked."""
     n_actions = status.shape[0]
     n_ranked = 0
     while n_ranked < top_k:
@@ -140,6 +171,12 @@ def _take_top(status, scores, top_k, ranked):
                 best = action
         if best < 0:
             break
+        channel = _channel_of(rules, best, event_channel)
+        if not _within_contact_limits(
+            rules, ints, clock_ms, channel, ranked, n_ranked, event_channel
+        ):
+            status[best] = ACTION_CONTACT_LIMIT
+            continue
         status[best] = ACTION_OUTRANKED  # out of the pool; its final status is set by the caller
         ranked[n_ranked] = best
         n_ranked += 1
@@ -159,6 +196,7 @@ def _rank_actions(
     customer_hash,
     propensity,
     event_seed,
+    event_channel,
     top_k,
     status,
     scores,
@@ -168,7 +206,10 @@ def _rank_actions(
 
     Ranking is by score, highest first; equal scores keep file order. A ranked action whose
     holdout draw falls under its holdout keeps its place but is marked ACTION_HELD_OUT, so a
-    held-out customer's slot stays empty. Returns how many entries of `ranked` are filled.
+    held-out customer's slot stays empty (and it counts in its channel's contact limit for
+    this decision, as it would have been sent). `event_channel` (an interned string) is where
+    an action without a `channel` of its own is delivered. Returns how many entries of
+    `ranked` are filled.
     Adaptive actions are scored with a propensity drawn from `propensity` (float64,
     (n_actions, n_stages, 2): conversions and exposures without one) seeded by `event_seed`;
     holdout draws never depend on them.
@@ -179,7 +220,7 @@ def _rank_actions(
     """
     _eligibility(rules, stage, ints, clock_ms, values, status)
     _score_eligible(rules, stage, values, propensity, event_seed, status, scores)
-    n_ranked = _take_top(status, scores, top_k, ranked)
+    n_ranked = _take_top(rules, ints, clock_ms, event_channel, status, scores, top_k, ranked)
     for j in range(n_ranked):
         action = ranked[j]
         draw = _holdout_draw(customer_hash, rules.action_salt[action])
@@ -206,3 +247,34 @@ def _record_offer(ints, last_shown_slot, cap_first, cap_count, clock_ms):
         if ints[j] < ints[oldest]:
             oldest = j
     ints[oldest] = clock_ms
+
+
+def record_contact(
+    rules: CompiledRulesLike, ints: np.ndarray, action: int, event_channel: int, clock_ms: int
+) -> None:
+    """Remember in `ints` an offer of `action` at `clock_ms` in the contact limits of its
+    channel (see `_record_contact`)."""
+    _record_contact(
+        rules.action_channel_code, rules.limit_channel_code, rules.limit_count,
+        rules.limit_offset, ints, action, event_channel, clock_ms,
+    )  # fmt: skip
+
+
+@kernel
+def _record_contact(
+    action_channel_code, limit_channel_code, limit_count, limit_offset, ints, action,
+    event_channel, clock_ms,
+):  # fmt: skip
+    """Replace the oldest remembered offer time of each contact limit on the action's channel.
+    Takes arrays, not `CompiledRules`, so that the call from Python is cheap."""
+    channel = action_channel_code[action]
+    if channel < 0:
+        channel = event_channel
+    for limit in range(limit_channel_code.shape[0]):
+        if limit_channel_code[limit] != channel:
+            continue
+        oldest = limit_offset[limit]
+        for j in range(limit_offset[limit], limit_offset[limit] + limit_count[limit]):
+            if ints[j] < ints[oldest]:
+                oldest = j
+        ints[oldest] = clock_ms

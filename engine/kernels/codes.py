@@ -74,6 +74,7 @@ ACTION_COOLDOWN: Final = 4
 ACTION_CAPPED: Final = 5
 ACTION_HELD_OUT: Final = 6
 ACTION_OUTRANKED: Final = 7
+ACTION_CONTACT_LIMIT: Final = 8  # its channel's contact limit is reached (ranked in its turn)
 
 ACTION_STATUS_NAMES: Final = (
     "offered",
@@ -84,6 +85,7 @@ ACTION_STATUS_NAMES: Final = (
     "cap",
     "holdout",
     "rank",
+    "contact_limit",
 )
 
 # Which group an exposure to an action put the customer in (goal attribution).

@@ -83,6 +83,11 @@ class CompiledRules(NamedTuple):
     action_holdout: IntArray  # basis points
     action_salt: npt.NDArray[np.uint64]
     action_last_shown_index: int
+    action_channel_code: IntArray  # its `channel` as an interned string; -1: the event's
+    limit_channel_code: IntArray  # per contact limit: the channel it counts
+    limit_count: IntArray
+    limit_window_ms: IntArray
+    limit_offset: IntArray  # first slot of its offer times in the int state
     goal_root: IntArray
     goal_window_ms: IntArray
     goal_value_slot: IntArray  # event property holding the goal's value; -1: none
@@ -311,6 +316,11 @@ def _unpack_rules(p):
         action_holdout=_vector(p.i64, L, F.action_holdout),
         action_salt=_vector(p.u64, L, F.action_salt),
         action_last_shown_index=_scalar(p.i64, L, F.action_last_shown_index),
+        action_channel_code=_vector(p.i64, L, F.action_channel_code),
+        limit_channel_code=_vector(p.i64, L, F.limit_channel_code),
+        limit_count=_vector(p.i64, L, F.limit_count),
+        limit_window_ms=_vector(p.i64, L, F.limit_window_ms),
+        limit_offset=_vector(p.i64, L, F.limit_offset),
         goal_root=_vector(p.i64, L, F.goal_root),
         goal_window_ms=_vector(p.i64, L, F.goal_window_ms),
         goal_value_slot=_vector(p.i64, L, F.goal_value_slot),

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.kernels.actions import _rank_actions, _record_offer
+from engine.kernels.actions import _rank_actions, _record_contact, _record_offer
 from engine.kernels.codes import (
     ACTION_OFFERED,
     CONTEXT_CLOCK,
@@ -142,9 +142,10 @@ def _decide_journey(
         rules, rules.phase_end[1], rules.phase_end[2], values, event, traits,
         counter_values, context,
     )  # fmt: skip
+    event_channel = event.codes[1]
     n_ranked = _rank_actions(
-        rules, stage, ints, clock_ms, values, customer_hash, propensity, event_seed, top_k,
-        out.status, out.scores, out.ranked,
+        rules, stage, ints, clock_ms, values, customer_hash, propensity, event_seed,
+        event_channel, top_k, out.status, out.scores, out.ranked,
     )  # fmt: skip
     if record_offers:
         for j in range(n_ranked):
@@ -153,6 +154,10 @@ def _decide_journey(
                 _record_offer(
                     ints, rules.action_last_shown_index + action, rules.action_cap_offset[action],
                     rules.action_cap_count[action], clock_ms,
+                )  # fmt: skip
+                _record_contact(
+                    rules.action_channel_code, rules.limit_channel_code, rules.limit_count,
+                    rules.limit_offset, ints, action, event_channel, clock_ms,
                 )  # fmt: skip
     return (
         np.int64(previous_stage), np.int64(transition), np.int64(n_ranked), np.int64(level),

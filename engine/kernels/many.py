@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.kernels.actions import _record_offer
+from engine.kernels.actions import _record_contact, _record_offer
 from engine.kernels.codes import (
     ACTION_HELD_OUT,
     ARM_CONTROL,
@@ -137,12 +137,13 @@ def _record_entry(ints, first, n_entries, stage, at_ms):
 
 
 @kernel
-def _record_chosen(slots, caps, states_ints, c, n_take, merged, chosen, e):
+def _record_chosen(journeys, slots, caps, states_ints, c, n_take, merged, chosen, e, channel):
     """What `decide()` does once the ranking is known: record the offers (when several journeys
     ranked together; one journey's kernel records its own), then the exposures of every chosen
     action in journeys with goals, and write the chosen actions out. `slots` (int64,
     (n_journeys, SLOT_COLUMNS)) places them in the state; `caps` (int64, (n_actions of every
-    journey, 2)) holds each action's first cap slot and cap count."""
+    journey, 2)) holds each action's first cap slot and cap count; `journeys` the packed rules
+    (the contact limits), `channel` the event's channel code."""
     candidate_score, candidate_journey, candidate_action, candidate_held = merged
     chosen_journey, chosen_action, chosen_held = chosen[0], chosen[1], chosen[2]
     chosen_score, n_chosen, exposed = chosen[3], chosen[4], chosen[5]
@@ -155,6 +156,11 @@ def _record_chosen(slots, caps, states_ints, c, n_take, merged, chosen, e):
             _record_offer(
                 ints, slots[j, SLOT_LAST_SHOWN_INDEX] + action, caps[cap, 0], caps[cap, 1],
                 ints[INT_LAST_EVENT_MS],
+            )  # fmt: skip
+            rules = _unpack_rules(_packed(journeys[j]))
+            _record_contact(
+                rules.action_channel_code, rules.limit_channel_code, rules.limit_count,
+                rules.limit_offset, ints, action, channel, ints[INT_LAST_EVENT_MS],
             )  # fmt: skip
     for r in range(n_take):
         j, action = candidate_journey[r], candidate_action[r]
@@ -335,7 +341,9 @@ def _decide_many(
                     n_candidates,
                 )  # fmt: skip
             n_take = min(n_candidates, top_k)
-            _record_chosen(slots, caps, states_ints, c, n_take, merged, chosen, e)
+            _record_chosen(
+                journeys, slots, caps, states_ints, c, n_take, merged, chosen, e, ev_codes[e][1]
+            )
             n_recent[c] = _remember(recent[c], n_recent[c], seed)
     conversions, values, n_conversions = found
     return conversions[:n_conversions].copy(), values[:n_conversions].copy()

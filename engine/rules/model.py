@@ -254,6 +254,33 @@ class Cap(Strict):
     per: Duration = Field(description="in any window this long")
 
 
+class ContactLimit(Strict):
+    channel: str = Field(description="the delivery channel limited, e.g. email")
+    count: int = Field(ge=1, le=MAX_CAP_COUNT, description="at most this many offers")
+    per: Duration = Field(description="in any window this long")
+
+
+class ContactPolicy(Strict):
+    limits: list[ContactLimit] = Field(
+        min_length=1,
+        description="at most `count` offers of this journey's actions on `channel` per `per`, "
+        "whatever the action",
+    )
+
+    @model_validator(mode="after")
+    def _one_limit_per_channel_and_window(self) -> ContactPolicy:
+        seen: set[tuple[str, int]] = set()
+        for limit in self.limits:
+            key = (limit.channel, duration_ms(limit.per))
+            if key in seen:
+                raise ValueError(
+                    f"two limits on `{limit.channel}` per {limit.per}; keep one, with the "
+                    "smaller count"
+                )
+            seen.add(key)
+        return self
+
+
 class Boost(Strict):
     when: Condition = Field(description="the boost applies while this holds")
     add: float = Field(description="added to the action's score while `when` holds")
@@ -322,6 +349,9 @@ class Journey(Strict):
     )
     transitions: list[Transition] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
+    contact_policy: ContactPolicy | None = Field(
+        None, description="how often a customer may be contacted on each channel, over actions"
+    )
     stall_after: Duration = Field(
         "7d", description="a customer with no event for this long counts as stalled (the map)"
     )

@@ -287,7 +287,24 @@ def actions(draw: st.DrawFn, action_id: str, stages: list[str], scope: Scope) ->
     if draw(st.booleans()):
         per = draw(st.sampled_from(("1m", "1h", "1d")))
         action["cap"] = {"count": draw(st.integers(1, 3)), "per": per}
+    if draw(st.booleans()):
+        action["channel"] = draw(st.sampled_from(CHANNELS))  # else the event's
     return action
+
+
+@st.composite
+def contact_policies(draw: st.DrawFn) -> Json:
+    """One to three limits, on channels actions are delivered on, one per channel and window."""
+    keys = draw(st.lists(
+        st.tuples(st.sampled_from(CHANNELS), st.sampled_from(("1m", "1h", "1d"))),
+        min_size=1, max_size=3, unique=True,
+    ))  # fmt: skip
+    return {
+        "limits": [
+            {"channel": channel, "count": draw(st.integers(1, 3)), "per": per}
+            for channel, per in keys
+        ]
+    }
 
 
 @st.composite
@@ -333,6 +350,8 @@ def journeys(draw: st.DrawFn, name: str = "j0", *, timed: bool = False) -> Json:
             journey["transitions"].insert(at, transition)
     if friction is not None:
         journey["friction"] = friction
+    if draw(st.booleans()):
+        journey["contact_policy"] = draw(contact_policies())
     assume(not _has_a_timer_that_never_fires(journey))
     return journey
 

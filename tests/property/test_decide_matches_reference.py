@@ -31,7 +31,9 @@ from engine.view import CustomerView, customer_view
 from tests.property.strategies import MINUTE_MS, START_MS, Json, Step, journeys, step_lists
 from tests.reference import ELIGIBLE, JourneyReading, ReferenceDecision, ReferenceEngine
 
-ELIGIBILITY_REASONS = frozenset({"stage", "segment", "condition", "cooldown", "cap"})
+ELIGIBILITY_REASONS = frozenset(
+    {"stage", "segment", "condition", "cooldown", "cap", "contact_limit"}
+)
 # Enough to find a broken branch within a few runs, few enough for the JIT-off coverage run.
 EXAMPLES = 60
 

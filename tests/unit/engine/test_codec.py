@@ -211,3 +211,30 @@ def test_the_last_time_of_each_event_type_since_reads_is_kept_by_its_name() -> N
     ints = migrated.journey(journey).ints
     slots = dict(zip(journey.since_types, ints[journey.rules.since_index :].tolist(), strict=False))
     assert slots == {"signup": T0_MS, "pricing_view": codes.NEVER_MS}
+
+
+CONTACT = """
+journey: mail
+version: 1
+stages: [{id: s}]
+contact_policy:
+  limits:
+    - {channel: email, count: COUNT, per: 7d}
+actions:
+  - {id: news, channel: email}
+"""
+
+
+def test_contact_limit_offers_are_kept_by_channel_and_window_through_a_count_change() -> None:
+    three, two = from_text(CONTACT.replace("COUNT", "3")), from_text(CONTACT.replace("COUNT", "2"))
+    state = new_state(three)
+    offered = []
+    for day in range(4):
+        decision, state = decide(three, state, event("visit", "cy"), T0_MS + day * DAY_MS)
+        offered.append([a.action for a in decision.actions])
+    assert offered == [["news"], ["news"], ["news"], []]  # three a week
+    migrated = decode_state(encode_state(three, state), two)
+    journey = two.journeys[0]
+    first = int(journey.rules.limit_offset[0])
+    kept = sorted(migrated.journey(journey).ints[first : first + 2].tolist())
+    assert kept == [T0_MS + DAY_MS, T0_MS + 2 * DAY_MS]  # a smaller count keeps the latest
