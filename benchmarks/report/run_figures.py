@@ -346,6 +346,79 @@ class GoalsCostFigures(TypedDict):
     seconds: float
 
 
+class TimerMemoryFigures(TypedDict):
+    """(a) of `benchmarks.redis.timers`: Redis bytes of the due-time index and of the states."""
+
+    redis_version: str
+    customers: int  # members written to the index, each with its state
+    shards: int
+    member_chars: float  # `c:<customer id>`, mean: a UUID as apps send it
+    index_bytes_per_timer: float  # used memory (less client and AOF buffers) grown ÷ customers
+    index_memory_usage_per_timer: float  # MEMORY USAGE … SAMPLES 0 of every shard ÷ customers
+    index_encodings: dict[str, int]  # OBJECT ENCODING of the shards: how many of each
+    state_bytes_per_customer: float  # the states' used memory grown ÷ customers
+    state_memory_usage_mean: float  # MEMORY USAGE … SAMPLES 0 of a sample of state hashes
+    state_blob_bytes_mean: float
+    fill_index_s: float
+    fill_states_s: float
+
+
+class TimerRateFigures(TypedDict):
+    """(b) of `benchmarks.redis.timers`: the real `TimerLoop` turns until the due are fired."""
+
+    pending: int  # customers in the index before the run, the due among them
+    due: int
+    fired: int  # timers the loop committed
+    turns: int
+    seconds: float
+    fired_per_s: float
+    loop_cpu_us_per_timer: float  # this process: claim, load, decide, commit, settle, stats
+    redis_cpu_us_per_timer: float
+    pending_after: int
+    conflicts: int  # commits that met a newer state (none expected: nothing else writes)
+    checks: dict[str, bool]  # what must hold after the run, by what it says
+
+
+class TimerLoadTurn(TypedDict):
+    """One turn of (c): Decide driven against a server whose timer loop is off, idle or busy."""
+
+    variant: str  # "off", "idle" or "busy"
+    decide: Result  # closed loop
+    lockstep: Result  # one call at a time
+    scheduled: int  # timers made due over the turn (busy turns)
+    fired: float  # timers the server committed during the turn (its /metrics)
+    fired_per_s: float
+    lateness_s_mean: float | None  # from due time to commit, the turn's timers
+
+
+class TimerPlan(TypedDict):
+    customers: int
+    due: int
+    concurrency: int
+    warmup_s: float
+    segment_s: float
+    lockstep_s: float
+    rounds: int
+    busy_per_s: float
+
+
+class TimerRedisFigures(TypedDict):
+    """`benchmarks.redis.timers`: a pending timer's bytes, and the loop's rate."""
+
+    memory: TimerMemoryFigures
+    rate: TimerRateFigures  # with `customers` pending
+    rate_alone: TimerRateFigures  # the same due timers with nothing else pending
+    decide_us_per_timer: float  # decide() alone on the same timers, in-process
+
+
+class TimerFigures(TimerRedisFigures):
+    """Timers at scale (`benchmarks.timers_cost`, issue 15): memory, rate, hot-path cost."""
+
+    plan: TimerPlan
+    load: list[TimerLoadTurn]  # in the order they ran
+    seconds: float
+
+
 class RunFigures(TypedDict, total=False):
     """Every run's figures by run name; a run that failed or did not run is absent."""
 
@@ -361,3 +434,4 @@ class RunFigures(TypedDict, total=False):
     kernels: KernelsFigures
     goals: GoalsCostFigures
     regret: RegretFigures
+    timers: TimerFigures

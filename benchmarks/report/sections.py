@@ -20,6 +20,8 @@ from benchmarks.report.run_figures import (
     OverloadFigures,
     RedisPyRun,
     RunFigures,
+    TimerFigures,
+    TimerLoadTurn,
     ZenFigures,
 )
 from benchmarks.report.table import Figure, Section, Table
@@ -721,9 +723,189 @@ def regret(runs: Runs) -> Section:
                    runs.errors_of("regret"))  # fmt: skip
 
 
+OFF = "timer loop off"
+VARIANT_NAMES = ("off", "idle", "busy")
+
+
+def _timer_turns(timers: TimerFigures, variant: str, pick: Callable[[TimerLoadTurn], Any]) -> Any:
+    """The mean of `pick(turn)` over the hot-path turns of one variant (off, idle, busy)."""
+    return _mean([pick(turn) for turn in timers["load"] if turn["variant"] == variant])
+
+
+def _timer_memory_figures(timers: TimerFigures) -> list[Figure]:
+    memory = timers["memory"]
+    per_customer = memory["index_bytes_per_timer"] + memory["state_bytes_per_customer"]
+    return [
+        Figure(f"Redis bytes per pending timer: the due-time index, "
+               f"{shown(memory['customers'])} members", memory["index_bytes_per_timer"], "B",
+               memory["state_bytes_per_customer"], "a state hash, same customers"),
+        Figure(f"the same by MEMORY USAGE of the {memory['shards']} sorted sets",
+               memory["index_memory_usage_per_timer"], "B"),
+        Figure("Redis bytes per customer with a timer pending: state hash + index",
+               per_customer, "B"),
+    ]  # fmt: skip
+
+
+def _timer_rate_figures(timers: TimerFigures, missing: str) -> list[Figure]:
+    rate, alone = timers["rate"], timers["rate_alone"]
+    failed = [f"{name} ({run})" for run, figures in (("pending", rate), ("alone", alone))
+              for name, held in figures["checks"].items() if not held]  # fmt: skip
+    due = shown(rate["due"])
+    return [
+        Figure(f"timers fired per second, {shown(rate['pending'])} pending ({due} due)",
+               rate["fired_per_s"], "timers/s", alone["fired_per_s"], f"the {due} due alone"),
+        Figure("timer loop CPU per timer (claim, load, decide, commit, settle, statistics)",
+               rate["loop_cpu_us_per_timer"], "µs", timers["decide_us_per_timer"],
+               "decide() alone"),
+        Figure(f"timer loop CPU per timer, {shown(rate['pending'])} pending",
+               rate["loop_cpu_us_per_timer"], "µs", alone["loop_cpu_us_per_timer"],
+               "the due alone"),
+        Figure("redis-server CPU per timer", rate["redis_cpu_us_per_timer"], "µs",
+               alone["redis_cpu_us_per_timer"], "the due alone"),
+        Figure("checks failed after the loop ran (each due timer fired once, the others still "
+               "pending, one outbox entry each, fired customers moved)", float(len(failed)),
+               target=t.ZERO, note="; ".join(failed), missing=missing),
+    ]  # fmt: skip
+
+
+def _timer_load_figures(timers: TimerFigures, missing: str) -> list[Figure]:
+    plan = timers["plan"]
+    at = f"concurrency {plan['concurrency']}"
+    picks: list[tuple[str, str, Callable[[TimerLoadTurn], Any]]] = [
+        (f"Decide, {at}, closed loop", "calls/s", lambda r: r["decide"]["rate"]),
+        (f"Decide p50, {at}", "µs", lambda r: r["decide"]["latency_us"]["p50"]),
+        ("Decide p50, one call at a time", "µs", lambda r: r["lockstep"]["latency_us"]["p50"]),
+        ("Decide p99, one call at a time", "µs", lambda r: r["lockstep"]["latency_us"]["p99"]),
+        (f"server CPU per Decide call, {at}", "µs",
+         lambda r: r["decide"]["server_cpu_us_per_call"]),
+    ]  # fmt: skip
+    busy = f"timer loop busy ({shown(plan['busy_per_s'])} timers/s falling due)"
+    loop = {"idle": "timer loop idle", "busy": busy}
+    figures = [
+        Figure(f"{name}, {loop[variant]}", _timer_turns(timers, variant, pick), unit,
+               _timer_turns(timers, "off", pick), OFF)
+        for name, unit, pick in picks for variant in ("idle", "busy")
+    ]  # fmt: skip
+    runs = [r for turn in timers["load"] for r in (turn["decide"], turn["lockstep"])]
+    stray = sum(turn["fired"] for turn in timers["load"] if turn["variant"] != "busy")
+    lateness = _timer_turns(timers, "busy", lambda r: r["lateness_s_mean"])
+    return [
+        *figures,
+        Figure("timers fired per second, busy turns",
+               _timer_turns(timers, "busy", lambda r: r["fired_per_s"]), "timers/s",
+               plan["busy_per_s"], "falling due"),
+        Figure("timer lateness (due time to commit), mean, busy turns",
+               lateness * 1000 if lateness is not None else None, "ms"),
+        Figure("timers fired in the idle and off turns", stray, target=t.ZERO,
+               note="something fell due that the benchmark did not make due", missing=missing),
+        Figure("failed calls + degraded answers, these runs", _failures(*runs), target=t.ZERO,
+               note=_failure_text(*runs), missing=missing),
+    ]  # fmt: skip
+
+
+def _timer_work(timers: TimerFigures) -> str:
+    """Where a timer's time goes, from the figures."""
+    rate = timers["rate"]
+    loop_us, redis_us = rate["loop_cpu_us_per_timer"], rate["redis_cpu_us_per_timer"]
+    both = loop_us + redis_us
+    return (
+        f"Where a timer's time goes: the loop's process spends {shown(loop_us, 'µs')} of CPU per "
+        f"timer, of which decide() alone takes about {shown(timers['decide_us_per_timer'], 'µs')}"
+        "; the rest is decoding and encoding the state, the answer's protobuf and outbox entry, "
+        "the statistics, and redis-py packing each commit's arguments. Redis adds "
+        f"{shown(redis_us, 'µs')}. A turn claims, then loads, decides, commits and settles each "
+        "batch of 256 in turn, awaiting Redis between the steps, so the two add up: "
+        f"{shown(both, 'µs')} a timer, {shown(1e6 / both if both else None, 'timers/s')} were "
+        f"the cores free; {shown(rate['fired_per_s'], 'timers/s')} measured (on a shared machine "
+        "the rates move with the others' load more than the CPU per timer does). The decisions "
+        "of a batch run without yielding: meanwhile the server's event loop answers no call."
+    )
+
+
+def _timer_range(
+    timers: TimerFigures, name: str, unit: str, pick: Callable[[TimerLoadTurn], Any]
+) -> str:
+    """The range of one figure over each variant's turns, and whether the idle or busy turns
+    stand apart from the turns with the loop off."""
+    by = {v: [x for t in timers["load"] if t["variant"] == v and known(x := pick(t))]
+          for v in VARIANT_NAMES}  # fmt: skip
+    ranges = ", ".join(f"{shown(min(xs))}–{shown(max(xs), unit)} {v}" for v, xs in by.items() if xs)
+    off = by["off"]
+    apart = [v for v in ("idle", "busy") if by[v] and off
+             and (max(by[v]) < min(off) or min(by[v]) > max(off))]  # fmt: skip
+    if apart:
+        verdict = f"every {' and every '.join(apart)} turn apart from every turn with the loop off"
+    else:
+        verdict = "each range overlaps the loop-off one, the differences within this run's noise"
+    return f"{name}: {ranges} ({verdict})"
+
+
+def _timer_spread(timers: TimerFigures) -> str:
+    """Whether the hot path's differences stand out of the turns' own spread."""
+    said = [
+        _timer_range(timers, "Decide at concurrency 64, turn by turn", "calls/s",
+                     lambda t: t["decide"]["rate"]),
+        _timer_range(timers, "Decide's p99 one call at a time", "µs",
+                     lambda t: t["lockstep"]["latency_us"]["p99"]),
+    ]  # fmt: skip
+    return "; ".join(said) + "."
+
+
+def _timer_turn_table(timers: TimerFigures) -> Table:
+    header = ("turn", "timer loop", "Decide calls/s, concurrency 64", "p50 µs", "p50 µs, one at "
+              "a time", "p99 µs, one at a time", "timers fired/s")  # fmt: skip
+    rows = [
+        (str(number), turn["variant"], turn["decide"]["rate"],
+         turn["decide"]["latency_us"]["p50"], turn["lockstep"]["latency_us"]["p50"],
+         turn["lockstep"]["latency_us"]["p99"], turn["fired_per_s"])
+        for number, turn in enumerate(timers["load"], start=1)
+    ]  # fmt: skip
+    return Table(header, rows, "The turns, in the order they ran:")
+
+
+def timers_section(runs: Runs) -> Section:
+    figures_of, missing = runs.figures.get("timers"), runs.missing("timers")
+    get = Reader(figures_of)
+    after: list[str | Table] = []
+    if figures_of is not None:
+        figures = [*_timer_memory_figures(figures_of), *_timer_rate_figures(figures_of, missing),
+                   *_timer_load_figures(figures_of, missing)]  # fmt: skip
+        after = [_timer_work(figures_of), _timer_spread(figures_of), _timer_turn_table(figures_of)]
+    else:
+        figures = [Figure("failed calls + degraded answers, these runs", None, target=t.ZERO,
+                          missing=missing)]  # fmt: skip
+    plan = get(lambda f: f["plan"])
+    how = (
+        "`benchmarks.timers_cost` (`make bench` runs it after `benchmarks.run_all`). Memory and "
+        "rate (`benchmarks.redis.timers`): a redis-server of our own "
+        f"({get(lambda f: f['memory']['redis_version']) or '?'}, configured as the embedded one)"
+        f"; {_setting(plan, 'customers')} customers of the retail journey with a cart left, each "
+        "state made by decide() over a short session (a few thousand distinct states, each "
+        "customer its own copy) and its state hash written as the commit script writes it (no "
+        "decisions hash: section 7 has a customer's whole cost), each due time in "
+        f"the service's {get(lambda f: f['memory']['shards']) or '?'} sorted sets (ZADD, then "
+        "HSET and EXPIRE, pipelined); used memory "
+        "before and after each, less client and AOF buffers. Then "
+        f"{_setting(plan, 'due')} of them due: the service's `TimerLoop` with its settings, "
+        "in-process on uvloop, turn after turn until they are fired; the same due timers alone "
+        "in a database of their own, and decide() alone on them, as ceilings. Hot path: two "
+        "`journeyman serve` side by side (retail rules, each its own embedded Redis), the timer "
+        "loop off (`JOURNEYMAN_TIMERS=0`) and on; `benchmarks.load.drive` in turns (off, idle, "
+        f"busy, then busy, idle, off, …: {_setting(plan, 'rounds')} of each), each a closed "
+        f"loop at concurrency {_setting(plan, 'concurrency')} ({_setting(plan, 'warmup_s')} s "
+        f"warm-up, {_setting(plan, 'segment_s')} s) then one call at a time "
+        f"({_setting(plan, 'lockstep_s')} s), the mean of the turns; busy: timers falling due "
+        f"at {_setting(plan, 'busy_per_s')} a second over the whole turn, written into the "
+        "server's Redis just before it. Server CPU counts the server's whole process tree, the "
+        "timers it fires included."
+    )
+    return Section("Timers: memory, rate and the cost to the hot path (issue 15)", how, figures,
+                   after, runs.errors_of("timers"))  # fmt: skip
+
+
 SECTIONS: tuple[Callable[[Runs], Section], ...] = (
     transport, streaming, batch, redis_work, engine, replay, memory, overload, locust, goals,
-    regret,
+    regret, timers_section,
 )  # fmt: skip
 
 
