@@ -1,10 +1,12 @@
 """The timer loop: every server decides the customers whose timed transition has fallen due.
 
-Each turn (every `timer_poll_ms`) it claims the due customers of every shard of the due-time
-index (`server.store.timers`), loads them in one round trip, and for each one whose state says a
-timer is due (`engine.timers.next_due_ms`) decides the synthetic timer event at its due time with
-the same `decide()` as an event, then commits with the same compare-and-set script, which also
-writes the next due time and, when a transition fired, the decision to the outbox.
+Each turn (every `timer_poll_ms`, or at once while more are due) it claims about `timer_batch`
+due customers over the shards of the due-time index (`server.store.timers`), loads them in one
+round trip, and for each one whose state says a timer is due (`engine.timers.next_due_ms`)
+decides the synthetic timer event at its due time with the same `decide()` as an event, then
+commits with the same compare-and-set script, which also writes the next due time and, when a
+transition fired, the decision to the outbox. It yields to the event loop every few decisions,
+so that calls are not kept waiting behind a batch.
 
 Exactly once: the due time is checked in the state (the timer slot, `engine.kernels.timers`),
 and the commit compares the version. A server that dies holding claims leaves them to lapse
@@ -61,6 +63,10 @@ TIMER_CONFLICTS = Counter(
 # Re-decisions of one claimed customer whose commits keep meeting newer states.
 TIMER_RETRIES = 5
 ERROR_PAUSE_S = 1.0
+# Timers decided between two yields to the event loop: each takes ~0.2 ms of CPU, so calls
+# wait at most a few ms behind a busy loop (measured: a batch of 256 without a yield put
+# 20-30 ms on Decide's p99).
+DECISIONS_PER_YIELD = 16
 
 
 @dataclass(slots=True)
@@ -94,6 +100,7 @@ class TimerLoop:
         self._batch = settings.timer_batch
         self._lease_ms = settings.timer_lease_ms
         self._task: asyncio.Task[None] | None = None
+        self._more_due = False
         self.fired = 0
 
     @property
@@ -116,25 +123,31 @@ class TimerLoop:
     async def _run(self) -> None:
         while True:
             try:
-                fired = await self.turn()
+                await self.turn()
             except StoreUnavailable as error:
                 log.warning("timer loop: Redis unavailable (%s); trying again", error)
                 await asyncio.sleep(ERROR_PAUSE_S)
                 continue
-            if fired < self._batch:  # a full batch: more may be due at once
+            if not self._more_due:  # a shard gave all it was asked for: more may be due now
                 await asyncio.sleep(self._poll_s)
 
     async def turn(self) -> int:
-        """Claim and decide what is due now; returns how many timers were committed."""
+        """Claim and decide what is due now, about `timer_batch` customers over all shards;
+        returns how many timers were committed."""
+        self._more_due = False
         active = self._rules()
         if not ruleset_has_timers(active.ruleset) or not self._store.timers_supported:
             return 0
         now_ms = self._clock_ms()
-        claims = await self._index.claim_due(now_ms, now_ms + self._lease_ms, self._batch)
-        fired = 0
-        for start in range(0, len(claims), self._batch):
-            fired += await self._decide_claims(claims[start : start + self._batch], active)
-        return fired
+        # A turn claims one batch in all, not one per shard: what it claims must be decided
+        # well within the lease, or another server would take it over and decide it again.
+        per_shard = max(1, -(-self._batch // self._index.shards))
+        claims = await self._index.claim_due(now_ms, now_ms + self._lease_ms, per_shard)
+        by_shard: dict[int, int] = {}
+        for claim in claims:
+            by_shard[claim.shard] = by_shard.get(claim.shard, 0) + 1
+        self._more_due = any(count >= per_shard for count in by_shard.values())
+        return await self._decide_claims(claims, active) if claims else 0
 
     async def _decide_claims(self, claims: Sequence[Claim], active: ActiveRules) -> int:
         """Decide each claimed customer's due timer and commit it, re-deciding those whose
@@ -150,7 +163,9 @@ class TimerLoop:
             )
             turn = _Turn([], settled)
             now_ms = self._clock_ms()
-            for claim, stored in zip(pending, loaded, strict=True):
+            for decided, (claim, stored) in enumerate(zip(pending, loaded, strict=True)):
+                if decided and decided % DECISIONS_PER_YIELD == 0:
+                    await asyncio.sleep(0)  # let the calls waiting meanwhile be answered
                 state = decode_or_new(active.ruleset, stored.state) if stored.state else None
                 self._decide_one(claim, state, stored.version, active, now_ms, turn)
             results = await self._store.commit_many([one[1] for one in turn.commits])
