@@ -55,6 +55,7 @@ class CompiledJourney:
     goal_names: tuple[str, ...]
     since_types: tuple[str, ...]  # the event types `since:` conditions read, in slot order
     limit_keys: tuple[str, ...]  # per contact limit, `<channel>/<per>`: its name in the state
+    topic_names: tuple[str, ...]  # friction topics, in the order of `signal_topic`
     adaptive_goal: int  # the goal adaptive arbitration learns from; -1: none
     offer_slots: tuple[tuple[int, int, int], ...]  # per action: last-shown slot, cap slots, cap
     history_index: int  # the recent stages (`engine.history`), in the int state
@@ -131,6 +132,11 @@ class _NodeWriter:
         self.segments = {name: i for i, name in enumerate(journey.segments)}
         self.counters = {name: i for i, name in enumerate(journey.counters)}
         self.since: dict[str, int] = {}  # event type -> its place in `since_code`
+        signals = journey.friction.signals if journey.friction else []
+        self.topics: dict[str, int] = {}  # friction topic -> its index, in order of first use
+        for signal in signals:
+            if signal.topic is not None:
+                self.topics.setdefault(signal.topic, len(self.topics))
         self.levels = (
             {name: i for i, name in enumerate(journey.friction.levels)}
             if (journey.friction)
@@ -235,7 +241,9 @@ class _NodeWriter:
         if condition.segment is not None:
             parts.append(self._node(codes.NODE_SEGMENT, arg=self.segments[condition.segment]))
         if condition.friction is not None:
-            parts.append(self._node(codes.NODE_FRICTION, arg=self.levels[condition.friction]))
+            topic = -1 if condition.topic is None else self.topics[condition.topic]
+            level = self.levels[condition.friction]
+            parts.append(self._node(codes.NODE_FRICTION, arg=level, code=topic))
         if condition.all is not None:
             parts.append(self._combine(codes.NODE_ALL, [self.condition(c) for c in condition.all]))
         if condition.any is not None:
@@ -405,6 +413,8 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         activity_index=activity_index,
         timer_index=timer_index,
         since_code=_ints([interner.string(event_type) for event_type in writer.since]),
+        signal_topic=_ints([-1 if s.topic is None else writer.topics[s.topic] for s in signals]),
+        n_topics=len(writer.topics),
         since_index=since_index,
         action_root=_ints(action_root),
         action_stages=_mask([_stage_mask(a.stages, stage_index) for a in actions], n_stages),
@@ -463,6 +473,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         segment_names=tuple(journey.segments),
         goal_names=tuple(journey.goals),
         since_types=tuple(writer.since),
+        topic_names=tuple(writer.topics),
         limit_keys=tuple(f"{limit.channel}/{limit.per}" for limit in limits),
         adaptive_goal=adaptive_goal(journey),
         offer_slots=tuple(

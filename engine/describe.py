@@ -45,7 +45,8 @@ def describe_condition(condition: Condition) -> str:
     if condition.segment is not None:
         parts.append(f"segment {condition.segment}")
     if condition.friction is not None:
-        parts.append(f"friction ≥ {condition.friction}")
+        topic = "" if condition.topic is None else f" on {condition.topic}"
+        parts.append(f"friction{topic} ≥ {condition.friction}")
     if condition.all is not None:
         parts.extend(f"({describe_condition(c)})" for c in condition.all)
     if condition.any is not None:

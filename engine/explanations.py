@@ -54,6 +54,11 @@ def _facts(
             if int(after.ints[rules.since_index + j]) != codes.NEVER_MS
         },
         clock_ms=clock_ms,
+        topic_levels=dict(zip(
+            journey.topic_names,
+            readout.topic_levels(rules, after.ints, after.floats, clock_ms),
+            strict=True,
+        )),
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ scenario failures). `tests/property` checks that it agrees with the kernels.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from engine.dates import date_ms
@@ -34,6 +34,7 @@ class Facts:
     idle_ms: int
     since_ms: Mapping[str, int]  # per event type `since:` reads: ms since the last one sent
     clock_ms: int = 0  # the journey clock, for `until:` dates
+    topic_levels: Mapping[str, int] = field(default_factory=dict)  # friction level per topic
 
 
 def readable_time(ms: int) -> str:
@@ -201,8 +202,11 @@ def why_not(condition: Condition, facts: Facts) -> str | None:  # noqa: C901 - o
     if condition.friction is not None:
         levels = list(facts.journey.friction.levels) if facts.journey.friction else ["low"]
         needed = levels.index(condition.friction)
-        if facts.level < needed:
-            failures.append(f"friction {levels[facts.level]}, needs {condition.friction} or higher")
+        topic = condition.topic
+        level = facts.level if topic is None else facts.topic_levels.get(topic, 0)
+        if level < needed:
+            which = "friction" if topic is None else f"friction on {topic}"
+            failures.append(f"{which} {levels[level]}, needs {condition.friction} or higher")
     for child in condition.all or []:
         failures.append(why_not(child, facts))
     if condition.any is not None:

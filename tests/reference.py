@@ -160,6 +160,7 @@ class Facts:
     # `since:`: ms since the latest event of each type the customer sent, this one included
     since_ms: Mapping[str, int] = field(default_factory=dict)
     clock_ms: int = 0  # `until:` measures from here to a date trait
+    topic_levels: Mapping[str, int] = field(default_factory=dict)  # friction level per topic
 
 
 def _kind(value: Value) -> str | None:
@@ -272,7 +273,8 @@ def holds(condition: Condition, facts: Facts) -> bool:  # noqa: C901 - one branc
     if condition.segment is not None:
         parts.append(holds(facts.journey.segments[condition.segment].when, facts))
     if condition.friction is not None:
-        parts.append(facts.level >= _level_index(facts.journey, condition.friction))
+        level = facts.level if condition.topic is None else facts.topic_levels[condition.topic]
+        parts.append(level >= _level_index(facts.journey, condition.friction))
     if condition.all is not None:
         parts.append(all(holds(child, facts) for child in condition.all))
     if condition.any is not None:
@@ -343,6 +345,16 @@ def _update_friction(journey: Journey, memory: JourneyMemory, facts: Facts, cloc
         memory.signal_scores[signal.id] = score
     memory.friction_at_ms = clock_ms
     return _friction_total(journey, memory)
+
+
+def _topic_levels(journey: Journey, memory: JourneyMemory) -> dict[str, int]:
+    """Each friction topic's level: the level its own signals' scores add up to."""
+    totals: dict[str, float] = {}
+    for signal in journey.friction.signals if journey.friction else []:
+        if signal.topic is not None:
+            score = memory.signal_scores.get(signal.id, 0.0)
+            totals[signal.topic] = totals.get(signal.topic, 0.0) + score
+    return {topic: _friction_level(journey, total) for topic, total in totals.items()}
 
 
 def _decay(journey: Journey, since_ms: int | None, at_ms: int) -> float:
@@ -614,7 +626,10 @@ class ReferenceEngine:
         if not is_timer(event):
             memory.last_sent_ms[event.type] = clock_ms
         since = {sent: clock_ms - at_ms for sent, at_ms in memory.last_sent_ms.items()}
-        facts = replace(facts, counters=counters, level=level, since_ms=since, clock_ms=clock_ms)
+        facts = replace(
+            facts, counters=counters, level=level, since_ms=since, clock_ms=clock_ms,
+            topic_levels=_topic_levels(journey, memory),
+        )  # fmt: skip
 
         previous_stage = memory.stage
         transition = _pick_transition(journey, memory, facts, clock_ms)

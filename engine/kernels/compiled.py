@@ -66,6 +66,8 @@ class CompiledRules(NamedTuple):
     timer_index: int  # the last timer decision in this stage visit (NEVER_MS: none yet)
     since_code: IntArray  # the event types `since:` conditions read, as interned strings
     since_index: int  # per `since_code`: when the customer last sent that event type
+    signal_topic: IntArray  # per friction signal: its topic's index, -1 for none
+    n_topics: int
     action_root: IntArray  # -1: no condition
     action_stages: MaskArray  # (n_actions, n_stages)
     action_segment_first: IntArray
@@ -299,6 +301,8 @@ def _unpack_rules(p):
         timer_index=_scalar(p.i64, L, F.timer_index),
         since_code=_vector(p.i64, L, F.since_code),
         since_index=_scalar(p.i64, L, F.since_index),
+        signal_topic=_vector(p.i64, L, F.signal_topic),
+        n_topics=_scalar(p.i64, L, F.n_topics),
         action_root=_vector(p.i64, L, F.action_root),
         action_stages=_matrix(p.u8, L, F.action_stages),
         action_segment_first=_vector(p.i64, L, F.action_segment_first),

@@ -164,8 +164,10 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
     counter_values : np.ndarray, float64, shape (n_counters,)
     context : np.ndarray, float64, shape (CONTEXT_SIZE + n_since,)
         Time in stage (ms), idle time (ms), friction level, the clock (ms); then the time since
-        each event type `since:` reads (ms; NaN when the customer never sent it).
+        each event type `since:` reads (ms; NaN when the customer never sent it); then the
+        friction level of each topic.
     """
+    n_since = rules.since_code.shape[0]
     for node in range(start, stop):
         kind = rules.node_kind[node]
         arg = rules.node_arg[node]
@@ -189,6 +191,8 @@ def _evaluate_nodes(rules, start, stop, values, event, traits, counter_values, c
         elif kind == NODE_SEGMENT:
             values[node] = values[rules.segment_root[arg]]
         elif kind == NODE_FRICTION:
-            values[node] = context[CONTEXT_FRICTION_LEVEL] >= arg
+            topic = rules.node_code[node]  # -1: every signal; else the level of one topic
+            at = CONTEXT_FRICTION_LEVEL if topic < 0 else CONTEXT_SIZE + n_since + topic
+            values[node] = context[at] >= arg
         else:
             values[node] = False

@@ -26,6 +26,7 @@ from engine.kernels.counters import _update_counters
 from engine.kernels.friction import _strongest_signals, _update_friction
 from engine.kernels.goals import _attribute_goals
 from engine.kernels.jit import kernel
+from engine.kernels.readout import _friction_level
 from engine.kernels.stage import _pick_transition
 from engine.kernels.timers import (
     _after_decision,
@@ -102,7 +103,7 @@ def _decide_journey(
     stage = previous_stage
     # Scratch only the kernel reads: allocated here, where it is cheaper than boxing it.
     n_since = rules.since_code.shape[0]
-    context = np.empty(CONTEXT_SIZE + n_since, dtype=np.float64)
+    context = np.empty(CONTEXT_SIZE + n_since + rules.n_topics, dtype=np.float64)
     values = np.empty(rules.node_kind.shape[0], dtype=np.bool_)
     counter_values = np.empty(rules.counter_root.shape[0], dtype=np.float64)
     context[CONTEXT_TIME_IN_STAGE] = float(clock_ms - ints[INT_STAGE_ENTERED_MS])
@@ -120,6 +121,7 @@ def _decide_journey(
     _attribute_goals(rules, ints, clock_ms, values, event, out.converted, out.goal_values)
     level, friction_score = _update_friction(rules, ints, floats, clock_ms, values)
     context[CONTEXT_FRICTION_LEVEL] = float(level)
+    _topic_levels(rules, floats, context, CONTEXT_SIZE + n_since)
     signals = floats[rules.friction_offset : rules.friction_offset + rules.signal_root.shape[0]]
     _strongest_signals(signals, out.top_signals)
     _update_since(rules, ints, clock_ms, event.codes[0], is_timer, context)
@@ -163,6 +165,18 @@ def _decide_journey(
         np.int64(previous_stage), np.int64(transition), np.int64(n_ranked), np.int64(level),
         friction_score,
     )  # fmt: skip
+
+
+@kernel
+def _topic_levels(rules, floats, context, first):
+    """The friction level of each topic's signals alone, into `context[first:]`."""
+    base = rules.friction_offset
+    for topic in range(rules.n_topics):
+        total = 0.0
+        for signal in range(rules.signal_topic.shape[0]):
+            if rules.signal_topic[signal] == topic:
+                total += floats[base + signal]
+        context[first + topic] = float(_friction_level(rules.level_threshold, total))
 
 
 @kernel

@@ -141,6 +141,18 @@ def friction_at(
     return int(level), float(total)
 
 
+def topic_levels(rules: CompiledRules, ints: IntArray, floats: FloatArray, at_ms: int) -> list[int]:
+    """Per friction topic (in `signal_topic` order), the level its signals alone reach at
+    `at_ms`, as a decision at that moment reads it."""
+    scores = _signal_scores(rules, floats)
+    factor = _friction_decay(int(ints[INT_FRICTION_AT_MS]), int(at_ms), float(rules.half_life_ms))
+    levels = []
+    for topic in range(int(rules.n_topics)):
+        mine = scores[rules.signal_topic == topic]
+        levels.append(int(_friction_level(rules.level_threshold, _friction_total(mine, factor))))
+    return levels
+
+
 def friction_when_recorded(
     rules: CompiledRules, ints: IntArray, floats: FloatArray
 ) -> tuple[int, float]:

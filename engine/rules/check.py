@@ -90,7 +90,19 @@ SEGMENT_SCOPE = Scope(
 
 TIMER_SCOPE = Scope(
     frozenset(
-        {"trait", "counter", "time", "since", "until", "segment", "friction", "all", "any", "not"}
+        {
+            "trait",
+            "counter",
+            "time",
+            "since",
+            "until",
+            "segment",
+            "friction",
+            "topic",
+            "all",
+            "any",
+            "not",
+        }
     ),
     "a timed transition's `when`",
     "the customer (counters, traits, segments, friction, time, since, until)",
@@ -159,12 +171,17 @@ def _defined_names(data: dict[str, Any]) -> dict[str, list[str] | None]:
     stage_ids = [e["id"] for _, e in _entries(stages) if isinstance(e.get("id"), str)]
     friction = data.get("friction")
     levels = friction.get("levels") if isinstance(friction, dict) else None
+    signals = friction.get("signals") if isinstance(friction, dict) else None
+    topics = list(dict.fromkeys(
+        s["topic"] for _, s in _entries(signals) if isinstance(s.get("topic"), str)
+    ))  # fmt: skip
     return {
         "stage": stage_ids if isinstance(stages, list) else None,
         "segment": _keys(data.get("segments")),
         "counter": _keys(data.get("counters")),
         "goal": _keys(data.get("goals")),
         "friction level": list(levels) if isinstance(levels, dict) else None,
+        "friction topic": topics if isinstance(signals, list) or signals is None else None,
     }
 
 
@@ -181,7 +198,11 @@ def _suggest(kind: str, name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     if close:
         return f"did you mean `{close[0]}`?"
-    where = f"define it under `{_SECTIONS[kind]}:`"
+    where = (
+        "give it to a signal under `friction: signals` (`topic:`)"
+        if kind == "friction topic"
+        else f"define it under `{_SECTIONS[kind]}:`"
+    )
     if not known:
         return where
     listed = ", ".join(f"`{k}`" for k in known[:12])
@@ -337,6 +358,8 @@ class _Checker:
             )
         else:
             self.reference((*path, "friction"), "friction level", level)
+        if _is_name(node.get("topic")):
+            self.reference((*path, "topic"), "friction topic", node["topic"])
 
     def comparison_values(self, node: dict[str, Any], path: Path) -> None:
         subjects = [k for k in node if k in SUBJECTS]

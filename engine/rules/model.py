@@ -120,6 +120,9 @@ class Condition(Strict):
     )
     segment: Name | None = Field(None, description="the customer belongs to this segment")
     friction: Name | None = Field(None, description="friction is at this level or higher")
+    topic: Name | None = Field(
+        None, description="with `friction`: the level of this topic's signals alone"
+    )
     eq: Scalar | None = None
     ne: Scalar | None = None
     gt: float | TimeSpan | None = None
@@ -152,6 +155,10 @@ class Condition(Strict):
             raise ValueError(
                 f"`{comparisons[0]}:` compares nothing; add `property:`, `trait:`, "
                 "`counter:`, `time:`, `since:` or `until:` to say what it compares"
+            )
+        if self.topic is not None and self.friction is None:
+            raise ValueError(
+                f"`topic: {self.topic}` says which friction; add `friction: <level>` beside it"
             )
         if not self.model_fields_set:
             raise ValueError("an empty condition; write what must hold, e.g. `event: purchase`")
@@ -236,6 +243,11 @@ class Signal(Strict):
     description: str | None = None
     when: Condition = Field(description="which events are this signal (conditions on the event)")
     weight: float = Field(gt=0, le=1_000)
+    topic: Name | None = Field(
+        None,
+        description="the topic it is about (e.g. pricing): a condition `friction: high` with "
+        "`topic: pricing` reads the level of that topic's signals alone",
+    )
 
 
 class Friction(Strict):

@@ -78,6 +78,7 @@ class Scope:
     counters: tuple[str, ...] = ()
     segments: tuple[str, ...] = ()
     levels: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()  # friction topics: `friction:` may name one with `topic:`
     time: bool = False
 
     def keys(self, depth: int) -> list[str]:
@@ -176,6 +177,8 @@ def conditions(draw: st.DrawFn, scope: Scope, depth: int = 2) -> Json:
     for key in keys:
         if key in plain:
             condition[key] = draw(plain[key]())
+    if "friction" in condition and scope.topics and draw(st.booleans()):
+        condition["topic"] = draw(st.sampled_from(scope.topics))
     return condition
 
 
@@ -222,6 +225,10 @@ def frictions(draw: st.DrawFn) -> Json:
         }
         for i in range(draw(st.integers(1, 3)))
     ]
+    for signal in signals:
+        topic = draw(st.sampled_from((None, "pricing", "help")))
+        if topic is not None:
+            signal["topic"] = topic
     return {
         "half_life": draw(st.sampled_from(HALF_LIVES)),
         "levels": dict(zip(names, [0, *thresholds], strict=False)),
@@ -247,6 +254,7 @@ def timed_transitions(draw: st.DrawFn, stages: list[str], scope: Scope) -> Json:
     if draw(st.booleans()):
         customer = Scope(
             traits=True, counters=scope.counters, segments=scope.segments, levels=scope.levels,
+            topics=scope.topics,
             time=True,
         )  # fmt: skip
         transition["when"] = draw(conditions(customer))
@@ -323,6 +331,9 @@ def journeys(draw: st.DrawFn, name: str = "j0", *, timed: bool = False) -> Json:
         counters=tuple(counter_defs),
         segments=tuple(segments),
         levels=tuple(friction["levels"]) if friction else (),
+        topics=tuple(sorted({s["topic"] for s in friction["signals"] if "topic" in s}))
+        if friction
+        else (),
         time=True,
     )
     journey: Json = {

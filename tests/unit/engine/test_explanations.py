@@ -122,3 +122,35 @@ def test_an_until_condition_names_the_time_left_or_that_the_date_passed() -> Non
     assert _detail(decision, "last_call") == (
         "condition", "until trial_ends_at = no date (trait trial_ends_at = next week), needs ≤ 2d",
     )  # fmt: skip
+
+
+TOPIC_RULES = """
+journey: trial
+version: 1
+stages: [{id: trying}]
+friction:
+  half_life: 1d
+  levels: {low: 0, medium: 3}
+  signals:
+    - {id: pricing_view, topic: pricing, when: {event: pricing_view}, weight: 1}
+    - {id: setup_failed, topic: onboarding, when: {event: setup_failed}, weight: 3}
+actions:
+  - id: onboarding_help
+    when: {friction: medium, topic: onboarding}
+"""
+
+
+def test_a_friction_topic_condition_names_the_topic_and_its_level() -> None:
+    ruleset = from_text(TOPIC_RULES)
+    state = new_state(ruleset)
+    for minute in range(4):  # four pricing views: medium overall, none of it onboarding
+        decision, state = decide(
+            ruleset, state, event("pricing_view", "fay", event_id=f"p{minute}"),
+            T0_MS + minute * MINUTE_MS, explain=True,
+        )  # fmt: skip
+    assert decision.outcome.friction_level == "medium"
+    assert _detail(decision, "onboarding_help") == (
+        "condition", "friction on onboarding low, needs medium or higher",
+    )  # fmt: skip
+    decision, _ = decide(ruleset, state, event("setup_failed", "fay"), T0_MS + 5 * MINUTE_MS)
+    assert [offered.action for offered in decision.actions] == ["onboarding_help"]
