@@ -103,10 +103,12 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 # The timers' benchmark (issue 15) runs after run_all's session, whose 10-minute budget the others
-# fill, and adds its run to the same results.json and RESULTS.md (section 12).
+# fill, and adds its run to the same results.json and RESULTS.md (section 12); then the cost of
+# time conditions and the contact policy (issue 17, in-process, a few seconds: section 13).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 	$(BIN)/python -m benchmarks.timers_cost --into-results
+	$(BIN)/python -m benchmarks.engine.conditions_cost --into-results
 
 schema: $(STAMP)
 	$(BIN)/python scripts/schemas.py rules

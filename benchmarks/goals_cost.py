@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from benchmarks.engine.workload import Workload, load_workload
+from benchmarks.journey_text import without_block
 from benchmarks.load.drive import Plan as LoadPlan
 from benchmarks.load.drive import Result
 from benchmarks.load.drive import run as drive
@@ -88,20 +89,7 @@ QUICK = Plan(
 def without_goals(text: str) -> str:
     """`text`, a journey file, with its top-level `goals:` block taken out (the comment lines
     right above it too); ValueError when it has none. Everything else is left as written."""
-    lines = text.splitlines(keepends=True)
-    try:
-        start = next(i for i, line in enumerate(lines) if line.startswith("goals:"))
-    except StopIteration:
-        raise ValueError("the journey declares no `goals:` to take out") from None
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i][:1] not in ("", " ", "\n", "#")),
-        len(lines),
-    )
-    while end - 1 > start and lines[end - 1].startswith("#"):
-        end -= 1  # a comment at the margin introduces the next key
-    while start > 0 and lines[start - 1].startswith("#"):
-        start -= 1
-    return "".join(lines[:start] + lines[end:])
+    return without_block(text, "goals")
 
 
 # --- decide() ------------------------------------------------------------------------------------

@@ -22,22 +22,19 @@ RESULTS.md from that file (section 12).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
 import time
-import traceback
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import redis
 
-from benchmarks import ROOT
+from benchmarks import added_run
+from benchmarks.added_run import AddedRun
 from benchmarks.load.drive import Plan as LoadPlan
 from benchmarks.load.drive import Result
 from benchmarks.load.drive import run as drive
@@ -48,9 +45,11 @@ from engine.codec import encode_state
 from engine.compile import Ruleset
 from server.store.keys import Keyspace
 
-RESULTS_JSON = ROOT / "benchmarks" / "results" / "results.json"
-RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 RUN_NAME = "timers"
+
+if TYPE_CHECKING:
+    from benchmarks.report.sections import Runs
+    from benchmarks.report.table import Section
 VARIANTS = ("off", "idle", "busy")
 LEAD_S = 0.5  # the stream's first timer falls due this long after its states are written
 STATE_BUILD_S = 0.0003  # an allowance per state built (decide() over a session, ~0.1 ms)
@@ -222,59 +221,17 @@ def measure(quick: bool = False, plan: Plan | None = None) -> TimerFigures:
     }
 
 
-def into_results(outcome: dict[str, Any], results_json: Path, results_md: Path) -> None:
-    """`outcome` ({"figures"} or {"error"}, and "seconds") as the run `timers` of the session
-    in `results_json`, and RESULTS.md rendered again from that file."""
-    from benchmarks import run_all
-    from benchmarks.report.machine import load_average, machine
+def _section(runs: Runs) -> Section:
+    from benchmarks.report.sections import timers_section
 
-    if results_json.exists():
-        raw: dict[str, Any] = json.loads(results_json.read_text(encoding="utf-8"))
-    else:
-        raw = {"machine": machine(ROOT), "quick": False, "runs": {}}
-    raw["runs"][RUN_NAME] = outcome
-    raw["machine"]["timers run"] = (
-        f"{outcome['seconds']:.0f} s after the runs above (`python -m benchmarks.timers_cost "
-        f"--into-results`); load average (1, 5, 15 min) at its end: {load_average()}"
-    )
-    run_all.write(raw, results_md, results_json)
+    return timers_section(runs)
+
+
+RUN = AddedRun(RUN_NAME, "benchmarks.timers_cost", lambda quick: measure(quick=quick), 12, _section)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.timers_cost",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true", help="a short check that it works")
-    parser.add_argument("--json", action="store_true", help="print every figure as JSON")
-    parser.add_argument(
-        "--into-results",
-        action="store_true",
-        help=f"add the run to {RESULTS_JSON.relative_to(ROOT)} and render RESULTS.md from it",
-    )
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    try:
-        outcome: dict[str, Any] = {"figures": measure(quick=args.quick)}
-    except Exception as error:  # the boundary: the failure is recorded, as run_all records one
-        if not args.into_results:
-            raise
-        outcome = {"error": f"{type(error).__name__}: {error}"[:600],
-                   "traceback": traceback.format_exc()}  # fmt: skip
-    outcome["seconds"] = round(time.perf_counter() - started, 1)
-    if args.into_results:
-        into_results(outcome, RESULTS_JSON, RESULTS_MD)
-        print(f"written {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)}")
-        return 0 if "figures" in outcome else 1
-    if args.json:
-        print(json.dumps(outcome["figures"], indent=1))
-        return 0
-    from benchmarks.report.markdown import section_markdown
-    from benchmarks.report.sections import Runs, timers_section
-
-    print(section_markdown(12, timers_section(Runs({"timers": outcome["figures"]}))))
-    return 0
+    return added_run.main(RUN, __doc__, argv)
 
 
 if __name__ == "__main__":

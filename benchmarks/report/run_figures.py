@@ -419,6 +419,39 @@ class TimerFigures(TimerRedisFigures):
     seconds: float
 
 
+class ConditionsVariant(TypedDict):
+    """One variant of the trial journey in `benchmarks.engine.conditions_cost`: decide() µs per
+    event, the customers' encoded states after a replay, and what the replay offered."""
+
+    us_per_event: float  # the fastest of its timed replays (the least disturbed by other work)
+    us_per_event_median: float
+    samples_us: list[float]  # each timed replay's, in the order run
+    traits_us: float  # `engine.decide.trait_features` alone (dates parsed there), fastest round
+    state_bytes_mean: float  # `engine.codec.encode_state`, per customer
+    state_bytes_max: int
+    offers: dict[str, int]  # by action, over one replay
+
+
+class ConditionsPlan(TypedDict):
+    customers: int
+    rounds: int
+    many_repeats: int
+
+
+class ConditionsCostFigures(TypedDict):
+    """What time conditions and the contact policy cost (`benchmarks.engine.conditions_cost`,
+    issue 17); `variants` by name: "base", "since", "until", "contact", "all"."""
+
+    plan: ConditionsPlan
+    events: int
+    variants: dict[str, ConditionsVariant]
+    many_events_per_s: dict[str, float]  # decide_many(), median: "base" and "all"
+    many_samples_per_s: dict[str, list[float]]
+    load_average_start: str  # `report.machine.load_average`: the machine is shared
+    load_average_end: str
+    seconds: float
+
+
 class RunFigures(TypedDict, total=False):
     """Every run's figures by run name; a run that failed or did not run is absent."""
 
@@ -435,3 +468,4 @@ class RunFigures(TypedDict, total=False):
     goals: GoalsCostFigures
     regret: RegretFigures
     timers: TimerFigures
+    conditions: ConditionsCostFigures

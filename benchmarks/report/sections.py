@@ -9,6 +9,7 @@ figure says why it is not measured.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
 from benchmarks.report.run_figures import (
+    ConditionsCostFigures,
     GoalsCostFigures,
     OverloadFigures,
     RedisPyRun,
@@ -907,9 +909,149 @@ def timers_section(runs: Runs) -> Section:
                    after, runs.errors_of("timers"))  # fmt: skip
 
 
+BASE = "base"
+# The variants of `benchmarks.engine.conditions_cost`, and what each has of the three.
+CONDITION_VARIANTS = {
+    "base": "base: no `since:`, `until:` or contact policy",
+    "since": "+ `since: signup` (fast_start_call)",
+    "until": "+ `until: trial_ends_at` ×2 (trial_last_call)",
+    "contact": "+ contact policy (2 limits on email)",
+    "all": "all three (rules/trial.yaml as written)",
+}
+ADDED = ("since", "until", "contact", "all")
+
+
+def _conditions_figures(conditions: ConditionsCostFigures) -> list[Figure]:
+    variants = conditions["variants"]
+    base, all_three = variants[BASE], variants["all"]
+    many = conditions["many_events_per_s"]
+    decide_us = [
+        Figure(f"decide() per event, {CONDITION_VARIANTS[name]}", variants[name]["us_per_event"],
+               "µs", base["us_per_event"], BASE)
+        for name in ADDED
+    ]  # fmt: skip
+    return [
+        Figure(f"decide() per event, trial journey, {CONDITION_VARIANTS[BASE]}",
+               base["us_per_event"], "µs"),
+        *decide_us,
+        Figure("the traits' features per decision (`trait_features` alone), + `until:`",
+               variants["until"]["traits_us"], "µs", base["traits_us"], BASE),
+        Figure("encoded state per customer (`encode_state`), mean, all three",
+               all_three["state_bytes_mean"], "B", base["state_bytes_mean"], BASE),
+        Figure("encoded state per customer, max, all three", all_three["state_bytes_max"], "B",
+               base["state_bytes_max"], BASE),
+        Figure("decide_many(), one core, all three", many.get("all"), "events/s",
+               many.get(BASE), BASE),
+    ]  # fmt: skip
+
+
+def _signed(value: float, unit: str) -> str:
+    return ("+" if value >= 0 else "") + shown(value, unit)
+
+
+def _conditions_work(conditions: ConditionsCostFigures) -> str:
+    """Where each feature's time and bytes go, from the figures."""
+    variants = conditions["variants"]
+    base = variants[BASE]
+
+    def us(name: str) -> str:
+        return _signed(variants[name]["us_per_event"] - base["us_per_event"], "µs")
+
+    def state(name: str) -> str:
+        return _signed(variants[name]["state_bytes_mean"] - base["state_bytes_mean"], "B")
+
+    traits = _signed(variants["until"]["traits_us"] - base["traits_us"], "µs")
+    return (
+        f"Where the cost goes, each against the base. `since:`: {us('since')} a decision, "
+        f"{state('since')} of state per customer: one int per event type it reads, written on "
+        "each event of that type, the time since it put in the kernel's context on every "
+        f"decision. `until:`: {us('until')}, of which `trait_features` alone (timed on its own, "
+        f"warm, over the same customers' traits) {traits}: there the date trait is parsed from "
+        "its ISO text and the traits merged into a new mapping on every decision, whatever the "
+        "event; it keeps no state (the mean differs by "
+        f"{state('until')}: its decisions offered otherwise). The contact policy: "
+        f"{us('contact')}, {state('contact')} of state: for each ranked action on a limited "
+        "channel, the offers its limits remember are counted (1 and 3 slots here), and an offer "
+        f"is remembered in each limit. All three: {us('all')}, {state('all')}. decide_many() "
+        "reads each customer's traits once per batch, not once per event."
+    )
+
+
+def _paired(conditions: ConditionsCostFigures, name: str) -> list[float]:
+    """Each round's replay of variant `name` over the base's replay in the same round."""
+    variants = conditions["variants"]
+    pairs = zip(variants[name]["samples_us"], variants[BASE]["samples_us"], strict=False)
+    return [us / base for us, base in pairs if base]
+
+
+def _conditions_spread(conditions: ConditionsCostFigures) -> str:
+    """Whether each variant's cost stands out of the rounds' own spread."""
+    said = []
+    for name in ADDED:
+        if not (ratios := _paired(conditions, name)):
+            continue
+        verdict = ("every round above the base" if min(ratios) > 1 else
+                   "every round below the base" if max(ratios) < 1 else
+                   "rounds on both sides of the base: within this run's noise")  # fmt: skip
+        said.append(f"{name} {shown(min(ratios), '×')}–{shown(max(ratios), '×')} ({verdict})")
+    start, end = (conditions[k].split(":")[0] for k in ("load_average_start", "load_average_end"))
+    return (
+        "Each variant's replay over the base's in the same round: " + "; ".join(said) + ". "
+        "The machine is shared with other work; the rounds alternate so that it weighs on each "
+        f"variant alike (load average, 1, 5 and 15 min: {start} at the start, {end} at the end)."
+    )
+
+
+def _conditions_table(conditions: ConditionsCostFigures) -> Table:
+    variants = conditions["variants"]
+    header = ("variant", "µs per event, fastest", "median", "slowest", "round by round over "
+              "the base, median", "state B, mean", "offers in one replay")  # fmt: skip
+    rows = [
+        (CONDITION_VARIANTS.get(name, name), v["us_per_event"], v["us_per_event_median"],
+         max(v["samples_us"]), shown(statistics.median(_paired(conditions, name)), "×"),
+         v["state_bytes_mean"], ", ".join(f"{action} {n}" for action, n in v["offers"].items()))
+        for name, v in variants.items()
+    ]  # fmt: skip
+    return Table(header, rows, "Each variant, and what its decisions offered:")
+
+
+def conditions_section(runs: Runs) -> Section:
+    figures_of, missing = runs.figures.get("conditions"), runs.missing("conditions")
+    get = Reader(figures_of)
+    after: list[str | Table] = []
+    if figures_of is not None:
+        figures = _conditions_figures(figures_of)
+        after = [_conditions_work(figures_of), _conditions_spread(figures_of),
+                 _conditions_table(figures_of)]  # fmt: skip
+    else:
+        figures = [Figure("decide() per event, all three", None, "µs", missing=missing)]
+    plan = get(lambda f: f["plan"])
+    how = (
+        "`benchmarks.engine.conditions_cost` (`make bench` runs it after the timers): "
+        "`rules/trial.yaml` as five variants written from its text. Base: its `since:` and "
+        "`until:` conditions compared as the number trait `seats` instead (the same condition "
+        "nodes and comparisons, `lte: 7d` written `lte: 7`: no time kept, no date read), its "
+        "`contact_policy` taken out; + since, + until, + contact policy: the base with that one "
+        "back as written; all three: the file as it is. "
+        f"{_setting(plan, 'customers')} simulated trial users "
+        f"({shown(get(lambda f: f['events']))} events: sign-up, logins and features used over "
+        "three weeks, a few subscribing; traits include `trial_ends_at`, ISO text, 14 days "
+        "after sign-up) replayed from fresh states through decide() in-process (no Redis; "
+        "kernels warm, one untimed replay of each variant first), "
+        f"{_setting(plan, 'rounds')} rounds of one replay per variant, the order rotated each "
+        "round so that the shared machine's load weighs on each alike, the collector paused; "
+        "the fastest replay's µs per event (the least disturbed by other work), its ratio to "
+        "the base's fastest. State: `engine.codec.encode_state` of each customer after a "
+        "replay. decide_many(): the same events encoded beforehand, base and all three "
+        f"alternated, median of {_setting(plan, 'many_repeats')}."
+    )
+    return Section("Time conditions and the contact policy: what they cost (issue 17)", how,
+                   figures, after, runs.errors_of("conditions"))  # fmt: skip
+
+
 SECTIONS: tuple[Callable[[Runs], Section], ...] = (
     transport, streaming, batch, redis_work, engine, replay, memory, overload, locust, goals,
-    regret, timers_section,
+    regret, timers_section, conditions_section,
 )  # fmt: skip
 
 

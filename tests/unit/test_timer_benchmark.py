@@ -9,17 +9,13 @@ path's turns as planned, section 12 of RESULTS.md drawn from it. The parts that 
 
 from __future__ import annotations
 
-import json
-import shutil
-from pathlib import Path
-
 import pytest
 
 from benchmarks.redis import timers
 from benchmarks.report.markdown import section_markdown
 from benchmarks.report.run_figures import TimerFigures
 from benchmarks.report.sections import Runs, timers_section
-from benchmarks.timers_cost import QUICK, RESULTS_JSON, VARIANTS, _orders, into_results, measure
+from benchmarks.timers_cost import QUICK, VARIANTS, _orders, measure
 from engine.codec import decode_state
 from engine.timers import next_due_ms
 from engine.view import customer_view
@@ -53,20 +49,6 @@ def test_every_variant_runs_as_often_early_as_late() -> None:
     order = list(_orders(2))
     assert order == ["off", "idle", "busy", "busy", "idle", "off"]
     assert sorted(order) == sorted(VARIANTS * 2)
-
-
-def test_the_run_goes_into_results_json_beside_the_others(tmp_path: Path) -> None:
-    results_json, results_md = tmp_path / "results.json", tmp_path / "RESULTS.md"
-    shutil.copy(RESULTS_JSON, results_json)
-    before = json.loads(results_json.read_text(encoding="utf-8"))
-    into_results({"error": "RuntimeError: no Redis", "seconds": 1.0}, results_json, results_md)
-    after = json.loads(results_json.read_text(encoding="utf-8"))
-    assert after["runs"].pop("timers") == {"error": "RuntimeError: no Redis", "seconds": 1.0}
-    before["runs"].pop("timers", None)
-    assert after["runs"] == before["runs"]
-    text = results_md.read_text(encoding="utf-8")
-    assert "## 12. Timers: memory, rate and the cost to the hot path (issue 15)" in text
-    assert "**Error**: `timers`: RuntimeError: no Redis" in text
 
 
 # --- the quick run -------------------------------------------------------------------------------
