@@ -333,3 +333,21 @@ def _unused(data: dict[str, Any], journey: Journey) -> Iterator[_Found]:
             "boost reacts to it",
             "test it in a condition (e.g. `friction: medium` on a help action), or remove it",
         )  # fmt: skip
+    yield from _unused_contact_limits(journey)
+
+
+def _unused_contact_limits(journey: Journey) -> Iterator[_Found]:
+    """A contact limit on a channel no action is delivered on limits nothing (an action without
+    a `channel` of its own goes out on the event's, which may be any)."""
+    if journey.contact_policy is None or any(a.channel is None for a in journey.actions):
+        return
+    channels = {a.channel for a in journey.actions}
+    for index, limit in enumerate(journey.contact_policy.limits):
+        if limit.channel not in channels:
+            listed = ", ".join(f"`{c}`" for c in sorted(c for c in channels if c)) or "none"
+            yield _Found(
+                ("contact_policy", "limits", index, "channel"), UNUSED,
+                f"no action is delivered on `{limit.channel}`, so this limit never limits "
+                f"anything (the actions' channels: {listed})",
+                "name the channel as the actions do, or remove the limit",
+            )  # fmt: skip

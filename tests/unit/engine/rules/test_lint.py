@@ -23,7 +23,7 @@ def _only(body: str) -> RuleProblem:
     return warning
 
 
-@pytest.mark.parametrize("name", ["retail.yaml", "loan_application.yaml"])
+@pytest.mark.parametrize("name", ["retail.yaml", "loan_application.yaml", "trial.yaml"])
 def test_the_example_journeys_have_no_warnings(name: str) -> None:
     path = RULES_DIR / name
     assert parse_journey(path.read_text(), str(path)).warnings == ()
@@ -179,3 +179,21 @@ counters:
 """
     assert _warnings(body) == []
     assert [w.code for w in _warnings(body.replace("# allow: unused", "# nothing"))] == ["unused"]
+
+
+def test_a_contact_limit_on_a_channel_no_action_uses() -> None:
+    body = """stages: [{id: s}]
+contact_policy:
+  limits:
+    - channel: e-mail
+      count: 1
+      per: 1d
+actions:
+  - {id: news, channel: email}
+"""
+    warning = _only(body)
+    assert (warning.line, warning.code) == (6, "unused")
+    assert "no action is delivered on `e-mail`" in warning.message
+    assert "(the actions' channels: `email`)" in warning.message
+    # An action without a channel goes out on the event's: any limit may apply to it.
+    assert _warnings(body.replace("channel: email}", "}")) == []
