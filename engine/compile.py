@@ -26,6 +26,7 @@ from engine.kernels.compiled import (
     MaskArray,
     pack_rules,
 )
+from engine.quiet import clock_minute, offset_slot_name
 from engine.rules.load import LoadedJourney
 from engine.rules.model import Action, Condition, Journey, Transition, duration_ms
 
@@ -84,6 +85,8 @@ class Ruleset:
     property_index: Mapping[str, int]  # slot of each property name
     trait_index: Mapping[str, int]
     date_traits: tuple[str, ...] = ()  # traits `until:` reads as dates (`engine.dates`)
+    # (trait, default zone) pairs of the quiet hours: each an event slot of its own (`engine.quiet`)
+    time_zones: tuple[tuple[str, str], ...] = ()
 
     def journey(self, name: str) -> CompiledJourney:
         for journey in self.journeys:
@@ -100,6 +103,7 @@ class _Interner:
         self.properties: dict[str, int] = {}
         self.traits: dict[str, int] = {}
         self.dates: dict[str, int] = {}  # date trait -> the slot of its ms (`engine.dates`)
+        self.time_zones: dict[tuple[str, str], int] = {}  # -> its offset's property slot
 
     def string(self, text: str) -> int:
         return self.strings.setdefault(text, len(self.strings))
@@ -109,6 +113,11 @@ class _Interner:
 
     def trait_slot(self, name: str) -> int:
         return self.traits.setdefault(name, len(self.traits))
+
+    def offset_slot(self, trait: str, default_zone: str) -> int:
+        slot = self.property_slot(offset_slot_name(trait, default_zone))
+        self.time_zones[trait, default_zone] = slot
+        return slot
 
     def date_slot(self, trait: str) -> int:
         slot = self.trait_slot(date_slot_name(trait))
@@ -370,6 +379,7 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
     timer_index = layout.take_ints(1)
     since_index = layout.take_ints(len(writer.since))
     limits = journey.contact_policy.limits if journey.contact_policy else []
+    quiet = journey.contact_policy.quiet_hours if journey.contact_policy else None
     limit_offset = [layout.take_ints(limit.count) for limit in limits]
 
     n_stages = len(stage_index)
@@ -440,6 +450,14 @@ def _compile_journey(loaded: LoadedJourney, interner: _Interner) -> CompiledJour
         limit_count=_ints([limit.count for limit in limits]),
         limit_window_ms=_ints([duration_ms(limit.per) for limit in limits]),
         limit_offset=_ints(limit_offset),
+        quiet_offset_slot=-1
+        if quiet is None
+        else interner.offset_slot(quiet.time_zone_trait, quiet.default_time_zone),
+        quiet_from_minute=-1 if quiet is None else clock_minute(quiet.from_),
+        quiet_to_minute=-1 if quiet is None else clock_minute(quiet.to),
+        quiet_channel_code=_ints(
+            [interner.string(channel) for channel in (quiet.channels if quiet else [])]
+        ),
         goal_root=_ints(goal_root),
         goal_window_ms=_ints(goal_window_ms),
         goal_value_slot=_ints(goal_value_slot),
@@ -541,4 +559,5 @@ def compile_ruleset(loaded: list[LoadedJourney]) -> Ruleset:
         property_index=dict(interner.properties),
         trait_index=dict(interner.traits),
         date_traits=tuple(interner.dates),
+        time_zones=tuple(interner.time_zones),
     )

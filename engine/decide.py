@@ -31,6 +31,7 @@ from engine.kernels.goals import record_exposure
 from engine.kernels.journey import decide_journey
 from engine.kernels.readout import decay_factor, friction_when_recorded
 from engine.propensity import Propensities, propensity_of
+from engine.quiet import offset_slot_name, utc_offset_ms
 from engine.state import (
     DEDUPE_WINDOW,
     CustomerState,
@@ -97,8 +98,22 @@ def _encode_values(
     return Features(codes_, kind, num, code)
 
 
-def event_features(ruleset: Ruleset, event: Event) -> Features:
-    """The event as the kernels read it, once for every journey."""
+def time_zone_offsets(
+    ruleset: Ruleset, traits: Mapping[str, PropertyValue], at_ms: int
+) -> dict[str, PropertyValue]:
+    """For quiet hours: the customer's UTC offset (ms) at `at_ms` in each time zone trait the
+    rules read, as the event slots the kernels find it in (`engine.quiet`)."""
+    return {
+        offset_slot_name(trait, default): utc_offset_ms(traits.get(trait), default, at_ms)
+        for trait, default in ruleset.time_zones
+    }
+
+
+def event_features(
+    ruleset: Ruleset, event: Event, offsets: Mapping[str, PropertyValue] | None = None
+) -> Features:
+    """The event as the kernels read it, once for every journey; `offsets` from
+    `time_zone_offsets` when the rules have quiet hours."""
     strings = ruleset.strings
     unknown = codes.UNKNOWN_STRING
     event_codes = np.array(
@@ -109,7 +124,8 @@ def event_features(ruleset: Ruleset, event: Event) -> Features:
         ),
         dtype=np.int64,
     )
-    return _encode_values(event_codes, ruleset.property_index, event.properties, strings)
+    properties = {**event.properties, **offsets} if offsets else event.properties
+    return _encode_values(event_codes, ruleset.property_index, properties, strings)
 
 
 def trait_features(ruleset: Ruleset, traits: Mapping[str, PropertyValue]) -> Features:
@@ -288,7 +304,8 @@ def _run_journeys(
     """One kernel call per journey; their ranked actions merged by score. `learned`: the
     propensities and the event's seed for adaptive actions."""
     propensities, event_seed = learned
-    event_view = event_features(ruleset, event)
+    offsets = time_zone_offsets(ruleset, state.traits, now_ms) if ruleset.time_zones else None
+    event_view = event_features(ruleset, event, offsets)
     trait_view = trait_features(ruleset, state.traits)
     seed = np.uint64(customer_hash(event.customer_id))
     journeys: dict[str, JourneyState] = dict(state.journeys)

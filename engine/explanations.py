@@ -15,6 +15,7 @@ from engine.decision import Exclusion, JourneyOutcome, NotFired
 from engine.event import Event, PropertyValue
 from engine.kernels import codes, readout
 from engine.kernels.compiled import IntArray, KernelOutput
+from engine.quiet import local_minute, utc_offset_ms, zone_name
 from engine.rules.model import Action, Transition, duration_ms
 from engine.state import CustomerState, JourneyState
 from engine.timers import is_timer
@@ -70,6 +71,20 @@ def _cap_detail(action: Action, history: Sequence[int], clock_ms: int) -> str:
     return f"offered {len(recent)} times in the last {action.cap.per}; offered again from {again}"
 
 
+def _quiet_detail(journey: CompiledJourney, channel: str, facts: Facts) -> str:
+    policy = journey.model.contact_policy
+    quiet = policy.quiet_hours if policy else None
+    if quiet is None:
+        return ""
+    zone = zone_name(facts.traits.get(quiet.time_zone_trait), quiet.default_time_zone)
+    minute = local_minute(facts.clock_ms, utc_offset_ms(zone, zone, facts.clock_ms))
+    now = f"{minute // 60:02d}:{minute % 60:02d}"
+    return (
+        f"{channel} is quiet from {quiet.from_} to {quiet.to} in {zone}, where it is {now}; "
+        f"offered again from {quiet.to}"
+    )
+
+
 def _contact_detail(journey: CompiledJourney, channel: str, ints: IntArray, clock_ms: int) -> str:
     """The contact limits on `channel` that are reached, offers of this decision included."""
     policy, rules = journey.model.contact_policy, journey.rules
@@ -118,6 +133,8 @@ def _detail(
         first = int(rules.action_cap_offset[index])
         history = ints[first : first + int(rules.action_cap_count[index])].tolist()
         return _cap_detail(action, history, clock_ms)
+    if reason == "quiet_hours":
+        return _quiet_detail(journey, action.channel or facts.event.channel, facts)
     if reason == "contact_limit":
         return _contact_detail(journey, action.channel or facts.event.channel, ints, clock_ms)
     if reason == "holdout":

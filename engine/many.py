@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.compile import CompiledJourney, Ruleset
-from engine.decide import trait_features
+from engine.decide import time_zone_offsets, trait_features
 from engine.decision import Conversion, Decision, Exposure, JourneyOutcome, OfferedAction
 from engine.event import Event
 from engine.history import STAGE_HISTORY
@@ -413,6 +413,7 @@ def decide_many(
     window = max(1, min(dedupe_window, DEDUPE_WINDOW))
     states_in = states if states is not None else {}
     customers = _customers(ruleset, batch, states_in, window)
+    kind, num = _with_time_zones(ruleset, batch, states_in)
     per, chosen = (
         PerJourney.allocate(len(batch), len(ruleset.journeys)),
         Chosen.allocate(len(batch), k),
@@ -426,7 +427,7 @@ def decide_many(
         ),
         *_slots(ruleset),
     )
-    event_arrays = (batch.now_ms, batch.codes, batch.kind, batch.num, batch.code, batch.event_hash)
+    event_arrays = (batch.now_ms, batch.codes, kind, num, batch.code, batch.event_hash)
     customer_arrays = (
         customers.order, customers.starts, customers.hashes, customers.traits,
         customers.recent, customers.n_recent,
@@ -451,6 +452,25 @@ def decide_many(
         _customers=customers,
         _states_in=states_in,
     )
+
+
+def _with_time_zones(
+    ruleset: Ruleset, batch: EventBatch, states: Mapping[str, CustomerState]
+) -> tuple[npt.NDArray[np.int8], Floats]:
+    """The batch's property kinds and numbers with each event's UTC offset of its customer
+    filled in, as `decide()` fills it for quiet hours (copies: the batch is left as it was)."""
+    if not ruleset.time_zones:
+        return batch.kind, batch.num
+    kind, num = batch.kind.copy(), batch.num.copy()
+    for e, (c, at_ms) in enumerate(
+        zip(batch.customer.tolist(), batch.now_ms.tolist(), strict=True)
+    ):
+        state = states.get(batch.customer_ids[c])
+        traits = state.traits if state is not None else {}
+        for name, offset in time_zone_offsets(ruleset, traits, at_ms).items():
+            slot = ruleset.property_index[name]
+            kind[e, slot], num[e, slot] = codes.VALUE_NUMBER, float(offset)
+    return kind, num
 
 
 def _slots(ruleset: Ruleset) -> tuple[Ints, Ints]:

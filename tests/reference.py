@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.event import Event, PropertyValue
 from engine.rules.model import Action, Condition, Journey, Transition, duration_ms
@@ -160,6 +161,7 @@ class Facts:
     # `since:`: ms since the latest event of each type the customer sent, this one included
     since_ms: Mapping[str, int] = field(default_factory=dict)
     clock_ms: int = 0  # `until:` measures from here to a date trait
+    event_ms: int = 0  # when the event happened: quiet hours read the UTC offset then
     topic_levels: Mapping[str, int] = field(default_factory=dict)  # friction level per topic
 
 
@@ -454,7 +456,29 @@ def _action_status(action: Action, memory: JourneyMemory, facts: Facts, clock_ms
             return "cooldown"
     if action.cap is not None and _shows_in_window(memory, action, clock_ms) >= action.cap.count:
         return "cap"
+    if _quiet(facts.journey, action, facts):
+        return "quiet_hours"
     return ELIGIBLE
+
+
+def _quiet(journey: Journey, action: Action, facts: Facts) -> bool:
+    """Quiet hours (rules/README.md, `contact_policy`): the action's channel is listed and the
+    customer's wall clock (their time zone trait, else the default, as it stood at the event's
+    time) reads a minute in [from, to), which may run past midnight."""
+    quiet = journey.contact_policy.quiet_hours if journey.contact_policy else None
+    if quiet is None or (action.channel or facts.event.channel) not in quiet.channels:
+        return False
+    named = facts.traits.get(quiet.time_zone_trait)
+    try:
+        zone = ZoneInfo(named) if isinstance(named, str) else ZoneInfo(quiet.default_time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo(quiet.default_time_zone)
+    offset = datetime.fromtimestamp(facts.event_ms / 1000, tz=UTC).astimezone(zone).utcoffset()
+    assert offset is not None
+    wall = datetime.fromtimestamp(facts.clock_ms / 1000, tz=UTC) + offset
+    minute = wall.hour * 60 + wall.minute
+    start, end = (int(t[:2]) * 60 + int(t[3:]) for t in (quiet.from_, quiet.to))
+    return start <= minute < end if start < end else minute >= start or minute < end
 
 
 def _score(action: Action, facts: Facts) -> float:
@@ -628,6 +652,7 @@ class ReferenceEngine:
         since = {sent: clock_ms - at_ms for sent, at_ms in memory.last_sent_ms.items()}
         facts = replace(
             facts, counters=counters, level=level, since_ms=since, clock_ms=clock_ms,
+            event_ms=now_ms,
             topic_levels=_topic_levels(journey, memory),
         )  # fmt: skip
 

@@ -14,6 +14,7 @@ from engine.kernels.codes import (
     ACTION_HELD_OUT,
     ACTION_OFFERED,
     ACTION_OUTRANKED,
+    ACTION_QUIET_HOURS,
     ACTION_WRONG_SEGMENT,
     ACTION_WRONG_STAGE,
     HOLDOUT_SCALE,
@@ -80,7 +81,24 @@ def _shows_since(history, since_ms):
 
 
 @kernel
-def _eligibility(rules, stage, ints, clock_ms, values, status):
+def _quiet_now(rules, action, event_channel, local_minute):
+    """Whether the action's channel is kept quiet at the customer's minute of the day (-1:
+    unknown, or no quiet hours)."""
+    if local_minute < 0 or rules.quiet_from_minute < 0:
+        return False
+    channel = _channel_of(rules, action, event_channel)
+    listed = False
+    for j in range(rules.quiet_channel_code.shape[0]):
+        if rules.quiet_channel_code[j] == channel:
+            listed = True
+    start, end = rules.quiet_from_minute, rules.quiet_to_minute
+    if start < end:
+        return listed and start <= local_minute < end
+    return listed and (local_minute >= start or local_minute < end)
+
+
+@kernel
+def _eligibility(rules, stage, ints, clock_ms, values, event_channel, local_minute, status):
     """Why each action cannot be offered now (ACTION_*), or ACTION_OFFERED, into `status`."""
     n_segments_listed = rules.action_segments.shape[0]
     segment_values = np.empty(n_segments_listed, dtype=np.bool_)
@@ -112,6 +130,8 @@ def _eligibility(rules, stage, ints, clock_ms, values, status):
             >= cap
         ):
             status[action] = ACTION_CAPPED
+        elif _quiet_now(rules, action, event_channel, local_minute):
+            status[action] = ACTION_QUIET_HOURS
         else:
             status[action] = ACTION_OFFERED
 
@@ -197,6 +217,7 @@ def _rank_actions(
     propensity,
     event_seed,
     event_channel,
+    local_minute,
     top_k,
     status,
     scores,
@@ -208,8 +229,8 @@ def _rank_actions(
     holdout draw falls under its holdout keeps its place but is marked ACTION_HELD_OUT, so a
     held-out customer's slot stays empty (and it counts in its channel's contact limit for
     this decision, as it would have been sent). `event_channel` (an interned string) is where
-    an action without a `channel` of its own is delivered. Returns how many entries of
-    `ranked` are filled.
+    an action without a `channel` of its own is delivered; `local_minute` the customer's minute of
+    the day for quiet hours (-1: none). Returns how many entries of `ranked` are filled.
     Adaptive actions are scored with a propensity drawn from `propensity` (float64,
     (n_actions, n_stages, 2): conversions and exposures without one) seeded by `event_seed`;
     holdout draws never depend on them.
@@ -218,7 +239,7 @@ def _rank_actions(
     scores : np.ndarray, float64, shape (n_actions,)
     ranked : np.ndarray, int64, shape (>= top_k,)
     """
-    _eligibility(rules, stage, ints, clock_ms, values, status)
+    _eligibility(rules, stage, ints, clock_ms, values, event_channel, local_minute, status)
     _score_eligible(rules, stage, values, propensity, event_seed, status, scores)
     n_ranked = _take_top(rules, ints, clock_ms, event_channel, status, scores, top_k, ranked)
     for j in range(n_ranked):

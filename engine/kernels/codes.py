@@ -75,6 +75,7 @@ ACTION_CAPPED: Final = 5
 ACTION_HELD_OUT: Final = 6
 ACTION_OUTRANKED: Final = 7
 ACTION_CONTACT_LIMIT: Final = 8  # its channel's contact limit is reached (ranked in its turn)
+ACTION_QUIET_HOURS: Final = 9  # its channel is kept quiet at the customer's local time
 
 ACTION_STATUS_NAMES: Final = (
     "offered",
@@ -86,6 +87,7 @@ ACTION_STATUS_NAMES: Final = (
     "holdout",
     "rank",
     "contact_limit",
+    "quiet_hours",
 )
 
 # Which group an exposure to an action put the customer in (goal attribution).

@@ -90,6 +90,10 @@ class CompiledRules(NamedTuple):
     limit_count: IntArray
     limit_window_ms: IntArray
     limit_offset: IntArray  # first slot of its offer times in the int state
+    quiet_offset_slot: int  # the event slot of the customer's UTC offset (ms); -1: no quiet hours
+    quiet_from_minute: int  # minute of the day they start, local
+    quiet_to_minute: int
+    quiet_channel_code: IntArray  # the channels kept quiet, as interned strings
     goal_root: IntArray
     goal_window_ms: IntArray
     goal_value_slot: IntArray  # event property holding the goal's value; -1: none
@@ -325,6 +329,10 @@ def _unpack_rules(p):
         limit_count=_vector(p.i64, L, F.limit_count),
         limit_window_ms=_vector(p.i64, L, F.limit_window_ms),
         limit_offset=_vector(p.i64, L, F.limit_offset),
+        quiet_offset_slot=_scalar(p.i64, L, F.quiet_offset_slot),
+        quiet_from_minute=_scalar(p.i64, L, F.quiet_from_minute),
+        quiet_to_minute=_scalar(p.i64, L, F.quiet_to_minute),
+        quiet_channel_code=_vector(p.i64, L, F.quiet_channel_code),
         goal_root=_vector(p.i64, L, F.goal_root),
         goal_window_ms=_vector(p.i64, L, F.goal_window_ms),
         goal_value_slot=_vector(p.i64, L, F.goal_value_slot),

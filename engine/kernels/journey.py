@@ -19,6 +19,7 @@ from engine.kernels.codes import (
     INT_STAGE_ENTERED_MS,
     NEVER_MS,
     NO_TRANSITION,
+    VALUE_NUMBER,
 )
 from engine.kernels.compiled import KernelOutput, _features, _packed, _unpack_rules
 from engine.kernels.conditions import _evaluate_nodes
@@ -147,7 +148,8 @@ def _decide_journey(
     event_channel = event.codes[1]
     n_ranked = _rank_actions(
         rules, stage, ints, clock_ms, values, customer_hash, propensity, event_seed,
-        event_channel, top_k, out.status, out.scores, out.ranked,
+        event_channel, _local_minute(rules, event, clock_ms), top_k, out.status, out.scores,
+        out.ranked,
     )  # fmt: skip
     if record_offers:
         for j in range(n_ranked):
@@ -165,6 +167,16 @@ def _decide_journey(
         np.int64(previous_stage), np.int64(transition), np.int64(n_ranked), np.int64(level),
         friction_score,
     )  # fmt: skip
+
+
+@kernel
+def _local_minute(rules, event, clock_ms):
+    """The customer's minute of the day at `clock_ms`, from the UTC offset the event carries for
+    quiet hours (`engine.quiet`); -1 without quiet hours."""
+    slot = rules.quiet_offset_slot
+    if slot < 0 or event.kind[slot] != VALUE_NUMBER:
+        return -1
+    return ((clock_ms + np.int64(event.num[slot])) // 60_000) % 1440
 
 
 @kernel

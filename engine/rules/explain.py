@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from engine.errors import RuleProblem
 from engine.rules.check import CONDITION_KEYS, nice_duration
 from engine.rules.model import (
+    CLOCK_TIME_PATTERN,
     DURATION_PATTERN,
     Condition,
     Duration,
@@ -428,6 +429,10 @@ class _Explainer:
         if pattern == DURATION_PATTERN:
             message = f"{_shown(value)} is not a duration"
             return self.tree.problem(path, message, _duration_suggestion(value))
+        if pattern == CLOCK_TIME_PATTERN:
+            message = f"{_shown(value)} is not a time of day"
+            hint = 'write hours and minutes on a 24-hour clock, in quotes: "21:00", "08:30"'
+            return self.tree.problem(path, message, hint)
         message = f"{_shown(value)} is not a valid name"
         return self.tree.problem(path, message, _name_suggestion(value))
 

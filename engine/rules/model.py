@@ -13,6 +13,7 @@ import re
 import types
 import typing
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -272,15 +273,54 @@ class ContactLimit(Strict):
     per: Duration = Field(description="in any window this long")
 
 
+CLOCK_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"`{name}` is not a time zone name; write one such as UTC, Europe/Paris or "
+            "America/New_York"
+        ) from None
+    return name
+
+
+class QuietHours(Strict):
+    from_: str = Field(
+        alias="from", pattern=CLOCK_TIME_PATTERN, description="quiet from this time (HH:MM, local)"
+    )
+    to: str = Field(pattern=CLOCK_TIME_PATTERN, description="until this time (HH:MM, local)")
+    channels: list[str] = Field(min_length=1, description="the outbound channels kept quiet")
+    time_zone_trait: Name = Field(
+        "time_zone", description="the trait holding the customer's time zone (e.g. Europe/Paris)"
+    )
+    default_time_zone: Annotated[str, AfterValidator(_time_zone)] = Field(
+        "UTC", description="the time zone of a customer whose trait holds none (or no valid one)"
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.from_ == self.to:
+            raise ValueError(f"quiet from {self.from_} to {self.to} is no time at all")
+        return self
+
+
 class ContactPolicy(Strict):
     limits: list[ContactLimit] = Field(
-        min_length=1,
+        default_factory=list,
         description="at most `count` offers of this journey's actions on `channel` per `per`, "
         "whatever the action",
+    )
+    quiet_hours: QuietHours | None = Field(
+        None, description="hours in the customer's time zone when outbound channels stay quiet"
     )
 
     @model_validator(mode="after")
     def _one_limit_per_channel_and_window(self) -> ContactPolicy:
+        if not self.limits and self.quiet_hours is None:
+            raise ValueError("a contact policy says `limits:`, `quiet_hours:` or both")
         seen: set[tuple[str, int]] = set()
         for limit in self.limits:
             key = (limit.channel, duration_ms(limit.per))

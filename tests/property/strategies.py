@@ -32,7 +32,12 @@ RESPONSES = ("impression", "click", "accept", "dismiss")
 # Responses name an action: a0..a2 are generated journeys' actions, zz is none of them.
 RESPONDED = ("a0", "a1", "a2", "zz")
 PROPERTIES = ("amount", "kind", "flag")
-TRAITS = ("tier", "age", "vip", "ends")
+TRAITS = ("tier", "age", "vip", "ends", "zone")
+# Time zones a `zone` trait names (two with daylight saving time), and one that is none.
+ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Mars/Olympus")
+# Quiet hours: within a day, past midnight, and a single minute at the start of the generated
+# clock (2023-11-14T22:13Z: 22:13 in UTC, 23:13 in Paris, 17:13 in New York).
+QUIET_HOURS = (("09:00", "17:00"), ("21:00", "08:00"), ("22:13", "22:14"), ("17:00", "23:30"))
 # "web" and "view" are also a channel and an event type: one string table serves them all.
 STRINGS = ("gold", "silver", "web", "view")
 NUMBERS = (-1, 0, 1, 2, 2.5, 3, 10)
@@ -307,12 +312,23 @@ def contact_policies(draw: st.DrawFn) -> Json:
         st.tuples(st.sampled_from(CHANNELS), st.sampled_from(("1m", "1h", "1d"))),
         min_size=1, max_size=3, unique=True,
     ))  # fmt: skip
-    return {
+    policy: Json = {
         "limits": [
             {"channel": channel, "count": draw(st.integers(1, 3)), "per": per}
             for channel, per in keys
         ]
     }
+    if draw(st.booleans()):
+        start, end = draw(st.sampled_from(QUIET_HOURS))
+        policy["quiet_hours"] = {
+            "from": start, "to": end, "channels": draw(one_or_many(CHANNELS)),
+            "time_zone_trait": "zone", "default_time_zone": draw(st.sampled_from(ZONES[:2])),
+        }  # fmt: skip
+        if isinstance(policy["quiet_hours"]["channels"], str):
+            policy["quiet_hours"]["channels"] = [policy["quiet_hours"]["channels"]]
+        if draw(st.booleans()):
+            del policy["limits"]
+    return policy
 
 
 @st.composite
@@ -396,7 +412,7 @@ class Step:
 
 
 property_values = st.sampled_from(VALUES)
-trait_values = st.sampled_from((*VALUES, *DATES))
+trait_values = st.sampled_from((*VALUES, *DATES, *ZONES))
 
 
 @st.composite

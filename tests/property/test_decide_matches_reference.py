@@ -32,7 +32,7 @@ from tests.property.strategies import MINUTE_MS, START_MS, Json, Step, journeys,
 from tests.reference import ELIGIBLE, JourneyReading, ReferenceDecision, ReferenceEngine
 
 ELIGIBILITY_REASONS = frozenset(
-    {"stage", "segment", "condition", "cooldown", "cap", "contact_limit"}
+    {"stage", "segment", "condition", "cooldown", "cap", "contact_limit", "quiet_hours"}
 )
 # Enough to find a broken branch within a few runs, few enough for the JIT-off coverage run.
 EXAMPLES = 60

@@ -154,3 +154,32 @@ def test_a_friction_topic_condition_names_the_topic_and_its_level() -> None:
     )  # fmt: skip
     decision, _ = decide(ruleset, state, event("setup_failed", "fay"), T0_MS + 5 * MINUTE_MS)
     assert [offered.action for offered in decision.actions] == ["onboarding_help"]
+
+
+QUIET_RULES = """
+journey: trial
+version: 1
+stages: [{id: trying}]
+contact_policy:
+  quiet_hours: {from: "21:00", to: "08:00", channels: [email]}
+actions:
+  - {id: news, channel: email, priority: 10}
+  - {id: banner, channel: web}
+"""
+
+
+def test_quiet_hours_keep_an_email_back_at_night_on_the_customers_clock() -> None:
+    ruleset = from_text(QUIET_RULES)
+    state = new_state(ruleset).with_traits({"time_zone": "Asia/Tokyo"})  # T0 is 17:00 there
+    evening = T0_MS + 4 * 60 * MINUTE_MS + 14 * MINUTE_MS  # 21:14 in Tokyo
+    decision, _ = decide(ruleset, state, event("visit", "gil"), evening, explain=True)
+    assert [offered.action for offered in decision.actions] == ["banner"]  # the next best
+    assert _detail(decision, "news") == (
+        "quiet_hours", "email is quiet from 21:00 to 08:00 in Asia/Tokyo, where it is 21:14; "
+        "offered again from 08:00",
+    )  # fmt: skip
+    decision, _ = decide(ruleset, state, event("visit", "gil"), T0_MS)  # 17:00 in Tokyo
+    assert [offered.action for offered in decision.actions][:1] == ["news"]
+    unknown = state.with_traits({"time_zone": "Mars/Olympus"})  # the default, UTC: 12:14
+    decision, _ = decide(ruleset, unknown, event("visit", "gil"), evening)
+    assert [offered.action for offered in decision.actions][:1] == ["news"]
