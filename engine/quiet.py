@@ -41,9 +41,20 @@ def zone_name(value: PropertyValue | None, default_zone: str) -> str:
 def utc_offset_ms(value: PropertyValue | None, default_zone: str, at_ms: int) -> int:
     """The offset from UTC, ms, of the time zone a trait value names (else `default_zone`) at
     the moment `at_ms`."""
-    zone = _zone(zone_name(value, default_zone))
-    assert zone is not None, default_zone  # the rules check refuses an unknown default
-    offset = datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone(zone).utcoffset()
+    return _offset_in_quarter(zone_name(value, default_zone), at_ms // _QUARTER_MS)
+
+
+# Offsets change (daylight saving time) at a whole quarter of an hour in UTC in every zone in use
+# today, so one lookup serves a zone for a quarter: measured, the lookup was 4 us a decision.
+_QUARTER_MS = 15 * 60_000
+
+
+@lru_cache(maxsize=4096)
+def _offset_in_quarter(name: str, quarter: int) -> int:
+    zone = _zone(name)
+    assert zone is not None, name  # the rules check refuses an unknown default zone
+    moment = datetime.fromtimestamp(quarter * _QUARTER_MS / 1000, tz=UTC)
+    offset = moment.astimezone(zone).utcoffset()
     return 0 if offset is None else int(offset.total_seconds() * 1000)
 
 

@@ -915,7 +915,7 @@ CONDITION_VARIANTS = {
     "base": "base: no `since:`, `until:` or contact policy",
     "since": "+ `since: signup` (fast_start_call)",
     "until": "+ `until: trial_ends_at` ×2 (trial_last_call)",
-    "contact": "+ contact policy (2 limits on email)",
+    "contact": "+ contact policy (2 limits on email, quiet hours)",
     "all": "all three (rules/trial.yaml as written)",
 }
 ADDED = ("since", "until", "contact", "all")
@@ -972,8 +972,11 @@ def _conditions_work(conditions: ConditionsCostFigures) -> str:
         f"{state('until')}: its decisions offered otherwise). The contact policy: "
         f"{us('contact')}, {state('contact')} of state: for each ranked action on a limited "
         "channel, the offers its limits remember are counted (1 and 3 slots here), and an offer "
-        f"is remembered in each limit. All three: {us('all')}, {state('all')}. decide_many() "
-        "reads each customer's traits once per batch, not once per event."
+        "is remembered in each limit; for the quiet hours, the customer's UTC offset at the "
+        "event's time is looked up (cached per zone and quarter hour) and put in the event's "
+        "slots, and each action's channel tested against the local minute. All three: "
+        f"{us('all')}, {state('all')}. decide_many() reads each customer's traits once per "
+        "batch, not once per event."
     )
 
 

@@ -185,7 +185,12 @@ def test_every_variant_was_timed_each_round_and_its_figures_are_sane(
         )
         assert 0 < variant["traits_us"] < variant["us_per_event"] * 10, name
         assert 0 < variant["state_bytes_mean"] <= variant["state_bytes_max"] < 4096, name
-        assert variant["offers"]["getting_started"] == QUICK.customers  # one at each signup
+        # One at each signup, but at night on the customer's clock with the quiet hours.
+        at_signup = variant["offers"]["getting_started"]
+        if name in ("contact", "all"):
+            assert 0 < at_signup < QUICK.customers, name
+        else:
+            assert at_signup == QUICK.customers, name
     assert set(figures["many_events_per_s"]) == {"base", "all"}
     assert all(rate > 0 for rate in figures["many_events_per_s"].values())
 
