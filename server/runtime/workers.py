@@ -83,7 +83,15 @@ class Supervisor:
     def spawn(self, slot: int) -> None:
         pid = os.fork()
         if pid == 0:
-            os._exit(_worker(self.settings, self.ruleset, self.redis_url))
+            code = 1
+            try:
+                code = _worker(self.settings, self.ruleset, self.redis_url)
+            except BaseException:  # e.g. a CancelledError out of the event loop
+                log.exception("worker %d failed", os.getpid())
+            finally:
+                # Never unwind into the supervisor's frames copied by the fork: their `with`
+                # blocks (the embedded Redis, the claimed port) are the parent's to close.
+                os._exit(code)
         self.workers[pid] = slot
 
     def forward(self, sig: int, _frame: object) -> None:
