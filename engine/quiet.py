@@ -13,10 +13,10 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.event import PropertyValue
+from engine.kernels.codes import MINUTES_PER_DAY, MS_PER_MINUTE
 
 # An event property slot no app can send (properties are names): the offset, ms.
 _OFFSET_SLOT_PREFIX = "\x00utc_offset:"
-MINUTES_PER_DAY = 1440
 
 
 def offset_slot_name(trait: str, default_zone: str) -> str:
@@ -46,7 +46,7 @@ def utc_offset_ms(value: PropertyValue | None, default_zone: str, at_ms: int) ->
 
 # Offsets change (daylight saving time) at a whole quarter of an hour in UTC in every zone in use
 # today, so one lookup serves a zone for a quarter: measured, the lookup was 4 us a decision.
-_QUARTER_MS = 15 * 60_000
+_QUARTER_MS = 15 * MS_PER_MINUTE
 
 
 @lru_cache(maxsize=4096)
@@ -60,15 +60,10 @@ def _offset_in_quarter(name: str, quarter: int) -> int:
 
 def local_minute(at_ms: int, offset_ms: int) -> int:
     """The minute of the day (0-1439) on the customer's clock."""
-    return ((at_ms + offset_ms) // 60_000) % MINUTES_PER_DAY
+    return ((at_ms + offset_ms) // MS_PER_MINUTE) % MINUTES_PER_DAY
 
 
 def clock_minute(text: str) -> int:
     """`HH:MM` as a minute of the day."""
     hours, minutes = text.split(":")
     return int(hours) * 60 + int(minutes)
-
-
-def is_quiet(minute: int, start: int, end: int) -> bool:
-    """Whether the minute of the day falls in [start, end), which may run past midnight."""
-    return start <= minute < end if start < end else minute >= start or minute < end

@@ -43,3 +43,16 @@ def event(
     global _counter
     _counter += 1
     return Event(event_id or f"e{_counter}", customer, type_, channel, touchpoint, properties)
+
+
+# A timer that moves the customer into a stage whose own `idle:` timer is due the same instant:
+# `waited` fires 30 minutes after the last event, and by then `lapsed`'s 10 quiet minutes have
+# passed too.
+CHAINED_TIMERS = """
+journey: chained
+version: 1
+stages: [{id: browsing}, {id: waiting}, {id: lapsed}]
+transitions:
+  - {id: waited, from: browsing, to: waiting, after: 30m}
+  - {id: lapsed, from: waiting, to: lapsed, idle: 10m}
+"""

@@ -112,6 +112,10 @@ INT_HEADER_SIZE: Final = 4
 CONTEXT_TIME_IN_STAGE: Final = 0
 CONTEXT_IDLE: Final = 1
 CONTEXT_FRICTION_LEVEL: Final = 2
+# Quiet hours read the customer's minute of the day (`engine.quiet`).
+MS_PER_MINUTE: Final = 60_000
+MINUTES_PER_DAY: Final = 1440
+
 CONTEXT_CLOCK: Final = 3  # the journey clock (ms), for `until:` dates
 CONTEXT_SIZE: Final = 4
 

@@ -17,6 +17,8 @@ from engine.kernels.codes import (
     INT_LAST_EVENT_MS,
     INT_STAGE,
     INT_STAGE_ENTERED_MS,
+    MINUTES_PER_DAY,
+    MS_PER_MINUTE,
     NEVER_MS,
     NO_TRANSITION,
     VALUE_NUMBER,
@@ -176,7 +178,7 @@ def _local_minute(rules, event, clock_ms):
     slot = rules.quiet_offset_slot
     if slot < 0 or event.kind[slot] != VALUE_NUMBER:
         return -1
-    return ((clock_ms + np.int64(event.num[slot])) // 60_000) % 1440
+    return ((clock_ms + np.int64(event.num[slot])) // MS_PER_MINUTE) % MINUTES_PER_DAY
 
 
 @kernel

@@ -17,7 +17,7 @@ from server.runtime.app import create_server
 from server.store.keys import due_shard, timer_member
 from server.store.redis_store import Store
 from tests.conftest import Service, StartService
-from tests.rulesets import from_text
+from tests.rulesets import CHAINED_TIMERS, from_text
 
 pytestmark = pytest.mark.service
 
@@ -161,23 +161,13 @@ async def test_subscribe_refuses_a_bad_from_id(service: Service) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-CHAINED = """
-journey: chained
-version: 1
-stages: [{id: browsing}, {id: waiting}, {id: lapsed}]
-transitions:
-  - {id: waited, from: browsing, to: waiting, after: 30m}
-  - {id: lapsed, from: waiting, to: lapsed, idle: 10m}
-"""
-
-
 async def test_a_timer_into_a_stage_whose_timer_is_already_due_fires_that_one_too(
     store_url: str, service_settings: Settings
 ) -> None:
     # `waited` moves the customer into `waiting` 30 minutes after their last event: its own
     # `idle: 10m` is due at that same instant, a second timer with the same due time.
     store = Store.from_settings(service_settings, store_url)
-    running = await create_server(service_settings, from_text(CHAINED), store)
+    running = await create_server(service_settings, from_text(CHAINED_TIMERS), store)
     try:
         loop = running.timers
         assert loop is not None

@@ -10,7 +10,7 @@ from engine.errors import RuleProblem, RulesError
 from engine.rules.schema import scenario_schema_text
 from engine.scenarios import parse_scenarios, run_scenario
 from server.rules.rulesource import load_ruleset
-from tests.rulesets import RULES_DIR
+from tests.rulesets import CHAINED_TIMERS, RULES_DIR
 
 SCENARIO_FILES = sorted((RULES_DIR / "tests").glob("*.yaml"))
 
@@ -201,15 +201,6 @@ def test_the_scenario_schema_is_current_and_every_scenario_file_names_it() -> No
         assert first_line == "# yaml-language-server: $schema=./scenario.schema.json", path
 
 
-CHAINED_RULES = """
-journey: chained
-version: 1
-stages: [{id: browsing}, {id: waiting}, {id: lapsed}]
-transitions:
-  - {id: waited, from: browsing, to: waiting, after: 30m}
-  - {id: lapsed, from: waiting, to: lapsed, idle: 10m}
-"""
-
 CHAINED_SCENARIO = """
 rules: [chained.yaml]
 scenarios:
@@ -224,7 +215,7 @@ scenarios:
 def test_a_timer_into_a_stage_whose_timer_is_already_due_fires_that_one_too(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "chained.yaml").write_text(CHAINED_RULES)
+    (tmp_path / "chained.yaml").write_text(CHAINED_TIMERS)
     path = tmp_path / "chained_test.yaml"
     path.write_text(CHAINED_SCENARIO)
     loaded = parse_scenarios(path.read_text(), str(path))
