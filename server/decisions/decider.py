@@ -205,7 +205,7 @@ class Decider:
         with: degraded when Redis is what held it, Busy when this server's own queue did."""
         if self._breaker.is_open:
             return Degraded.BREAKER_OPEN
-        if self._breaker.failing or self._store.round_trip_out_s() >= self._slow_redis_s:
+        if self._breaker.failing or self._store.redis_wait_s() >= self._slow_redis_s:
             return Degraded.REDIS_UNAVAILABLE
         return Busy(self._retry_after_s())
 

@@ -10,7 +10,6 @@ the commit script stays atomic on its own, so batching changes the cost, never t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from redis.asyncio.client import Pipeline
 
 from server.core.coalescer import Coalescer
 from server.core.metrics import REDIS_COMMANDS, REDIS_PIPELINES
+from server.store.waiting import SentAt
 
 # Queues a caller's commands on the shared pipeline; returns how many it queued.
 Queue = Callable[[Pipeline], int]
@@ -59,13 +59,12 @@ class Pipeliner:
         )
         self.pipelines_sent = 0
         self.commands_sent = 0
-        self._sent_at: float | None = None  # loop time the pipeline now out was sent
+        self._sent_at: SentAt | None = None  # when the pipeline now out was sent
 
-    def out_s(self) -> float:
-        """How long the pipeline now waiting for Redis's replies has been out; 0 if none."""
-        if self._sent_at is None:
-            return 0.0
-        return asyncio.get_running_loop().time() - self._sent_at
+    def redis_s(self) -> float:
+        """How long Redis has kept the pipeline now out waiting for its replies, apart from
+        this server's own work meanwhile (`server.store.waiting`); 0 if none is out."""
+        return 0.0 if self._sent_at is None else self._sent_at.redis_s()
 
     async def send(self, queue: Queue) -> list[Any]:
         """Queue commands with `queue` and wait for their replies, in order."""
@@ -95,7 +94,7 @@ class Pipeliner:
         self.commands_sent += len(pipe)
         REDIS_PIPELINES.inc()
         REDIS_COMMANDS.inc(len(pipe))
-        self._sent_at = asyncio.get_running_loop().time()
+        self._sent_at = SentAt.now()
         try:
             replies = await pipe.execute(raise_on_error=False)
         except Exception as error:

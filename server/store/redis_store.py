@@ -42,6 +42,7 @@ from server.store.keys import (
     timer_member,
 )
 from server.store.pipelining import Pipeliner
+from server.store.waiting import SentAt
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
@@ -49,6 +50,8 @@ PRUNE_SCRIPT = files("server.store").joinpath("lua", "prune.lua").read_text(enco
 
 # Summed increments of the journey statistics: (hash key, field) -> amount.
 StatIncrements = Counter[tuple[str, str]]
+# Statistics increments per pipeline: a few ms of packing and of reading replies at a time.
+STATS_COMMANDS_PER_ROUND_TRIP = 256
 
 
 class CommitOutcome(StrEnum):
@@ -169,7 +172,7 @@ class Store:
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
         self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
-        self._calls_out: dict[object, float] = {}  # on a cluster: call -> monotonic start
+        self._calls_out: dict[object, SentAt] = {}  # on a cluster: the calls out
 
     @classmethod
     def from_settings(cls, settings: Settings, redis_url: str | None = None) -> Store:
@@ -198,14 +201,15 @@ class Store:
         """What sends concurrent calls' commands together (None on a cluster)."""
         return self._pipeliner
 
-    def round_trip_out_s(self) -> float:
-        """How long the oldest Redis round trip still waiting for its replies has been out (0
-        when none is): how slow Redis is being right now, apart from this server's queues."""
+    def redis_wait_s(self) -> float:
+        """How long Redis has kept the oldest round trip still out waiting (0 when none is):
+        how slow Redis is being right now, apart from this server's queues and its own work
+        meanwhile (`server.store.waiting`)."""
         if self._pipeliner is not None:
-            return self._pipeliner.out_s()
+            return self._pipeliner.redis_s()
         if not self._calls_out:
             return 0.0
-        return time.monotonic() - min(self._calls_out.values())
+        return min(self._calls_out.values(), key=lambda sent: sent.wall_s).redis_s()
 
     @property
     def commit_script_sha(self) -> str:
@@ -361,26 +365,30 @@ class Store:
     async def add_to_stats(self, increments: StatIncrements) -> None:
         """Write summed stat increments (`stat_increments`).
 
-        One non-transactional pipeline, outside the commit script on purpose: these keys are
+        Non-transactional pipelines, outside the commit script on purpose: these keys are
         global, so they live in other cluster slots than the customer's and no script may touch
         them. Counts are analytics, not state: a crash between commit and here loses a few
-        increments, which is cheaper than coordinating slots on every event.
+        increments, which is cheaper than coordinating slots on every event. A flush after a
+        bulk load holds thousands of increments (a field per active customer); they go in
+        pipelines of STATS_COMMANDS_PER_ROUND_TRIP, so packing them and reading their replies
+        never holds the event loop (and every other call's answer) for long.
         """
-        pipe = self._client.pipeline(transaction=False)
-        per_day = set()
-        written = []
-        for (key, field), delta in increments.items():
-            if delta:
+        counted = [(key_field, delta) for key_field, delta in increments.items() if delta]
+        written: list[tuple[str, str]] = []
+        replies: list[Any] = []
+        for start in range(0, len(counted), STATS_COMMANDS_PER_ROUND_TRIP):
+            pipe = self._client.pipeline(transaction=False)
+            per_day = set()
+            for (key, field), delta in counted[start : start + STATS_COMMANDS_PER_ROUND_TRIP]:
                 pipe.hincrby(key, field, delta)
                 written.append((key, field))
                 if self.keys.is_per_day(key):
                     per_day.add(key)
-        if len(pipe) == 0:
-            return
-        for key in per_day:  # kept stats_retention_s after their last count
-            pipe.expire(key, self.stats_retention_s)
-        async with self._calling("bump stats"):
-            replies = await pipe.execute()
+            for key in per_day:  # kept stats_retention_s after their last count
+                pipe.expire(key, self.stats_retention_s)
+            async with self._calling("bump stats"):
+                chunk = await pipe.execute()
+            replies += chunk[: len(chunk) - len(per_day)]
         await self._prune_activity(written, replies)
 
     async def _prune_activity(self, written: list[tuple[str, str]], replies: list[Any]) -> None:
@@ -492,7 +500,7 @@ class Store:
             else:
                 async with self._slots.held():
                     call = object()
-                    self._calls_out[call] = time.monotonic()
+                    self._calls_out[call] = SentAt.now()
                     try:
                         yield
                     finally:

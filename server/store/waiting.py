@@ -1,0 +1,32 @@
+"""How long Redis itself has kept a round trip waiting, apart from this server's own work.
+
+A round trip's wall time since it went out is not Redis's alone: while the event loop runs
+this server's own work (deciding another batch, packing a large pipeline, building a big answer)
+Redis's reply sits unread, however fast it came. Counting that time as Redis's made a busy server
+answer "degraded: Redis is slow" with Redis idle (issue 10). So what Redis is charged with is the
+wall time less the CPU time the event loop's thread spent meanwhile: its own work, during which
+no reply could have been read. Both clocks are read in the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SentAt:
+    """When a round trip went out, on the wall clock and on this thread's CPU clock."""
+
+    wall_s: float
+    cpu_s: float
+
+    @classmethod
+    def now(cls) -> SentAt:
+        return cls(time.monotonic(), time.thread_time())
+
+    def redis_s(self) -> float:
+        """Seconds since it went out that this thread was not running: Redis's share, at most."""
+        wall = time.monotonic() - self.wall_s
+        own = time.thread_time() - self.cpu_s
+        return max(0.0, wall - own)
