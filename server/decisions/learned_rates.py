@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from engine.compile import CompiledJourney, Ruleset
 from engine.propensity import Propensities, propensity_table
+from server.core.tasks import stop_task
 from server.store.errors import StoreUnavailable
 from server.store.keys import outcome_field, utc_day
 from server.store.redis_store import Store
@@ -70,9 +71,7 @@ class LearnedRates:
 
     async def drain(self) -> None:
         """Stop a refresh in flight (shutdown)."""
-        if self._refreshing is not None:
-            self._refreshing.cancel()
-            await asyncio.gather(self._refreshing, return_exceptions=True)
+        await stop_task(self._refreshing)
 
 
 def learning_days(now_ms: int) -> list[str]:

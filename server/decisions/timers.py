@@ -20,7 +20,6 @@ timer is re-decided on the state the event left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -36,6 +35,7 @@ from engine.state import CustomerState
 from engine.timers import next_due_ms, timer_event
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
+from server.core.tasks import stop_task
 from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
@@ -116,11 +116,8 @@ class TimerLoop:
 
     async def stop(self) -> None:
         """Stop after the turn in progress; its claims lapse if it is cut short."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _run(self) -> None:
         while True:

@@ -27,6 +27,7 @@ from server.api.service import JourneyService
 from server.core.config import Settings
 from server.core.health import STORE_SERVICE
 from server.core.metrics import REDIS_UP
+from server.core.tasks import stop_task
 from server.decisions.decider import Decider
 from server.decisions.timers import TimerLoop
 from server.rules.reload import LiveRules
@@ -67,9 +68,9 @@ class Running:
 
     async def stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish, then close Redis."""
-        for pending in (self.ready, self.store_watch):
-            if pending is not None:
-                pending.cancel()
+        if self.ready is not None:
+            self.ready.cancel()
+        await stop_task(self.store_watch)
         if self.timers is not None:
             await self.timers.stop()
         await self.health.enter_graceful_shutdown()

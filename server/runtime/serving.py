@@ -11,6 +11,7 @@ import logging
 
 from engine.compile import Ruleset
 from server.core.config import Settings
+from server.core.tasks import stop_task
 from server.runtime.app import PortInUse, create_server, reload_signal, stop_signals
 from server.runtime.startup import say, security, start_http
 from server.store.errors import StoreRefused, StoreUnavailable
@@ -57,7 +58,7 @@ async def _serve_until(
     watcher = asyncio.get_running_loop().create_task(running.rules.watch())
     with reload_signal(running.rules):
         await stop.wait()
-    watcher.cancel()
+    await stop_task(watcher)
     if not worker:
         say(f"journeyman: stopping; in-flight calls get {settings.grace_period_s:g} s")
     await running.stop(settings.grace_period_s)
