@@ -33,9 +33,12 @@ pytestmark = pytest.mark.service
 
 
 def _answers_ping(url: str) -> bool:
+    """Whether a Redis answers on `url` now; False while none listens there (yet)."""
     client = redis.Redis.from_url(url)
     try:
         return bool(client.ping())
+    except redis.ConnectionError:  # a restart sets the new pid before its socket listens
+        return False
     finally:
         client.close()
 
