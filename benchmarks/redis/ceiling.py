@@ -49,6 +49,7 @@ from server.store.redis_store import (
     COMMIT_SCRIPT,
     Store,
     commit_script_args,
+    new_version,
 )
 
 CONCURRENCY = 64
@@ -168,12 +169,19 @@ def event_id(number: int) -> str:
 
 
 def commit_args(
-    version: int, blob: bytes | str, event: str, decision: bytes | str, ttl_s: int = STATE_TTL_S
+    version: int,
+    blob: bytes | str,
+    event: str,
+    decision: bytes | str,
+    ttl_s: int = STATE_TTL_S,
+    new: int | None = None,
 ) -> list[Any]:
-    """commit.lua's ARGV for one event, exactly as the Store builds them."""
+    """commit.lua's ARGV for one event, exactly as the Store builds them (the new version a
+    fresh token as the Store draws it, unless `new` gives it)."""
     return commit_script_args(
-        version, blob, [(event, decision)], decisions_kept=SERVICE.decisions_kept, ttl_s=ttl_s
-    )
+        version, new_version() if new is None else new, blob, [(event, decision)],
+        decisions_kept=SERVICE.decisions_kept, ttl_s=ttl_s,
+    )  # fmt: skip
 
 
 def populate(url: str, plan: Plan, ids: Iterator[int]) -> list[str]:
@@ -186,10 +194,14 @@ def populate(url: str, plan: Plan, ids: Iterator[int]) -> list[str]:
         for first in range(0, plan.customers, 256):
             pipe = client.pipeline(transaction=False)
             chosen = [customer_id(n) for n in range(first, min(first + 256, plan.customers))]
-            for round_number in range(SERVICE.decisions_kept):
+            versions = dict.fromkeys(chosen, 0)
+            for _ in range(SERVICE.decisions_kept):
                 for customer in chosen:
                     keys = keyspace.customer(customer)
-                    args = commit_args(round_number, blob, event_id(next(ids)), decision)
+                    new = new_version()
+                    args = commit_args(versions[customer], blob, event_id(next(ids)), decision,
+                                       new=new)  # fmt: skip
+                    versions[customer] = new
                     pipe.evalsha(sha, 2, *keys.all(), *args)
             _check_committed(pipe.execute(raise_on_error=False))
             customers += chosen

@@ -33,8 +33,11 @@ _POSITIVE = (
     "stats_retention_days", "timer_shards", "timer_poll_ms", "timer_batch", "timer_lease_ms",
     "outbox_max_len",
 )  # fmt: skip
-# capture_days 0: off; timers 0: this server runs no timer loop; outbox_stage_changes 1: on
-_NOT_NEGATIVE = ("conflict_retries", "capture_days", "timers", "outbox_stage_changes")
+# capture_days 0: off; timers 0: this server runs no timer loop; outbox_stage_changes 1: on;
+# state_cache_entries 0: no state cache
+_NOT_NEGATIVE = (
+    "conflict_retries", "capture_days", "timers", "outbox_stage_changes", "state_cache_entries",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,9 @@ class Settings:
     # decision (the dedupe window, in events); each costs ~250 bytes of Redis memory.
     decisions_kept: int = 16
     conflict_retries: int = 5  # re-decides after a concurrent update, then ABORTED
+    # Customers whose last state each server process keeps (server/store/state_cache.py): their
+    # next event needs one Redis round trip instead of two. ~1.3 KB each; 0: off.
+    state_cache_entries: int = 10_000
     redis_timeout_ms: int = 250  # beyond this (or the call's deadline) the answer is degraded
     max_concurrent_calls: int = 512  # beyond this, RESOURCE_EXHAUSTED
     max_message_bytes: int = 1024 * 1024

@@ -1,8 +1,9 @@
 """One decision round: a batch of validated events through the store and the engine.
 
 Each customer's events form a lane, decided in order on the state the last one left: every
-lane's load goes in one Redis round trip, the decisions are made, every commit goes in another;
-a lane whose compare-and-set met a concurrent update goes round again, under the retry policy.
+lane's load goes in one Redis round trip (none for the customers in the store's state cache),
+the decisions are made, every commit goes in another; a lane whose compare-and-set met a
+concurrent update goes round again, under the retry policy.
 A large batch goes in parts of EVENTS_PER_PART events, each stored before the next is decided.
 The round fills in the outcome of every event it stored (or answered from the decision ring);
 what it could not store is for the caller (`server.decisions.decider`) to answer.
@@ -126,7 +127,7 @@ class DecisionRound:
             try:
                 with timed(LOAD_SECONDS):
                     loaded = await self._store.load_many(
-                        [_to_load(requests, lane) for lane in pending]
+                        [_to_load(requests, lane) for lane in pending], from_cache=True
                     )
                 decided, commits = await self._decide_in_slices(
                     requests, pending, loaded, active, outcomes, wanted

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as redis
 import redis.exceptions as redis_errors
@@ -42,6 +43,7 @@ from server.store.keys import (
     timer_member,
 )
 from server.store.pipelining import Pipeliner
+from server.store.state_cache import StateCache
 from server.store.waiting import SentAt
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
@@ -108,11 +110,13 @@ class TimerWrite:
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     """The outcome of one commit. `version` is the new version (COMMITTED) or the current one;
-    `decision` is the stored decision (DUPLICATE only)."""
+    `decision` is the stored decision (DUPLICATE only), `state` the current state (CONFLICT
+    only; None when the customer has none)."""
 
     outcome: CommitOutcome
     version: int
     decision: bytes | None = None
+    state: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,7 @@ class Store:
         # a cluster: its pipelines split per node and run scripts through extra round trips.
         self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
         self._calls_out: dict[object, SentAt] = {}  # on a cluster: the calls out
+        self.states = StateCache(settings.state_cache_entries)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis_url: str | None = None) -> Store:
@@ -223,12 +228,18 @@ class Store:
         (loaded,) = await self.load_many([ToLoad(customer_id, anonymous, event_ids)])
         return loaded
 
-    async def load_many(self, wanted: Sequence[ToLoad]) -> list[Loaded]:
+    async def load_many(
+        self, wanted: Sequence[ToLoad], *, from_cache: bool = False
+    ) -> list[Loaded]:
         """Each customer's state, version and the decision stored for each of its event ids, in
         one round trip (one per customer on a cluster, sent together).
 
         Not a transaction: a commit landing between the reads is caught by the commit script,
         which re-checks both the version and the event ids.
+
+        With `from_cache`, a customer in the state cache is not read (`server.store.state_cache`):
+        its decisions come back None, for a caller that takes a DUPLICATE commit as the sign to
+        load again.
         """
 
         def queue(pipe: Pipeline | ClusterPipeline, one: ToLoad) -> int:
@@ -239,27 +250,48 @@ class Store:
             pipe.hmget(keys.decisions, [decision_field(event_id) for event_id in one.event_ids])
             return 2
 
-        def queue_all(pipe: Pipeline | ClusterPipeline) -> int:
-            return sum(queue(pipe, one) for one in wanted)
-
         async def load_alone(one: ToLoad) -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
             queue(pipe, one)
             replies: list[Any] = await pipe.execute()
             return replies
 
-        async with self._calling(f"load {len(wanted)} customer(s)"):
+        loaded = [self._cached(one) if from_cache else None for one in wanted]
+        missed = [one for one, hit in zip(wanted, loaded, strict=True) if hit is None]
+        if not missed:
+            return cast(list[Loaded], loaded)
+
+        def queue_missed(pipe: Pipeline | ClusterPipeline) -> int:
+            return sum(queue(pipe, one) for one in missed)
+
+        async with self._calling(f"load {len(missed)} customer(s)"):
             if self._pipeliner is None:
-                replies = [r for rs in await asyncio.gather(*map(load_alone, wanted)) for r in rs]
+                replies = [r for rs in await asyncio.gather(*map(load_alone, missed)) for r in rs]
             else:
-                replies = _raise_errors(await self._pipeliner.send(queue_all))
-        loaded, at = [], 0
-        for one in wanted:
+                replies = _raise_errors(await self._pipeliner.send(queue_missed))
+        at = 0
+        for index, one in enumerate(wanted):
+            if loaded[index] is not None:
+                continue
             blob, version = replies[at]
             decisions = replies[at + 1] if one.event_ids else []
             at += 2 if one.event_ids else 1
-            loaded.append(Loaded(state=blob, version=int(version or 0), decisions=decisions))
-        return loaded
+            loaded[index] = Loaded(state=blob, version=int(version or 0), decisions=decisions)
+            self.states.put(
+                self._state_key(one.customer_id, one.anonymous), blob, int(version or 0)
+            )
+        return cast(list[Loaded], loaded)
+
+    def _cached(self, one: ToLoad) -> Loaded | None:
+        """The customer as last written or read here, if cached; its event ids are not looked
+        up (the commit finds a repeat: `server.store.state_cache`)."""
+        cached = self.states.get(self._state_key(one.customer_id, one.anonymous))
+        if cached is None:
+            return None
+        return Loaded(cached.state, cached.version, [None] * len(one.event_ids))
+
+    def _state_key(self, customer_id: str, anonymous: bool) -> str:
+        return self.keys.customer(customer_id, anonymous=anonymous).state
 
     async def commit(
         self,
@@ -276,29 +308,43 @@ class Store:
         return result
 
     async def commit_many(self, commits: Sequence[ToCommit]) -> list[CommitResult]:
-        """Write each customer's `state` as version `expected_version + 1` if nobody wrote since
-        the load: each its own atomic compare-and-set, all sent in one round trip (one per
-        customer on a cluster, sent together).
+        """Write each customer's `state` under a new version if it is still at
+        `expected_version`: each its own atomic compare-and-set, all sent in one round trip
+        (one per customer on a cluster, sent together). The state cache follows what each
+        commit found: the new state, the current one (CONFLICT), or nothing (DUPLICATE).
 
         Each of the commit's events is kept with its decision (the last `decisions_kept`
         events); if any of their ids was seen before, nothing is written and the result is
         DUPLICATE, with the first stored decision met. Every key of the customer gets
         `state_ttl_s` again on each write.
         """
-        calls = [(self._commit_keys(c), c) for c in commits]
+        calls = [(self._commit_keys(c), c, new_version()) for c in commits]
         async with self._calling(f"commit {len(commits)} customer(s)"):
             if self._pipeliner is None:
                 replies = await asyncio.gather(
-                    *(self._commit_script(keys=keys, args=self._commit_args(c))
-                      for keys, c in calls)
+                    *(self._commit_script(keys=keys, args=self._commit_args(c, version))
+                      for keys, c, version in calls)
                 )  # fmt: skip
             else:
                 replies = await self._commit_pipelined(calls)
-        return [_commit_result(reply) for reply in replies]
+        results = [_commit_result(reply) for reply in replies]
+        for commit, result in zip(commits, results, strict=True):
+            self._follow(commit, result)
+        return results
 
-    def _commit_args(self, commit: ToCommit) -> list[EncodableT]:
+    def _follow(self, commit: ToCommit, result: CommitResult) -> None:
+        """Cache what the commit found the customer's state to be."""
+        key = self._state_key(commit.customer_id, commit.anonymous)
+        if result.outcome is CommitOutcome.COMMITTED:
+            self.states.put(key, commit.state, result.version)
+        elif result.outcome is CommitOutcome.CONFLICT:
+            self.states.put(key, result.state, result.version)
+        else:  # DUPLICATE: the retry must load the stored decision
+            self.states.drop(key)
+
+    def _commit_args(self, commit: ToCommit, version: int) -> list[EncodableT]:
         args = commit_script_args(
-            commit.expected_version, commit.state, commit.events,
+            commit.expected_version, version, commit.state, commit.events,
             decisions_kept=self.decisions_kept, ttl_s=self.state_ttl_s,
             captured=commit.captured, capture_days=self.capture_days,
         )  # fmt: skip
@@ -319,7 +365,9 @@ class Store:
         shard = self.keys.due(due_shard(member, self.timer_shards))
         return (*_commit_keys(keys), shard, self.keys.outbox())
 
-    async def _commit_pipelined(self, calls: list[tuple[tuple[str, ...], ToCommit]]) -> list[Any]:
+    async def _commit_pipelined(
+        self, calls: list[tuple[tuple[str, ...], ToCommit, int]]
+    ) -> list[Any]:
         """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
         load the script and send those again: NOSCRIPT means it did not run, so nothing is
         doubled."""
@@ -331,8 +379,9 @@ class Store:
 
             def queue(pipe: Pipeline, todo: list[int] = todo) -> int:
                 for i in todo:
-                    commit_keys, commit = calls[i]
-                    pipe.evalsha(sha, len(commit_keys), *commit_keys, *self._commit_args(commit))
+                    commit_keys, commit, version = calls[i]
+                    args = self._commit_args(commit, version)
+                    pipe.evalsha(sha, len(commit_keys), *commit_keys, *args)
                 return len(todo)
 
             for i, reply in zip(todo, await self._pipeliner.send(queue), strict=True):
@@ -458,6 +507,7 @@ class Store:
     async def forget(self, *, customer_id: str, anonymous: bool = False) -> int:
         """Delete every key of the customer (erasure requests); returns how many existed."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
+        self.states.drop(keys.state)
         async with self._calling(f"forget {keys.state}"):
             # One DEL over keys of one hash tag: a single slot, so valid on a cluster too.
             deleted: int = await self._client.delete(*keys.all(), keys.captured)
@@ -467,6 +517,7 @@ class Store:
         """Delete every key of the customer if the state is still at `version` (as loaded);
         False, deleting nothing, if an event landed since."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
+        self.states.drop(keys.state)
         async with self._calling(f"take {keys.state}"):
             taken = await self._take_script(keys=keys.all(), args=[version])
         return bool(taken)
@@ -507,8 +558,15 @@ class Store:
                         del self._calls_out[call]
 
 
+def new_version() -> int:
+    """A version token for a commit (commit.lua): random, so never one a state had before;
+    the top bit set keeps it apart from the counters older versions of journeyman wrote."""
+    return (1 << 62) | random.getrandbits(62)
+
+
 def commit_script_args(
     expected_version: int,
+    version: int,
     state: EncodableT,
     events: Sequence[tuple[str, EncodableT]],
     *,
@@ -518,7 +576,7 @@ def commit_script_args(
     capture_days: int = 0,
 ) -> list[EncodableT]:
     """commit.lua's ARGV (see the script's header): the one place that knows their order."""
-    args: list[EncodableT] = [expected_version, state, decisions_kept, ttl_s, len(events)]
+    args: list[EncodableT] = [expected_version, version, state, decisions_kept, ttl_s, len(events)]
     for event_id, decision in events:
         args += (event_id, decision)
     if captured and capture_days > 0:
@@ -533,8 +591,8 @@ def timer_script_args(
 ) -> list[EncodableT]:
     """commit.lua's timer arguments, after `before` (what `commit_script_args` returned): the
     capture count is filled in when capture left it out, so the script finds them."""
-    events = int(str(before[4]))
-    args: list[EncodableT] = [0] if len(before) == 5 + 2 * events else []
+    events = int(str(before[5]))
+    args: list[EncodableT] = [0] if len(before) == 6 + 2 * events else []
     args += [member if timer.index else "", "" if timer.due_ms is None else timer.due_ms]
     args.append(len(timer.outbox))
     args.append(outbox_max_len)
@@ -559,7 +617,8 @@ def _raise_errors(replies: list[Any]) -> list[Any]:
 def _commit_result(reply: list[Any]) -> CommitResult:
     outcome = CommitOutcome(_text(reply[0]))
     decision = reply[2] if outcome is CommitOutcome.DUPLICATE else None
-    return CommitResult(outcome=outcome, version=int(reply[1]), decision=decision)
+    state = reply[2] or None if outcome is CommitOutcome.CONFLICT else None
+    return CommitResult(outcome=outcome, version=int(reply[1]), decision=decision, state=state)
 
 
 def _counts(raw: dict[bytes, bytes]) -> dict[str, int]:

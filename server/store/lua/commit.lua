@@ -5,19 +5,23 @@
 --                                          r:<slot> -> event_id in that ring slot,
 --                                          n -> decisions written so far)
 --          Both keys share one hash tag, so this runs on one cluster slot.
--- ARGV[1]  expected version: the version the caller loaded (0 for a customer with no state)
--- ARGV[2]  new state blob (bytes): the state after every event below, in order
--- ARGV[3]  decisions kept: the ring size, >= 1; the oldest decision beyond it is evicted
--- ARGV[4]  TTL in seconds, set on every key of the customer on each write
--- ARGV[5]  n, the number of events this state includes (0: a write without an event)
--- ARGV[6], ARGV[7]  the first event's id and the decision bytes to keep for it; then the next
+-- ARGV[1]  expected version: the version the caller loaded ("0" for a customer with no state)
+-- ARGV[2]  the new version: a token the caller drew at random, never "0". Versions are compared
+--          as strings, never counted: a key deleted and written again, or a Redis restarted
+--          from an AOF that lost its last writes, never shows an old version with other
+--          content, so a caller's cached (state, version) is either current or refused here.
+-- ARGV[3]  new state blob (bytes): the state after every event below, in order
+-- ARGV[4]  decisions kept: the ring size, >= 1; the oldest decision beyond it is evicted
+-- ARGV[5]  TTL in seconds, set on every key of the customer on each write
+-- ARGV[6]  n, the number of events this state includes (0: a write without an event)
+-- ARGV[7], ARGV[8]  the first event's id and the decision bytes to keep for it; then the next
 --          event's, and so on (n pairs). An empty event id is still an id.
 -- KEYS[3]  the customer's stream of captured events (optional; same hash tag)
--- ARGV[6 + 2n]  m, the events to capture (0: capture is off), then the oldest stream id to
+-- ARGV[7 + 2n]  m, the events to capture (0: capture is off), then the oldest stream id to
 --          keep (ms; older entries are trimmed, MINID ~) and the stream's TTL in seconds, then
 --          m event lines (JSON, the export's format), appended as field `e` in order.
 -- KEYS[4]  the due-time shard of the customer (optional), KEYS[5] the outbox stream (optional)
--- ARGV[t]  after the capture arguments (t = 7 + 2n, plus 2 + m when m > 0): the customer's
+-- ARGV[t]  after the capture arguments (t = 8 + 2n, plus 2 + m when m > 0): the customer's
 --          member in the due-time index ("" leaves the index alone), then its next due time in
 --          ms ("" removes it: no timer pending), then k, the outbox entries, then the outbox's
 --          approximate length cap, then k pairs (kind, entry bytes), appended in order.
@@ -26,33 +30,34 @@
 -- Returns {outcome, version, decision}:
 --   {"DUPLICATE", current version, stored decision}  an event id was seen (the first such one's
 --                                                    decision); nothing written
---   {"CONFLICT",  current version}                    version moved since the load; nothing written
---   {"COMMITTED", new version}                        state, version+1 and decisions written
+--   {"CONFLICT",  current version, current blob}      version moved since the load; nothing
+--                                                    written (the blob, false if none, spares
+--                                                    the caller a load before its retry)
+--   {"COMMITTED", new version}                        state, new version and decisions written
 --
 -- Redis runs a script to completion before any other command, so check-then-write is atomic
 -- without WATCH/MULTI. The script touches only KEYS and is deterministic, so it replicates safely.
 
 local state_key, decisions_key = KEYS[1], KEYS[2]
-local expected_version = tonumber(ARGV[1])
-local kept = tonumber(ARGV[3])
-local ttl_s = tonumber(ARGV[4])
-local events = tonumber(ARGV[5])
+local expected_version, new_version = ARGV[1], ARGV[2]
+local kept = tonumber(ARGV[4])
+local ttl_s = tonumber(ARGV[5])
+local events = tonumber(ARGV[6])
 
-local current_version = tonumber(redis.call("HGET", state_key, "version") or "0")
+local current_version = redis.call("HGET", state_key, "version") or "0"
 
 for i = 1, events do
-    local stored = redis.call("HGET", decisions_key, "e:" .. ARGV[4 + 2 * i])
+    local stored = redis.call("HGET", decisions_key, "e:" .. ARGV[5 + 2 * i])
     if stored then
         return {"DUPLICATE", current_version, stored}
     end
 end
 
 if current_version ~= expected_version then
-    return {"CONFLICT", current_version}
+    return {"CONFLICT", current_version, redis.call("HGET", state_key, "blob")}
 end
 
-local new_version = current_version + 1
-redis.call("HSET", state_key, "blob", ARGV[2], "version", new_version)
+redis.call("HSET", state_key, "blob", ARGV[3], "version", new_version)
 redis.call("EXPIRE", state_key, ttl_s)
 
 if events > 0 then
@@ -60,20 +65,20 @@ if events > 0 then
     -- ring comes round, so the hash never holds more than `kept` decisions.
     local written = redis.call("HINCRBY", decisions_key, "n", events)
     for i = 1, events do
-        local event_id = ARGV[4 + 2 * i]
+        local event_id = ARGV[5 + 2 * i]
         local slot_field = "r:" .. ((written - events + i - 1) % kept)
         local evicted = redis.call("HGET", decisions_key, slot_field)
         if evicted then
             redis.call("HDEL", decisions_key, "e:" .. evicted)
         end
-        redis.call("HSET", decisions_key, slot_field, event_id, "e:" .. event_id, ARGV[5 + 2 * i])
+        redis.call("HSET", decisions_key, slot_field, event_id, "e:" .. event_id, ARGV[6 + 2 * i])
     end
 end
 -- Refresh even without a new decision: the decisions must live as long as the state they explain.
 redis.call("EXPIRE", decisions_key, ttl_s)
 
 -- Capture: only events that were committed reach here (not repeats, not conflicts).
-local capture_at = 6 + 2 * events
+local capture_at = 7 + 2 * events
 local captured = tonumber(ARGV[capture_at] or "0")
 if captured > 0 then
     local oldest_id, capture_ttl_s = ARGV[capture_at + 1], tonumber(ARGV[capture_at + 2])

@@ -8,8 +8,8 @@
 -- an event that lands on the visitor after the read makes the take fail, so it is never
 -- deleted unmerged; Identify reads again and retries.
 
-local current = tonumber(redis.call("HGET", KEYS[1], "version") or "0")
-if current ~= tonumber(ARGV[1]) then
+local current = redis.call("HGET", KEYS[1], "version") or "0"
+if current ~= ARGV[1] then  -- versions are tokens, compared as strings (commit.lua)
     return 0
 end
 redis.call("DEL", KEYS[1], KEYS[2])
