@@ -149,6 +149,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
     lockstep = Plan("unary", 1, None, 1, sizes.warmup_s / 2, sizes.lockstep_s)
     with echo() as server:
         echo_unary = _drive(server, closed)
+        echo_lockstep = _drive(server, lockstep)
     metrics_port = free_port()
     with journeyman(metrics_port=metrics_port) as server:
         before = scrape(metrics_port)
@@ -173,6 +174,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
             "lockstep_s": sizes.lockstep_s,
         },
         "echo_unary": echo_unary,
+        "echo_lockstep": echo_lockstep,
         "decide_unary": decide_unary,
         "half_rate_per_s": half,
         "decide_open": decide_open,

@@ -42,6 +42,7 @@ class TransportFigures(TypedDict):
 
     plan: TransportPlan
     echo_unary: Result
+    echo_lockstep: Result
     decide_unary: Result
     half_rate_per_s: float
     decide_open: Result

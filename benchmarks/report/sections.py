@@ -131,7 +131,19 @@ def transport(runs: Runs) -> Section:
         get(lambda f: f["decide_unary_workers2"]),
     )
     half_rate = shown(get(lambda f: f["half_rate_per_s"]), "calls/s")
+    lone_p99s = (
+        f"p99 {shown(get(lambda f: f['decide_lockstep']['latency_us']['p99']), 'µs')} against "
+        f"the echo's {shown(get(lambda f: f['echo_lockstep']['latency_us']['p99']), 'µs')}"
+    )
     figures = [
+        Figure("Decide p50, one call at a time",
+               get(lambda f: f["decide_lockstep"]["latency_us"]["p50"]), "µs",
+               get(lambda f: f["echo_lockstep"]["latency_us"]["p50"]), "echo, one at a time",
+               t.LONE_CALL_P50, on_ratio=True, note=lone_p99s, missing=missing),
+        Figure("server CPU per call, one call at a time",
+               get(lambda f: f["decide_lockstep"]["server_cpu_us_per_call"]), "µs",
+               get(lambda f: f["echo_lockstep"]["server_cpu_us_per_call"]), "echo, one at a time",
+               t.LONE_CALL_CPU, on_ratio=True, missing=missing),
         Figure("Decide, concurrency 64, closed loop", get(lambda f: f["decide_unary"]["rate"]),
                "calls/s", echo_rate, "echo", t.UNARY_THROUGHPUT, on_ratio=True, note=why,
                missing=missing),

@@ -43,6 +43,9 @@ class Target:
 # Issue 5's targets, and issue 6's overload read as numbers (our reading: "goodput does not
 # collapse" as at least 80 % of R; "latency of accepted calls stays bounded" as a p99 within twice
 # the time the admission cap's worth of calls takes at R).
+# Issue 16: the latency a website feels, one call at a time.
+LONE_CALL_P50 = Target("<=", 1.5, "≤ 1.5× echo p50")
+LONE_CALL_CPU = Target("<=", 2.0, "≤ 2× echo's")
 UNARY_THROUGHPUT = Target(">=", 0.6, "≥ 0.6× echo")
 UNARY_P99 = Target("<=", 2.0, "≤ 2× echo p99")
 STREAM_THROUGHPUT = Target(">=", 0.5, "≥ 0.5× stream echo")

@@ -70,6 +70,11 @@ BREAKER_OPEN = Gauge(
     multiprocess_mode="liveall",
 )
 CONFLICTS = Counter("journeyman_cas_conflicts", "Commits refused because the state had changed.")
+STATE_CACHE_LOOKUPS = Counter(
+    "journeyman_state_cache_lookups",
+    "Customers looked up in the state cache before a decision, by result (hit: no load).",
+    ["result"],
+)
 SHED = Counter("journeyman_shed_calls", "Calls refused with RESOURCE_EXHAUSTED (overload).")
 RELOADS = Counter("journeyman_rules_reloads", "Rules reloads attempted.")
 RELOAD_FAILURES = Counter("journeyman_rules_reload_failures", "Rules reloads refused (bad files).")

@@ -18,6 +18,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from server.core.metrics import STATE_CACHE_LOOKUPS
+
+_HIT, _MISS = STATE_CACHE_LOOKUPS.labels(result="hit"), STATE_CACHE_LOOKUPS.labels(result="miss")
+
 
 @dataclass(frozen=True, slots=True)
 class CachedState:
@@ -41,9 +45,11 @@ class StateCache:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
+            _MISS.inc()
             return None
         self._entries.move_to_end(key)
         self.hits += 1
+        _HIT.inc()
         return entry
 
     def put(self, key: str, state: bytes | None, version: int) -> None:
