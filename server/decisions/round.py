@@ -24,7 +24,7 @@ from engine.decision import Decision
 from engine.errors import JourneymanError
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
-from server.core.metrics import CONFLICTS, KERNEL_SECONDS, REDIS_SECONDS, timed
+from server.core.metrics import CONFLICTS, KERNEL_SECONDS
 from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
@@ -52,8 +52,6 @@ EVENTS_PER_PART = 500
 # calls (and the timers of their Redis budgets) wait no longer than this for a large batch.
 CPU_SLICE_S = 0.005
 REFUSAL_LOG_INTERVAL_S = 10.0
-LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
-COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
 
 
 @dataclass(slots=True)
@@ -125,15 +123,13 @@ class DecisionRound:
             await self._policy.pause(attempt)
             pending = [[i for i in lane if i not in outcomes] for lane in lanes]
             try:
-                with timed(LOAD_SECONDS):
-                    loaded = await self._store.load_many(
-                        [_to_load(requests, lane) for lane in pending], from_cache=True
-                    )
+                loaded = await self._store.load_many(
+                    [_to_load(requests, lane) for lane in pending], from_cache=True
+                )
                 decided, commits = await self._decide_in_slices(
                     requests, pending, loaded, active, outcomes, wanted
                 )
-                with timed(COMMIT_SECONDS):
-                    results = iter(await self._store.commit_many(commits))
+                results = iter(await self._store.commit_many(commits))
             except StoreRefused as error:
                 self._say_refused(error)
                 return Degraded.REDIS_REFUSED

@@ -11,13 +11,17 @@ import logging
 
 from engine.compile import Ruleset
 from server.core.config import Settings
-from server.core.tasks import stop_task
+from server.core.tasks import exit_if_still_running, stop_task
 from server.runtime.app import PortInUse, create_server, reload_signal, stop_signals
 from server.runtime.startup import say, security, start_http
 from server.store.errors import StoreRefused, StoreUnavailable
 from server.store.redis_store import Store
 
 log = logging.getLogger("journeyman")
+
+# Beyond the grace period, what stopping may still take (closing Redis connections, the rules
+# watcher's thread): a process not gone by then is stuck, and exits rather than hang.
+STOP_MARGIN_S = 10.0
 
 
 async def serve(
@@ -58,6 +62,7 @@ async def _serve_until(
     watcher = asyncio.get_running_loop().create_task(running.rules.watch())
     with reload_signal(running.rules):
         await stop.wait()
+    exit_if_still_running(settings.grace_period_s + STOP_MARGIN_S, asyncio.get_running_loop())
     await stop_task(watcher)
     if not worker:
         say(f"journeyman: stopping; in-flight calls get {settings.grace_period_s:g} s")

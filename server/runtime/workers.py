@@ -57,6 +57,7 @@ def _worker(settings: Settings, ruleset: Ruleset, redis_url: str) -> int:
 
     for sig in FORWARDED:
         signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)  # blocked across the fork (spawn)
     _die_with_parent()
     try:
         event_loop.run(serve(settings, ruleset, redis_url, worker=True), settings.event_loop)
@@ -81,7 +82,15 @@ class Supervisor:
         self.crashes = 0
 
     def spawn(self, slot: int) -> None:
-        pid = os.fork()
+        # A stop signal arriving during the fork waits until the new worker is in `workers`
+        # (else `forward` would miss it, and it would serve on alone), and in the child until
+        # the supervisor's handler is no longer its own.
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+            raise
         if pid == 0:
             code = 1
             try:
@@ -93,6 +102,7 @@ class Supervisor:
                 # blocks (the embedded Redis, the claimed port) are the parent's to close.
                 os._exit(code)
         self.workers[pid] = slot
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
     def forward(self, sig: int, _frame: object) -> None:
         if sig in (signal.SIGTERM, signal.SIGINT):

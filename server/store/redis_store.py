@@ -30,6 +30,7 @@ from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.typing import EncodableT
 
 from server.core.config import DAY_S, Settings
+from server.core.metrics import REDIS_SECONDS, timed
 from server.store.cluster import CallSlots, call_slots
 from server.store.connection import RedisClient, connect, connection_kwargs
 from server.store.errors import unavailable_on_network_errors
@@ -49,6 +50,9 @@ from server.store.waiting import SentAt
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
 PRUNE_SCRIPT = files("server.store").joinpath("lua", "prune.lua").read_text(encoding="utf-8")
+
+LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
+COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
 
 # Summed increments of the journey statistics: (hash key, field) -> amount.
 StatIncrements = Counter[tuple[str, str]]
@@ -264,11 +268,14 @@ class Store:
         def queue_missed(pipe: Pipeline | ClusterPipeline) -> int:
             return sum(queue(pipe, one) for one in missed)
 
-        async with self._calling(f"load {len(missed)} customer(s)"):
-            if self._pipeliner is None:
-                replies = [r for rs in await asyncio.gather(*map(load_alone, missed)) for r in rs]
-            else:
-                replies = _raise_errors(await self._pipeliner.send(queue_missed))
+        with timed(LOAD_SECONDS):  # round trips only: a load from the cache is not one
+            async with self._calling(f"load {len(missed)} customer(s)"):
+                if self._pipeliner is None:
+                    replies = [
+                        r for rs in await asyncio.gather(*map(load_alone, missed)) for r in rs
+                    ]
+                else:
+                    replies = _raise_errors(await self._pipeliner.send(queue_missed))
         at = 0
         for index, one in enumerate(wanted):
             if loaded[index] is not None:
@@ -319,14 +326,15 @@ class Store:
         `state_ttl_s` again on each write.
         """
         calls = [(self._commit_keys(c), c, new_version()) for c in commits]
-        async with self._calling(f"commit {len(commits)} customer(s)"):
-            if self._pipeliner is None:
-                replies = await asyncio.gather(
-                    *(self._commit_script(keys=keys, args=self._commit_args(c, version))
-                      for keys, c, version in calls)
-                )  # fmt: skip
-            else:
-                replies = await self._commit_pipelined(calls)
+        with timed(COMMIT_SECONDS):
+            async with self._calling(f"commit {len(commits)} customer(s)"):
+                if self._pipeliner is None:
+                    replies = await asyncio.gather(
+                        *(self._commit_script(keys=keys, args=self._commit_args(c, version))
+                          for keys, c, version in calls)
+                    )  # fmt: skip
+                else:
+                    replies = await self._commit_pipelined(calls)
         results = [_commit_result(reply) for reply in replies]
         for commit, result in zip(commits, results, strict=True):
             self._follow(commit, result)
