@@ -250,12 +250,16 @@ async def test_commit_loads_a_script_the_server_does_not_know(
 # --- concurrency and the retry loop ---------------------------------------------------------------
 
 
-async def _increment_until_committed(store: Store, event_id: str) -> int:
-    """Load, add one to the counter in the blob, commit; start again on conflict. Returns tries."""
+async def _increment_until_committed(
+    store: Store, event_id: str, *, from_cache: bool = False
+) -> int:
+    """Load, add one to the counter in the blob, commit; start again on conflict. Returns tries.
+    With `from_cache`, loads as the decision round does: from the state cache when it can."""
     tries = 0
     while True:
         tries += 1
-        loaded = await store.load(customer_id=CUSTOMER, event_ids=[event_id])
+        wanted = [ToLoad(CUSTOMER, False, [event_id])]
+        (loaded,) = await store.load_many(wanted, from_cache=from_cache)
         count = str(int(loaded.state or b"0") + 1).encode()
         result = await store.commit(
             customer_id=CUSTOMER, expected_version=loaded.version, state=count,
@@ -284,19 +288,7 @@ async def test_concurrent_increments_through_separate_clients_lose_no_update(
 
 
 async def _increment_from_cache(store: Store, event_id: str) -> int:
-    """`_increment_until_committed` as the decision round loads: from the state cache when the
-    customer is in it. Returns tries."""
-    tries = 0
-    while True:
-        tries += 1
-        (loaded,) = await store.load_many([ToLoad(CUSTOMER, False, [event_id])], from_cache=True)
-        count = str(int(loaded.state or b"0") + 1).encode()
-        result = await store.commit(
-            customer_id=CUSTOMER, expected_version=loaded.version, state=count,
-            events=[(event_id, count)],
-        )  # fmt: skip
-        if result.outcome is not CommitOutcome.CONFLICT:
-            return tries
+    return await _increment_until_committed(store, event_id, from_cache=True)
 
 
 async def test_a_customer_written_here_needs_no_load_for_its_next_event(
