@@ -243,7 +243,7 @@ def decide(
     window = max(1, min(dedupe_window, DEDUPE_WINDOW))
     event_hash = event_id_hash(event.event_id)
     if event_hash in state.recent_event_ids[-window:]:
-        return _duplicate(ruleset, state), state
+        return duplicate_decision(ruleset, state), state
     k = top_k or ruleset.top_k
     run = _run_journeys(ruleset, state, event, now_ms, k, (propensities, np.uint64(event_hash)))
     chosen = run.candidates[:k]
@@ -428,7 +428,8 @@ def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedActio
     )
 
 
-def _duplicate(ruleset: Ruleset, state: CustomerState) -> Decision:
+def duplicate_decision(ruleset: Ruleset, state: CustomerState) -> Decision:
+    """The answer to a repeated event: where the customer stands, no actions, nothing changed."""
     outcomes = []
     for journey in ruleset.journeys:
         current = state.journey(journey)

@@ -4,7 +4,10 @@
 spread over the last 365 days (short sessions: browse, cart, buy, payment trouble, review), go
 through a running service over DecideStream with each event's own timestamp (the service refuses
 only timestamps in the future). Then `MEMORY USAGE ... SAMPLES 0` of every key of every customer
-(`server/store/keys.py`: the state hash and the decisions hash, which keeps the last 16 decisions).
+(`server/store/keys.py`): the state hash, whose `blob` is the customer's record (the engine state
+and the last 16 decisions, compressed together: `server/store/record.py`), and the decisions hash
+older versions wrote, which a commit now deletes (so 0 here). The record is read back and
+decoded, to say what its compressed bytes hold.
 
 (b) The RSS of the journeyman process and of its embedded Redis, read from /proc every 100 ms
 while `benchmarks.load.drive` runs a closed loop of Decide calls.
@@ -47,7 +50,8 @@ from engine.event import PropertyValue
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.protocol.convert import value_to_pb
-from server.store.keys import DECISION_FIELD_PREFIX, STATE_BLOB_FIELD, Keyspace
+from server.store.keys import STATE_BLOB_FIELD, Keyspace
+from server.store.record import FINGERPRINT_BYTES, decode_record
 
 DAY_MS = 86_400_000
 YEAR_DAYS = 365
@@ -150,13 +154,16 @@ def year_of_shoppers(
 
 @dataclass(frozen=True)
 class CustomerBytes:
-    """What one customer's keys hold, by `MEMORY USAGE` (bytes, Redis's own overhead included)."""
+    """What one customer's keys hold, by `MEMORY USAGE` (bytes, Redis's own overhead included;
+    0 for a key the customer does not have), and what its record holds."""
 
     state_key: int
-    decisions_key: int
-    blob: int  # the msgpack state itself
-    decisions: list[int]  # each kept decision's stored bytes (fingerprint + protobuf)
-    encodings: tuple[str, str]
+    decisions_key: int  # the decisions hash of older versions: deleted by the first commit
+    record: int  # the state hash's blob: the state and the decision ring, compressed
+    state: int  # the engine's msgpack state in the record, uncompressed
+    decisions: list[int]  # each decision kept whole: fingerprint + protobuf, uncompressed
+    remembered: int  # event ids in the ring (the older ones with their fingerprint alone)
+    encodings: tuple[str, str]  # the state key's and the decisions key's ("absent": none)
 
     @property
     def total(self) -> int:
@@ -164,40 +171,38 @@ class CustomerBytes:
 
 
 async def customer_bytes(client: redis.Redis, customers: Sequence[str]) -> list[CustomerBytes]:
-    """`MEMORY USAGE key SAMPLES 0` (exact, every field counted) of each customer's keys."""
+    """`MEMORY USAGE key SAMPLES 0` (exact, every field counted) of each customer's keys, and
+    the sizes inside its record."""
     keyspace = Keyspace()  # the service runs with the default key prefix
     measured = []
     for customer in customers:
         keys = keyspace.customer(customer)
         pipe = client.pipeline(transaction=False)
-        for key in keys.all():
+        for key in (keys.state, keys.decisions):
             pipe.memory_usage(key, samples=0)
             pipe.object("encoding", key)
-        pipe.hstrlen(keys.state, STATE_BLOB_FIELD)
-        pipe.hgetall(keys.decisions)
-        (
-            state_key,
-            state_encoding,
-            decisions_key,
-            decisions_encoding,
-            blob,
-            fields,
-        ) = await pipe.execute()
-        kept = [len(v) for f, v in fields.items() if f.startswith(DECISION_FIELD_PREFIX.encode())]
+        pipe.hget(keys.state, STATE_BLOB_FIELD)
+        state_key, state_encoding, decisions_key, decisions_encoding, blob = await pipe.execute()
+        state, ring = decode_record(blob)
         measured.append(
             CustomerBytes(
                 int(state_key or 0),
                 int(decisions_key or 0),
-                int(blob),
-                kept,
-                (_text(state_encoding), _text(decisions_encoding)),
+                len(blob or b""),
+                len(state or b""),
+                [len(kept) for _, kept in ring.entries if len(kept) > FINGERPRINT_BYTES],
+                len(ring.entries),
+                (_encoding(state_encoding), _encoding(decisions_encoding)),
             )  # fmt: skip
         )
     return measured
 
 
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _encoding(value: bytes | str | None) -> str:
+    """OBJECT ENCODING's reply as text; None (no such key) as "absent"."""
+    if value is None:
+        return "absent"
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def distribution(values: Sequence[float]) -> dict[str, float]:
@@ -216,6 +221,7 @@ def distribution(values: Sequence[float]) -> dict[str, float]:
 def bytes_summary(measured: Sequence[CustomerBytes]) -> CustomerBytesFigures:
     """The per-customer figures of (a)."""
     total = distribution([m.total for m in measured])
+    record = distribution([m.record for m in measured])
     decisions = [size for m in measured for size in m.decisions]
     return {
         "bytes_per_customer_mean": total["mean"],
@@ -224,9 +230,13 @@ def bytes_summary(measured: Sequence[CustomerBytes]) -> CustomerBytesFigures:
         "bytes_per_customer_max": total["max"],
         "state_key_bytes_mean": distribution([m.state_key for m in measured])["mean"],
         "decisions_key_bytes_mean": distribution([m.decisions_key for m in measured])["mean"],
-        "state_blob_bytes_mean": distribution([m.blob for m in measured])["mean"],
+        "record_bytes_mean": record["mean"],
+        "record_bytes_max": record["max"],
+        "engine_state_bytes_mean": distribution([m.state for m in measured])["mean"],
         "decision_bytes_mean": distribution(decisions)["mean"],
+        "decisions_kept_mean": distribution([len(m.decisions) for m in measured])["mean"],
         "decisions_kept_max": max((len(m.decisions) for m in measured), default=0),
+        "events_remembered_max": max((m.remembered for m in measured), default=0),
         "key_encodings": dict(Counter(f"{s}/{d}" for s, d in (m.encodings for m in measured))),
         "target_bytes_per_customer": TARGET_BYTES_PER_CUSTOMER,
         "within_target": total["p99"] <= TARGET_BYTES_PER_CUSTOMER,
@@ -372,11 +382,15 @@ def format_table(figures: MemoryFigures) -> str:
                          f" {figures['bytes_per_customer_p99'] / kib:.2f} KiB, max"
                          f" {figures['bytes_per_customer_max'] / kib:.2f} KiB (target"
                          f" {TARGET_BYTES_PER_CUSTOMER / kib:g} KiB)"),
-        ("  state key", f"{figures['state_key_bytes_mean']:,.0f} B (blob"
-                        f" {figures['state_blob_bytes_mean']:,.0f} B)"),
-        ("  decisions key", f"{figures['decisions_key_bytes_mean']:,.0f} B (up to"
-                            f" {figures['decisions_kept_max']} decisions of"
-                            f" {figures['decision_bytes_mean']:,.0f} B)"),
+        ("  state key", f"{figures['state_key_bytes_mean']:,.0f} B (record"
+                        f" {figures['record_bytes_mean']:,.0f} B, max"
+                        f" {figures['record_bytes_max']:,.0f} B)"),
+        ("  record", f"state {figures['engine_state_bytes_mean']:,.0f} B,"
+                     f" {figures['events_remembered_max']} event ids, the last"
+                     f" {figures['decisions_kept_max']} with their decisions of"
+                     f" {figures['decision_bytes_mean']:,.0f} B, before zstd"),
+        ("  decisions key", f"{figures['decisions_key_bytes_mean']:,.0f} B (older versions'"
+                            " layout: the first commit deletes it)"),
         ("  encodings", ", ".join(f"{k}: {v}" for k, v in figures["key_encodings"].items())),
         ("load", f"{figures['load_calls_per_s']:,.0f} calls/s, errors {figures['load_errors']}"),
     ]  # fmt: skip

@@ -283,7 +283,7 @@ def decide_us_per_timer(ruleset: Ruleset, found: Shoppers, repeats: int = 3) -> 
         started = time.perf_counter()
         for state, customer, due_ms in work:
             event = timer_event(ruleset, state, customer, due_ms)
-            decide(ruleset, state, event, due_ms, dedupe_window=SERVICE.decisions_kept)
+            decide(ruleset, state, event, due_ms, dedupe_window=SERVICE.dedupe_window)
         samples.append((time.perf_counter() - started) * 1e6 / max(1, found.due))
     return round(statistics.median(samples), 2)
 

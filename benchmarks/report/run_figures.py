@@ -96,8 +96,7 @@ class RedisPyRun(TypedDict):
     ops_per_s: float
     client_cpu_us_per_event: float
     redis_cpu_us_per_event: float
-    conflicts: int
-    duplicates: int
+    conflicts: int  # commits refused (0 unless the benchmark's commands are wrong)
 
 
 class RedisCeilingFigures(TypedDict):
@@ -105,8 +104,7 @@ class RedisCeilingFigures(TypedDict):
 
     redis_version: str
     customers: int
-    blob_bytes: int
-    decision_bytes: int
+    blob_bytes: int  # each commit's record: the state and 16 decisions, compressed
     concurrency: int
     # "<socket> P<pipeline> <command>": one command; "<socket> P<pipeline> events_per_s": one of
     # each command per event, back to back.
@@ -187,12 +185,16 @@ class CustomerBytesFigures(TypedDict):
     bytes_per_customer_p50: float
     bytes_per_customer_p99: float
     bytes_per_customer_max: float
-    state_key_bytes_mean: float
-    decisions_key_bytes_mean: float
-    state_blob_bytes_mean: float
-    decision_bytes_mean: float
+    state_key_bytes_mean: float  # MEMORY USAGE of the state hash, whose blob is the record
+    decisions_key_bytes_mean: float  # the decisions hash older versions wrote: 0 once committed
+    record_bytes_mean: float  # the blob: the engine state and the decision ring, compressed
+    record_bytes_max: float
+    engine_state_bytes_mean: float  # in the record, uncompressed
+    decision_bytes_mean: float  # a kept decision in the record's ring, uncompressed
+    decisions_kept_mean: float
     decisions_kept_max: int
-    key_encodings: dict[str, int]
+    events_remembered_max: int  # event ids in the ring, the older with their fingerprint alone
+    key_encodings: dict[str, int]  # "<state key>/<decisions key>" encodings: customers
     target_bytes_per_customer: int
     within_target: bool
 

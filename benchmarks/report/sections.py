@@ -28,6 +28,7 @@ from benchmarks.report.run_figures import (
 )
 from benchmarks.report.table import Figure, Section, Table
 from benchmarks.report.targets import known, ratio
+from server.store.record import FINGERPRINT_BYTES
 
 if TYPE_CHECKING:
     from benchmarks.load.drive import Result
@@ -290,7 +291,10 @@ def redis_work(runs: Runs) -> Section:
         "divided by the Decide calls in between (`journeyman_call_seconds_count`); the journey "
         "statistics' own pipeline (every 50 ms, off the hot path) is not in those counters. Redis "
         f"alone: `benchmarks.redis.ceiling` (Redis {version}, its own redis-server configured like "
-        "the embedded one, the service's commands)."
+        "the embedded one, the service's commands: `HMGET` of the customer's state hash, then the "
+        "commit script writing its blob, a record of "
+        f"{shown(redis_alone(lambda f: f['blob_bytes']), 'B')} holding the state and 16 "
+        "decisions compressed with zstd)."
     )
     return Section("Redis work per event", how, figures,
                    errors=runs.errors_of("transport", "redis"))  # fmt: skip
@@ -424,22 +428,33 @@ def replay(runs: Runs) -> Section:
 def memory(runs: Runs) -> Section:
     get, missing = Reader(runs.figures.get("memory")), runs.missing("memory")
     state_mean = get(lambda f: f["state_key_bytes_mean"])
-    decisions_mean = get(lambda f: f["decisions_key_bytes_mean"])
+    record_mean = get(lambda f: f["record_bytes_mean"])
+    engine_state = get(lambda f: f["engine_state_bytes_mean"])
+    before_zstd = get(
+        lambda f: (
+            f["engine_state_bytes_mean"]
+            + f["decisions_kept_mean"] * f["decision_bytes_mean"]
+            + (f["events_remembered_max"] - f["decisions_kept_mean"]) * FINGERPRINT_BYTES
+        )
+    )
     at_start = get(lambda f: f["server_rss_mib_at_start"])
     why = (
-        f"the decisions hash (up to {get(lambda f: f['decisions_kept_max']) or '?'} decisions of "
-        f"{shown(get(lambda f: f['decision_bytes_mean']), 'B')}) takes "
-        f"{shown(decisions_mean, 'B')} and the state hash {shown(state_mean, 'B')} of the mean "
-        f"{shown(get(lambda f: f['bytes_per_customer_mean']), 'B')}"
+        f"a customer is one state hash, {shown(state_mean, 'B')} on average: its blob, "
+        f"{shown(record_mean, 'B')} ({shown(get(lambda f: f['record_bytes_max']), 'B')} at "
+        f"most), holds the state ({shown(engine_state, 'B')}), the last "
+        f"{get(lambda f: f['events_remembered_max']) or '?'} event ids and the decisions of the "
+        f"last {get(lambda f: f['decisions_kept_max']) or '?'} "
+        f"({shown(get(lambda f: f['decision_bytes_mean']), 'B')} each), compressed with zstd"
     )
     customers = get(lambda f: f["customers"]) or "?"
     figures = [
         Figure(f"Redis bytes per customer after a year, p99 ({customers} customers)",
                get(lambda f: f["bytes_per_customer_p99"]), "B", target=t.BYTES_PER_CUSTOMER,
                note=why, missing=missing),
-        Figure("state hash per customer, mean", state_mean, "B",
-               get(lambda f: f["state_blob_bytes_mean"]), "its msgpack state"),
-        Figure("decisions hash per customer, mean", decisions_mean, "B"),
+        Figure("state hash per customer, mean", state_mean, "B", record_mean,
+               "its blob: state + decisions, zstd"),
+        Figure("state + decisions in the blob, mean", record_mean, "B", before_zstd,
+               "before zstd"),
         Figure("server RSS under load, peak", get(lambda f: f["server_rss_mib_peak"]), "MiB",
                at_start, "idle, at start", t.SERVER_RSS_MIB, missing=missing,
                note=f"{shown(at_start, 'MiB')} before any load"),
@@ -450,7 +465,9 @@ def memory(runs: Runs) -> Section:
         "`benchmarks.redis.memory`: simulated shoppers identified, then visiting on "
         f"{get(lambda f: f['visit_days_per_customer']) or '?'} days of the last year "
         f"({shown(get(lambda f: f['events_per_customer_mean']))} events each, their own "
-        "timestamps) over DecideStream; `MEMORY USAGE … SAMPLES 0` of each customer's keys. RSS "
+        "timestamps) over DecideStream; `MEMORY USAGE … SAMPLES 0` of each customer's keys (one "
+        "state hash, whose blob holds the engine state and the ring of the decisions kept for "
+        "the last events, compressed together with zstd), each blob read back and decoded. RSS "
         "from /proc every 100 ms during a closed loop of Decide "
         f"({shown(get(lambda f: f['load_calls_per_s']), 'calls/s')})."
     )

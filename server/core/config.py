@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import JourneymanError
+from engine.state import DEDUPE_WINDOW
 
 ENV_PREFIX = "JOURNEYMAN_"
 # The HTTP port's variable before it served the map; JOURNEYMAN_HTTP_PORT wins when both are set.
@@ -27,7 +28,7 @@ class ConfigError(JourneymanError):
 
 
 _POSITIVE = (
-    "workers", "max_connection_age_s", "decisions_kept",
+    "workers", "max_connection_age_s", "dedupe_window",
     "state_ttl_s", "redis_timeout_ms", "max_concurrent_calls", "max_message_bytes",
     "max_properties", "max_string_length", "max_batch", "grace_period_s",
     "stats_retention_days", "timer_shards", "timer_poll_ms", "timer_batch", "timer_lease_ms",
@@ -37,6 +38,7 @@ _POSITIVE = (
 # state_cache_entries 0: no state cache
 _NOT_NEGATIVE = (
     "conflict_retries", "capture_days", "timers", "outbox_stage_changes", "state_cache_entries",
+    "decisions_kept",
 )  # fmt: skip
 
 
@@ -52,9 +54,12 @@ class Settings:
     rules: tuple[str, ...] = ("rules/retail.yaml",)
     key_prefix: str = "jm:"
     state_ttl_s: int = 180 * DAY_S  # an inactive customer's keys expire after this
-    # Decisions kept per customer, so that a retried event is answered with its original
-    # decision (the dedupe window, in events); each costs ~250 bytes of Redis memory.
-    decisions_kept: int = 16
+    # A customer's last events whose ids are remembered: a repeat of one changes nothing
+    # (at most DEDUPE_WINDOW, 16: the ids live in the state).
+    dedupe_window: int = 16
+    # Of those, the last events whose decisions are kept, so that a retry is answered with its
+    # original decision (older repeats: `duplicate`, without actions); each costs Redis ~50 B.
+    decisions_kept: int = 8
     conflict_retries: int = 5  # re-decides after a concurrent update, then ABORTED
     # Customers whose last state each server process keeps (server/store/state_cache.py): their
     # next event needs one Redis round trip instead of two. ~1.3 KB each; 0: off.
@@ -117,6 +122,7 @@ class Settings:
             if value < 0 or (positive and value == 0):
                 expected = "a number above 0" if positive else "0 or more"
                 raise ConfigError(_spellings(name), value, expected)
+        self._check_dedupe()
         if self.workers > 1 and self.port == 0:
             raise ConfigError(_spellings("port"), 0, "a fixed port when --workers is above 1")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -132,6 +138,14 @@ class Settings:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             expected = "one of DEBUG, INFO, WARNING, ERROR"
             raise ConfigError(_spellings("log_level"), self.log_level, expected)
+
+    def _check_dedupe(self) -> None:
+        if self.dedupe_window > DEDUPE_WINDOW:
+            expected = f"at most {DEDUPE_WINDOW} (the event ids a customer's state remembers)"
+            raise ConfigError(_spellings("dedupe_window"), self.dedupe_window, expected)
+        if self.decisions_kept > self.dedupe_window:
+            expected = f"at most the dedupe window, JOURNEYMAN_DEDUPE_WINDOW={self.dedupe_window}"
+            raise ConfigError(_spellings("decisions_kept"), self.decisions_kept, expected)
 
     @property
     def metrics_port(self) -> int:

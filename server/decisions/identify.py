@@ -92,6 +92,7 @@ class Identification:
                 customer_id=customer,
                 expected_version=known.version,
                 state=encode_state(ruleset, state),
+                ring=known.ring,
             )
             if result.outcome is CommitOutcome.COMMITTED:
                 if visitor is not None:
@@ -129,6 +130,7 @@ class Identification:
                 customer_id=anonymous_id,
                 expected_version=current.version,
                 state=encode_state(ruleset, state),
+                ring=current.ring,
                 anonymous=True,
             )
             if result.outcome is CommitOutcome.COMMITTED:

@@ -17,9 +17,10 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from engine.codec import encode_state
-from engine.decide import decide
+from engine.decide import decide, duplicate_decision
 from engine.decision import Decision
 from engine.errors import JourneymanError
 from engine.state import CustomerState, new_state
@@ -140,8 +141,8 @@ class DecisionRound:
                 if not done.commits:
                     continue
                 if next(results).outcome is not CommitOutcome.COMMITTED:
-                    # CONFLICT, or DUPLICATE: a retry of one of these events landed first;
-                    # the next round replays it from the store.
+                    # CONFLICT: another write landed first (a retry of one of these events,
+                    # perhaps: the next round finds it in the ring and replays it).
                     CONFLICTS.inc()
                     lanes.append(lane)
                     continue
@@ -177,6 +178,7 @@ class DecisionRound:
                 commits.append(ToCommit(
                     first.event.customer_id, first.anonymous, one.version,
                     encode_state(active.ruleset, done.state), done.commits, done.captured, timer,
+                    one.ring, (active.ruleset.version, done.state),
                 ))  # fmt: skip
             if time.perf_counter() >= slice_ends:
                 await asyncio.sleep(0)
@@ -201,7 +203,9 @@ class DecisionRound:
             )  # fmt: skip
             is_new = False
         for index, kept in done.repeats:
-            outcomes[index] = _replayed_or_refused(kept, requests[index])
+            replayed = _replayed_or_refused(kept, requests[index])
+            assert replayed is not None  # kept by this very batch: whole
+            outcomes[index] = replayed
 
     def _decide_loaded(
         self,
@@ -214,8 +218,7 @@ class DecisionRound:
     ) -> _Decided:
         """Decide `pending` events in order from the loaded state; events already stored (or
         repeated within the batch) are answered with their original decision at once."""
-        state = decode_or_new(active.ruleset, loaded.state)
-        decided = _Decided(state)
+        decided = _Decided(_state(loaded, active))
         propensities = self._learned_rates.current(active.ruleset)
         kept: dict[str, bytes] = {}  # event id -> what this attempt will store for it
         for index, stored in zip(pending, loaded.decisions, strict=True):
@@ -224,7 +227,8 @@ class DecisionRound:
             request = requests[index]
             event = request.event
             if stored is not None:  # already stored: answered with it now
-                outcomes[index] = _replayed_or_refused(stored, request)
+                replayed = _replayed_or_refused(stored, request)
+                outcomes[index] = replayed or self._repeat(active, decided.state, request)
                 continue
             if event.event_id in kept:  # repeated in this batch: answered once it is stored
                 decided.repeats.append((index, kept[event.event_id]))
@@ -234,19 +238,34 @@ class DecisionRound:
             decision, decided.state = decide(
                 active.ruleset, decided.state, event, request.timestamp_ms,
                 top_k=request.top_k, explain=request.explain,
-                dedupe_window=self._store.decisions_kept, propensities=propensities,
+                dedupe_window=self._store.dedupe_window, propensities=propensities,
             )  # fmt: skip
             KERNEL_SECONDS.observe(time.perf_counter() - started)
             answer = decision_to_pb(
                 decision, active.tables, customer_id=event.customer_id, event_id=event.event_id,
                 decided_at_ms=applied_at_ms, degraded=False,
             )  # fmt: skip
+            if decision.duplicate:
+                # In the state's recent event ids but not in the ring: an event kept by an
+                # older journeyman (`server.store.record`); nothing changed, nothing to store.
+                outcomes[index] = answer
+                continue
             kept[event.event_id] = kept_decision(request.fingerprint, answer)
             decided.commits.append((event.event_id, kept[event.event_id]))
             if self._store.capture_days:
                 decided.captured.append(event_line(event, request.timestamp_ms))
             decided.answers.append((index, answer, decision, event.touchpoint))
         return decided
+
+    @staticmethod
+    def _repeat(active: ActiveRules, state: CustomerState, request: DecideInput) -> pb.Decision:
+        """A repeat of an event whose decision is no longer kept: `duplicate`, no actions."""
+        event = request.event
+        return decision_to_pb(
+            duplicate_decision(active.ruleset, state), active.tables,
+            customer_id=event.customer_id, event_id=event.event_id,
+            decided_at_ms=state.applied_at_ms(request.timestamp_ms), degraded=False,
+        )  # fmt: skip
 
     def _say_refused(self, error: StoreRefused) -> None:
         """Log why Redis refuses us (an ACL without a command, a changed password) at most
@@ -269,6 +288,16 @@ def decide_degraded(request: DecideInput, active: ActiveRules) -> pb.Decision:
     )  # fmt: skip
 
 
+def _state(loaded: Loaded, active: ActiveRules) -> CustomerState:
+    """The loaded state, decoded; from the state cache, as this process committed it under the
+    same ruleset (by its version, a content hash: the cache holds no ruleset alive), it needs
+    no decoding (a state and its encoding decide alike: the property tests run both)."""
+    memo = loaded.decoded
+    if isinstance(memo, tuple) and memo[0] == active.ruleset.version:
+        return cast(CustomerState, memo[1])
+    return decode_or_new(active.ruleset, loaded.state)
+
+
 def _parts(lanes: list[list[int]], events: int) -> Iterator[list[list[int]]]:
     """`lanes` in consecutive parts of about `events` events each (a lane is never split)."""
     part: list[list[int]] = []
@@ -289,5 +318,6 @@ def _to_load(requests: Sequence[DecideInput], lane: list[int]) -> ToLoad:
     return ToLoad(first.event.customer_id, first.anonymous, event_ids)
 
 
-def _replayed_or_refused(kept: bytes, request: DecideInput) -> pb.Decision | EventIdReused:
-    return replayed_or_refused(kept, request.fingerprint, request.event.event_id)
+def _replayed_or_refused(kept: bytes, request: DecideInput) -> pb.Decision | EventIdReused | None:
+    event = request.event
+    return replayed_or_refused(kept, request.fingerprint, event.customer_id, event.event_id)

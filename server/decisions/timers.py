@@ -41,9 +41,10 @@ from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
 from server.decisions.outbox import TIMER_KIND, moved, outbox_entry, ruleset_has_timers
 from server.protocol.convert import decision_to_pb
-from server.protocol.dedupe import FINGERPRINT_BYTES, kept_decision
+from server.protocol.dedupe import kept_decision
 from server.store.errors import StoreUnavailable
-from server.store.redis_store import CommitOutcome, Store, TimerWrite, ToCommit, ToLoad
+from server.store.record import FINGERPRINT_BYTES
+from server.store.redis_store import CommitOutcome, Loaded, Store, TimerWrite, ToCommit, ToLoad
 from server.store.timers import Claim, TimerIndex
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class TimerLoop:
                 if decided and decided % DECISIONS_PER_YIELD == 0:
                     await asyncio.sleep(0)  # let the calls waiting meanwhile be answered
                 state = decode_or_new(active.ruleset, stored.state) if stored.state else None
-                self._decide_one(claim, state, stored.version, active, now_ms, turn)
+                self._decide_one(claim, state, stored, active, now_ms, turn)
             results = []
             for start in range(0, len(turn.commits), COMMITS_PER_ROUND_TRIP):
                 chunk = turn.commits[start : start + COMMITS_PER_ROUND_TRIP]
@@ -177,7 +178,7 @@ class TimerLoop:
                 if result.outcome is CommitOutcome.COMMITTED:
                     fired += 1
                     self._committed(answer, decision, due_ms)
-                else:  # CONFLICT or DUPLICATE: decide again on the state that won
+                else:  # CONFLICT: decide again on the state that won
                     TIMER_CONFLICTS.inc()
                     pending.append(claim)
         settled.extend((claim, None) for claim in pending)  # gave up: found again at the lapse
@@ -189,7 +190,7 @@ class TimerLoop:
         self,
         claim: Claim,
         state: CustomerState | None,
-        version: int,
+        stored: Loaded,
         active: ActiveRules,
         now_ms: int,
         turn: _Turn,
@@ -201,7 +202,7 @@ class TimerLoop:
             return
         event = timer_event(ruleset, state, claim.customer_id, due_ms)
         decision, after = decide(
-            ruleset, state, event, due_ms, dedupe_window=self._store.decisions_kept,
+            ruleset, state, event, due_ms, dedupe_window=self._store.dedupe_window,
             propensities=self._learned_rates.current(ruleset),
         )  # fmt: skip
         if decision.duplicate:
@@ -214,8 +215,9 @@ class TimerLoop:
         published = [outbox_entry(TIMER_KIND, answer)] if moved(answer) else []
         kept = kept_decision(_fingerprint(event.event_id), answer)
         commit = ToCommit(
-            claim.customer_id, claim.anonymous, version, encode_state(ruleset, after),
+            claim.customer_id, claim.anonymous, stored.version, encode_state(ruleset, after),
             [(event.event_id, kept)], (), TimerWrite(next_due_ms(ruleset, after), published),
+            stored.ring,
         )  # fmt: skip
         turn.commits.append((claim, commit, answer, decision, due_ms))
 

@@ -2,10 +2,14 @@
 
 Nothing else builds a key. Layout under the prefix (default ``jm:``)::
 
-    jm:{c:<customer_id>}:state        hash  blob -> msgpack state, version -> int
-    jm:{c:<customer_id>}:decisions    hash  e:<event_id> -> decision bytes,
-                                            r:<slot> -> event_id in ring slot, n -> events written
-    jm:{a:<anonymous_id>}:state       the same two keys for an anonymous visitor
+    jm:{c:<customer_id>}:state        hash  blob -> the state and the decisions kept for the
+                                            last events (`server/store/record.py`),
+                                            version -> a random token
+    jm:{c:<customer_id>}:decisions    hash  written by journeyman before 2026-12-06 only (the
+                                            decisions kept, beside the state); deleted by the
+                                            customer's next commit
+    jm:{c:<customer_id>}:events       stream  the customer's captured events (capture on)
+    jm:{a:<anonymous_id>}:state       the same keys for an anonymous visitor
     jm:{a:<anonymous_id>}:decisions
     jm:stats:stages:<journey>         hash  stage -> customers in it now
     jm:stats:transitions:<journey>:<YYYY-MM-DD>   hash  transition -> count that UTC day
@@ -62,10 +66,6 @@ ANONYMOUS_TAG = "a"
 # Fields of the state hash.
 STATE_BLOB_FIELD = "blob"
 STATE_VERSION_FIELD = "version"
-# Fields of the decisions hash; server/store/lua/commit.lua spells the same three.
-DECISION_FIELD_PREFIX = "e:"
-RING_SLOT_FIELD_PREFIX = "r:"
-RING_COUNT_FIELD = "n"
 # Fields of the outcomes hash (see above); `|` never occurs in a rules-language name.
 VALUE_SCALE = 1_000
 
@@ -195,11 +195,6 @@ def due_shard(member: str, shards: int) -> int:
     return zlib.crc32(member.encode()) % shards
 
 
-def decision_field(event_id: str) -> str:
-    """The decisions-hash field that holds the decision made for `event_id`."""
-    return DECISION_FIELD_PREFIX + event_id
-
-
 def utc_day(now_ms: int) -> str:
     """The UTC calendar day (``YYYY-MM-DD``) of `now_ms`, milliseconds since the Unix epoch."""
     return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
@@ -210,7 +205,7 @@ class CustomerKeys:
     """The keys of one customer, all in the same hash tag (one cluster slot)."""
 
     state: str
-    decisions: str
+    decisions: str  # written by journeyman before 2026-12-06 only: deleted by the next commit
     captured: str = ""  # the stream of captured events (`JOURNEYMAN_CAPTURE_DAYS`)
 
     def all(self) -> tuple[str, ...]:

@@ -39,11 +39,11 @@ from server.store.keys import (
     STATE_VERSION_FIELD,
     CustomerKeys,
     Keyspace,
-    decision_field,
     due_shard,
     timer_member,
 )
 from server.store.pipelining import Pipeliner
+from server.store.record import EMPTY_RING, Ring, decode_record, encode_record
 from server.store.state_cache import StateCache
 from server.store.waiting import SentAt
 
@@ -65,17 +65,19 @@ class CommitOutcome(StrEnum):
 
     COMMITTED = "COMMITTED"
     CONFLICT = "CONFLICT"
-    DUPLICATE = "DUPLICATE"
 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """A customer's state as read: blob (None if new), its version (0 if new), and the decision
-    stored for each event id asked about (None where none is), in the order asked."""
+    """A customer's state as read: blob (None if new), its version (0 if new), the decision
+    kept for each event id asked about (None where none is), in the order asked, and the
+    whole decision ring, for the commit that follows (`ToCommit.ring`)."""
 
     state: bytes | None
     version: int
     decisions: list[bytes | None]
+    ring: Ring = EMPTY_RING
+    decoded: object = None  # from the state cache: `ToCommit.decoded` of the commit that wrote it
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,8 @@ class ToLoad:
 @dataclass(frozen=True, slots=True)
 class ToCommit:
     """A customer's new state, if still at `expected_version`, with the events it includes:
-    (event id, decision to keep for it), in order."""
+    (event id, decision to keep for it), in order, added to `ring`, the decisions kept at
+    `expected_version` (`Loaded.ring`; a commit given none forgets them)."""
 
     customer_id: str
     anonymous: bool
@@ -99,6 +102,9 @@ class ToCommit:
     events: Sequence[tuple[str, bytes]]
     captured: Sequence[str] = ()  # the events as export lines, when capture is on
     timer: TimerWrite | None = None  # the due-time index and outbox, when timers are on
+    ring: Ring = EMPTY_RING
+    # What `state` was encoded from, opaque here: kept in the state cache with it (`Loaded`).
+    decoded: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +120,23 @@ class TimerWrite:
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     """The outcome of one commit. `version` is the new version (COMMITTED) or the current one;
-    `decision` is the stored decision (DUPLICATE only), `state` the current state (CONFLICT
-    only; None when the customer has none)."""
+    `state` and `ring` are the current state and decision ring (CONFLICT only; None and empty
+    when the customer has none)."""
 
     outcome: CommitOutcome
     version: int
-    decision: bytes | None = None
     state: bytes | None = None
+    ring: Ring = EMPTY_RING
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A commit as sent: commit.lua's KEYS and ARGV, and the decision ring it writes."""
+
+    commit: ToCommit
+    keys: tuple[str, ...]
+    args: list[EncodableT]
+    ring: Ring
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +179,7 @@ class Store:
         )
         self.keys = Keyspace(settings.key_prefix)
         self.state_ttl_s = settings.state_ttl_s
+        self.dedupe_window = settings.dedupe_window
         self.decisions_kept = settings.decisions_kept
         self.capture_days = settings.capture_days
         self.stats_retention_s = settings.stats_retention_days * DAY_S
@@ -235,24 +252,17 @@ class Store:
     async def load_many(
         self, wanted: Sequence[ToLoad], *, from_cache: bool = False
     ) -> list[Loaded]:
-        """Each customer's state, version and the decision stored for each of its event ids, in
-        one round trip (one per customer on a cluster, sent together).
-
-        Not a transaction: a commit landing between the reads is caught by the commit script,
-        which re-checks both the version and the event ids.
+        """Each customer's state, version and decision ring, with the decision kept for each of
+        its event ids, in one round trip (one per customer on a cluster, sent together).
 
         With `from_cache`, a customer in the state cache is not read (`server.store.state_cache`):
-        its decisions come back None, for a caller that takes a DUPLICATE commit as the sign to
-        load again.
+        a stale entry is refused by the commit, whose refusal brings the current one.
         """
 
         def queue(pipe: Pipeline | ClusterPipeline, one: ToLoad) -> int:
             keys = self.keys.customer(one.customer_id, anonymous=one.anonymous)
             pipe.hmget(keys.state, [STATE_BLOB_FIELD, STATE_VERSION_FIELD])
-            if not one.event_ids:
-                return 1
-            pipe.hmget(keys.decisions, [decision_field(event_id) for event_id in one.event_ids])
-            return 2
+            return 1
 
         async def load_alone(one: ToLoad) -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
@@ -276,26 +286,25 @@ class Store:
                     ]
                 else:
                     replies = _raise_errors(await self._pipeliner.send(queue_missed))
-        at = 0
+        replied = iter(replies)
         for index, one in enumerate(wanted):
             if loaded[index] is not None:
                 continue
-            blob, version = replies[at]
-            decisions = replies[at + 1] if one.event_ids else []
-            at += 2 if one.event_ids else 1
-            loaded[index] = Loaded(state=blob, version=int(version or 0), decisions=decisions)
+            blob, version = next(replied)
+            state, ring = decode_record(blob)
+            loaded[index] = _loaded(state, int(version or 0), ring, one.event_ids)
             self.states.put(
-                self._state_key(one.customer_id, one.anonymous), blob, int(version or 0)
+                self._state_key(one.customer_id, one.anonymous), state, int(version or 0), ring
             )
         return cast(list[Loaded], loaded)
 
     def _cached(self, one: ToLoad) -> Loaded | None:
-        """The customer as last written or read here, if cached; its event ids are not looked
-        up (the commit finds a repeat: `server.store.state_cache`)."""
+        """The customer as last written or read here, if cached."""
         cached = self.states.get(self._state_key(one.customer_id, one.anonymous))
         if cached is None:
             return None
-        return Loaded(cached.state, cached.version, [None] * len(one.event_ids))
+        decisions = [cached.ring.find(event_id) for event_id in one.event_ids]
+        return Loaded(cached.state, cached.version, decisions, cached.ring, cached.decoded)
 
     def _state_key(self, customer_id: str, anonymous: bool) -> str:
         return self.keys.customer(customer_id, anonymous=anonymous).state
@@ -307,10 +316,11 @@ class Store:
         expected_version: int,
         state: bytes,
         events: Sequence[tuple[str, bytes]] = (),
+        ring: Ring = EMPTY_RING,
         anonymous: bool = False,
     ) -> CommitResult:
         """`commit_many` of one customer."""
-        one = ToCommit(customer_id, anonymous, expected_version, state, events)
+        one = ToCommit(customer_id, anonymous, expected_version, state, events, ring=ring)
         (result,) = await self.commit_many([one])
         return result
 
@@ -318,50 +328,51 @@ class Store:
         """Write each customer's `state` under a new version if it is still at
         `expected_version`: each its own atomic compare-and-set, all sent in one round trip
         (one per customer on a cluster, sent together). The state cache follows what each
-        commit found: the new state, the current one (CONFLICT), or nothing (DUPLICATE).
+        commit found: the new state, or the current one (CONFLICT).
 
-        Each of the commit's events is kept with its decision (the last `decisions_kept`
-        events); if any of their ids was seen before, nothing is written and the result is
-        DUPLICATE, with the first stored decision met. Every key of the customer gets
-        `state_ttl_s` again on each write.
+        Each of the commit's events is kept in the customer's ring (the last `dedupe_window`
+        events, the decisions of the last `decisions_kept`), which the caller loaded at
+        `expected_version` and found none of them in: a version still matching means no
+        repeat. The customer's state gets `state_ttl_s` again on each write.
         """
-        calls = [(self._commit_keys(c), c, new_version()) for c in commits]
+        calls = [self._write(c) for c in commits]
         with timed(COMMIT_SECONDS):
             async with self._calling(f"commit {len(commits)} customer(s)"):
                 if self._pipeliner is None:
                     replies = await asyncio.gather(
-                        *(self._commit_script(keys=keys, args=self._commit_args(c, version))
-                          for keys, c, version in calls)
+                        *(self._commit_script(keys=write.keys, args=write.args)
+                          for write in calls)
                     )  # fmt: skip
                 else:
                     replies = await self._commit_pipelined(calls)
         results = [_commit_result(reply) for reply in replies]
-        for commit, result in zip(commits, results, strict=True):
-            self._follow(commit, result)
+        for write, result in zip(calls, results, strict=True):
+            self._follow(write, result)
         return results
 
-    def _follow(self, commit: ToCommit, result: CommitResult) -> None:
+    def _follow(self, write: _Write, result: CommitResult) -> None:
         """Cache what the commit found the customer's state to be."""
+        commit = write.commit
         key = self._state_key(commit.customer_id, commit.anonymous)
         if result.outcome is CommitOutcome.COMMITTED:
-            self.states.put(key, commit.state, result.version)
-        elif result.outcome is CommitOutcome.CONFLICT:
-            self.states.put(key, result.state, result.version)
-        else:  # DUPLICATE: the retry must load the stored decision
-            self.states.drop(key)
+            self.states.put(key, commit.state, result.version, write.ring, commit.decoded)
+        else:
+            self.states.put(key, result.state, result.version, result.ring)
 
-    def _commit_args(self, commit: ToCommit, version: int) -> list[EncodableT]:
+    def _write(self, commit: ToCommit) -> _Write:
+        """What commit.lua is sent for `commit`, under a new version."""
+        version = new_version()
+        ring = commit.ring.then(commit.events, self.dedupe_window, self.decisions_kept)
         args = commit_script_args(
-            commit.expected_version, version, commit.state, commit.events,
-            decisions_kept=self.decisions_kept, ttl_s=self.state_ttl_s,
-            captured=commit.captured, capture_days=self.capture_days,
+            commit.expected_version, version, encode_record(commit.state, ring),
+            ttl_s=self.state_ttl_s, captured=commit.captured, capture_days=self.capture_days,
         )  # fmt: skip
         if commit.timer is not None:
             member = timer_member(commit.customer_id, anonymous=commit.anonymous)
             args += timer_script_args(
                 args, member, commit.timer, outbox_max_len=self.outbox_max_len
             )
-        return args
+        return _Write(commit, self._commit_keys(commit), args, ring)
 
     def _commit_keys(self, commit: ToCommit) -> tuple[str, ...]:
         """commit.lua's KEYS: the state, the decisions, the captured events' stream, and with
@@ -373,9 +384,7 @@ class Store:
         shard = self.keys.due(due_shard(member, self.timer_shards))
         return (*_commit_keys(keys), shard, self.keys.outbox())
 
-    async def _commit_pipelined(
-        self, calls: list[tuple[tuple[str, ...], ToCommit, int]]
-    ) -> list[Any]:
+    async def _commit_pipelined(self, calls: list[_Write]) -> list[Any]:
         """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
         load the script and send those again: NOSCRIPT means it did not run, so nothing is
         doubled."""
@@ -387,9 +396,8 @@ class Store:
 
             def queue(pipe: Pipeline, todo: list[int] = todo) -> int:
                 for i in todo:
-                    commit_keys, commit, version = calls[i]
-                    args = self._commit_args(commit, version)
-                    pipe.evalsha(sha, len(commit_keys), *commit_keys, *args)
+                    write = calls[i]
+                    pipe.evalsha(sha, len(write.keys), *write.keys, *write.args)
                 return len(todo)
 
             for i, reply in zip(todo, await self._pipeliner.send(queue), strict=True):
@@ -575,18 +583,14 @@ def new_version() -> int:
 def commit_script_args(
     expected_version: int,
     version: int,
-    state: EncodableT,
-    events: Sequence[tuple[str, EncodableT]],
+    blob: EncodableT,
     *,
-    decisions_kept: int,
     ttl_s: int,
     captured: Sequence[str] = (),
     capture_days: int = 0,
 ) -> list[EncodableT]:
     """commit.lua's ARGV (see the script's header): the one place that knows their order."""
-    args: list[EncodableT] = [expected_version, version, state, decisions_kept, ttl_s, len(events)]
-    for event_id, decision in events:
-        args += (event_id, decision)
+    args: list[EncodableT] = [expected_version, version, blob, ttl_s]
     if captured and capture_days > 0:
         keep_ms = capture_days * 86_400_000
         args += (len(captured), max(0, int(time.time() * 1000) - keep_ms), capture_days * 86_400)
@@ -599,8 +603,7 @@ def timer_script_args(
 ) -> list[EncodableT]:
     """commit.lua's timer arguments, after `before` (what `commit_script_args` returned): the
     capture count is filled in when capture left it out, so the script finds them."""
-    events = int(str(before[5]))
-    args: list[EncodableT] = [0] if len(before) == 6 + 2 * events else []
+    args: list[EncodableT] = [0] if len(before) == 4 else []
     args += [member if timer.index else "", "" if timer.due_ms is None else timer.due_ms]
     args.append(len(timer.outbox))
     args.append(outbox_max_len)
@@ -624,9 +627,14 @@ def _raise_errors(replies: list[Any]) -> list[Any]:
 
 def _commit_result(reply: list[Any]) -> CommitResult:
     outcome = CommitOutcome(_text(reply[0]))
-    decision = reply[2] if outcome is CommitOutcome.DUPLICATE else None
-    state = reply[2] or None if outcome is CommitOutcome.CONFLICT else None
-    return CommitResult(outcome=outcome, version=int(reply[1]), decision=decision, state=state)
+    if outcome is CommitOutcome.COMMITTED:
+        return CommitResult(outcome, int(reply[1]))
+    state, ring = decode_record(reply[2] or None)
+    return CommitResult(outcome, int(reply[1]), state, ring)
+
+
+def _loaded(state: bytes | None, version: int, ring: Ring, event_ids: Sequence[str]) -> Loaded:
+    return Loaded(state, version, [ring.find(event_id) for event_id in event_ids], ring)
 
 
 def _counts(raw: dict[bytes, bytes]) -> dict[str, int]:

@@ -8,9 +8,10 @@ and version, which replace the entry for the retry. Versions are random tokens, 
 (commit.lua), so an entry cannot match a different state that happens to share its number: a
 stale cache costs one more round trip, never a wrong answer.
 
-Entries hold only what a load returns (the encoded state and its version), least recently used
-first out past `capacity`. Event ids are not cached: a repeated event is found by the commit
-(DUPLICATE), which drops the entry so that the retry loads the stored decision.
+Entries hold what a load returns (the encoded state, its version and the decision ring), least
+recently used first out past `capacity`. A repeated event is found in the cached ring; one
+repeated through another process makes the cached version stale, so the commit is refused and
+its refusal brings the ring that holds it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from server.core.metrics import STATE_CACHE_LOOKUPS
+from server.store.record import Ring
 
 _HIT, _MISS = STATE_CACHE_LOOKUPS.labels(result="hit"), STATE_CACHE_LOOKUPS.labels(result="miss")
 
@@ -27,10 +29,15 @@ _HIT, _MISS = STATE_CACHE_LOOKUPS.labels(result="hit"), STATE_CACHE_LOOKUPS.labe
 class CachedState:
     state: bytes | None  # None: no state in Redis (a new customer)
     version: int
+    ring: Ring
+    # What the writer made of `state`, opaque here (`ToCommit.decoded`): the next event here
+    # need not decode the bytes it was encoded to.
+    decoded: object = None
 
 
 class StateCache:
-    """Least-recently-used (encoded state, version) by state key; capacity 0 keeps nothing."""
+    """Least-recently-used (encoded state, version, ring) by state key; capacity 0 keeps
+    nothing."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -52,10 +59,12 @@ class StateCache:
         _HIT.inc()
         return entry
 
-    def put(self, key: str, state: bytes | None, version: int) -> None:
+    def put(
+        self, key: str, state: bytes | None, version: int, ring: Ring, decoded: object = None
+    ) -> None:
         if self.capacity <= 0:
             return
-        self._entries[key] = CachedState(state, version)
+        self._entries[key] = CachedState(state, version, ring, decoded)
         self._entries.move_to_end(key)
         if len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

@@ -74,7 +74,7 @@ async def test_each_customer_lives_on_one_node_and_customers_spread_over_every_n
         assert {key_slot(key.encode()) for key in keys} == {slot}
         owner = cluster_client.get_node_from_key(keys[0])
         assert owner is not None
-        assert set(keys) <= held[owner.name], customer  # both keys really on the slot's master
+        assert keys[0] in held[owner.name], customer  # the state really on the slot's master
         assert await cluster_client.cluster_keyslot(keys[0]) == slot  # the server agrees
         nodes_used.add(owner.name)
     assert len(nodes_used) == MASTERS  # 30 customers: every master holds some

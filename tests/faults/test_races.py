@@ -11,9 +11,10 @@ counter read through GetCustomer equals a single-threaded replay of the acknowle
 through the engine, and the number of distinct acknowledged events of its kind: no event lost,
 none counted twice.
 
-The promise holds within the dedupe window (README, Guarantees): a retry is recognised while
-its event id is among the customer's last DEDUPE_WINDOW stored. The clients here keep to it as
-a real client must, by a sliding window per customer (IN_FLIGHT_PER_CUSTOMER, see there).
+The promise holds within the decisions kept (README, Guarantees): a retry gets its original
+decision back while its event id is among the customer's last DECISIONS_KEPT stored (and is
+recognised within the last 16). The clients here keep to it as a real client must, by a sliding
+window per customer (IN_FLIGHT_PER_CUSTOMER, see there).
 Attempts of one event are sent one after another, never two at once (hedged).
 
 Retries: the same event id with a different event is refused ALREADY_EXISTS, naming the id, and
@@ -49,12 +50,13 @@ REPLICAS = 2
 EVENTS_PER_CUSTOMER = 300
 CONNECTIONS = 8
 CLIENT_TASKS = 64
-DEDUPE_WINDOW = 16  # decisions kept per customer (JOURNEYMAN_DECISIONS_KEPT's default)
+DECISIONS_KEPT = 8  # decisions kept whole per customer (JOURNEYMAN_DECISIONS_KEPT's default)
 # Events of one customer handed out but not yet finished, at most. While event n is unfinished,
-# only events n - IN_FLIGHT + 1 ... n + IN_FLIGHT - 1 can be stored besides it: 2 * (6 - 1) = 10
-# others, so its decision is still among the last 16 kept when its retries and its resend come,
+# only events n - IN_FLIGHT + 1 ... n + IN_FLIGHT - 1 can be stored besides it: 2 * (4 - 1) = 6
+# others, so its decision is still among the last 8 kept when its retries and its resend come,
 # with room for a commit still on its way from an attempt its client gave up on.
-IN_FLIGHT_PER_CUSTOMER = 6
+IN_FLIGHT_PER_CUSTOMER = 4
+assert 2 * (IN_FLIGHT_PER_CUSTOMER - 1) + 1 < DECISIONS_KEPT
 DEADLINE_S = 5.0
 # Some end DEADLINE_EXCEEDED before the event is stored, some after, some are answered in time.
 SHORT_DEADLINES_S = (0.001, 0.003, 0.005, 0.01, 0.02, 0.05)

@@ -44,7 +44,7 @@ pytestmark = pytest.mark.service
 
 REDIS_TIMEOUT_S = 0.2  # JOURNEYMAN_REDIS_TIMEOUT_MS of the server under test
 KEY_PREFIX = "jmslow:"
-DEDUPE_WINDOW = 16  # decisions kept per customer (JOURNEYMAN_DECISIONS_KEPT's default)
+DEDUPE_WINDOW = 16  # event ids remembered per customer (JOURNEYMAN_DEDUPE_WINDOW's default)
 # "Recovers by itself": the breaker lets a probe through 0.5 s after it opened.
 RECOVERY_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 10.0

@@ -51,6 +51,28 @@ async def test_a_repeated_event_id_returns_the_original_decision_and_changes_not
     assert customer.journeys[0].stage == "consideration"
 
 
+async def test_a_repeat_older_than_the_decisions_kept_is_still_not_applied_twice(
+    service: Service, service_settings: Settings
+) -> None:
+    """Within the dedupe window (16) but before the decisions kept (8): the repeat changes
+    nothing and is answered `duplicate` with where the customer stands, without its original
+    actions; the same id for another event is still refused."""
+    kept, window = service_settings.decisions_kept, service_settings.dedupe_window
+    assert 0 < kept < window
+    events = [_request(f"old-{i}", "oda", "add_to_cart") for i in range(kept + 1)]
+    answers = [(await service.stub.Decide(request)).decision for request in events]
+    assert answers[0].actions  # an offer the replay could not bring back
+    oldest, newest = [(await service.stub.Decide(events[i])).decision for i in (0, kept)]
+    assert oldest.duplicate and not oldest.actions
+    assert oldest.journeys[0].stage == answers[-1].journeys[0].stage
+    assert newest.duplicate and list(newest.actions) == list(answers[-1].actions)
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await service.stub.Decide(_request("old-0", "oda", "purchase", amount=10.0))
+    assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    customer = (await service.stub.GetCustomer(pb.GetCustomerRequest(customer_id="oda"))).customer
+    assert customer.journeys[0].counters["cart_adds_7d"] == kept + 1
+
+
 async def test_an_event_id_reused_for_a_different_event_is_refused(service: Service) -> None:
     await service.stub.Decide(_request("reuse-1", "cid", "add_to_cart"))
     with pytest.raises(grpc.aio.AioRpcError) as error:
@@ -109,17 +131,18 @@ async def test_a_late_event_is_applied_and_answered_at_the_last_events_time(
 @pytest.fixture
 def service_settings(service_settings: Settings, request: pytest.FixtureRequest) -> Settings:
     """The conftest's settings (a key prefix of the test's own, deleted after it); a test may
-    keep fewer decisions (an indirect parameter)."""
-    kept = getattr(request, "param", service_settings.decisions_kept)
-    return replace(service_settings, decisions_kept=kept)
+    remember fewer event ids (an indirect parameter: the dedupe window)."""
+    window = getattr(request, "param", service_settings.dedupe_window)
+    kept = min(window, service_settings.decisions_kept)
+    return replace(service_settings, dedupe_window=window, decisions_kept=kept)
 
 
 @pytest.mark.parametrize("service_settings", [4], indirect=True)
-async def test_an_event_id_older_than_the_decisions_kept_is_treated_as_new(
+async def test_an_event_id_older_than_the_dedupe_window_is_treated_as_new(
     service: Service,
 ) -> None:
-    """The dedupe window is the decisions kept (README): with 4 kept, the 1st of 6 events sent
-    again is a new event, applied, not a duplicate of one the engine happens to remember."""
+    """With a window of 4, the 1st of 6 events sent again is a new event, applied, not a
+    duplicate of one the engine happens to remember (it keeps up to 16 ids)."""
     for i in range(6):
         await service.stub.Decide(_request(f"w{i}", "wes", "add_to_cart"))
     again = (await service.stub.Decide(_request("w0", "wes", "add_to_cart"))).decision

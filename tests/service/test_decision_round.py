@@ -8,9 +8,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import server.decisions.round
+from engine.codec import encode_state
+from engine.compile import Ruleset
+from engine.decide import decide
+from engine.event import Event
+from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
-from server.decisions.active import ActiveRules
+from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
 from server.decisions.retry import RetryPolicy
@@ -18,6 +24,7 @@ from server.decisions.round import EVENTS_PER_PART, DecisionRound, Outcome
 from server.protocol.convert import DecideInput, decide_input
 from server.protocol.errors import EventIdReused
 from server.rules.rulesource import load_ruleset
+from server.store.connection import RedisClient
 from server.store.redis_store import Store
 from tests.rulesets import RULES_DIR
 
@@ -78,9 +85,37 @@ async def test_a_repeat_is_answered_from_the_ring_and_a_reused_id_refused(
     again = await _decide(
         round_, [_input("r1", "cy", "add_to_cart"), _input("r1", "cy", "purchase")]
     )
-    assert isinstance(again[0], pb.Decision) and again[0].duplicate
-    assert again[0].journeys == first[0].journeys  # type: ignore[union-attr]
+    replayed = again[0]
+    assert isinstance(replayed, pb.Decision) and replayed.duplicate
+    replayed.duplicate = False
+    assert replayed == first[0]  # ids included: the ring keeps the decision without them
     assert isinstance(again[1], EventIdReused)
+
+
+async def test_a_customer_stored_before_the_ring_moved_into_the_state_carries_on(
+    store: Store, stats: JourneyStats, raw_client: RedisClient
+) -> None:
+    """The layout of journeyman before: the state alone in the blob, the decisions in a hash
+    of their own. A repeat of an event from then is still not applied twice (the state's own
+    recent event ids; its actions are not replayed), the next event is decided on that state,
+    and its commit leaves the customer one key."""
+    ruleset = ACTIVE.ruleset
+    _, before = decide(ruleset, new_state(ruleset), Event("old-1", "dee", "add_to_cart"), _now_ms())
+    keys = store.keys.customer("dee")
+    await raw_client.hset(
+        keys.state, mapping={"blob": encode_state(ruleset, before), "version": "7"}
+    )
+    await raw_client.hset(keys.decisions, mapping={"e:old-1": b"fingerprint+decision", "n": 1})
+    round_ = DecisionRound(store, stats, RetryPolicy(2), LearnedRates(store, _now_ms))
+    repeat, later = (await _decide(
+        round_, [_input("old-1", "dee", "add_to_cart"), _input("new-1", "dee", "checkout_started")]
+    )).values()  # fmt: skip
+    assert isinstance(repeat, pb.Decision) and repeat.duplicate and not repeat.actions
+    assert repeat.journeys[0].stage == "consideration"
+    assert isinstance(later, pb.Decision) and later.journeys[0].stage == "purchase"
+    assert await raw_client.exists(keys.decisions) == 0
+    loaded = await store.load(customer_id="dee", event_ids=["old-1", "new-1"])
+    assert loaded.decisions[0] is None and loaded.decisions[1] is not None
 
 
 async def test_a_batch_larger_than_a_part_is_stored_in_full(
@@ -94,3 +129,31 @@ async def test_a_batch_larger_than_a_part_is_stored_in_full(
     assert all(isinstance(o, pb.Decision) and not o.degraded for o in outcomes.values())
     await stats.drain()
     assert (await store.stage_counts("retail"))["awareness"] == count
+
+
+async def test_a_customer_decided_here_is_not_decoded_again_for_the_next_event(
+    store: Store, stats: JourneyStats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[bytes | None] = []
+
+    def counting(ruleset: Ruleset, data: bytes | None) -> CustomerState:
+        decoded.append(data)
+        return decode_or_new(ruleset, data)
+
+    monkeypatch.setattr(server.decisions.round, "decode_or_new", counting)
+    round_ = DecisionRound(store, stats, RetryPolicy(2), LearnedRates(store, _now_ms))
+    first = await _decide(round_, [_input("m1", "mo", "add_to_cart")])
+    second = await _decide(round_, [_input("m2", "mo", "checkout_started")])
+    assert decoded == [None]  # the new customer's initial state only; m2 came from the cache
+    assert [o.journeys[0].stage for o in (*first.values(), *second.values())] == [  # type: ignore[union-attr]
+        "consideration", "purchase",
+    ]  # fmt: skip
+    # Another ruleset in force (a reload): the cached state is decoded under it.
+    other = ActiveRules.of(
+        load_ruleset([str(RULES_DIR / "retail.yaml"), str(RULES_DIR / "loan_application.yaml")])
+    )
+    outcomes: dict[int, Outcome] = {}
+    wanted = lambda index: True  # noqa: E731
+    assert await round_.decide([_input("m3", "mo", "purchase")], other, outcomes, wanted) is None
+    assert len(decoded) == 2 and decoded[1] is not None
+    assert isinstance(outcomes[0], pb.Decision) and outcomes[0].journeys[0].stage == "purchase"

@@ -1,5 +1,6 @@
 """The Redis store on one Redis and on a Redis Cluster, the same cases on each: load, CAS commit,
-dedupe, TTL, forget and take, scripts by SHA, concurrent updates, stats.
+the decision ring, TTL, forget and take, scripts by SHA, concurrent updates, the state cache,
+the layout before the ring moved into the state, stats.
 
 What only a cluster shows (where keys and scripts land, a pool per node, MASTERDOWN) is in
 tests/cluster/test_store_on_cluster.py; how an unreachable Redis surfaces, in
@@ -18,6 +19,8 @@ from redis.crc import key_slot
 import server.store.redis_store
 from server.core.config import Settings
 from server.store.connection import RedisClient
+from server.store.keys import STATE_BLOB_FIELD
+from server.store.record import decode_record
 from server.store.redis_store import CommitOutcome, Loaded, StageChange, Store, ToLoad
 from tests.conftest import ON_EACH_REDIS, STATE_TTL_S, MakeStore
 
@@ -27,15 +30,24 @@ CUSTOMER = "cust-42@example.com"
 
 
 async def commit_event(store: Store, version: int, event_id: str, customer: str = CUSTOMER) -> int:
-    """Commit `state-<event_id>` with decision `decision-<event_id>`; return the new version."""
+    """Commit `state-<event_id>` with decision `decision-<event_id>` over the customer's state
+    at `version`, keeping its decision ring, as the service does; return the new version."""
+    loaded = await store.load(customer_id=customer)
+    assert loaded.version == version
     result = await store.commit(
         customer_id=customer,
         expected_version=version,
         state=f"state-{event_id}".encode(),
         events=[(event_id, f"decision-{event_id}".encode())],
+        ring=loaded.ring,
     )
     assert result.outcome is CommitOutcome.COMMITTED
     return result.version
+
+
+def read(loaded: Loaded) -> tuple[bytes | None, int, list[bytes | None]]:
+    """What a load says about the asked event ids (its ring is what the next commit keeps)."""
+    return loaded.state, loaded.version, loaded.decisions
 
 
 async def _keys_under(client: RedisClient, prefix: str) -> set[str]:
@@ -56,17 +68,24 @@ async def test_commit_then_load_returns_the_state_and_the_decision_of_a_seen_eve
 ) -> None:
     first = await commit_event(store, 0, "e1")
     loaded = await store.load(customer_id=CUSTOMER, event_ids=["e1", "e2"])
-    assert loaded == Loaded(b"state-e1", first, [b"decision-e1", None])
+    assert read(loaded) == (b"state-e1", first, [b"decision-e1", None])
     second = await commit_event(store, first, "e2")
     assert second not in (0, first)
-    assert await store.load(customer_id=CUSTOMER) == Loaded(b"state-e2", second, [])
+    loaded = await store.load(customer_id=CUSTOMER, event_ids=["e2", "e1"])
+    assert read(loaded) == (b"state-e2", second, [b"decision-e2", b"decision-e1"])
 
 
-async def test_commit_without_events_writes_state_only(store: Store) -> None:
-    result = await store.commit(customer_id=CUSTOMER, expected_version=0, state=b"s")
-    assert (result.outcome, result.decision) == (CommitOutcome.COMMITTED, None)
-    loaded = await store.load(customer_id=CUSTOMER, event_ids=["anything"])
-    assert loaded == Loaded(b"s", result.version, [None])
+async def test_commit_without_events_writes_state_only_and_keeps_the_ring_it_is_given(
+    store: Store,
+) -> None:
+    version = await commit_event(store, 0, "e1")
+    loaded = await store.load(customer_id=CUSTOMER)
+    result = await store.commit(
+        customer_id=CUSTOMER, expected_version=version, state=b"s", ring=loaded.ring
+    )
+    assert result.outcome is CommitOutcome.COMMITTED
+    loaded = await store.load(customer_id=CUSTOMER, event_ids=["e1", "anything"])
+    assert read(loaded) == (b"s", result.version, [b"decision-e1", None])
 
 
 async def test_a_stale_version_conflicts_and_writes_nothing(store: Store) -> None:
@@ -74,80 +93,67 @@ async def test_a_stale_version_conflicts_and_writes_nothing(store: Store) -> Non
     result = await store.commit(
         customer_id=CUSTOMER, expected_version=0, state=b"stale", events=[("e2", b"decision-e2")]
     )
-    # The refusal says what the state is now, so a retry needs no load.
+    # The refusal says what the state and its decisions are now, so a retry needs no load:
+    # there it finds whether its event is among them (a retry of it that landed first).
     assert (result.outcome, result.version, result.state) == (
         CommitOutcome.CONFLICT, version, b"state-e1",
     )  # fmt: skip
-    assert await store.load(customer_id=CUSTOMER, event_ids=["e2"]) == Loaded(
-        b"state-e1", version, [None]
-    )
+    assert result.ring.find("e1") == b"decision-e1"
+    loaded = await store.load(customer_id=CUSTOMER, event_ids=["e2"])
+    assert read(loaded) == (b"state-e1", version, [None])
 
 
-async def test_a_duplicate_event_returns_the_original_decision_and_writes_nothing(
-    store: Store,
+async def test_the_last_16_events_are_kept_in_the_state_itself_8_with_their_decision(
+    store: Store, raw_client: RedisClient
 ) -> None:
-    version = await commit_event(store, 0, "e1")
-    other = [("e1", b"other decision")]
-    again = await store.commit(
-        customer_id=CUSTOMER, expected_version=version, state=b"other", events=other
-    )
-    assert (again.outcome, again.version, again.decision) == (
-        CommitOutcome.DUPLICATE,
-        version,
-        b"decision-e1",
-    )
-    # The dedupe check comes before the version check: a replay with a stale version is still
-    # recognised as the same event, not reported as a conflict.
-    stale = await store.commit(
-        customer_id=CUSTOMER, expected_version=0, state=b"other", events=other
-    )
-    assert stale.outcome is CommitOutcome.DUPLICATE
-    loaded = await store.load(customer_id=CUSTOMER, event_ids=["e1"])
-    assert loaded == Loaded(b"state-e1", version, [b"decision-e1"])
-
-
-async def test_only_the_last_16_decisions_are_kept(store: Store, raw_client: RedisClient) -> None:
     version = 0
     for index in range(20):
-        version = await commit_event(store, version, f"e{index}")
-    loaded = await store.load(customer_id=CUSTOMER, event_ids=[f"e{i}" for i in range(20)])
-    assert loaded.decisions == [None] * 4 + [f"decision-e{i}".encode() for i in range(4, 20)]
-    # 16 decisions, 16 ring slots naming them, and the count of decisions ever written.
-    assert await raw_client.hlen(store.keys.customer(CUSTOMER).decisions) == 16 + 16 + 1
+        version = await commit_event(store, version, f"e{index:02d}")
+    loaded = await store.load(customer_id=CUSTOMER, event_ids=[f"e{i:02d}" for i in range(20)])
+    fingerprint = b"decision"  # what commit_event keeps starts with 8 bytes of its own
+    assert loaded.decisions == (
+        [None] * 4 + [fingerprint] * 8 + [f"decision-e{i}".encode() for i in range(12, 20)]
+    )
+    assert len(loaded.ring.entries) == 16
+    keys = store.keys.customer(CUSTOMER)
+    assert await raw_client.exists(keys.decisions) == 0  # one key per customer
+    blob = await raw_client.hget(keys.state, STATE_BLOB_FIELD)
+    assert decode_record(blob)[1] == loaded.ring
     # Beyond the window an event id is new again: the bound is the documented price of memory.
-    assert await commit_event(store, version, "e0") not in (0, version)
+    assert await commit_event(store, version, "e00") not in (0, version)
+
+
+async def test_a_commit_not_given_the_ring_forgets_the_decisions(store: Store) -> None:
+    version = await commit_event(store, 0, "e1")
+    result = await store.commit(customer_id=CUSTOMER, expected_version=version, state=b"s")
+    loaded = await store.load(customer_id=CUSTOMER, event_ids=["e1"])
+    assert read(loaded) == (b"s", result.version, [None])
 
 
 async def test_a_smaller_ring_evicts_sooner(
     make_store: MakeStore, store_settings: Settings
 ) -> None:
-    store = make_store(store_settings.with_overrides(decisions_kept=2))
+    store = make_store(store_settings.with_overrides(dedupe_window=3, decisions_kept=1))
     version = 0
-    for event_id in ("a", "b", "c"):
+    for event_id in ("a", "b", "c", "d"):
         version = await commit_event(store, version, event_id)
-    loaded = await store.load(customer_id=CUSTOMER, event_ids=["a", "b", "c"])
-    assert loaded.decisions == [None, b"decision-b", b"decision-c"]
+    loaded = await store.load(customer_id=CUSTOMER, event_ids=["a", "b", "c", "d"])
+    assert loaded.decisions == [None, b"decision", b"decision", b"decision-d"]
 
 
 async def test_every_write_sets_the_ttl_of_every_key_and_refusals_do_not(
     store: Store, raw_client: RedisClient
 ) -> None:
-    keys = store.keys.customer(CUSTOMER)
+    state_key = store.keys.customer(CUSTOMER).state
     version = await commit_event(store, 0, "e1")
-    for key in keys.all():
-        assert 0 < await raw_client.ttl(key) <= STATE_TTL_S
-        await raw_client.expire(key, 5)
+    assert 0 < await raw_client.ttl(state_key) <= STATE_TTL_S
+    await raw_client.expire(state_key, 5)
     await store.commit(  # CONFLICT
         customer_id=CUSTOMER, expected_version=0, state=b"stale", events=[("e2", b"d")]
     )
-    await store.commit(  # DUPLICATE
-        customer_id=CUSTOMER, expected_version=version, state=b"again", events=[("e1", b"d")]
-    )
-    assert [await raw_client.ttl(key) for key in keys.all()] == [5, 5]
-    # A write without events refreshes the decisions' TTL too.
+    assert await raw_client.ttl(state_key) == 5
     await store.commit(customer_id=CUSTOMER, expected_version=version, state=b"no event")
-    for key in keys.all():
-        assert await raw_client.ttl(key) > STATE_TTL_S - 5
+    assert await raw_client.ttl(state_key) > STATE_TTL_S - 5
 
 
 async def test_forget_deletes_every_key_of_that_customer_only(
@@ -159,14 +165,14 @@ async def test_forget_deletes_every_key_of_that_customer_only(
         customer_id=CUSTOMER, expected_version=0, state=b"anon", events=[("e1", b"d")],
         anonymous=True,
     )  # fmt: skip
-    assert len(await _keys_under(raw_client, key_prefix)) == 6
+    assert len(await _keys_under(raw_client, key_prefix)) == 3
 
-    assert await store.forget(customer_id=CUSTOMER) == 2
+    assert await store.forget(customer_id=CUSTOMER) == 1
     assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(None, 0, [None])
     assert await store.forget(customer_id=CUSTOMER) == 0
-    assert await store.forget(customer_id=CUSTOMER, anonymous=True) == 2
+    assert await store.forget(customer_id=CUSTOMER, anonymous=True) == 1
     remaining = await _keys_under(raw_client, key_prefix)
-    assert remaining == set(store.keys.customer("someone-else").all())
+    assert remaining == {store.keys.customer("someone-else").state}
 
 
 async def test_anonymous_visitors_are_kept_apart_from_customers(store: Store) -> None:
@@ -186,6 +192,7 @@ async def test_take_deletes_only_the_state_it_was_given_the_version_of(store: St
             events=[(event_id, f"decision-{event_id}".encode())], anonymous=True,
         )  # fmt: skip
         versions.append(result.version)
+    assert result.outcome is CommitOutcome.COMMITTED
     # An event landed after the first version was read: nothing is taken.
     assert await store.take(customer_id="vis", version=versions[1], anonymous=True) is False
     loaded = await store.load(customer_id="vis", event_ids=["e2"], anonymous=True)
@@ -199,8 +206,9 @@ async def test_all_keys_of_a_customer_share_one_cluster_slot(
     store: Store, raw_client: RedisClient, key_prefix: str
 ) -> None:
     await commit_event(store, 0, "e1")
-    keys = await _keys_under(raw_client, key_prefix)
-    assert keys == set(store.keys.customer(CUSTOMER).all())
+    customer_keys = store.keys.customer(CUSTOMER)
+    assert await _keys_under(raw_client, key_prefix) == {customer_keys.state}
+    keys = {*customer_keys.all(), customer_keys.captured}  # every key it may hold
     tag = f"c:{CUSTOMER}"
     assert all(f"{key_prefix}{{{tag}}}:" in key for key in keys)
     assert {key_slot(key.encode()) for key in keys} == {key_slot(tag.encode())}
@@ -253,17 +261,20 @@ async def test_commit_loads_a_script_the_server_does_not_know(
 async def _increment_until_committed(
     store: Store, event_id: str, *, from_cache: bool = False
 ) -> int:
-    """Load, add one to the counter in the blob, commit; start again on conflict. Returns tries.
+    """Load, add one to the counter in the blob, commit; start again on conflict, and stop when
+    the event is found kept (applied already), as the decision round does. Returns tries.
     With `from_cache`, loads as the decision round does: from the state cache when it can."""
     tries = 0
     while True:
         tries += 1
         wanted = [ToLoad(CUSTOMER, False, [event_id])]
         (loaded,) = await store.load_many(wanted, from_cache=from_cache)
+        if loaded.decisions != [None]:
+            return tries
         count = str(int(loaded.state or b"0") + 1).encode()
         result = await store.commit(
             customer_id=CUSTOMER, expected_version=loaded.version, state=count,
-            events=[(event_id, count)],
+            events=[(event_id, count)], ring=loaded.ring,
         )  # fmt: skip
         if result.outcome is not CommitOutcome.CONFLICT:
             return tries
@@ -301,7 +312,9 @@ async def test_a_customer_written_here_needs_no_load_for_its_next_event(
     before = pipelining.pipelines_sent
     assert await _increment_from_cache(store, "e1") == 1
     assert pipelining.pipelines_sent - before == 1  # the commit alone
-    assert await raw_client.hget(store.keys.customer(CUSTOMER).state, "blob") == b"2"
+    blob = await raw_client.hget(store.keys.customer(CUSTOMER).state, STATE_BLOB_FIELD)
+    state, ring = decode_record(blob)
+    assert (state, ring.find("e0"), ring.find("e1")) == (b"2", b"1", b"2")
 
 
 async def test_stale_caches_in_turn_cost_a_retry_never_an_update(
@@ -315,17 +328,23 @@ async def test_stale_caches_in_turn_cost_a_retry_never_an_update(
     assert tries == [1, 1] + [2] * 18
 
 
-async def test_a_repeat_found_by_the_commit_is_loaded_with_its_decision(store: Store) -> None:
+async def test_a_repeat_is_found_in_the_cached_ring_without_a_round_trip(store: Store) -> None:
     await _increment_from_cache(store, "e0")
-    (cached,) = await store.load_many([ToLoad(CUSTOMER, False, ["e0"])], from_cache=True)
-    assert cached.decisions == [None]  # not looked up: the customer was in the cache
-    result = await store.commit(
-        customer_id=CUSTOMER, expected_version=cached.version, state=b"again",
-        events=[("e0", b"again")],
-    )  # fmt: skip
-    assert result.outcome is CommitOutcome.DUPLICATE
-    (loaded,) = await store.load_many([ToLoad(CUSTOMER, False, ["e0"])], from_cache=True)
-    assert loaded.decisions == [b"1"]
+    (cached,) = await store.load_many([ToLoad(CUSTOMER, False, ["e0", "e1"])], from_cache=True)
+    assert cached.decisions == [b"1", None]
+    assert (store.states.misses, store.states.hits) == (1, 1)  # the first load, then this one
+
+
+async def test_a_repeat_applied_through_another_process_is_found_after_one_refusal(
+    make_store: MakeStore, store_settings: Settings
+) -> None:
+    """This process's cache predates the event's first landing elsewhere: its commit is
+    refused, and the refusal's state brings the ring that holds the event."""
+    here, elsewhere = make_store(store_settings), make_store(store_settings)
+    assert await _increment_from_cache(here, "e0") == 1
+    assert await _increment_from_cache(elsewhere, "e1") == 1
+    assert await _increment_from_cache(here, "e1") == 2  # refused once, then found kept
+    assert (await here.load(customer_id=CUSTOMER)).state == b"2"
 
 
 async def test_a_customer_deleted_and_written_again_never_matches_a_cached_version(

@@ -27,10 +27,12 @@ from benchmarks.load.replay import (
 from benchmarks.redis.ceiling import Plan as CeilingPlan
 from benchmarks.redis.ceiling import (
     benchmark_commands,
+    commit_args,
     customer_id,
     event_id,
     events_per_s_from_commands,
     parse_benchmark_csv,
+    payload,
     shares,
 )
 from benchmarks.redis.memory import (
@@ -42,6 +44,7 @@ from benchmarks.redis.memory import (
     year_of_shoppers,
 )
 from server.store.keys import Keyspace
+from server.store.record import FINGERPRINT_BYTES, decode_record
 from server.tools.event_logs import LoanEvent, loan_event
 
 END_MS = 1_795_000_000_000
@@ -161,16 +164,21 @@ def test_a_year_of_shoppers_spreads_each_one_over_the_year_in_time_order() -> No
 def test_distribution_and_bytes_summary() -> None:
     assert distribution([3.0, 1.0, 2.0]) == {"mean": 2.0, "p50": 2.0, "p99": 3.0, "max": 3.0}
     measured = [
-        CustomerBytes(1000, 3000, 800, [200] * 16, ("hashtable", "hashtable")),
-        CustomerBytes(900, 100, 700, [], ("listpack", "listpack")),
+        CustomerBytes(1600, 0, 1300, 1200, [100] * 8, 16, ("hashtable", "absent")),
+        # A customer not written since the decision ring moved: its decisions hash is left.
+        CustomerBytes(900, 3000, 700, 700, [], 0, ("hashtable", "hashtable")),
     ]
     figures = bytes_summary(measured)
-    assert figures["bytes_per_customer_max"] == 4000
-    assert figures["bytes_per_customer_mean"] == 2500.0
-    assert figures["decisions_kept_max"] == 16
-    assert figures["decision_bytes_mean"] == 200.0
+    assert figures["bytes_per_customer_max"] == 3900
+    assert figures["bytes_per_customer_mean"] == 2750.0
+    assert figures["decisions_key_bytes_mean"] == 1500.0
+    assert (figures["record_bytes_mean"], figures["record_bytes_max"]) == (1000.0, 1300)
+    assert figures["engine_state_bytes_mean"] == 950.0
+    assert (figures["decisions_kept_mean"], figures["decisions_kept_max"]) == (4.0, 8)
+    assert figures["events_remembered_max"] == 16
+    assert figures["decision_bytes_mean"] == 100.0  # over the decisions kept, not the customers
     assert figures["within_target"] is False
-    assert figures["key_encodings"] == {"hashtable/hashtable": 1, "listpack/listpack": 1}
+    assert figures["key_encodings"] == {"hashtable/absent": 1, "hashtable/hashtable": 1}
 
 
 # --- redis ceiling --------------------------------------------------------------------------------
@@ -184,13 +192,34 @@ def test_redis_benchmark_csv_and_the_per_event_rate() -> None:
     assert parse_benchmark_csv(output) == {
         "rps": 40000.0, "avg_latency_ms": 0.1, "p50_latency_ms": 0.09, "p99_latency_ms": 0.3,
     }  # fmt: skip
-    # Three commands at 30k/s each, one of each per event, back to back: 10k events/s.
-    rates = {"a": 30_000.0, "b": 30_000.0, "c": 30_000.0}
-    assert round(events_per_s_from_commands(rates)) == 10_000
+    # A load at 60k/s and a commit at 20k/s, one of each per event, back to back: 15k events/s.
+    rates = {"HMGET state": 60_000.0, "EVALSHA commit": 20_000.0}
+    assert round(events_per_s_from_commands(rates)) == 15_000
+
+
+def test_redis_benchmark_sends_the_two_commands_of_an_event() -> None:
+    commands = benchmark_commands("0" * 40, 1300)
+    assert list(commands) == ["HMGET state", "EVALSHA commit"]
+    commit = commands["EVALSHA commit"]
+    keys = Keyspace("jmnew:").customer("__rand_int__").all()
+    assert commit[2 : 3 + len(keys)] == [str(len(keys)), *keys]
+    assert len(commit[3 + len(keys) + 2]) == 1300  # expected version, new version, then the blob
+
+
+def test_the_ceiling_writes_a_record_of_the_planned_size() -> None:
+    plan = CeilingPlan()
+    written = payload(plan)
+    state, ring = decode_record(written.record)
+    assert state == written.state and len(state) == plan.state_bytes
+    assert len(ring.entries) == 16
+    cut = written.decision[:FINGERPRINT_BYTES]
+    assert [kept for _, kept in ring.entries] == [cut] * 8 + [written.decision] * 8
+    assert abs(len(written.record) - plan.blob_bytes) < 0.05 * plan.blob_bytes
+    assert commit_args(0, written.record, 60, new=7) == [0, 7, written.record, 60]
 
 
 def test_redis_benchmark_reads_the_keys_the_population_writes() -> None:
-    commands = benchmark_commands("0" * 40, CeilingPlan())
+    commands = benchmark_commands("0" * 40, CeilingPlan().blob_bytes)
     state_key = commands["HMGET state"][1]
     assert state_key == Keyspace().customer("__rand_int__").state
     # redis-benchmark spells __rand_int__ as twelve digits, as customer_id does.

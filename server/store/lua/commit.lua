@@ -1,84 +1,53 @@
--- commit.lua: compare the state version, dedupe the event ids, write the new state, atomically.
+-- commit.lua: compare the state version and write the new state, atomically.
 --
 -- KEYS[1]  the customer's state hash      (fields: blob, version)
--- KEYS[2]  the customer's decisions hash  (fields: e:<event_id> -> decision,
---                                          r:<slot> -> event_id in that ring slot,
---                                          n -> decisions written so far)
+-- KEYS[2]  the customer's decisions hash, written by journeyman before the decision ring moved
+--          into the state's blob (`server/store/record.py`): deleted on the first write here.
 --          Both keys share one hash tag, so this runs on one cluster slot.
 -- ARGV[1]  expected version: the version the caller loaded ("0" for a customer with no state)
 -- ARGV[2]  the new version: a token the caller drew at random, never "0". Versions are compared
 --          as strings, never counted: a key deleted and written again, or a Redis restarted
 --          from an AOF that lost its last writes, never shows an old version with other
 --          content, so a caller's cached (state, version) is either current or refused here.
--- ARGV[3]  new state blob (bytes): the state after every event below, in order
--- ARGV[4]  decisions kept: the ring size, >= 1; the oldest decision beyond it is evicted
--- ARGV[5]  TTL in seconds, set on every key of the customer on each write
--- ARGV[6]  n, the number of events this state includes (0: a write without an event)
--- ARGV[7], ARGV[8]  the first event's id and the decision bytes to keep for it; then the next
---          event's, and so on (n pairs). An empty event id is still an id.
+-- ARGV[3]  new blob (bytes): the state after this commit's events and the decisions kept for
+--          the customer's last events; the caller found none of its events among those it
+--          loaded at the expected version, so a version that still matches means no repeat
+-- ARGV[4]  TTL in seconds, set on the state hash on each write
 -- KEYS[3]  the customer's stream of captured events (optional; same hash tag)
--- ARGV[7 + 2n]  m, the events to capture (0: capture is off), then the oldest stream id to
+-- ARGV[5]  m, the events to capture (0: capture is off), then the oldest stream id to
 --          keep (ms; older entries are trimmed, MINID ~) and the stream's TTL in seconds, then
 --          m event lines (JSON, the export's format), appended as field `e` in order.
 -- KEYS[4]  the due-time shard of the customer (optional), KEYS[5] the outbox stream (optional)
--- ARGV[t]  after the capture arguments (t = 8 + 2n, plus 2 + m when m > 0): the customer's
+-- ARGV[t]  after the capture arguments (t = 6, plus 2 + m when m > 0): the customer's
 --          member in the due-time index ("" leaves the index alone), then its next due time in
 --          ms ("" removes it: no timer pending), then k, the outbox entries, then the outbox's
 --          approximate length cap, then k pairs (kind, entry bytes), appended in order.
 --          These keys are not in the customer's hash tag: a single Redis only (README, Timers).
 --
--- Returns {outcome, version, decision}:
---   {"DUPLICATE", current version, stored decision}  an event id was seen (the first such one's
---                                                    decision); nothing written
+-- Returns {outcome, version, blob}:
 --   {"CONFLICT",  current version, current blob}      version moved since the load; nothing
 --                                                    written (the blob, false if none, spares
 --                                                    the caller a load before its retry)
---   {"COMMITTED", new version}                        state, new version and decisions written
+--   {"COMMITTED", new version}                        state and new version written
 --
 -- Redis runs a script to completion before any other command, so check-then-write is atomic
 -- without WATCH/MULTI. The script touches only KEYS and is deterministic, so it replicates safely.
 
-local state_key, decisions_key = KEYS[1], KEYS[2]
+local state_key = KEYS[1]
 local expected_version, new_version = ARGV[1], ARGV[2]
-local kept = tonumber(ARGV[4])
-local ttl_s = tonumber(ARGV[5])
-local events = tonumber(ARGV[6])
+local ttl_s = tonumber(ARGV[4])
 
 local current_version = redis.call("HGET", state_key, "version") or "0"
-
-for i = 1, events do
-    local stored = redis.call("HGET", decisions_key, "e:" .. ARGV[5 + 2 * i])
-    if stored then
-        return {"DUPLICATE", current_version, stored}
-    end
-end
-
 if current_version ~= expected_version then
     return {"CONFLICT", current_version, redis.call("HGET", state_key, "blob")}
 end
 
 redis.call("HSET", state_key, "blob", ARGV[3], "version", new_version)
 redis.call("EXPIRE", state_key, ttl_s)
-
-if events > 0 then
-    -- A ring of `kept` slots in the same hash: slot i remembers which event id to evict when the
-    -- ring comes round, so the hash never holds more than `kept` decisions.
-    local written = redis.call("HINCRBY", decisions_key, "n", events)
-    for i = 1, events do
-        local event_id = ARGV[5 + 2 * i]
-        local slot_field = "r:" .. ((written - events + i - 1) % kept)
-        local evicted = redis.call("HGET", decisions_key, slot_field)
-        if evicted then
-            redis.call("HDEL", decisions_key, "e:" .. evicted)
-        end
-        redis.call("HSET", decisions_key, slot_field, event_id, "e:" .. event_id, ARGV[6 + 2 * i])
-    end
-end
--- Refresh even without a new decision: the decisions must live as long as the state they explain.
-redis.call("EXPIRE", decisions_key, ttl_s)
+redis.call("DEL", KEYS[2])
 
 -- Capture: only events that were committed reach here (not repeats, not conflicts).
-local capture_at = 7 + 2 * events
+local capture_at = 5
 local captured = tonumber(ARGV[capture_at] or "0")
 if captured > 0 then
     local oldest_id, capture_ttl_s = ARGV[capture_at + 1], tonumber(ARGV[capture_at + 2])

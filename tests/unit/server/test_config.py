@@ -52,7 +52,14 @@ def test_flags_override_the_environment_and_none_means_not_given() -> None:
         ),
         ({"JOURNEYMAN_LOG_LEVEL": "LOUD"}, "expected one of DEBUG, INFO, WARNING, ERROR"),
         ({"JOURNEYMAN_EVENT_LOOP": "trio"}, "expected auto, uvloop or asyncio"),
-        ({"JOURNEYMAN_DECISIONS_KEPT": "0"}, "expected a number above 0"),
+        ({"JOURNEYMAN_DEDUPE_WINDOW": "0"}, "expected a number above 0"),
+        ({"JOURNEYMAN_DEDUPE_WINDOW": "17"}, "expected at most 16 (the event ids a customer's"),
+        (
+            {"JOURNEYMAN_DEDUPE_WINDOW": "4", "JOURNEYMAN_DECISIONS_KEPT": "8"},
+            "JOURNEYMAN_DECISIONS_KEPT=8 is not valid: expected at most the dedupe window,"
+            " JOURNEYMAN_DEDUPE_WINDOW=4",
+        ),
+        ({"JOURNEYMAN_DECISIONS_KEPT": "-1"}, "expected 0 or more"),
     ],
 )
 def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
