@@ -104,7 +104,7 @@ class RedisCeilingFigures(TypedDict):
 
     redis_version: str
     customers: int
-    blob_bytes: int  # each commit's record: the state and 16 decisions, compressed
+    blob_bytes: int  # each commit's record: the state, 16 event ids and 8 decisions, compressed
     concurrency: int
     # "<socket> P<pipeline> <command>": one command; "<socket> P<pipeline> events_per_s": one of
     # each command per event, back to back.

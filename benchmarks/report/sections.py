@@ -293,8 +293,8 @@ def redis_work(runs: Runs) -> Section:
         f"alone: `benchmarks.redis.ceiling` (Redis {version}, its own redis-server configured like "
         "the embedded one, the service's commands: `HMGET` of the customer's state hash, then the "
         "commit script writing its blob, a record of "
-        f"{shown(redis_alone(lambda f: f['blob_bytes']), 'B')} holding the state and 16 "
-        "decisions compressed with zstd)."
+        f"{shown(redis_alone(lambda f: f['blob_bytes']), 'B')} holding the state, 16 event "
+        "ids and 8 decisions, compressed with zstd)."
     )
     return Section("Redis work per event", how, figures,
                    errors=runs.errors_of("transport", "redis"))  # fmt: skip
@@ -615,7 +615,6 @@ def _goals_figures(goals: GoalsCostFigures, missing: str) -> list[Figure]:
                  "bytes_per_customer_mean"),
         bytes_of("Redis bytes per customer after a year, p99", "bytes_per_customer_p99"),
         bytes_of("state hash per customer, mean", "state_key_bytes_mean"),
-        bytes_of("decisions hash per customer, mean", "decisions_key_bytes_mean"),
         load("Decide, concurrency 64, closed loop", "calls/s", "decide", lambda r: r["rate"]),
         load("server CPU per Decide call", "µs", "decide",
              lambda r: r["server_cpu_us_per_call"]),
