@@ -62,7 +62,7 @@ class Settings:
     decisions_kept: int = 8
     conflict_retries: int = 5  # re-decides after a concurrent update, then ABORTED
     # Customers whose last state each server process keeps (server/store/state_cache.py): their
-    # next event needs one Redis round trip instead of two. ~1.3 KB each; 0: off.
+    # next event needs one Redis round trip instead of two. ~6.5 KB each; 0: off.
     state_cache_entries: int = 10_000
     redis_timeout_ms: int = 250  # beyond this (or the call's deadline) the answer is degraded
     max_concurrent_calls: int = 512  # beyond this, RESOURCE_EXHAUSTED

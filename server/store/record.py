@@ -1,8 +1,9 @@
 """What a customer's state hash keeps in its `blob` field: the engine's state and the decision
 ring, compressed together.
 
-Layout 2 (this one): ``b"\\x02"`` + zstd(msgpack ``[state, [key, kept, key, kept, ...]]``), the
-ring oldest first: each event's 8-byte `event_key` and what is kept for it, the event's
+Layout 2 (this one): ``b"\\x02"`` + zstd(msgpack ``[state, keys, [kept, kept, ...]]``), the
+ring oldest first: `keys` the events' 8-byte `event_key`s end to end, and what is kept for each
+event, the event's
 FINGERPRINT_BYTES and then its decision (`server.protocol.dedupe` makes both), the decision
 only for the newest entries: the older ones of the window keep the fingerprint alone, enough
 to tell a repeat from an event id reused for another event. One field instead of a hash of
@@ -42,25 +43,40 @@ _DECOMPRESSOR = zstandard.ZstdDecompressor()
 
 
 def event_key(event_id: str) -> bytes:
-    """The ring's name for an event id: 8 bytes where the id may take 128 (two event ids of a
-    customer's last few sharing a key is a 1 in 2**60 chance)."""
+    """The ring's name for an event id: 8 bytes where the id may take 128 (two of a customer's
+    16 remembered event ids sharing a key: about a 1 in 2**57 chance)."""
     return hashlib.blake2b(event_id.encode(), digest_size=EVENT_KEY_BYTES).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class Ring:
-    """The decisions kept for a customer's last events: (event key, kept bytes), oldest first."""
+    """What is kept for a customer's last events, oldest first: their keys end to end (one
+    bytes object, not a tuple each: every process caches thousands of rings) and the kept
+    bytes of each."""
 
-    entries: tuple[tuple[bytes, bytes], ...] = ()
+    keys: bytes = b""
+    kept: tuple[bytes, ...] = ()
+
+    @classmethod
+    def of(cls, entries: Sequence[tuple[bytes, bytes]]) -> Ring:
+        """The ring of (event key, kept bytes) `entries`, oldest first."""
+        return cls(b"".join(key for key, _ in entries), tuple(kept for _, kept in entries))
+
+    @property
+    def entries(self) -> list[tuple[bytes, bytes]]:
+        """(event key, kept bytes), oldest first."""
+        keys = self.keys
+        return [(keys[at * EVENT_KEY_BYTES : (at + 1) * EVENT_KEY_BYTES], kept)
+                for at, kept in enumerate(self.kept)]  # fmt: skip
 
     def find(self, event_id: str) -> bytes | None:
         """What was kept for `event_id`, None if it is not in the ring."""
-        if not self.entries:
+        if not self.kept:
             return None
-        key = event_key(event_id)
-        for entry_key, kept in self.entries:
-            if entry_key == key:
-                return kept
+        key, keys = event_key(event_id), self.keys
+        for at in range(len(self.kept)):
+            if keys[at * EVENT_KEY_BYTES : (at + 1) * EVENT_KEY_BYTES] == key:
+                return self.kept[at]
         return None
 
     def then(self, events: Sequence[tuple[str, bytes]], window: int, decisions: int) -> Ring:
@@ -68,15 +84,14 @@ class Ring:
         last `decisions` of them whole, the others cut to their fingerprint."""
         if not events:
             return self
-        added = tuple((event_key(event_id), kept) for event_id, kept in events)
-        entries = (self.entries + added)[-window:]
-        old = len(entries) - decisions
+        keys = self.keys + b"".join(event_key(event_id) for event_id, _ in events)
+        kept = (self.kept + tuple(blob for _, blob in events))[-window:]
+        keys = keys[-len(kept) * EVENT_KEY_BYTES :]
+        old = len(kept) - decisions
         if old > 0:
-            entries = tuple(
-                (key, kept[:FINGERPRINT_BYTES]) if at < old else (key, kept)
-                for at, (key, kept) in enumerate(entries)
-            )
-        return Ring(entries)
+            kept = tuple(blob[:FINGERPRINT_BYTES] if at < old else blob
+                         for at, blob in enumerate(kept))  # fmt: skip
+        return Ring(keys, kept)
 
 
 EMPTY_RING = Ring()
@@ -84,8 +99,7 @@ EMPTY_RING = Ring()
 
 def encode_record(state: bytes, ring: Ring) -> bytes:
     """The `blob` field for `state` (the engine's bytes) and `ring`."""
-    flat = [part for entry in ring.entries for part in entry]
-    packed = msgpack.packb([state, flat], use_bin_type=True)
+    packed = msgpack.packb([state, ring.keys, ring.kept], use_bin_type=True)
     return LAYOUT + _COMPRESSOR.compress(packed)
 
 
@@ -98,8 +112,9 @@ def decode_record(blob: bytes | None) -> tuple[bytes | None, Ring]:
     if blob[:1] != LAYOUT:
         return blob, EMPTY_RING  # layout 1: the state alone
     try:
-        state, flat = msgpack.unpackb(_DECOMPRESSOR.decompress(blob[1:]), raw=False)
-        entries = tuple(zip(flat[::2], flat[1::2], strict=True))
+        state, keys, kept = msgpack.unpackb(_DECOMPRESSOR.decompress(blob[1:]), raw=False)
+        if len(keys) != len(kept) * EVENT_KEY_BYTES:
+            raise ValueError("a key per kept entry")
     except (zstandard.ZstdError, ValueError, TypeError):
         return blob, EMPTY_RING
-    return state, Ring(entries)
+    return state, Ring(keys, tuple(kept))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from server.store.record import Ring
 from server.store.state_cache import CachedState, StateCache
 
-RING = Ring(((b"k" * 8, b"kept"),))
+RING = Ring.of([(b"k" * 8, b"kept")])
 
 
 def test_the_least_recently_used_customer_goes_first() -> None:
