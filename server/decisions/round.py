@@ -292,9 +292,8 @@ def _state(loaded: Loaded, active: ActiveRules) -> CustomerState:
     """The loaded state, decoded; from the state cache, as this process committed it under the
     same ruleset (by its version, a content hash: the cache holds no ruleset alive), it needs
     no decoding (a state and its encoding decide alike: the property tests run both)."""
-    memo = loaded.decoded
-    if isinstance(memo, tuple) and memo[0] == active.ruleset.version:
-        return cast(CustomerState, memo[1])
+    if loaded.decoded is not None and loaded.decoded[0] == active.ruleset.version:
+        return cast(CustomerState, loaded.decoded[1])
     return decode_or_new(active.ruleset, loaded.state)
 
 

@@ -24,12 +24,13 @@ decisions hash (commit.lua).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgpack
 import zstandard
+
+from engine.state import event_id_hash
 
 LAYOUT = b"\x02"
 EVENT_KEY_BYTES = 8
@@ -43,9 +44,10 @@ _DECOMPRESSOR = zstandard.ZstdDecompressor()
 
 
 def event_key(event_id: str) -> bytes:
-    """The ring's name for an event id: 8 bytes where the id may take 128 (two of a customer's
-    16 remembered event ids sharing a key: about a 1 in 2**57 chance)."""
-    return hashlib.blake2b(event_id.encode(), digest_size=EVENT_KEY_BYTES).digest()
+    """The ring's name for an event id: the engine's hash of it (`event_id_hash`, the one the
+    state's recent event ids hold), 8 bytes where the id may take 128 (two of a customer's 16
+    remembered event ids sharing a key: about a 1 in 2**57 chance)."""
+    return event_id_hash(event_id).to_bytes(EVENT_KEY_BYTES, "little")
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from server.store.keys import (
 )
 from server.store.pipelining import Pipeliner
 from server.store.record import EMPTY_RING, Ring, decode_record, encode_record
-from server.store.state_cache import StateCache
+from server.store.state_cache import Decoded, StateCache
 from server.store.waiting import SentAt
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
@@ -77,7 +77,7 @@ class Loaded:
     version: int
     decisions: list[bytes | None]
     ring: Ring = EMPTY_RING
-    decoded: object = None  # from the state cache: `ToCommit.decoded` of the commit that wrote it
+    decoded: Decoded | None = None  # from the state cache: `ToCommit.decoded` of its writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ class ToCommit:
     timer: TimerWrite | None = None  # the due-time index and outbox, when timers are on
     ring: Ring = EMPTY_RING
     # What `state` was encoded from, opaque here: kept in the state cache with it (`Loaded`).
-    decoded: object = None
+    decoded: Decoded | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +303,7 @@ class Store:
         cached = self.states.get(self._state_key(one.customer_id, one.anonymous))
         if cached is None:
             return None
-        decisions = [cached.ring.find(event_id) for event_id in one.event_ids]
-        return Loaded(cached.state, cached.version, decisions, cached.ring, cached.decoded)
+        return _loaded(cached.state, cached.version, cached.ring, one.event_ids, cached.decoded)
 
     def _state_key(self, customer_id: str, anonymous: bool) -> str:
         return self.keys.customer(customer_id, anonymous=anonymous).state
@@ -633,8 +632,14 @@ def _commit_result(reply: list[Any]) -> CommitResult:
     return CommitResult(outcome, int(reply[1]), state, ring)
 
 
-def _loaded(state: bytes | None, version: int, ring: Ring, event_ids: Sequence[str]) -> Loaded:
-    return Loaded(state, version, [ring.find(event_id) for event_id in event_ids], ring)
+def _loaded(
+    state: bytes | None,
+    version: int,
+    ring: Ring,
+    event_ids: Sequence[str],
+    decoded: Decoded | None = None,
+) -> Loaded:
+    return Loaded(state, version, [ring.find(event_id) for event_id in event_ids], ring, decoded)
 
 
 def _counts(raw: dict[bytes, bytes]) -> dict[str, int]:

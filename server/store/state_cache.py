@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from server.core.metrics import STATE_CACHE_LOOKUPS
 from server.store.record import Ring
 
+# What a writer made of a state's bytes, opaque here: (what it was decoded under, the result),
+# e.g. (ruleset version, CustomerState), for the next event here not to decode the bytes again.
+Decoded = tuple[str, object]
+
 _HIT, _MISS = STATE_CACHE_LOOKUPS.labels(result="hit"), STATE_CACHE_LOOKUPS.labels(result="miss")
 
 
@@ -30,9 +34,7 @@ class CachedState:
     state: bytes | None  # None: no state in Redis (a new customer)
     version: int
     ring: Ring
-    # What the writer made of `state`, opaque here (`ToCommit.decoded`): the next event here
-    # need not decode the bytes it was encoded to.
-    decoded: object = None
+    decoded: Decoded | None = None  # `ToCommit.decoded` of the commit that wrote `state`
 
 
 class StateCache:
@@ -60,7 +62,12 @@ class StateCache:
         return entry
 
     def put(
-        self, key: str, state: bytes | None, version: int, ring: Ring, decoded: object = None
+        self,
+        key: str,
+        state: bytes | None,
+        version: int,
+        ring: Ring,
+        decoded: Decoded | None = None,
     ) -> None:
         if self.capacity <= 0:
             return
