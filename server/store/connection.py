@@ -12,6 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from server.store.cluster import connect_cluster, is_cluster_url
+from server.store.packing import with_hiredis_packing
 
 # The client a Store runs on: one Redis (or a proxy in front of many), or a Redis Cluster.
 RedisClient = redis.Redis | RedisCluster
@@ -53,6 +54,7 @@ def connect(
         socket_connect_timeout=timeout_s,
         retry=retry,
     )
+    pool.connection_class = with_hiredis_packing(pool.connection_class)
     return redis.Redis.from_pool(pool)
 
 
