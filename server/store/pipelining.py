@@ -6,15 +6,24 @@ than the rest of the decision. Here every caller queues its commands and awaits 
 the callers gathered by the coalescer (`server.core.coalescer`) go out as one non-transactional
 pipeline on one connection. Each command keeps its meaning: a pipeline is not a transaction, and
 the commit script stays atomic on its own, so batching changes the cost, never the outcome.
+
+A pipeline goes out on a connection the pipeliner keeps between pipelines (one per pipeline in
+flight), through redis-py's connection API: taking a connection from redis-py's pool and giving
+it back costs ~35 us of CPU per round trip, and its `Pipeline.execute` ~20 us more (retries,
+observability hooks, HIMPORT bookkeeping), against ~60 us for the whole round trip here.
+Replies, errors, timeouts and the reconnect-and-retry on a connection error are redis-py's own:
+each reply is read with `Pipeline.parse_response`, under the client's retry policy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection
+from redis.exceptions import ResponseError
 
 from server.core.coalescer import Coalescer
 from server.core.metrics import REDIS_COMMANDS, REDIS_PIPELINES
@@ -60,6 +69,7 @@ class Pipeliner:
         self.pipelines_sent = 0
         self.commands_sent = 0
         self._sent_at: SentAt | None = None  # when the pipeline now out was sent
+        self._kept: list[Connection] = []  # taken from the pool, free between pipelines
 
     def redis_s(self) -> float:
         """How long Redis has kept the pipeline now out waiting for its replies, apart from
@@ -96,7 +106,7 @@ class Pipeliner:
         REDIS_COMMANDS.inc(len(pipe))
         self._sent_at = SentAt.now()
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._round_trip(pipe)
         except Exception as error:
             return [_Raised(error)] * len(counts)
         finally:
@@ -108,6 +118,54 @@ class Pipeliner:
             start += count
         return shares
 
+    async def _round_trip(self, pipe: Pipeline) -> list[Any]:
+        """`pipe`'s commands sent and their replies read on a kept connection, retried as
+        redis-py retries a pipeline (a connection error or timeout: the connection is closed and
+        the pipeline sent again on a new one, as often as the client's retry policy says). A
+        connection that failed goes back to the pool, which opens a new one when next asked."""
+        pool = self._client.connection_pool
+        connection = self._kept.pop() if self._kept else await _connection_from(pool)
+        try:
+            replies = await connection.retry.call_with_retry(
+                lambda: _send_and_read(pipe, connection),
+                lambda error, failures: connection.disconnect(),
+                with_failure_count=True,
+            )
+        except BaseException:
+            await pool.release(connection)
+            raise
+        self._kept.append(connection)
+        return replies
+
     async def drain(self) -> None:
-        """Wait for the pipelines still out (on shutdown)."""
+        """Wait for the pipelines still out, then give the kept connections back to the pool
+        (on shutdown)."""
         await self._callers.drain()
+        kept, self._kept = self._kept, []
+        for connection in kept:
+            await self._client.connection_pool.release(connection)
+
+
+async def _connection_from(pool: redis.ConnectionPool) -> Connection:
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    return cast(Connection, connection)  # TCP, TLS or unix socket: the same API
+
+
+async def _send_and_read(pipe: Pipeline, connection: Connection) -> list[Any]:
+    """One round trip of `pipe`'s commands: a command's error (a ResponseError) is its reply;
+    any other failure closes the connection, whose unread replies no one else must get."""
+    commands = pipe.command_stack
+    await connection.send_packed_command(
+        connection.pack_commands([args for args, _ in commands]), check_health=False
+    )
+    replies: list[Any] = []
+    try:
+        for args, options in commands:
+            try:
+                replies.append(await pipe.parse_response(connection, args[0], **options))
+            except ResponseError as error:
+                replies.append(error)
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    return replies
