@@ -43,6 +43,7 @@ spread over the cluster, and never written by a script.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 import zlib
@@ -213,6 +214,20 @@ class CustomerKeys:
         return (self.state, self.decisions)
 
 
+# A decision asks for its customer's keys three or four times (load, commit, the state cache):
+# building them checks the id with a regular expression and formats three strings.
+@functools.lru_cache(maxsize=4096)
+def _customer_keys(prefix: str, customer_id: str, anonymous: bool) -> CustomerKeys:
+    problem = validate_customer_id(customer_id)
+    if problem is not None:
+        raise ValueError(f"customer id {customer_id[:140]!r}: {problem}")
+    letter = ANONYMOUS_TAG if anonymous else CUSTOMER_TAG
+    tag = f"{prefix}{{{letter}:{customer_id}}}"
+    return CustomerKeys(
+        state=f"{tag}:state", decisions=f"{tag}:decisions", captured=f"{tag}:events"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Keyspace:
     """Builds keys under one prefix; the prefix separates deployments (or tests) sharing a Redis."""
@@ -231,14 +246,7 @@ class Keyspace:
 
         Raises ValueError for an id `validate_customer_id` rejects.
         """
-        problem = validate_customer_id(customer_id)
-        if problem is not None:
-            raise ValueError(f"customer id {customer_id[:140]!r}: {problem}")
-        letter = ANONYMOUS_TAG if anonymous else CUSTOMER_TAG
-        tag = f"{self.prefix}{{{letter}:{customer_id}}}"
-        return CustomerKeys(
-            state=f"{tag}:state", decisions=f"{tag}:decisions", captured=f"{tag}:events"
-        )
+        return _customer_keys(self.prefix, customer_id, anonymous)
 
     def due(self, shard: int) -> str:
         """Sorted set of customers (`timer_member`) by their next due time, ms (one shard)."""
