@@ -47,6 +47,7 @@ from benchmarks.report.run_figures import (
     LocustFigures,
     MemoryFigures,
     OverloadFigures,
+    PartsFigures,
     RedisCeilingFigures,
     ReplayFigures,
     RunFigures,
@@ -105,6 +106,7 @@ class Sizes:
     locust_think_ms: float = 50.0  # short enough for 200 users to load the server
     kernels: bool = True  # the kernel micro-benchmarks (kernels.md); not in --quick
     goals_quick: bool = False  # `benchmarks.goals_cost` at its QUICK sizes
+    parts_quick: bool = False  # `benchmarks.decision_parts` at its QUICK sizes
     session_s: float = 660.0
 
 
@@ -131,6 +133,7 @@ QUICK = replace(
     locust_s=5.0,
     kernels=False,
     goals_quick=True,
+    parts_quick=True,
     session_s=175.0,
 )
 
@@ -285,6 +288,14 @@ def measure_goals(sizes: Sizes) -> GoalsCostFigures:
     return goals_cost.measure(quick=sizes.goals_quick)
 
 
+def measure_parts(sizes: Sizes) -> PartsFigures:
+    """Where a decision's CPU goes: the whole decision in-process, its parts alone, and a Redis
+    round trip's client CPU (issue 16)."""
+    from benchmarks import decision_parts
+
+    return decision_parts.measure(quick=sizes.parts_quick)
+
+
 def measure_kernels(sizes: Sizes) -> KernelsFigures:
     """The kernel micro-benchmarks, written to kernels.md as `python -m benchmarks.engine.kernels`
     does; its figures table comes back too. (`kernels.measure` returns formatted tables, not
@@ -328,6 +339,7 @@ RUNS = (
     Run("locust", measure_locust, 60, 25),
     Run("goals", measure_goals, 130, 40),
     Run("regret", measure_regret, 40, 15),
+    Run("parts", measure_parts, 45, 15),  # 18 s on an AMD EPYC here, 6-7 s with --quick
     Run("kernels", measure_kernels, 90, 0),  # last: the detail, first to go when time is short
 )
 RUN_BY_NAME = {run.name: run for run in RUNS}

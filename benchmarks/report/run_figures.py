@@ -455,6 +455,51 @@ class ConditionsCostFigures(TypedDict):
     seconds: float
 
 
+class RoundTripCpu(TypedDict):
+    """A Redis round trip's client CPU, µs (`benchmarks.redis.round_trip`): one HSET of a
+    1,200-byte value with no client library, through the service's Pipeliner, through
+    redis-py's pipeline and pool."""
+
+    bare_us: float
+    pipeliner_us: float
+    redis_py_us: float
+
+
+class DecisionPartsUs(TypedDict):
+    """The calls a decision makes (`server.decisions.round`), each alone, CPU µs per event."""
+
+    validation: float  # `decide_input`
+    engine: float  # `engine.decide.decide`
+    answer: float  # `decision_to_pb` + `kept_decision`
+    state: float  # `engine.codec.encode_state`
+    timer: float  # `event_timer_write`
+    record: float  # `encode_record`: msgpack + zstd of the state and the ring
+    commit: float  # `Store.commit_many` of one ToCommit: its record included, and a round trip
+
+
+class PartsPlan(TypedDict):
+    customers: int
+    events: int
+    batch: int
+    batches: int
+    round_trips: int
+    repeats: int
+
+
+class PartsFigures(TypedDict):
+    """Where a decision's CPU goes (`benchmarks.decision_parts`, issue 16): the whole decision
+    in-process, CPU µs per event, one at a time and in DecideBatch calls (validation not
+    included: it is a part), its parts alone, and a Redis round trip's client CPU."""
+
+    plan: PartsPlan
+    redis_version: str
+    round_trip_us: RoundTripCpu
+    decide_us: float  # `Decider.decide`, one event at a time
+    decide_batch_us: float  # `Decider.decide_batch`, per event
+    parts_us: DecisionPartsUs
+    seconds: float
+
+
 class RunFigures(TypedDict, total=False):
     """Every run's figures by run name; a run that failed or did not run is absent."""
 
@@ -472,3 +517,4 @@ class RunFigures(TypedDict, total=False):
     regret: RegretFigures
     timers: TimerFigures
     conditions: ConditionsCostFigures
+    parts: PartsFigures

@@ -3,74 +3,36 @@
 A section names its figures, their ceilings and targets, says how they were measured and what was
 measured when a target is missed; `report.markdown` writes them. Pure: the figures come in as
 `run_figures` TypedDicts read back from results.json, where a run may have failed (its figures
-absent) or, written by an older version, lack a key: `Reader` gives None for those, and the
-figure says why it is not measured.
+absent) or, written by an older version, lack a key: `Reader` (`report.runs`) gives None for
+those, and the figure says why it is not measured.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
+from benchmarks.report.parts import decision_parts
 from benchmarks.report.run_figures import (
     ConditionsCostFigures,
     GoalsCostFigures,
     OverloadFigures,
     RedisPyRun,
-    RunFigures,
     TimerFigures,
     TimerLoadTurn,
     ZenFigures,
 )
+from benchmarks.report.runs import Reader, per_event_cpu
+from benchmarks.report.runs import Runs as Runs  # where every section's caller imports it from
 from benchmarks.report.table import Figure, Section, Table
 from benchmarks.report.targets import known, ratio
 from server.store.record import FINGERPRINT_BYTES
 
 if TYPE_CHECKING:
     from benchmarks.load.drive import Result
-
-F = TypeVar("F")
-V = TypeVar("V")
-
-
-class Reader(Generic[F]):
-    """Typed reads from one run's figures, None where the run or a key is missing:
-    `Reader(runs.figures.get("transport"))(lambda f: f["decide_unary"]["rate"])`."""
-
-    def __init__(self, figures: F | None) -> None:
-        self._figures = figures
-
-    def __call__(self, pick: Callable[[F], V]) -> V | None:
-        if self._figures is None:
-            return None
-        try:
-            return pick(self._figures)
-        except (KeyError, TypeError, IndexError):  # an older results.json, or a None on the way
-            return None
-
-
-@dataclass(frozen=True)
-class Runs:
-    """The figures of every run of one benchmark session, and the errors of those that failed."""
-
-    figures: RunFigures
-    errors: Mapping[str, str] = field(default_factory=dict)
-
-    def missing(self, *runs: str) -> str:
-        """Why a figure of these runs is absent: the first that failed or did not run."""
-        for run in runs:
-            if run in self.errors:
-                return f"the `{run}` run failed (see its error)"
-            if run not in self.figures:
-                return f"the `{run}` run did not run"
-        return "the run did not report it"
-
-    def errors_of(self, *runs: str) -> list[str]:
-        return [f"`{run}`: {self.errors[run]}" for run in runs if run in self.errors]
 
 
 def _number(value: object) -> float | None:
@@ -101,13 +63,6 @@ def _failures(*results: Result | None) -> float | None:
 def _failure_text(*results: Result | None) -> str:
     measured = [r for r in results if r is not None]
     return "; ".join(f"errors {r['errors']}, degraded {r['degraded']}" for r in measured)
-
-
-def _per_event_cpu(result: Result | None, cpu_per_call: float | None) -> float | None:
-    """A drive result's CPU µs per call, per event instead (a DecideBatch call has many)."""
-    if result is None or cpu_per_call is None or not known(cpu_per_call) or not result["events"]:
-        return None
-    return cpu_per_call * result["calls"] / result["events"]
 
 
 def transport(runs: Runs) -> Section:
@@ -218,8 +173,8 @@ def _redis_py(runs: Runs, prefix: str, pick: Callable[[RedisPyRun], float]) -> f
 def batch(runs: Runs) -> Section:
     get, missing = Reader(runs.figures.get("batch")), runs.missing("batch")
     plan, result = get(lambda f: f["plan"]), get(lambda f: f["decide_batch"])
-    server = _per_event_cpu(result, result and result["server_cpu_us_per_call"])
-    client = _per_event_cpu(result, result and result["client_cpu_us_per_call"])
+    server = per_event_cpu(result, result and result["server_cpu_us_per_call"])
+    client = per_event_cpu(result, result and result["client_cpu_us_per_call"])
     by_process = result and result["server_cpu_by_process_us_per_call"]
     scale = ratio(result and result["calls"], result and result["events"]) or 0.0
     both = (server or 0.0) + (client or 0.0)
@@ -621,7 +576,7 @@ def _goals_figures(goals: GoalsCostFigures, missing: str) -> list[Figure]:
         load("DecideBatch, 200 events a call, 4 in flight", "events/s", "batch",
              lambda r: r["events_per_s"]),
         load("server CPU per DecideBatch event", "µs", "batch",
-             lambda r: _per_event_cpu(r, r["server_cpu_us_per_call"])),
+             lambda r: per_event_cpu(r, r["server_cpu_us_per_call"])),
         load("round trips per event, one call at a time", "", "lockstep_redis",
              lambda w: w["pipelines_per_event"], target=t.NO_EXTRA_ROUND_TRIP, on_ratio=True,
              note=f"{shown(lockstep)} hot-path commands per event", missing=missing),
@@ -1082,7 +1037,7 @@ def conditions_section(runs: Runs) -> Section:
 
 SECTIONS: tuple[Callable[[Runs], Section], ...] = (
     transport, streaming, batch, redis_work, engine, replay, memory, overload, locust, goals,
-    regret, timers_section, conditions_section,
+    regret, timers_section, conditions_section, decision_parts,
 )  # fmt: skip
 
 

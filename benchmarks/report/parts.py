@@ -1,0 +1,226 @@
+"""RESULTS.md's section on where a decision's CPU goes (issue 16): the figures of
+`benchmarks.decision_parts`, and the floor they put under the hot-path targets missed in
+sections 1 and 3, computed with those sections' runs when the same results hold them.
+
+Pure, as `report.sections` is (which lists this section among the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from benchmarks.report import targets as t
+from benchmarks.report.markdown import shown
+from benchmarks.report.run_figures import DecisionPartsUs, PartsFigures
+from benchmarks.report.runs import Reader, Runs, per_event_cpu
+from benchmarks.report.table import Figure, Section, Table
+from benchmarks.report.targets import known, ratio
+
+RUN: Final = "parts"
+# The sections whose runs the floors read (`tests/unit/test_parts_section.py` holds these to
+# `report.sections.SECTIONS`).
+TRANSPORT_SECTION = 1
+BATCH_SECTION = 3
+CORES = 2  # DecideBatch's target: on 2 cores, shared with the driver
+NO_CLIENT = "no client library"
+
+
+# --- the arithmetic ------------------------------------------------------------------------------
+
+
+def parts_sum(parts: DecisionPartsUs) -> float:
+    """An event's calls alone, one commit (its record in it) included."""
+    return (
+        parts["validation"] + parts["engine"] + parts["answer"] + parts["state"] + parts["timer"]
+        + parts["commit"]
+    )  # fmt: skip
+
+
+def one_at_a_time_us(figures: PartsFigures) -> float:
+    """The whole decision of an event sent alone, its validation included."""
+    return figures["decide_us"] + figures["parts_us"]["validation"]
+
+
+def in_batches_us(figures: PartsFigures) -> float:
+    """The whole decision of an event in DecideBatch calls, its validation included."""
+    return figures["decide_batch_us"] + figures["parts_us"]["validation"]
+
+
+def together_us(figures: PartsFigures) -> float:
+    """What running the parts together adds to them, one event at a time."""
+    return one_at_a_time_us(figures) - parts_sum(figures["parts_us"])
+
+
+def _total(*values: float | None) -> float | None:
+    """The sum, None unless every value was measured."""
+    measured = [value for value in values if value is not None and known(value)]
+    return sum(measured) if len(measured) == len(values) else None
+
+
+# --- the floors ----------------------------------------------------------------------------------
+
+
+def lone_call_floor(runs: Runs) -> str:
+    """One call at a time: the echo's server CPU per call (gRPC and the event loop, no work)
+    plus the parts is as low as Decide's can go; read against the target."""
+    get, parts = Reader(runs.figures.get("transport")), Reader(runs.figures.get(RUN))
+    echo = get(lambda f: f["echo_lockstep"]["server_cpu_us_per_call"])
+    summed = parts(lambda f: parts_sum(f["parts_us"]))
+    floor = _total(echo, summed)
+    times = ratio(floor, echo)
+    head = "**The floor, one call at a time.**"
+    if floor is None or times is None or echo is None:
+        return (
+            f"{head} Not measured ({runs.missing('transport', RUN)}): the echo's server CPU per "
+            f"call (section {TRANSPORT_SECTION}) plus the parts ({shown(summed, 'µs')})."
+        )
+    allowed = t.LONE_CALL_CPU.bound * echo
+    said = (
+        f"{head} The server's CPU per Decide call is at least the echo's (section "
+        f"{TRANSPORT_SECTION}: {shown(echo, 'µs')}, gRPC and the event loop doing no work) plus "
+        f"the parts ({shown(summed, 'µs')}): {shown(floor, 'µs')}, {shown(times, '×')} the "
+        f"echo's, against the target {t.LONE_CALL_CPU.shown} ({shown(allowed, 'µs')})."
+    )
+    if t.LONE_CALL_CPU.holds(times):
+        said += (
+            f" The parts leave {shown(allowed - floor, 'µs')} under the target for running them "
+            f"together ({shown(parts(together_us), 'µs')} here, in-process) and for whatever "
+            "else a call costs beyond the echo's."
+        )
+    else:
+        said += (
+            f" The floor is {shown(floor - allowed, 'µs')} above the target: the parts alone put "
+            "it out of reach, they must get cheaper."
+        )
+    decide = get(lambda f: f["decide_lockstep"]["server_cpu_us_per_call"])
+    if decide is not None and known(decide):
+        said += (
+            f" Section {TRANSPORT_SECTION} measured {shown(decide, 'µs')} "
+            f"({shown(ratio(decide, echo), '×')}, its Redis's CPU included): "
+            f"{shown(decide - floor, 'µs')} above the floor."
+        )
+    return said
+
+
+def batch_floor(runs: Runs) -> str:
+    """DecideBatch: the cores at an event's whole decision in calls of 200, plus what its Redis
+    and the driver spent per event in section 3, give at most this many events a second."""
+    result = Reader(runs.figures.get("batch"))(lambda f: f["decide_batch"])
+    get = Reader(result)
+    redis = per_event_cpu(
+        result, get(lambda r: r["server_cpu_by_process_us_per_call"]["redis-server"])
+    )
+    driver = per_event_cpu(result, get(lambda r: r["client_cpu_us_per_call"]))
+    event = Reader(runs.figures.get(RUN))(in_batches_us)
+    each = _total(event, redis, driver)
+    head = "**The floor of DecideBatch.**"
+    if each is None or each <= 0:
+        return (
+            f"{head} Not measured ({runs.missing('batch', RUN)}): {CORES} cores at an event's "
+            f"whole decision in calls of 200 ({shown(event, 'µs')}) plus Redis's and the "
+            f"driver's CPU per event in section {BATCH_SECTION}."
+        )
+    bound = CORES * 1e6 / each
+    reach = (
+        "within reach of the target: gRPC and the calls' own work beyond the in-process "
+        "decision decide whether it is met"
+        if t.BATCH_EVENTS_PER_S.holds(bound)
+        else "the target is out of reach until these get cheaper"
+    )
+    return (
+        f"{head} {CORES} cores at {shown(each, 'µs')} per event (its whole decision in calls of "
+        f"200 above, validation included: {shown(event, 'µs')}; Redis's CPU per event in "
+        f"section {BATCH_SECTION}: {shown(redis, 'µs')}; the driver's: {shown(driver, 'µs')}) "
+        f"give at most {shown(bound, 'events/s')}, against the target "
+        f"{t.BATCH_EVENTS_PER_S.shown}: {reach}. Section {BATCH_SECTION} measured "
+        f"{shown(get(lambda r: r['events_per_s']), 'events/s')}."
+    )
+
+
+# --- the section ---------------------------------------------------------------------------------
+
+
+def _round_trips(get: Reader[PartsFigures]) -> list[Figure]:
+    bare = get(lambda f: f["round_trip_us"]["bare_us"])
+    return [
+        Figure("a Redis round trip's client CPU, no client library (asyncio + hiredis): one "
+               "HSET of 1,200 B", bare, "µs"),
+        Figure("the same through the service's `Pipeliner.send`",
+               get(lambda f: f["round_trip_us"]["pipeliner_us"]), "µs", bare, NO_CLIENT),
+        Figure("the same through redis-py's pipeline and pool (`execute()`: how the Pipeliner "
+               "sent before it kept its connections)",
+               get(lambda f: f["round_trip_us"]["redis_py_us"]), "µs", bare, NO_CLIENT),
+    ]  # fmt: skip
+
+
+def _wholes(get: Reader[PartsFigures]) -> list[Figure]:
+    """The whole decision against its parts, and what running them together adds."""
+    summed = get(lambda f: parts_sum(f["parts_us"]))
+    no_commit = get(lambda f: parts_sum(f["parts_us"]) - f["parts_us"]["commit"])
+    return [
+        Figure("a decision, one event at a time: `Decider.decide` + validation",
+               get(one_at_a_time_us), "µs", summed, "the parts' sum"),
+        Figure("a decision in DecideBatch calls of 200: `Decider.decide_batch` + validation, per "
+               "event", get(in_batches_us), "µs", no_commit, "the parts but the commit"),
+        Figure("the parts' sum (the commit's record counted once)", summed, "µs"),
+        Figure("running the parts together, one event at a time (the whole less the parts' sum):"
+               " event-loop turns, coalescing, bookkeeping, cold caches", get(together_us), "µs"),
+        Figure("the same in DecideBatch calls of 200 (the whole less the parts but the commit): "
+               "each event's share of its call's load and commit pipelines, bookkeeping",
+               get(lambda f: in_batches_us(f) - parts_sum(f["parts_us"]) + f["parts_us"]["commit"]),
+               "µs"),
+    ]  # fmt: skip
+
+
+def _parts(get: Reader[PartsFigures]) -> list[Figure]:
+    def part(name: str, pick: Callable[[DecisionPartsUs], float]) -> Figure:
+        return Figure(f"part: {name}", get(lambda f: pick(f["parts_us"])), "µs")
+
+    return [
+        part("validation (`decide_input`)", lambda p: p["validation"]),
+        part("the engine (`engine.decide.decide`)", lambda p: p["engine"]),
+        part("the answer and its ring entry (`decision_to_pb` + `kept_decision`)",
+             lambda p: p["answer"]),
+        part("the state's msgpack (`engine.codec.encode_state`)", lambda p: p["state"]),
+        part("the timer and outbox write (`event_timer_write`)", lambda p: p["timer"]),
+        part("the record: msgpack + zstd of the state and the ring (`encode_record`)",
+             lambda p: p["record"]),
+        Figure("part: one commit less its record (`Store.commit_many` of one ToCommit: the "
+               "ring, commit.lua's EVALSHA through the Pipeliner, the state cache)",
+               get(lambda f: f["parts_us"]["commit"] - f["parts_us"]["record"]), "µs",
+               get(lambda f: f["round_trip_us"]["pipeliner_us"]),
+               "one HSET through the Pipeliner"),
+    ]  # fmt: skip
+
+
+def _how(get: Reader[PartsFigures]) -> str:
+    plan = Reader(get(lambda f: f["plan"]))
+    events = shown(plan(lambda p: p["events"]))
+    return (
+        "`benchmarks.decision_parts`, in one process on uvloop against a redis-server of its own "
+        f"(Redis {get(lambda f: f['redis_version']) or '?'}, over its unix socket, configured as "
+        f"the embedded one), on the retail rules: {shown(plan(lambda p: p['customers']))} "
+        "shoppers of `benchmarks.load.drive`, each decided once first so that every event finds "
+        "its customer in the store's state cache. The whole: the service's `Decider` built as "
+        f"`create_server` builds it, no gRPC; {events} events one at a time (`decide`, each "
+        f"awaited before the next is sent) and {shown(plan(lambda p: p['batches']))} DecideBatch "
+        f"calls of {shown(plan(lambda p: p['batch']))} (`decide_batch`), the requests validated "
+        "before each timed run (validation is a part). The parts: the calls "
+        f"`server.decisions.round` makes for an event, each alone in a loop over {events} events "
+        "of the same shoppers on their cached states, with the round's arguments; the commit's "
+        "record is a part of its own, so the commit is shown without it. Round trips: "
+        f"{shown(plan(lambda p: p['round_trips']))} HSETs one after the other, each client to a "
+        "key of its own (`benchmarks.redis.round_trip`). CPU of the process "
+        "(`time.process_time`) per event or round trip, the least of "
+        f"{shown(plan(lambda p: p['repeats']))} timed runs after an untimed one, the collector "
+        "paused."
+    )
+
+
+def decision_parts(runs: Runs) -> Section:
+    get = Reader(runs.figures.get(RUN))
+    after: list[str | Table] = [lone_call_floor(runs), batch_floor(runs)]
+    return Section("Where a decision's CPU goes (issue 16)", _how(get),
+                   [*_round_trips(get), *_wholes(get), *_parts(get)], after,
+                   runs.errors_of(RUN))  # fmt: skip

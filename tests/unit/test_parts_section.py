@@ -1,0 +1,176 @@
+"""Where a decision's CPU goes (`benchmarks.report.parts`): its figures and the floors it states
+with the other runs' figures, or without them.
+
+Behaviour only: the figures are made up (in the shape `benchmarks.decision_parts` returns),
+nothing is timed, and every number the text must show is computed here from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from benchmarks.engine.timing import least_cpu_us
+from benchmarks.report import parts, sections, targets
+from benchmarks.report.markdown import section_markdown, shown
+from benchmarks.report.run_figures import PartsFigures
+from benchmarks.report.sections import Runs
+from tests.unit.test_targets import all_rows, drive_result
+
+PARTS_US = {
+    "validation": 10.0, "engine": 80.0, "answer": 12.0, "state": 24.0, "timer": 3.0,
+    "record": 15.0, "commit": 200.0,
+}  # fmt: skip
+DECIDE_US, DECIDE_BATCH_US = 500.0, 220.0
+# The parts' sum counts the record once: it is in the commit.
+PARTS_SUM = sum(us for name, us in PARTS_US.items() if name != "record")
+
+
+def parts_figures() -> PartsFigures:
+    return {
+        "plan": {"customers": 300, "events": 2000, "batch": 200, "batches": 10,
+                 "round_trips": 3000, "repeats": 3},
+        "redis_version": "7.0.15",
+        "round_trip_us": {"bare_us": 20.0, "pipeliner_us": 100.0, "redis_py_us": 110.0},
+        "decide_us": DECIDE_US,
+        "decide_batch_us": DECIDE_BATCH_US,
+        "parts_us": PARTS_US,
+        "seconds": 17.0,
+    }  # fmt: skip
+
+
+def transport_figures(echo_cpu_us: float, decide_cpu_us: float) -> dict[str, Any]:
+    """What the floor one call at a time reads of the transport run."""
+    return {
+        "echo_lockstep": drive_result(3000.0, server_cpu_us=echo_cpu_us),
+        "decide_lockstep": drive_result(700.0, server_cpu_us=decide_cpu_us),
+    }
+
+
+BATCH_CALLS, BATCH_EVENTS, BATCH_SERVER_CPU_US = 100, 20_000, 20_000.0
+
+
+def batch_figures() -> dict[str, Any]:
+    return {
+        "plan": {"batch": 200, "in_flight": 4, "customers": 20_000},
+        "decide_batch": drive_result(25.0, server_cpu_us=BATCH_SERVER_CPU_US, calls=BATCH_CALLS,
+                                     events=BATCH_EVENTS),
+    }  # fmt: skip
+
+
+def floors(runs: Runs) -> tuple[str, str]:
+    one, batched = parts.decision_parts(runs).after
+    assert isinstance(one, str) and isinstance(batched, str)
+    return one, batched
+
+
+def test_the_whole_is_read_against_the_sum_of_its_parts() -> None:
+    rows = all_rows(parts.decision_parts(Runs({"parts": parts_figures()})))
+    whole = DECIDE_US + PARTS_US["validation"]
+    one = rows["a decision, one event at a time: `Decider.decide` + validation"]
+    assert (one.measured, one.ceiling) == (shown(whole, "µs"), f"{shown(PARTS_SUM, 'µs')} "
+                                           "(the parts' sum)")  # fmt: skip
+    assert one.ratio == shown(whole / PARTS_SUM, "×")
+    together = next(r for name, r in rows.items() if name.startswith("running the parts"))
+    assert together.measured == shown(whole - PARTS_SUM, "µs")
+    batched = next(r for name, r in rows.items() if name.startswith("the same in DecideBatch"))
+    no_commit = PARTS_SUM - PARTS_US["commit"]
+    assert batched.measured == shown(DECIDE_BATCH_US + PARTS_US["validation"] - no_commit, "µs")
+    commit = next(r for name, r in rows.items() if name.startswith("part: one commit"))
+    assert commit.measured == shown(PARTS_US["commit"] - PARTS_US["record"], "µs")
+    assert commit.ratio == shown((PARTS_US["commit"] - PARTS_US["record"]) / 100.0, "×")
+    pipeliner = rows["the same through the service's `Pipeliner.send`"]
+    assert (pipeliner.ratio, pipeliner.target) == ("5×", "—")  # a profile: nothing is judged
+
+
+def test_without_the_other_runs_the_floors_are_not_measured() -> None:
+    one, batched = floors(Runs({"parts": parts_figures()}))
+    assert one.startswith("**The floor, one call at a time.** Not measured (the `transport` run")
+    assert shown(PARTS_SUM, "µs") in one
+    assert "Not measured (the `batch` run did not run)" in batched
+    assert shown(DECIDE_BATCH_US + PARTS_US["validation"], "µs") in batched
+
+
+def test_a_failed_run_says_so_in_the_floor_and_the_rest_still_renders() -> None:
+    runs = Runs({"parts": parts_figures()}, {"transport": "RuntimeError: boom"})
+    one, _ = floors(runs)
+    assert "Not measured (the `transport` run failed (see its error))" in one
+    text = section_markdown(14, parts.decision_parts(runs))
+    assert "## 14. Where a decision's CPU goes (issue 16)" in text
+
+
+def test_the_floor_one_call_at_a_time_is_the_echo_plus_the_parts() -> None:
+    echo, decide = 300.0, 1200.0
+    runs = Runs({"parts": parts_figures(), "transport": transport_figures(echo, decide)})
+    one, _ = floors(runs)
+    floor = echo + PARTS_SUM
+    assert floor / echo > targets.LONE_CALL_CPU.bound  # the case this test is about
+    assert f"plus the parts ({shown(PARTS_SUM, 'µs')}): {shown(floor, 'µs')}" in one
+    assert f"{shown(floor / echo, '×')} the echo's, against the target ≤ 2× echo's" in one
+    assert f"The floor is {shown(floor - 2 * echo, 'µs')} above the target" in one
+    assert f"measured {shown(decide, 'µs')} ({shown(decide / echo, '×')}" in one
+    assert f"{shown(decide - floor, 'µs')} above the floor" in one
+
+
+def test_a_floor_within_the_target_says_how_much_room_it_leaves() -> None:
+    echo = 400.0
+    runs = Runs({"parts": parts_figures(), "transport": transport_figures(echo, 1200.0)})
+    one, _ = floors(runs)
+    floor = echo + PARTS_SUM
+    assert floor / echo <= targets.LONE_CALL_CPU.bound
+    assert f"leave {shown(2 * echo - floor, 'µs')} under the target" in one
+    together = DECIDE_US + PARTS_US["validation"] - PARTS_SUM
+    assert f"together ({shown(together, 'µs')} here" in one
+
+
+def test_the_floor_of_decide_batch_is_two_cores_at_every_cpu_an_event_costs() -> None:
+    runs = Runs({"parts": parts_figures(), "batch": batch_figures()})
+    _, batched = floors(runs)
+    per_call_to_event = BATCH_CALLS / BATCH_EVENTS
+    redis = BATCH_SERVER_CPU_US * 0.1 * per_call_to_event  # drive_result: 10 % redis-server
+    driver = 300.0 * per_call_to_event  # drive_result's client CPU per call
+    each = DECIDE_BATCH_US + PARTS_US["validation"] + redis + driver
+    assert f"2 cores at {shown(each, 'µs')} per event" in batched
+    assert f"Redis's CPU per event in section 3: {shown(redis, 'µs')}" in batched
+    assert f"the driver's: {shown(driver, 'µs')}" in batched
+    assert f"give at most {shown(2e6 / each, 'events/s')}" in batched
+    assert "out of reach" in batched  # 2e6 / 241.5 is below 20,000
+    assert "Section 3 measured 5,000 events/s" in batched
+
+
+def test_without_its_own_run_the_section_lists_its_figures_unmeasured() -> None:
+    runs = Runs({"transport": transport_figures(300.0, 1200.0), "batch": batch_figures()})
+    section = parts.decision_parts(runs)
+    assert section.figures and all(f.measured is None for f in section.figures)
+    one, batched = floors(runs)
+    assert "Not measured (the `parts` run did not run)" in one
+    assert "Not measured (the `parts` run did not run)" in batched
+
+
+def test_an_older_results_file_without_a_figure_is_not_an_error() -> None:
+    older = dict(parts_figures())
+    del older["decide_batch_us"]
+    runs = Runs({"parts": older, "batch": batch_figures()})
+    _, batched = floors(runs)
+    assert "Not measured" in batched
+
+
+def test_the_floors_name_the_sections_their_runs_are_in() -> None:
+    assert sections.SECTIONS.index(sections.transport) + 1 == parts.TRANSPORT_SECTION
+    assert sections.SECTIONS.index(sections.batch) + 1 == parts.BATCH_SECTION
+    assert parts.decision_parts in sections.SECTIONS
+
+
+def test_the_least_cpu_is_taken_over_timed_runs_after_an_untimed_one() -> None:
+    runs: list[int] = []
+
+    async def run(count: int) -> int:
+        runs.append(count)
+        return count
+
+    least = asyncio.run(least_cpu_us(run, lambda: 7, repeats=3))
+    assert runs == [7, 7, 7, 7] and least >= 0
+    runs.clear()
+    asyncio.run(least_cpu_us(run, lambda: 7, repeats=3, until_s=-math.inf))  # time spent
+    assert runs == [7, 7]  # the untimed run and one timed
