@@ -123,6 +123,8 @@ class Pipeliner:
         redis-py retries a pipeline (a connection error or timeout: the connection is closed and
         the pipeline sent again on a new one, as often as the client's retry policy says). A
         connection that failed goes back to the pool, which opens a new one when next asked."""
+        if not pipe.command_stack:
+            return []
         pool = self._client.connection_pool
         connection = self._kept.pop() if self._kept else await _connection_from(pool)
         try:

@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio as redis
 
 from server.core.config import Settings
+from server.store.connection import connect
 from server.store.errors import StoreUnavailable
 from server.store.pipelining import Pipeliner
 from server.store.redis_store import CommitOutcome, Store
@@ -104,3 +105,34 @@ async def test_a_broken_connection_fails_every_caller_in_the_pipeline() -> None:
     finally:
         await store.close()
     assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+
+
+def _client_id(pipe: redis.client.Pipeline) -> int:
+    pipe.client_id()
+    return 1
+
+
+async def test_pipelines_go_out_on_one_kept_connection_given_back_when_drained(
+    redis_client: redis.Redis,
+) -> None:
+    pipeliner = Pipeliner(redis_client)
+    ids = {(await pipeliner.send(_client_id))[0] for _ in range(20)}
+    assert len(ids) == 1  # one connection, kept between pipelines
+    assert await redis_client.client_id() not in ids  # kept: the pool gives the client another
+    await pipeliner.drain()
+    assert await redis_client.client_id() in ids  # given back
+
+
+async def test_a_kept_connection_closed_by_redis_is_replaced_and_the_pipeline_sent_again(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    client = connect(redis_url)  # the Store's client: one retry after a connection error
+    pipeliner = Pipeliner(client)
+    try:
+        (first,) = await pipeliner.send(_client_id)
+        assert await redis_client.client_kill_filter(_id=first) == 1
+        (second,) = await pipeliner.send(_client_id)  # the retry reconnects
+        assert second != first
+    finally:
+        await pipeliner.drain()
+        await client.aclose()
