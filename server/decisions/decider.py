@@ -40,7 +40,7 @@ BULK_BATCHES_AT_ONCE = 2
 # which so grows with the load (alone, a call still goes on the next loop turn). One: the event
 # loop's thread is what concurrent calls wait for, and a larger batch shares its round trip and
 # bookkeeping among more calls, where a second batch out only interleaved its CPU with the
-# first's (concurrency 64 here: 12-20% more calls answered, DecideStream 8-25% more events).
+# first's (concurrency 64 here: 12-20% more calls answered, DecideStream 8-28% more events).
 MAX_BATCHES_OUT = 1
 # A caller stops waiting at this share of its deadline; the rest is for answering.
 PATIENCE = 0.8
