@@ -27,9 +27,7 @@ under a prefix of this run's own, deleted at the end; the redis-server is stoppe
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import math
 import sys
 import time
@@ -366,24 +364,13 @@ def measure(quick: bool = False, plan: Plan | None = None) -> PartsFigures:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.decision_parts",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true", help="a short check that it works")
-    parser.add_argument("--json", action="store_true", help="print every figure as JSON")
-    args = parser.parse_args(argv)
-    figures = measure(quick=args.quick)
-    if args.json:
-        print(json.dumps(figures, indent=1))
-        return 0
-    from benchmarks.report.markdown import section_markdown
     from benchmarks.report.parts import decision_parts
-    from benchmarks.report.sections import Runs
+    from benchmarks.report.section_cli import section_main
 
-    print(section_markdown(1, decision_parts(Runs({RUN_NAME: figures}))))
-    return 0
+    return section_main(
+        argv, prog="python -m benchmarks.decision_parts", doc=__doc__, run=RUN_NAME,
+        measure=lambda quick: measure(quick=quick), section=decision_parts,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

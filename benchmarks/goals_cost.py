@@ -18,9 +18,7 @@ its `goals:` removed, both measured in one run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -261,23 +259,13 @@ def measure(quick: bool = False, plan: Plan | None = None) -> GoalsCostFigures:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.goals_cost",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true", help="a short check that it works")
-    parser.add_argument("--json", action="store_true", help="print every figure as JSON")
-    args = parser.parse_args(argv)
-    figures = measure(quick=args.quick)
-    if args.json:
-        print(json.dumps(figures, indent=1))
-        return 0
-    from benchmarks.report.markdown import section_markdown
-    from benchmarks.report.sections import Runs, goals
+    from benchmarks.report.section_cli import section_main
+    from benchmarks.report.sections import goals
 
-    print(section_markdown(1, goals(Runs({"goals": figures}))))
-    return 0
+    return section_main(
+        argv, prog="python -m benchmarks.goals_cost", doc=__doc__, run="goals",
+        measure=lambda quick: measure(quick=quick), section=goals,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -356,6 +356,12 @@ def _overrun(signum: int, frame: object) -> None:
     raise Overrun("stopped: the run overran its time budget")
 
 
+def _without_machine_paths(text: str) -> str:
+    """`text` with this checkout's and this Python's folders left out: results.json is
+    committed, and where the machine keeps them says nothing about the run."""
+    return text.replace(f"{ROOT}/", "").replace(f"{sys.base_prefix}/", "<python>/")
+
+
 def child(name: str, quick: bool, into: Path) -> int:
     """Run one measurement and write {"figures"} or {"error", "traceback"} as JSON to `into`."""
     import traceback
@@ -367,7 +373,7 @@ def child(name: str, quick: bool, into: Path) -> int:
     except Exception as error:  # the boundary: any run's failure is recorded and the next goes on
         outcome = {
             "error": f"{type(error).__name__}: {error}"[:600],
-            "traceback": traceback.format_exc(),
+            "traceback": _without_machine_paths(traceback.format_exc()),
         }
     outcome["seconds"] = round(time.perf_counter() - started, 1)
     into.write_text(json.dumps(json_safe(outcome)), encoding="utf-8")
