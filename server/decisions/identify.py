@@ -1,10 +1,11 @@
 """Identify: set a customer's traits and merge an anonymous visitor's journey into theirs.
 
-The visitor's state is first taken out of Redis (deleted only if no event landed on it since it
-was read), then merged into the customer's with a compare-and-set. Events the visitor sends
-after the take start a new visitor state, which the next Identify merges: none is lost between.
-If the merge fails (conflicts, Redis), the taken state is put back. Every loop runs on the
-service's retry policy, and every Redis call behind its circuit breaker.
+The visitor's state is first taken out of Redis (read and deleted in one step, so a visitor busy
+sending events cannot keep it from being taken), then merged into the customer's with a
+compare-and-set. Events the visitor sends after the take start a new visitor state, which the
+next Identify merges: none is lost between. If the merge fails (conflicts, Redis), the taken
+state is put back. Every loop runs on the service's retry policy, and every Redis call behind
+its circuit breaker.
 """
 
 from __future__ import annotations
@@ -103,16 +104,8 @@ class Identification:
 
     async def _take_visitor(self, anonymous_id: str, active: ActiveRules) -> CustomerState | None:
         """The visitor's stored state, deleted from Redis; None if there is none."""
-        for attempt in self._policy.attempts():
-            await self._policy.pause(attempt)
-            loaded = await self._store.load(customer_id=anonymous_id, anonymous=True)
-            if loaded.state is None:
-                return None
-            if await self._store.take(
-                customer_id=anonymous_id, version=loaded.version, anonymous=True
-            ):
-                return decode_or_new(active.ruleset, loaded.state)
-        raise self._policy.exhausted("visitor")
+        taken = await self._store.take(customer_id=anonymous_id, anonymous=True)
+        return None if taken is None else decode_or_new(active.ruleset, taken)
 
     async def _give_back(
         self, anonymous_id: str, taken: CustomerState, active: ActiveRules

@@ -528,14 +528,17 @@ class Store:
             deleted: int = await self._client.delete(*keys.all(), keys.captured)
         return deleted
 
-    async def take(self, *, customer_id: str, version: int, anonymous: bool = False) -> bool:
-        """Delete every key of the customer if the state is still at `version` (as loaded);
-        False, deleting nothing, if an event landed since."""
+    async def take(self, *, customer_id: str, anonymous: bool = False) -> bytes | None:
+        """The customer's state, read and every key of theirs deleted in one step (take.lua);
+        None, deleting nothing, when they have no state."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         self.states.drop(keys.state)
         async with self._calling(f"take {keys.state}"):
-            taken = await self._take_script(keys=keys.all(), args=[version])
-        return bool(taken)
+            record = await self._take_script(keys=keys.all(), args=[STATE_BLOB_FIELD])
+        if record is None:
+            return None
+        state, _ = decode_record(record)
+        return state
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers PING.

@@ -184,7 +184,7 @@ async def test_anonymous_visitors_are_kept_apart_from_customers(store: Store) ->
     assert loaded == Loaded(b"anonymous", result.version, [])
 
 
-async def test_take_deletes_only_the_state_it_was_given_the_version_of(store: Store) -> None:
+async def test_take_returns_the_state_and_deletes_the_customer_in_one_step(store: Store) -> None:
     versions = [0]
     for event_id in ("e1", "e2"):
         result = await store.commit(
@@ -192,14 +192,13 @@ async def test_take_deletes_only_the_state_it_was_given_the_version_of(store: St
             events=[(event_id, f"decision-{event_id}".encode())], anonymous=True,
         )  # fmt: skip
         versions.append(result.version)
-    assert result.outcome is CommitOutcome.COMMITTED
-    # An event landed after the first version was read: nothing is taken.
-    assert await store.take(customer_id="vis", version=versions[1], anonymous=True) is False
+    await store.commit(customer_id="vis", expected_version=0, state=b"known")  # same id, known
+
+    assert await store.take(customer_id="vis", anonymous=True) == b"state-e2"  # the latest
     loaded = await store.load(customer_id="vis", event_ids=["e2"], anonymous=True)
-    assert loaded.decisions == [b"decision-e2"]
-    assert await store.take(customer_id="vis", version=versions[2], anonymous=True) is True
-    loaded = await store.load(customer_id="vis", event_ids=["e2"], anonymous=True)
-    assert loaded == Loaded(None, 0, [None])
+    assert loaded == Loaded(None, 0, [None])  # the state and its decisions are gone
+    assert await store.take(customer_id="vis", anonymous=True) is None  # nothing left to take
+    assert (await store.load(customer_id="vis")).state == b"known"  # another customer's keys
 
 
 async def test_all_keys_of_a_customer_share_one_cluster_slot(

@@ -1,16 +1,17 @@
--- take.lua: delete a customer's keys if their state is still at the version the caller read.
+-- take.lua: read a customer's record and delete their keys, in one step.
 --
 -- KEYS[1]  the state hash, KEYS[2] the decisions hash (one hash tag: one cluster slot)
--- ARGV[1]  the version the caller read
+-- ARGV[1]  the state hash's record field ("blob")
 --
--- Returns 1 when the keys were deleted, 0 when the state had moved on (nothing deleted).
+-- Returns the record (false, deleting nothing, when the customer has no state).
 -- Identify takes an anonymous visitor's state this way before merging it into the customer:
--- an event that lands on the visitor after the read makes the take fail, so it is never
--- deleted unmerged; Identify reads again and retries.
+-- read and deleted at once, no event of the visitor can land in between, so a visitor busy
+-- sending events is taken at the first try; an event that lands after the take starts a new
+-- visitor state, which the next Identify merges.
 
-local current = redis.call("HGET", KEYS[1], "version") or "0"
-if current ~= ARGV[1] then  -- versions are tokens, compared as strings (commit.lua)
-    return 0
+local record = redis.call("HGET", KEYS[1], ARGV[1])
+if not record then
+    return false
 end
 redis.call("DEL", KEYS[1], KEYS[2])
-return 1
+return record
