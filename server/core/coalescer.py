@@ -53,8 +53,7 @@ class Coalescer(Generic[Item, Reply]):
         waiting: _Waiting[Item, Reply] = _Waiting(item, loop.create_future())
         self._queued.append(waiting)
         if not self._scheduled and self._in_flight < self._max_in_flight:
-            self._scheduled = True
-            loop.call_soon(self._start)
+            self._start_next(loop)
         timer = None
         if patience_s is not None:
             timer = loop.call_at(loop.time() + patience_s, _give_up, waiting.future)
@@ -64,20 +63,29 @@ class Coalescer(Generic[Item, Reply]):
             if timer is not None:
                 timer.cancel()
 
-    def _start(self) -> None:
-        self._scheduled = False
-        if self._in_flight >= self._max_in_flight:
-            return
-        batch = [w for w in self._queued if not w.future.done()]  # not callers who left
-        self._queued = []
-        if not batch:
-            return
+    def _start_next(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the task of the next batch. Its first step runs on the loop's next turn and takes
+        what was queued by then: every item submitted in this turn goes in one batch (a task
+        started from a callback of its own would cost a turn more)."""
+        self._scheduled = True
         self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._run(batch))
+        task = loop.create_task(self._run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[_Waiting[Item, Reply]]) -> None:
+    async def _run(self) -> None:
+        self._scheduled = False
+        batch = [w for w in self._queued if not w.future.done()]  # not callers who left
+        self._queued = []
+        try:
+            if batch:
+                await self._answer(batch)
+        finally:
+            self._in_flight -= 1
+            if self._queued and not self._scheduled:
+                self._start_next(asyncio.get_running_loop())
+
+    async def _answer(self, batch: list[_Waiting[Item, Reply]]) -> None:
         try:
             replies = await self._batch(
                 [w.item for w in batch], lambda index: not batch[index].future.done()
@@ -91,11 +99,6 @@ class Coalescer(Generic[Item, Reply]):
                     waiting.future.set_exception(error)
             if not isinstance(error, Exception):
                 raise  # cancellation (shutdown) goes on up, after the callers are told
-        finally:
-            self._in_flight -= 1
-            if self._queued and not self._scheduled:
-                self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._start)
 
     async def drain(self) -> None:
         """Wait for the batches still out (on shutdown)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as redis
@@ -135,4 +137,65 @@ async def test_a_kept_connection_closed_by_redis_is_replaced_and_the_pipeline_se
         assert second != first
     finally:
         await pipeliner.drain()
+        await client.aclose()
+
+
+def _wait_on(key: str, seconds: float, times: int) -> Callable[[redis.client.Pipeline], int]:
+    """BLPOP on an empty list: Redis holds each reply `seconds`, one after the other."""
+
+    def queue(pipe: redis.client.Pipeline) -> int:
+        for _ in range(times):
+            pipe.blpop([key], timeout=seconds)
+        return times
+
+    return queue
+
+
+async def test_a_reply_later_than_the_budget_fails_the_round_trip_and_the_connection_is_replaced(
+    redis_url: str, key_prefix: str
+) -> None:
+    client = connect(redis_url, timeout_s=0.2, retries=0)
+    pipeliner = Pipeliner(client)
+    try:
+        (first,) = await pipeliner.send(_client_id)
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            await pipeliner.send(_wait_on(f"{key_prefix}empty", 2.0, 1))
+        assert time.monotonic() - started < 1.0  # the budget, not Redis's 2 s
+        (second,) = await pipeliner.send(_client_id)  # no stale reply read: a new connection
+        assert second != first
+    finally:
+        await pipeliner.drain()
+        await client.aclose()
+
+
+async def test_a_long_pipeline_is_not_cut_short_while_each_reply_comes_within_the_budget(
+    redis_url: str, key_prefix: str
+) -> None:
+    client = connect(redis_url, timeout_s=0.25)
+    pipeliner = Pipeliner(client)
+    try:
+        started = time.monotonic()
+        replies = await pipeliner.send(_wait_on(f"{key_prefix}empty", 0.1, 5))
+        assert replies == [None] * 5
+        assert time.monotonic() - started >= 0.45  # twice the budget in all, 0.1 s a reply
+    finally:
+        await pipeliner.drain()
+        await client.aclose()
+
+
+async def test_a_connection_given_back_times_out_as_the_client_says_again(
+    redis_url: str, key_prefix: str
+) -> None:
+    client = connect(redis_url, timeout_s=0.2, retries=0)
+    pipeliner = Pipeliner(client)
+    try:
+        (kept,) = await pipeliner.send(_client_id)
+        await pipeliner.drain()
+        assert await client.client_id() == kept  # the pool hands out the connection given back
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            await client.blpop([f"{key_prefix}empty"], timeout=2.0)
+        assert time.monotonic() - started < 1.0  # redis-py's socket timeout, not Redis's 2 s
+    finally:
         await client.aclose()

@@ -1,0 +1,125 @@
+"""The coalescer: who goes in which batch, what each caller gets back, and how many turns of the
+event loop a lone item waits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from server.core.coalescer import Coalescer
+
+
+class Recorder:
+    """A batch function that answers each item doubled and remembers the batches it saw; a
+    batch waits for `release` when one is given."""
+
+    def __init__(self, release: asyncio.Event | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.release = release
+
+    async def __call__(self, items: Sequence[int], waiting: Callable[[int], bool]) -> list[int]:
+        self.batches.append(list(items))
+        if self.release is not None:
+            await self.release.wait()
+        return [2 * item for item in items]
+
+
+async def test_items_submitted_in_one_turn_go_in_one_batch_each_caller_gets_its_reply() -> None:
+    record = Recorder()
+    coalescer = Coalescer(record, max_in_flight=1)
+
+    replies = await asyncio.gather(*(coalescer.submit(i) for i in range(5)))
+
+    assert replies == [0, 2, 4, 6, 8]
+    assert record.batches == [[0, 1, 2, 3, 4]]
+
+
+async def test_items_submitted_while_a_batch_is_out_gather_into_the_next() -> None:
+    release = asyncio.Event()
+    record = Recorder(release)
+    coalescer = Coalescer(record, max_in_flight=1)
+    first = asyncio.ensure_future(coalescer.submit(1))
+    await asyncio.sleep(0.01)  # the first batch is out, waiting for `release`
+    later = [asyncio.ensure_future(coalescer.submit(i)) for i in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    assert record.batches == [[1]]  # one batch out at most: the others wait
+
+    release.set()
+
+    assert await first == 2
+    assert [await f for f in later] == [4, 6, 8]
+    assert record.batches == [[1], [2, 3, 4]]
+
+
+async def test_a_lone_item_starts_on_the_next_turn_of_the_loop() -> None:
+    record = Recorder()
+    coalescer = Coalescer(record, max_in_flight=1)
+    submitted = asyncio.ensure_future(coalescer.submit(7))
+
+    await asyncio.sleep(0)  # the caller's task submits and starts the batch's task
+    assert record.batches == []
+    await asyncio.sleep(0)  # one turn later the batch is out
+    assert record.batches == [[7]]
+    assert await submitted == 14
+
+
+async def test_a_caller_who_gave_up_before_its_batch_started_is_not_sent() -> None:
+    release = asyncio.Event()
+    record = Recorder(release)
+    coalescer = Coalescer(record, max_in_flight=1)
+    first = asyncio.ensure_future(coalescer.submit(1))
+    await asyncio.sleep(0.01)
+    impatient = asyncio.ensure_future(coalescer.submit(2, patience_s=0.01))
+    patient = asyncio.ensure_future(coalescer.submit(3))
+
+    assert await impatient is None  # gave up while the first batch was out
+    release.set()
+
+    assert await first == 2 and await patient == 6
+    assert record.batches == [[1], [3]]
+
+
+async def test_a_failed_batch_is_raised_to_every_caller_in_it_and_the_next_batch_runs() -> None:
+    calls = 0
+
+    async def fails_once(items: Sequence[int], waiting: Callable[[int], bool]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("Redis went away")
+        return list(items)
+
+    coalescer = Coalescer(fails_once, max_in_flight=1)
+    outcomes = await asyncio.gather(
+        *(coalescer.submit(i) for i in range(3)), return_exceptions=True
+    )
+
+    assert [type(o) for o in outcomes] == [RuntimeError] * 3
+    assert await coalescer.submit(9) == 9  # the coalescer is not stuck
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 2, 3])
+async def test_never_more_batches_out_than_allowed(max_in_flight: int) -> None:
+    out = most = 0
+
+    async def slow(items: Sequence[int], waiting: Callable[[int], bool]) -> list[int]:
+        nonlocal out, most
+        out += 1
+        most = max(most, out)
+        await asyncio.sleep(0.005)
+        out -= 1
+        return list(items)
+
+    coalescer = Coalescer(slow, max_in_flight=max_in_flight)
+
+    async def caller(i: int) -> int | None:
+        await asyncio.sleep(0.001 * (i % 7))
+        return await coalescer.submit(i)
+
+    replies = await asyncio.gather(*(caller(i) for i in range(60)))
+
+    assert replies == list(range(60))
+    assert most == max_in_flight
+    await coalescer.drain()
