@@ -28,6 +28,7 @@ a state at all raise `StateDecodeError`.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +140,7 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
     checked = int_list[journey.rules.timer_index]
     if checked != codes.NEVER_MS:
         document["tm"] = checked
-    recent = history.entries(journey, state)
+    recent = history.entries_in(journey, int_list)
     if recent:
         document["h"] = [list(entry) for entry in recent]
     since_index = journey.rules.since_index
@@ -151,7 +152,7 @@ def _encode_journey(journey: CompiledJourney, state: JourneyState) -> dict[str, 
     if sent:
         document["sn"] = sent
     contacted = {
-        key: np.asarray(history, dtype=_INT_LE).tobytes()
+        key: struct.pack(f"<{len(history)}q", *history)
         for key, history in _contact_histories(journey, int_list)
         if history
     }
@@ -198,7 +199,7 @@ def encode_state(ruleset: Ruleset, state: CustomerState) -> bytes:
     document = {
         "v": SCHEMA_VERSION,
         "tr": dict(state.traits),
-        "ev": np.array(state.recent_event_ids, dtype="<u8").tobytes(),
+        "ev": struct.pack(f"<{len(state.recent_event_ids)}Q", *state.recent_event_ids),
         "j": journeys,
     }
     return msgpack.packb(document, use_bin_type=True)  # type: ignore[no-any-return]

@@ -25,7 +25,12 @@ def record_entry(journey: CompiledJourney, state: JourneyState, stage: int, at_m
 
 def entries(journey: CompiledJourney, state: JourneyState) -> list[tuple[str, int]]:
     """(stage, entered_ms) newest first; empty for a customer the journey has not seen."""
-    first, ints = journey.history_index, state.ints.tolist()
+    return entries_in(journey, state.ints.tolist())
+
+
+def entries_in(journey: CompiledJourney, ints: list[int]) -> list[tuple[str, int]]:
+    """`entries` of the int state `ints`, as a list (for a caller that made the list already)."""
+    first = journey.history_index
     found = []
     for n in range(STAGE_HISTORY):
         stage, at_ms = ints[first + 2 * n], ints[first + 2 * n + 1]

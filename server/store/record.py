@@ -76,9 +76,11 @@ class Ring:
         if not self.kept:
             return None
         key, keys = event_key(event_id), self.keys
-        for at in range(len(self.kept)):
-            if keys[at * EVENT_KEY_BYTES : (at + 1) * EVENT_KEY_BYTES] == key:
-                return self.kept[at]
+        at = keys.find(key)  # bytes.find: a slice and compare per entry in Python cost 2 us
+        while at != -1:
+            if at % EVENT_KEY_BYTES == 0:
+                return self.kept[at // EVENT_KEY_BYTES]
+            at = keys.find(key, at + 1)  # found across two keys: not one of them
         return None
 
     def then(self, events: Sequence[tuple[str, bytes]], window: int, decisions: int) -> Ring:
@@ -91,8 +93,7 @@ class Ring:
         keys = keys[-len(kept) * EVENT_KEY_BYTES :]
         old = len(kept) - decisions
         if old > 0:
-            kept = tuple(blob[:FINGERPRINT_BYTES] if at < old else blob
-                         for at, blob in enumerate(kept))  # fmt: skip
+            kept = tuple([blob[:FINGERPRINT_BYTES] for blob in kept[:old]]) + kept[old:]
         return Ring(keys, kept)
 
 

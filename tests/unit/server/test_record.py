@@ -11,6 +11,7 @@ from server.store.record import (
     EMPTY_RING,
     FINGERPRINT_BYTES,
     LAYOUT,
+    Ring,
     decode_record,
     encode_record,
     event_key,
@@ -52,6 +53,14 @@ def test_the_ring_keeps_the_newest_and_finds_by_event_id() -> None:
     assert [ring.find(e) for e in ("a", "b", "c", "d")] == [None, b"B", b"C", None]
     assert ring.entries[0] == (event_key("b"), b"B")
     assert ring.then([], 2, 2) is ring
+
+
+def test_a_key_that_shows_across_two_entries_is_not_found_there() -> None:
+    key = event_key("e1")
+    straddling = Ring(b"abcd" + key[:4] + key[4:] + b"wxyz", (b"first", b"second"))
+    assert straddling.find("e1") is None
+    also_whole = Ring(straddling.keys + key, (*straddling.kept, b"third"))
+    assert also_whole.find("e1") == b"third"
 
 
 def test_older_entries_keep_the_fingerprint_alone() -> None:
