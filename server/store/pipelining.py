@@ -185,13 +185,13 @@ async def _send_and_read(
             await connection.send_packed_command(
                 connection.pack_commands([args for args, _ in commands]), check_health=False
             )
-            for args, options in commands:
+            for at, (args, options) in enumerate(commands):
+                if at and reply_timeout_s is not None:  # the first has the write's deadline
+                    deadline.reschedule(loop.time() + reply_timeout_s)
                 try:
                     replies.append(await pipe.parse_response(connection, args[0], **options))
                 except ResponseError as error:
                     replies.append(error)
-                if reply_timeout_s is not None:
-                    deadline.reschedule(loop.time() + reply_timeout_s)
     except TimeoutError:
         await connection.disconnect(nowait=True)
         raise RedisTimeoutError(f"Redis did not answer within {reply_timeout_s} s") from None
