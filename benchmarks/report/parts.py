@@ -13,7 +13,7 @@ from typing import Final
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
 from benchmarks.report.run_figures import DecisionPartsUs, PartsFigures
-from benchmarks.report.runs import Reader, Runs, per_event_cpu
+from benchmarks.report.runs import REDIS_PIPELINED, Reader, Runs, per_event_cpu, redis_py_figure
 from benchmarks.report.table import Figure, Section, Table
 from benchmarks.report.targets import known, ratio
 
@@ -22,6 +22,8 @@ RUN: Final = "parts"
 # `report.sections.SECTIONS`).
 TRANSPORT_SECTION = 1
 BATCH_SECTION = 3
+REDIS_SECTION = 4
+ENGINE_SECTION = 5
 CORES = 2  # DecideBatch's target: on 2 cores, shared with the driver
 NO_CLIENT = "no client library"
 
@@ -105,7 +107,9 @@ def lone_call_floor(runs: Runs) -> str:
 
 def batch_floor(runs: Runs) -> str:
     """DecideBatch: the cores at an event's whole decision in calls of 200, plus what its Redis
-    and the driver spent per event in section 3, give at most this many events a second."""
+    and the driver spent per event in section 3, give at most this many events a second; one
+    server process, on one thread, at most what its own CPU per event allows; and the stack
+    alone (Redis through redis-py, the driver) leaves the target's per-event budget this much."""
     result = Reader(runs.figures.get("batch"))(lambda f: f["decide_batch"])
     get = Reader(result)
     redis = per_event_cpu(
@@ -128,7 +132,7 @@ def batch_floor(runs: Runs) -> str:
         if t.BATCH_EVENTS_PER_S.holds(bound)
         else "the target is out of reach until these get cheaper"
     )
-    return (
+    said = (
         f"{head} {CORES} cores at {shown(each, 'µs')} per event (its whole decision in calls of "
         f"200 above, validation included: {shown(event, 'µs')}; Redis's CPU per event in "
         f"section {BATCH_SECTION}: {shown(redis, 'µs')}; the driver's: {shown(driver, 'µs')}) "
@@ -136,6 +140,43 @@ def batch_floor(runs: Runs) -> str:
         f"{t.BATCH_EVENTS_PER_S.shown}: {reach}. Section {BATCH_SECTION} measured "
         f"{shown(get(lambda r: r['events_per_s']), 'events/s')}."
     )
+    own = per_event_cpu(result, get(lambda r: r["server_cpu_by_process_us_per_call"]["journeyman"]))
+    if own is not None and own > 0:
+        said += (
+            f" One server process decides on one thread: at its {shown(own, 'µs')} of CPU per "
+            f"event there it commits at most {shown(1e6 / own, 'events/s')}."
+        )
+    return said + _stack_floor(runs, driver)
+
+
+def _stack_floor(runs: Runs, driver: float | None) -> str:
+    """What the target leaves per event once Redis, reached through redis-py at its best (64
+    events a pipeline, section 4), and the driver have had theirs, against decide() alone."""
+    client = redis_py_figure(runs, REDIS_PIPELINED, lambda r: r["client_cpu_us_per_event"])
+    redis = redis_py_figure(runs, REDIS_PIPELINED, lambda r: r["redis_cpu_us_per_event"])
+    stack = _total(client, redis, driver)
+    if stack is None:
+        return ""
+    budget = CORES * 1e6 / t.BATCH_EVENTS_PER_S.bound
+    left = budget - stack
+    said = (
+        f" At the target's rate the {CORES} cores have {shown(budget, 'µs')} per event for "
+        f"everything; Redis alone through redis-py, 64 events a pipeline and nothing else "
+        f"(section {REDIS_SECTION}: the client's {shown(client, 'µs')} and Redis's "
+        f"{shown(redis, 'µs')} per event), and the driver's {shown(driver, 'µs')} take "
+        f"{shown(stack, 'µs')} of it"
+    )
+    engine = Reader(runs.figures.get("engine"))(lambda f: f["zen"]["decide_us_per_event"])
+    if left <= 0:
+        return said + ": the target is beyond this machine before any work of the service."
+    if engine is not None and known(engine) and left < engine:
+        return (
+            f"{said}, leaving {shown(left, 'µs')} for gRPC, validation, the engine and the "
+            f"answer, where decide() alone takes {shown(engine, 'µs')} (section "
+            f"{ENGINE_SECTION}): out of reach on {CORES} cores shared with the driver, whatever "
+            "the rest of the service costs."
+        )
+    return f"{said}, leaving {shown(left, 'µs')} for gRPC, validation, the engine and the answer."
 
 
 # --- the section ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from benchmarks.report.run_figures import RunFigures
+from benchmarks.report.run_figures import RedisPyRun, RunFigures
 from benchmarks.report.targets import known
 
 if TYPE_CHECKING:
@@ -63,3 +63,14 @@ def per_event_cpu(result: Result | None, cpu_per_call: float | None) -> float | 
     if result is None or cpu_per_call is None or not known(cpu_per_call) or not result["events"]:
         return None
     return cpu_per_call * result["calls"] / result["events"]
+
+
+# The redis-py run of `benchmarks.redis.ceiling` that is Redis's ceiling for the service's work: a
+# load and a commit per event, 64 events a pipeline, over the unix socket.
+REDIS_PIPELINED = "unix pipelined N=64"
+
+
+def redis_py_figure(runs: Runs, prefix: str, pick: Callable[[RedisPyRun], float]) -> float | None:
+    """A figure of the first redis-py run of `benchmarks.redis.ceiling` named `prefix`…"""
+    by_run = Reader(runs.figures.get("redis"))(lambda f: f["redis_py"]) or {}
+    return Reader(next((v for k, v in by_run.items() if k.startswith(prefix)), None))(pick)

@@ -20,12 +20,11 @@ from benchmarks.report.run_figures import (
     ConditionsCostFigures,
     GoalsCostFigures,
     OverloadFigures,
-    RedisPyRun,
     TimerFigures,
     TimerLoadTurn,
     ZenFigures,
 )
-from benchmarks.report.runs import Reader, per_event_cpu
+from benchmarks.report.runs import REDIS_PIPELINED, Reader, per_event_cpu, redis_py_figure
 from benchmarks.report.runs import Runs as Runs  # where every section's caller imports it from
 from benchmarks.report.table import Figure, Section, Table
 from benchmarks.report.targets import known, ratio
@@ -164,12 +163,6 @@ def streaming(runs: Runs) -> Section:
                    errors=runs.errors_of("streaming"))  # fmt: skip
 
 
-def _redis_py(runs: Runs, prefix: str, pick: Callable[[RedisPyRun], float]) -> float | None:
-    """A figure of the first redis-py run of `benchmarks.redis.ceiling` named `prefix`…"""
-    by_run = Reader(runs.figures.get("redis"))(lambda f: f["redis_py"]) or {}
-    return Reader(next((v for k, v in by_run.items() if k.startswith(prefix)), None))(pick)
-
-
 def batch(runs: Runs) -> Section:
     get, missing = Reader(runs.figures.get("batch")), runs.missing("batch")
     plan, result = get(lambda f: f["plan"]), get(lambda f: f["decide_batch"])
@@ -188,7 +181,7 @@ def batch(runs: Runs) -> Section:
     figures = [
         Figure(f"DecideBatch, {size} events a call, {in_flight} calls in flight",
                result and result["events_per_s"], "events/s",
-               _redis_py(runs, "unix pipelined N=64", lambda r: r["events_per_s"]),
+               redis_py_figure(runs, REDIS_PIPELINED, lambda r: r["events_per_s"]),
                "Redis alone, 64 events a pipeline", t.BATCH_EVENTS_PER_S, note=why,
                missing=missing),
         Figure("server CPU per event", server, "µs",
@@ -228,13 +221,13 @@ def redis_work(runs: Runs) -> Section:
         Figure("commands per event, concurrency 64", unary and unary["commands_per_event"]),
         Figure("commands per round trip, concurrency 64", unary and unary["commands_per_pipeline"]),
         Figure("Redis CPU per event, Decide at concurrency 64", redis_cpu, "µs",
-               _redis_py(runs, "unix Store", lambda r: r["redis_cpu_us_per_event"]),
+               redis_py_figure(runs, "unix Store", lambda r: r["redis_cpu_us_per_event"]),
                "Redis alone, Store ×64"),
         Figure("Decide at concurrency 64 against Redis alone (the service's Store, 64 in flight)",
                get(lambda f: f["decide_unary"]["rate"]), "events/s",
-               _redis_py(runs, "unix Store", lambda r: r["events_per_s"]), "Redis alone"),
+               redis_py_figure(runs, "unix Store", lambda r: r["events_per_s"]), "Redis alone"),
         Figure("Redis alone, 64 events a pipeline (redis-py, unix socket)",
-               _redis_py(runs, "unix pipelined N=64", lambda r: r["events_per_s"]), "events/s"),
+               redis_py_figure(runs, REDIS_PIPELINED, lambda r: r["events_per_s"]), "events/s"),
         Figure("Redis alone, redis-benchmark ×16 pipelined, one of each command (unix socket)",
                _number(redis_alone(lambda f: f["redis_benchmark"]["unix P16 events_per_s"])),
                "events/s"),

@@ -139,6 +139,54 @@ def test_the_floor_of_decide_batch_is_two_cores_at_every_cpu_an_event_costs() ->
     assert "Section 3 measured 5,000 events/s" in batched
 
 
+def test_one_server_process_is_bound_by_its_own_cpu_per_event() -> None:
+    runs = Runs({"parts": parts_figures(), "batch": batch_figures()})
+    _, batched = floors(runs)
+    own = BATCH_SERVER_CPU_US * 0.9 * BATCH_CALLS / BATCH_EVENTS  # drive_result: 90 % journeyman
+    assert f"at its {shown(own, 'µs')} of CPU per event there" in batched
+    assert f"it commits at most {shown(1e6 / own, 'events/s')}." in batched
+
+
+def redis_figures(client_us: float, redis_us: float) -> dict[str, Any]:
+    """What the stack's floor reads of the Redis ceiling run."""
+    run = {"events_per_s": 1e6 / client_us, "ops_per_s": 2e6 / client_us,
+           "client_cpu_us_per_event": client_us, "redis_cpu_us_per_event": redis_us,
+           "conflicts": 0}  # fmt: skip
+    return {"redis_py": {"unix Store x64": {**run, "client_cpu_us_per_event": 999.0},
+                         "unix pipelined N=64 x1": run}}  # fmt: skip
+
+
+def engine_figures(decide_us: float) -> dict[str, Any]:
+    return {"zen": {"decide_us_per_event": decide_us}}
+
+
+def test_the_stack_alone_leaves_the_target_less_than_decide_takes() -> None:
+    driver = 300.0 * BATCH_CALLS / BATCH_EVENTS  # 1.5 µs
+    runs = Runs({"parts": parts_figures(), "batch": batch_figures(),
+                 "redis": redis_figures(45.0, 20.0), "engine": engine_figures(40.0)})  # fmt: skip
+    _, batched = floors(runs)
+    budget = 2e6 / 20_000
+    stack = 45.0 + 20.0 + driver
+    assert f"the 2 cores have {shown(budget, 'µs')} per event for everything" in batched
+    assert f"the client's {shown(45.0, 'µs')} and Redis's {shown(20.0, 'µs')}" in batched
+    assert f"take {shown(stack, 'µs')} of it, leaving {shown(budget - stack, 'µs')}" in batched
+    assert "where decide() alone takes 40 µs (section 5): out of reach on 2 cores" in batched
+
+
+def test_a_stack_that_leaves_more_than_decide_takes_claims_nothing_more() -> None:
+    runs = Runs({"parts": parts_figures(), "batch": batch_figures(),
+                 "redis": redis_figures(20.0, 10.0), "engine": engine_figures(40.0)})  # fmt: skip
+    _, batched = floors(runs)
+    assert "leaving" in batched and "whatever the rest of the service costs" not in batched
+
+
+def test_a_stack_beyond_the_budget_puts_the_target_beyond_the_machine() -> None:
+    runs = Runs({"parts": parts_figures(), "batch": batch_figures(),
+                 "redis": redis_figures(80.0, 30.0)})  # fmt: skip
+    _, batched = floors(runs)
+    assert batched.endswith("the target is beyond this machine before any work of the service.")
+
+
 def test_without_its_own_run_the_section_lists_its_figures_unmeasured() -> None:
     runs = Runs({"transport": transport_figures(300.0, 1200.0), "batch": batch_figures()})
     section = parts.decision_parts(runs)
@@ -159,6 +207,8 @@ def test_an_older_results_file_without_a_figure_is_not_an_error() -> None:
 def test_the_floors_name_the_sections_their_runs_are_in() -> None:
     assert sections.SECTIONS.index(sections.transport) + 1 == parts.TRANSPORT_SECTION
     assert sections.SECTIONS.index(sections.batch) + 1 == parts.BATCH_SECTION
+    assert sections.SECTIONS.index(sections.redis_work) + 1 == parts.REDIS_SECTION
+    assert sections.SECTIONS.index(sections.engine) + 1 == parts.ENGINE_SECTION
     assert parts.decision_parts in sections.SECTIONS
 
 
