@@ -214,6 +214,17 @@ class CustomerKeys:
         return (self.state, self.decisions)
 
 
+# Every stored decision counts into its day's statistics: a regular expression and a format each.
+@functools.lru_cache(maxsize=256)
+def _per_day_key(prefix: str, kind: str, journey: str, day: str) -> str:
+    match = _DAY.fullmatch(day)
+    if match is None:
+        raise ValueError(
+            f"day {day!r} is not YYYY-MM-DD or YYYYMMDD; build it with keys.utc_day(now_ms)"
+        )
+    return f"{prefix}stats:{kind}:{_checked_journey(journey)}:{'-'.join(match.groups())}"
+
+
 # A decision asks for its customer's keys three or four times (load, commit, the state cache):
 # building them checks the id with a regular expression and formats three strings.
 @functools.lru_cache(maxsize=4096)
@@ -289,12 +300,7 @@ class Keyspace:
         return key.startswith(f"{self.prefix}stats:activity:")
 
     def _per_day(self, kind: str, journey: str, day: str) -> str:
-        match = _DAY.fullmatch(day)
-        if match is None:
-            raise ValueError(
-                f"day {day!r} is not YYYY-MM-DD or YYYYMMDD; build it with keys.utc_day(now_ms)"
-            )
-        return f"{self.prefix}stats:{kind}:{_checked_journey(journey)}:{'-'.join(match.groups())}"
+        return _per_day_key(self.prefix, kind, journey, day)
 
     def is_per_day(self, key: str) -> bool:
         """Whether `key` holds one day's statistics (and so expires after the retention)."""
