@@ -188,11 +188,8 @@ class Decider:
         started = time.monotonic()
         failure = None
         try:
-            if budget_s is None:  # concurrent calls: each caller keeps its own deadline
+            async with asyncio.timeout(budget_s):
                 failure = await self._round.decide(requests, active, outcomes, wanted)
-            else:
-                async with asyncio.timeout(budget_s):
-                    failure = await self._round.decide(requests, active, outcomes, wanted)
         except TimeoutError:
             failure = None  # the caller's deadline, not a Redis failure: not for the breaker
             left: Degraded | Busy = self._not_stored_in_time()

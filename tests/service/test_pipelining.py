@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -125,19 +127,30 @@ async def test_pipelines_go_out_on_one_kept_connection_given_back_when_drained(
     assert await redis_client.client_id() in ids  # given back
 
 
+@contextlib.asynccontextmanager
+async def _pipeliner_of(
+    redis_url: str, **options: Any
+) -> AsyncIterator[tuple[redis.Redis, Pipeliner]]:
+    """A Pipeliner on a client of the Store's `connect(redis_url, **options)`, drained and
+    closed after."""
+    client = connect(redis_url, **options)
+    assert isinstance(client, redis.Redis)
+    pipeliner = Pipeliner(client)
+    try:
+        yield client, pipeliner
+    finally:
+        await pipeliner.drain()
+        await client.aclose()
+
+
 async def test_a_kept_connection_closed_by_redis_is_replaced_and_the_pipeline_sent_again(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
-    client = connect(redis_url)  # the Store's client: one retry after a connection error
-    pipeliner = Pipeliner(client)
-    try:
+    async with _pipeliner_of(redis_url) as (_, pipeliner):  # the Store's: one retry
         (first,) = await pipeliner.send(_client_id)
         assert await redis_client.client_kill_filter(_id=first) == 1
         (second,) = await pipeliner.send(_client_id)  # the retry reconnects
         assert second != first
-    finally:
-        await pipeliner.drain()
-        await client.aclose()
 
 
 def _wait_on(key: str, seconds: float, times: int) -> Callable[[redis.client.Pipeline], int]:
@@ -154,9 +167,7 @@ def _wait_on(key: str, seconds: float, times: int) -> Callable[[redis.client.Pip
 async def test_a_reply_later_than_the_budget_fails_the_round_trip_and_the_connection_is_replaced(
     redis_url: str, key_prefix: str
 ) -> None:
-    client = connect(redis_url, timeout_s=0.2, retries=0)
-    pipeliner = Pipeliner(client)
-    try:
+    async with _pipeliner_of(redis_url, timeout_s=0.2, retries=0) as (_, pipeliner):
         (first,) = await pipeliner.send(_client_id)
         started = time.monotonic()
         with pytest.raises(redis.TimeoutError):
@@ -164,32 +175,22 @@ async def test_a_reply_later_than_the_budget_fails_the_round_trip_and_the_connec
         assert time.monotonic() - started < 1.0  # the budget, not Redis's 2 s
         (second,) = await pipeliner.send(_client_id)  # no stale reply read: a new connection
         assert second != first
-    finally:
-        await pipeliner.drain()
-        await client.aclose()
 
 
 async def test_a_long_pipeline_is_not_cut_short_while_each_reply_comes_within_the_budget(
     redis_url: str, key_prefix: str
 ) -> None:
-    client = connect(redis_url, timeout_s=0.25)
-    pipeliner = Pipeliner(client)
-    try:
+    async with _pipeliner_of(redis_url, timeout_s=0.25) as (_, pipeliner):
         started = time.monotonic()
         replies = await pipeliner.send(_wait_on(f"{key_prefix}empty", 0.1, 5))
         assert replies == [None] * 5
         assert time.monotonic() - started >= 0.45  # twice the budget in all, 0.1 s a reply
-    finally:
-        await pipeliner.drain()
-        await client.aclose()
 
 
 async def test_a_connection_given_back_times_out_as_the_client_says_again(
     redis_url: str, key_prefix: str
 ) -> None:
-    client = connect(redis_url, timeout_s=0.2, retries=0)
-    pipeliner = Pipeliner(client)
-    try:
+    async with _pipeliner_of(redis_url, timeout_s=0.2, retries=0) as (client, pipeliner):
         (kept,) = await pipeliner.send(_client_id)
         await pipeliner.drain()
         assert await client.client_id() == kept  # the pool hands out the connection given back
@@ -197,5 +198,3 @@ async def test_a_connection_given_back_times_out_as_the_client_says_again(
         with pytest.raises(redis.TimeoutError):
             await client.blpop([f"{key_prefix}empty"], timeout=2.0)
         assert time.monotonic() - started < 1.0  # redis-py's socket timeout, not Redis's 2 s
-    finally:
-        await client.aclose()
