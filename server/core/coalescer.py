@@ -101,8 +101,10 @@ class Coalescer(Generic[Item, Reply]):
                 raise  # cancellation (shutdown) goes on up, after the callers are told
 
     async def drain(self) -> None:
-        """Wait for the batches still out (on shutdown)."""
-        if self._tasks:
+        """Wait for the batches still out, and for those started after them for items queued
+        meanwhile (on shutdown: a batch started after its caller closed the connections would
+        open one of its own and keep it)."""
+        while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 

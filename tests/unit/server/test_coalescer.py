@@ -123,3 +123,23 @@ async def test_never_more_batches_out_than_allowed(max_in_flight: int) -> None:
     assert replies == list(range(60))
     assert most == max_in_flight
     await coalescer.drain()
+
+
+async def test_drain_waits_for_the_batch_started_after_the_one_out() -> None:
+    batches: list[list[int]] = []
+
+    async def slow(items: Sequence[int], waiting: Callable[[int], bool]) -> list[int]:
+        batches.append(list(items))
+        await asyncio.sleep(0.02)
+        return list(items)
+
+    coalescer = Coalescer(slow, max_in_flight=1)
+    first = asyncio.ensure_future(coalescer.submit(1))
+    await asyncio.sleep(0.005)  # the first batch is out
+    queued = asyncio.ensure_future(coalescer.submit(2))  # waits for the next batch
+    await asyncio.sleep(0)
+
+    await coalescer.drain()
+
+    assert first.done() and queued.done()  # drained means nothing is left out
+    assert batches == [[1], [2]]
