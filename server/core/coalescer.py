@@ -2,7 +2,10 @@
 
 Each caller submits an item and awaits its own reply. Items submitted while `max_in_flight`
 batches are out gather into the next one, which so grows with the load: alone, an item still
-goes on the next turn of the event loop. The batch function gets the items and whether each
+goes on the next turn of the event loop. When other callers are about (`company`), a batch may
+also wait a few turns more (`linger_turns`) before it takes what was queued: under load, calls
+reach the server a turn or two apart, and the more of them share a batch, the less each pays
+of its fixed cost. The batch function gets the items and whether each
 caller still waits for its reply (one who gave up, at its patience or by cancellation, is not
 sent at all if it left before the batch started, and its item may be skipped if during).
 
@@ -38,9 +41,18 @@ class Coalescer(Generic[Item, Reply]):
     waiting; a cancellation is raised on after they are told.
     """
 
-    def __init__(self, batch: Batch[Item, Reply], *, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        batch: Batch[Item, Reply],
+        *,
+        max_in_flight: int,
+        linger_turns: int = 0,
+        company: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._batch = batch
         self._max_in_flight = max_in_flight
+        self._linger_turns = linger_turns
+        self._company = company
         self._queued: list[_Waiting[Item, Reply]] = []
         self._scheduled = False
         self._in_flight = 0
@@ -66,7 +78,8 @@ class Coalescer(Generic[Item, Reply]):
     def _start_next(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the task of the next batch. Its first step runs on the loop's next turn and takes
         what was queued by then: every item submitted in this turn goes in one batch (a task
-        started from a callback of its own would cost a turn more)."""
+        started from a callback of its own would cost a turn more). With company, it takes the
+        queue `linger_turns` turns later, and what was submitted meanwhile goes with it."""
         self._scheduled = True
         self._in_flight += 1
         task = loop.create_task(self._run())
@@ -74,15 +87,25 @@ class Coalescer(Generic[Item, Reply]):
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self) -> None:
-        self._scheduled = False
-        batch = [w for w in self._queued if not w.future.done()]  # not callers who left
-        self._queued = []
+        taken = False
         try:
+            if self._linger_turns and self._company():
+                for _ in range(self._linger_turns):
+                    await asyncio.sleep(0)  # one turn: the loop reads what else has arrived
+            self._scheduled = False
+            taken = True
+            batch = [w for w in self._queued if not w.future.done()]  # not callers who left
+            self._queued = []
             if batch:
                 await self._answer(batch)
         finally:
             self._in_flight -= 1
-            if self._queued and not self._scheduled:
+            if not taken:  # cancelled while lingering (shutdown): its callers are told so
+                self._scheduled = False
+                queued, self._queued = self._queued, []
+                for waiting in queued:
+                    waiting.future.cancel()
+            elif self._queued and not self._scheduled:
                 self._start_next(asyncio.get_running_loop())
 
     async def _answer(self, batch: list[_Waiting[Item, Reply]]) -> None:

@@ -93,14 +93,21 @@ async def create_server(
     reloaded from `settings.rules` (`Running.rules.reload`).
     """
     live = LiveRules(ruleset, settings.rules)
+    call_gate = CallGate(settings.max_concurrent_calls)
+
+    def company() -> bool:
+        # Other calls in the server: batches wait a few loop turns for more (the coalescer).
+        return call_gate.in_flight > 1
+
+    store.linger_with(company)
     decider = Decider(
         live.active, store, conflict_retries=settings.conflict_retries,
-        redis_timeout_s=settings.redis_timeout_ms / 1000,
+        redis_timeout_s=settings.redis_timeout_ms / 1000, company=company,
     )  # fmt: skip
     tokens = load_tokens(settings)
     gates: list[grpc.aio.ServerInterceptor] = [TokenGate(tokens)] if tokens else []
     server = grpc.aio.server(
-        interceptors=[*gates, CallGate(settings.max_concurrent_calls)],
+        interceptors=[*gates, call_gate],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -42,6 +42,11 @@ Queue = Callable[[Pipeline], int]
 
 DEFAULT_MAX_IN_FLIGHT = 1
 DEFAULT_MAX_COMMANDS = 1024
+# Turns of the event loop a pipeline waits for more commands while the server has other calls
+# (the decider waits before it decides, this after): at concurrency 64, batches of concurrent
+# Decide calls took 2.2 calls with the decider's wait alone and 3 with both, and about 10 % more
+# calls were answered. Alone, a pipeline goes out on the next turn.
+LINGER_TURNS = 4
 
 
 class _Raised:
@@ -68,7 +73,11 @@ class Pipeliner:
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_commands: int = DEFAULT_MAX_COMMANDS,
+        linger_turns: int = 0,
+        company: Callable[[], bool] = lambda: False,
     ) -> None:
+        """While `company()` says other calls are in the server, a pipeline waits
+        `linger_turns` turns of the event loop for more callers (`server.core.coalescer`)."""
         self._client = client
         self._max_commands = max_commands
         # The budget of each reply (None: no timeout), kept by the pipeliner (see the module): the
@@ -77,7 +86,7 @@ class Pipeliner:
             "socket_timeout"
         )
         self._callers: Coalescer[Queue, list[Any] | _Raised] = Coalescer(
-            self._send, max_in_flight=max_in_flight
+            self._send, max_in_flight=max_in_flight, linger_turns=linger_turns, company=company
         )
         self.pipelines_sent = 0
         self.commands_sent = 0

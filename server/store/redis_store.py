@@ -17,7 +17,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
@@ -42,7 +42,7 @@ from server.store.keys import (
     due_shard,
     timer_member,
 )
-from server.store.pipelining import Pipeliner
+from server.store.pipelining import LINGER_TURNS, Pipeliner
 from server.store.record import EMPTY_RING, Ring, decode_record, encode_record
 from server.store.state_cache import Decoded, StateCache
 from server.store.waiting import SentAt
@@ -196,7 +196,12 @@ class Store:
         self._prune_script = client.register_script(PRUNE_SCRIPT)
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
-        self._pipeliner = Pipeliner(client) if isinstance(client, redis.Redis) else None
+        self._company: Callable[[], bool] = lambda: False
+        self._pipeliner = (
+            Pipeliner(client, linger_turns=LINGER_TURNS, company=lambda: self._company())
+            if isinstance(client, redis.Redis)
+            else None
+        )
         self._calls_out: dict[object, SentAt] = {}  # on a cluster: the calls out
         self.states = StateCache(settings.state_cache_entries)
 
@@ -226,6 +231,12 @@ class Store:
     def pipelining(self) -> Pipeliner | None:
         """What sends concurrent calls' commands together (None on a cluster)."""
         return self._pipeliner
+
+    def linger_with(self, company: Callable[[], bool]) -> None:
+        """While `company()` says the server has other calls, concurrent commands wait a few
+        turns of the event loop for more before they go out (`server.store.pipelining`);
+        without company (the default) they go out on the next turn."""
+        self._company = company
 
     def redis_wait_s(self) -> float:
         """How long Redis has kept the oldest round trip still out waiting (0 when none is):

@@ -97,6 +97,30 @@ async def test_many_concurrent_commits_on_one_customer_lose_no_update(store: Sto
     assert (await store.load(customer_id="c1")).version == landed.version
 
 
+async def _pipelines_for_loads_one_a_turn(store: Store, customers: int) -> int:
+    pipeliner = store.pipelining
+    assert pipeliner is not None
+    before = pipeliner.pipelines_sent
+    loads = []
+    for i in range(customers):
+        loads.append(asyncio.ensure_future(store.load(customer_id=f"turn-{i}")))
+        await asyncio.sleep(0)  # as gRPC hands the event loop its calls under load: a turn apart
+    await asyncio.gather(*loads)
+    return pipeliner.pipelines_sent - before
+
+
+async def test_with_company_commands_of_the_next_turns_go_in_the_same_pipeline(
+    store: Store,
+) -> None:
+    """Told the server has other calls, the store waits a few turns of the event loop for more
+    commands before a pipeline goes out; alone, the first goes out on the next turn."""
+    assert await _pipelines_for_loads_one_a_turn(store, 3) > 1
+
+    store.linger_with(lambda: True)
+
+    assert await _pipelines_for_loads_one_a_turn(store, 3) == 1
+
+
 async def test_a_broken_connection_fails_every_caller_in_the_pipeline() -> None:
     # Nothing listens on port 1: the connection is refused for the whole pipeline.
     client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)

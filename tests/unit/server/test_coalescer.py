@@ -143,3 +143,49 @@ async def test_drain_waits_for_the_batch_started_after_the_one_out() -> None:
 
     assert first.done() and queued.done()  # drained means nothing is left out
     assert batches == [[1], [2]]
+
+
+async def _submit_one_a_turn(coalescer: Coalescer[int, int], items: Sequence[int]) -> list[int]:
+    """Submit `items` one per turn of the event loop, as gRPC hands a loop its calls under load."""
+    submitted = []
+    for item in items:
+        submitted.append(asyncio.ensure_future(coalescer.submit(item)))
+        await asyncio.sleep(0)
+    return [reply for reply in await asyncio.gather(*submitted) if reply is not None]
+
+
+async def test_with_company_a_batch_waits_its_turns_for_the_calls_on_their_way() -> None:
+    record = Recorder()
+    coalescer = Coalescer(record, max_in_flight=1, linger_turns=3, company=lambda: True)
+
+    replies = await _submit_one_a_turn(coalescer, range(5))
+
+    assert replies == [0, 2, 4, 6, 8]
+    # The first batch took what came in the turn its task started and the 3 turns it waited.
+    assert record.batches == [[0, 1, 2, 3], [4]]
+
+
+async def test_without_company_a_batch_does_not_wait() -> None:
+    record = Recorder()
+    coalescer = Coalescer(record, max_in_flight=1, linger_turns=3, company=lambda: False)
+
+    await _submit_one_a_turn(coalescer, range(3))
+
+    assert record.batches == [[0], [1], [2]]
+
+
+async def test_a_batch_cancelled_while_it_waits_tells_its_callers_and_the_next_one_runs() -> None:
+    record = Recorder()
+    coalescer = Coalescer(record, max_in_flight=1, linger_turns=100, company=lambda: True)
+    queued = asyncio.ensure_future(coalescer.submit(1))
+    await asyncio.sleep(0)  # the caller's task submits and starts the batch's task
+    await asyncio.sleep(0)  # which now waits for company
+    (lingering,) = coalescer._tasks
+
+    lingering.cancel()  # shutdown
+
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert record.batches == []
+    coalescer._company = lambda: False
+    assert await coalescer.submit(2) == 4  # not stuck: the next batch runs
