@@ -1,6 +1,6 @@
 """RESULTS.md's section on where a decision's CPU goes (issue 16): the figures of
 `benchmarks.decision_parts`, and the floor they put under the hot-path targets missed in
-sections 1 and 3, computed with those sections' runs when the same results hold them.
+sections 1 to 3, computed with those sections' runs when the same results hold them.
 
 Pure, as `report.sections` is (which lists this section among the others).
 """
@@ -21,10 +21,11 @@ RUN: Final = "parts"
 # The sections whose runs the floors read (`tests/unit/test_parts_section.py` holds these to
 # `report.sections.SECTIONS`).
 TRANSPORT_SECTION = 1
+STREAMING_SECTION = 2
 BATCH_SECTION = 3
 REDIS_SECTION = 4
 ENGINE_SECTION = 5
-CORES = 2  # DecideBatch's target: on 2 cores, shared with the driver
+CORES = 2  # the targets' machine: 2 cores, shared with the driver
 NO_CLIENT = "no client library"
 
 
@@ -101,6 +102,112 @@ def lone_call_floor(runs: Runs) -> str:
             f" Section {TRANSPORT_SECTION} measured {shown(decide, 'µs')} "
             f"({shown(ratio(decide, echo), '×')}, its Redis's CPU included): "
             f"{shown(decide - floor, 'µs')} above the floor."
+        )
+    return said
+
+
+def lone_latency_floor(runs: Runs) -> str:
+    """One call at a time, its latency: the echo's p50 (the driver, the network and gRPC) plus
+    the parts, which run one after the other on the call's path; read against the target."""
+    get, parts = Reader(runs.figures.get("transport")), Reader(runs.figures.get(RUN))
+    echo = get(lambda f: f["echo_lockstep"]["latency_us"]["p50"])
+    summed = parts(lambda f: parts_sum(f["parts_us"]))
+    floor = _total(echo, summed)
+    times = ratio(floor, echo)
+    head = "**The floor of one call's latency.**"
+    if floor is None or times is None or echo is None:
+        return (
+            f"{head} Not measured ({runs.missing('transport', RUN)}): the echo's p50 one call "
+            f"at a time (section {TRANSPORT_SECTION}) plus the parts ({shown(summed, 'µs')})."
+        )
+    allowed = t.LONE_CALL_P50.bound * echo
+    said = (
+        f"{head} A Decide call sent alone waits at least the echo's p50 (section "
+        f"{TRANSPORT_SECTION}: {shown(echo, 'µs')}: the driver, the network and gRPC) plus the "
+        f"parts, which run one after the other before it is answered ({shown(summed, 'µs')} "
+        f"of CPU; the commit's wait for Redis not counted): {shown(floor, 'µs')}, "
+        f"{shown(times, '×')} the echo's p50, against the target {t.LONE_CALL_P50.shown} "
+        f"({shown(allowed, 'µs')})."
+    )
+    if t.LONE_CALL_P50.holds(times):
+        said += (
+            f" The parts leave {shown(allowed - floor, 'µs')} under the target for Redis's "
+            "round trip, running them together and the rest."
+        )
+    else:
+        said += (
+            f" The floor is {shown(floor - allowed, 'µs')} above the target: the parts alone put "
+            "it out of reach, they must get cheaper."
+        )
+    decide = get(lambda f: f["decide_lockstep"]["latency_us"]["p50"])
+    if decide is not None and known(decide):
+        said += (
+            f" Section {TRANSPORT_SECTION} measured {shown(decide, 'µs')} "
+            f"({shown(ratio(decide, echo), '×')})."
+        )
+    return said
+
+
+def concurrent_floor(runs: Runs, *, streams: bool) -> str:
+    """Concurrent calls (concurrency 64) or streams: at the target's rate the cores have so
+    much CPU per event; the echo's own server and driver take theirs at its rate, and the
+    cheapest decision measured (in DecideBatch calls of 200, with Redis's CPU per event there)
+    must fit in what is left."""
+    if streams:
+        run, section, target = "streaming", STREAMING_SECTION, t.STREAM_THROUGHPUT
+        head = "**The floor of DecideStream.**"
+        streamed = Reader(runs.figures.get("streaming"))
+        echo, decide = streamed(lambda f: f["echo_stream"]), streamed(lambda f: f["decide_stream"])
+    else:
+        run, section, target = "transport", TRANSPORT_SECTION, t.UNARY_THROUGHPUT
+        head = "**The floor at concurrency 64.**"
+        unary = Reader(runs.figures.get("transport"))
+        echo, decide = unary(lambda f: f["echo_unary"]), unary(lambda f: f["decide_unary"])
+    echo_rate = Reader(echo)(lambda r: r["events_per_s"])
+    echo_server = per_event_cpu(echo, Reader(echo)(lambda r: r["server_cpu_us_per_call"]))
+    echo_driver = per_event_cpu(echo, Reader(echo)(lambda r: r["client_cpu_us_per_call"]))
+    batch = Reader(runs.figures.get("batch"))(lambda f: f["decide_batch"])
+    redis = per_event_cpu(
+        batch, Reader(batch)(lambda r: r["server_cpu_by_process_us_per_call"]["redis-server"])
+    )
+    decision = Reader(runs.figures.get(RUN))(in_batches_us)
+    echo_costs, added = _total(echo_server, echo_driver), _total(decision, redis)
+    if echo_rate is None or not echo_rate > 0 or echo_costs is None or added is None:
+        return (
+            f"{head} Not measured ({runs.missing(run, 'batch', RUN)}): the {CORES} cores' CPU "
+            f"per event at the target's rate, less the echo's own (section {section}), against "
+            f"an event's whole decision in DecideBatch calls of 200 ({shown(decision, 'µs')})."
+        )
+    rate = target.bound * echo_rate
+    budget = CORES * 1e6 / rate
+    left = budget - echo_costs
+    said = (
+        f"{head} At the target ({target.shown}: {shown(rate, 'events/s')}) the {CORES} cores "
+        f"have {shown(budget, 'µs')} per event for everything. The echo's own costs at its rate "
+        f"(section {section}: its server's {shown(echo_server, 'µs')} and the driver's "
+        f"{shown(echo_driver, 'µs')}) take {shown(echo_costs, 'µs')} of it, leaving "
+        f"{shown(left, 'µs')} for what a decision adds. The cheapest decision measured, an "
+        f"event's whole decision in DecideBatch calls of 200 (above: {shown(decision, 'µs')}) "
+        f"and Redis's CPU per event there (section {BATCH_SECTION}: {shown(redis, 'µs')}), "
+        f"takes {shown(added, 'µs')}: "
+    )
+    if added > left:
+        said += (
+            f"out of reach on {CORES} cores shared with the driver until these get cheaper, "
+            "whatever else the service costs."
+        )
+    else:
+        said += (
+            f"{shown(left - added, 'µs')} an event is left for the calls' smaller batches, "
+            "gRPC beyond the echo's and the rest."
+        )
+    server = per_event_cpu(decide, Reader(decide)(lambda r: r["server_cpu_us_per_call"]))
+    driver = per_event_cpu(decide, Reader(decide)(lambda r: r["client_cpu_us_per_call"]))
+    if server is not None and driver is not None and echo_server is not None:
+        said += (
+            f" Section {section} measured {shown(server, 'µs')} of server CPU per event (Redis's "
+            f"included), {shown(server - echo_server - added, 'µs')} above the echo's server and "
+            f"the cheapest decision together, and {shown(driver, 'µs')} of the driver's."
         )
     return said
 
@@ -261,7 +368,10 @@ def _how(get: Reader[PartsFigures]) -> str:
 
 def decision_parts(runs: Runs) -> Section:
     get = Reader(runs.figures.get(RUN))
-    after: list[str | Table] = [lone_call_floor(runs), batch_floor(runs)]
+    after: list[str | Table] = [
+        lone_call_floor(runs), lone_latency_floor(runs), concurrent_floor(runs, streams=False),
+        concurrent_floor(runs, streams=True), batch_floor(runs),
+    ]  # fmt: skip
     return Section("Where a decision's CPU goes (issue 16)", _how(get),
                    [*_round_trips(get), *_wholes(get), *_parts(get)], after,
                    runs.errors_of(RUN))  # fmt: skip

@@ -40,12 +40,27 @@ def parts_figures() -> PartsFigures:
     }  # fmt: skip
 
 
-def transport_figures(echo_cpu_us: float, decide_cpu_us: float) -> dict[str, Any]:
-    """What the floor one call at a time reads of the transport run."""
+def transport_figures(
+    echo_cpu_us: float, decide_cpu_us: float, *, echo_p50_us: float = 500.0
+) -> dict[str, Any]:
+    """What the floors one call at a time and at concurrency 64 read of the transport run
+    (`drive_result`'s p50 is a quarter of its p99; its driver takes 300 µs a call)."""
     return {
-        "echo_lockstep": drive_result(3000.0, server_cpu_us=echo_cpu_us),
-        "decide_lockstep": drive_result(700.0, server_cpu_us=decide_cpu_us),
+        "echo_lockstep": drive_result(3000.0, server_cpu_us=echo_cpu_us, p99_us=4 * echo_p50_us),
+        "decide_lockstep": drive_result(700.0, server_cpu_us=decide_cpu_us, p99_us=8000.0),
+        "echo_unary": drive_result(ECHO_RATE, server_cpu_us=ECHO_CPU_US),
+        "decide_unary": drive_result(1000.0, server_cpu_us=DECIDE_CPU_US),
     }
+
+
+def streaming_figures(echo_rate: float) -> dict[str, Any]:
+    return {
+        "echo_stream": drive_result(echo_rate, server_cpu_us=ECHO_CPU_US),
+        "decide_stream": drive_result(1000.0, server_cpu_us=DECIDE_CPU_US),
+    }
+
+
+ECHO_RATE, ECHO_CPU_US, DECIDE_CPU_US = 3000.0, 200.0, 900.0
 
 
 BATCH_CALLS, BATCH_EVENTS, BATCH_SERVER_CPU_US = 100, 20_000, 20_000.0
@@ -60,9 +75,20 @@ def batch_figures() -> dict[str, Any]:
 
 
 def floors(runs: Runs) -> tuple[str, str]:
-    one, batched = parts.decision_parts(runs).after
-    assert isinstance(one, str) and isinstance(batched, str)
-    return one, batched
+    """The floors one call at a time (its CPU) and of DecideBatch."""
+    texts = all_floors(runs)
+    return texts["**The floor, one call at a time.**"], texts["**The floor of DecideBatch.**"]
+
+
+def all_floors(runs: Runs) -> dict[str, str]:
+    """Each floor's paragraph by its bold head."""
+    after = parts.decision_parts(runs).after
+    assert all(isinstance(text, str) for text in after)
+    return {f"**{str(text).split('**')[1]}**": str(text) for text in after}
+
+
+def floor(runs: Runs, head: str) -> str:
+    return all_floors(runs)[f"**{head}**"]
 
 
 def test_the_whole_is_read_against_the_sum_of_its_parts() -> None:
@@ -206,6 +232,7 @@ def test_an_older_results_file_without_a_figure_is_not_an_error() -> None:
 
 def test_the_floors_name_the_sections_their_runs_are_in() -> None:
     assert sections.SECTIONS.index(sections.transport) + 1 == parts.TRANSPORT_SECTION
+    assert sections.SECTIONS.index(sections.streaming) + 1 == parts.STREAMING_SECTION
     assert sections.SECTIONS.index(sections.batch) + 1 == parts.BATCH_SECTION
     assert sections.SECTIONS.index(sections.redis_work) + 1 == parts.REDIS_SECTION
     assert sections.SECTIONS.index(sections.engine) + 1 == parts.ENGINE_SECTION
@@ -224,3 +251,68 @@ def test_the_least_cpu_is_taken_over_timed_runs_after_an_untimed_one() -> None:
     runs.clear()
     asyncio.run(least_cpu_us(run, lambda: 7, repeats=3, until_s=-math.inf))  # time spent
     assert runs == [7, 7]  # the untimed run and one timed
+
+
+def test_the_floor_of_one_calls_latency_is_the_echos_p50_plus_the_parts() -> None:
+    echo = 500.0
+    runs = Runs({"parts": parts_figures(), "transport": transport_figures(300.0, 1200.0)})
+    text = floor(runs, "The floor of one call's latency.")
+    least = echo + PARTS_SUM  # 829 µs, above 1.5 × 500
+    assert f"the echo's p50 (section 1: {shown(echo, 'µs')}" in text
+    assert f"({shown(PARTS_SUM, 'µs')} of CPU;" in text
+    assert f": {shown(least, 'µs')}, {shown(least / echo, '×')} the echo's p50" in text
+    assert f"against the target ≤ 1.5× echo p50 ({shown(1.5 * echo, 'µs')})" in text
+    assert f"The floor is {shown(least - 1.5 * echo, 'µs')} above the target" in text
+    assert f"Section 1 measured {shown(2000.0, 'µs')} ({shown(4.0, '×')})." in text
+
+
+def test_a_latency_floor_under_the_target_says_what_it_leaves() -> None:
+    echo = 1000.0
+    runs = Runs({"parts": parts_figures(),
+                 "transport": transport_figures(300.0, 1200.0, echo_p50_us=echo)})  # fmt: skip
+    text = floor(runs, "The floor of one call's latency.")
+    assert f"leave {shown(1.5 * echo - echo - PARTS_SUM, 'µs')} under the target" in text
+    assert "out of reach" not in text
+
+
+def concurrent_runs(echo_rate: float) -> Runs:
+    return Runs({"parts": parts_figures(), "batch": batch_figures(),
+                 "transport": transport_figures(300.0, 1200.0),
+                 "streaming": streaming_figures(echo_rate)})  # fmt: skip
+
+
+# An event's cheapest decision: its whole in DecideBatch calls of 200, and Redis's CPU there.
+CHEAPEST_US = DECIDE_BATCH_US + PARTS_US["validation"] + BATCH_SERVER_CPU_US * 0.1 / 200
+ECHO_COSTS_US = ECHO_CPU_US + 300.0  # its server's and the driver's CPU per call
+
+
+def test_the_floor_at_concurrency_64_is_what_the_target_leaves_after_the_echos_costs() -> None:
+    text = floor(concurrent_runs(ECHO_RATE), "The floor at concurrency 64.")
+    budget = 2e6 / (0.6 * ECHO_RATE)  # 1,111 µs
+    left = budget - ECHO_COSTS_US
+    assert f"(≥ 0.6× echo: {shown(0.6 * ECHO_RATE, 'events/s')})" in text
+    assert f"the 2 cores have {shown(budget, 'µs')} per event for everything" in text
+    assert f"take {shown(ECHO_COSTS_US, 'µs')} of it, leaving {shown(left, 'µs')}" in text
+    assert f"takes {shown(CHEAPEST_US, 'µs')}: {shown(left - CHEAPEST_US, 'µs')} an event" in text
+    assert f"measured {shown(DECIDE_CPU_US, 'µs')} of server CPU per event" in text
+    assert f"{shown(DECIDE_CPU_US - ECHO_CPU_US - CHEAPEST_US, 'µs')} above the echo's" in text
+
+
+def test_a_stream_echo_too_fast_for_the_cheapest_decision_puts_the_target_out_of_reach() -> None:
+    fast = 6000.0  # at 0.5x: 3,000 events/s, 667 µs an event, 167 left after the echo's costs
+    text = floor(concurrent_runs(fast), "The floor of DecideStream.")
+    left = 2e6 / (0.5 * fast) - ECHO_COSTS_US
+    assert left < CHEAPEST_US  # the case this test is about
+    assert f"(≥ 0.5× stream echo: {shown(0.5 * fast, 'events/s')})" in text
+    assert f"leaving {shown(left, 'µs')} for what a decision adds" in text
+    assert "out of reach on 2 cores shared with the driver until these get cheaper" in text
+
+
+def test_without_the_batch_run_the_concurrent_floors_are_not_measured() -> None:
+    runs = Runs({"parts": parts_figures(), "transport": transport_figures(300.0, 1200.0)})
+    assert "Not measured (the `batch` run did not run)" in floor(
+        runs, "The floor at concurrency 64."
+    )
+    assert "Not measured (the `streaming` run did not run)" in floor(
+        runs, "The floor of DecideStream."
+    )
