@@ -137,9 +137,13 @@ class CallGate(grpc.aio.ServerInterceptor):
             start = time.perf_counter()
             ended = False
             try:
-                async for response in behavior(self._decoded(requests, name, context), context):
+                async for response in behavior(self._decoded(requests), context):
                     yield response
                 ended = True
+            except _UndecodableMessage as bad:
+                # Refused here, once what the handler read before it is answered (a handler
+                # may read ahead of its answers): the refusal ends the call.
+                await self._refuse_undecodable(bad.request, name, context)
             finally:
                 self.in_flight -= 1
                 timer.observe(context, ended, time.perf_counter() - start)
@@ -160,13 +164,13 @@ class CallGate(grpc.aio.ServerInterceptor):
 
         return followed
 
-    async def _decoded(
-        self, requests: AsyncIterator[Any], name: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[Any]:
-        """A stream's messages; one that cannot be decoded ends the call (INVALID_ARGUMENT)."""
+    @staticmethod
+    async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """A stream's messages; one that cannot be decoded ends them (and the call, refused
+        with INVALID_ARGUMENT once the handler has answered those before it)."""
         async for request in requests:
             if isinstance(request, Undecodable):
-                await self._refuse_undecodable(request, name, context)
+                raise _UndecodableMessage(request)
             yield request
 
     async def _refuse_undecodable(
@@ -189,6 +193,14 @@ class CallGate(grpc.aio.ServerInterceptor):
 
 
 UNDECODABLE_LOG_INTERVAL_S = 10.0
+
+
+class _UndecodableMessage(Exception):
+    """Raised to a stream's handler in place of a message that did not parse."""
+
+    def __init__(self, request: Undecodable) -> None:
+        super().__init__(request.reason)
+        self.request = request
 
 
 @dataclass(frozen=True, slots=True)

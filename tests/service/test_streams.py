@@ -229,3 +229,21 @@ async def test_an_event_id_reused_within_a_batch_for_another_event_is_refused_al
     assert response.results[1].error_code == code_pb2.ALREADY_EXISTS
     assert "u1" in response.results[1].error_message
     assert (await _journey(service, "lou")).counters["purchases_365d"] == 0
+
+
+async def test_a_streams_messages_sent_together_are_decided_together(service: Service) -> None:
+    """Messages are read ahead of the answers: those sent at once share the store's round trips
+    (one at a time, each of the 16 would make its own commit round trip at least)."""
+    pipeliner = service.running.store.pipelining
+    if pipeliner is None:
+        pytest.skip("round trips are counted on the pipeline, which a cluster does not use")
+    requests = [_request(f"t{i}", f"together-{i}", "product_view") for i in range(16)]
+    before = pipeliner.pipelines_sent
+
+    stream = service.stub.DecideStream(
+        (pb.DecideStreamRequest(request=r) for r in requests), timeout=10
+    )
+    answers = [response.decision async for response in stream]
+
+    assert [a.event_id for a in answers] == [r.event.event_id for r in requests]
+    assert pipeliner.pipelines_sent - before < len(requests)
