@@ -5,9 +5,9 @@ batches are out gather into the next one, which so grows with the load: alone, a
 goes on the next turn of the event loop. When other callers are about (`company`), a batch may
 also wait a few turns more (`linger_turns`) before it takes what was queued: under load, calls
 reach the server a turn or two apart, and the more of them share a batch, the less each pays
-of its fixed cost. The batch function gets the items and whether each
-caller still waits for its reply (one who gave up, at its patience or by cancellation, is not
-sent at all if it left before the batch started, and its item may be skipped if during).
+of its fixed cost. The batch function gets the items and whether each caller still waits for
+its reply (one who gave up, at its patience or by cancellation, is not sent at all if it left
+before the batch started, and its item may be skipped if during).
 
 Used for concurrent Decide calls (`server.decisions.decider`) and for concurrent Redis commands, one
 pipeline per batch (`server.store.pipelining`).
