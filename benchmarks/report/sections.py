@@ -668,8 +668,9 @@ def goals(runs: Runs) -> Section:
         "year of shoppers through a server of each. Load: both servers side by side, each with its"
         " embedded Redis, `benchmarks.load.drive` on each in turn (with, without, without, with,"
         f" {_setting(plan, 'rounds')} turns each), {_setting(plan, 'segment_s')} s per turn after"
-        f" {_setting(plan, 'warmup_s')} s of warm-up, the mean of the turns; round trips from each"
-        " service's /metrics, Redis's own commands from its `INFO stats`."
+        f" {_setting(plan, 'warmup_s')} s of warm-up, the mean of the turns; one call at a time:"
+        " 50 shoppers, each decided once first (in the state cache, as a returning customer is);"
+        " round trips from each service's /metrics, Redis's own commands from its `INFO stats`."
     )
     return Section("Goals and exposures: what they cost (issue 12)", how, figures, after,
                    runs.errors_of("goals"))  # fmt: skip
