@@ -141,8 +141,8 @@ QUICK = replace(
 # --- the runs ------------------------------------------------------------------------------------
 
 
-def _drive(server: Running, plan: Plan, customers: int = 1000) -> Result:
-    return asyncio.run(drive(server.address, plan, customers, server_pid=server.pid))
+def _drive(server: Running, plan: Plan, customers: int = 1000, *, spread: bool = False) -> Result:
+    return asyncio.run(drive(server.address, plan, customers, server_pid=server.pid, spread=spread))
 
 
 def measure_transport(sizes: Sizes) -> TransportFigures:
@@ -167,7 +167,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
     with echo() as server:
         echo_open = _drive(server, half_open)
     with journeyman(workers="2") as server:
-        workers = _drive(server, closed)
+        workers = _drive(server, closed, spread=True)  # else one connection: one worker
     return {
         "plan": {
             "concurrency": sizes.concurrency,

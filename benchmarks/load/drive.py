@@ -376,15 +376,24 @@ def _server_cpu_per_call(begin: CpuMark, end: CpuMark, calls: int) -> dict[str, 
 
 
 async def run(
-    target: str, plan: Plan, customers: int = 1000, channels: int = 4, server_pid: int | None = None
+    target: str,
+    plan: Plan,
+    customers: int = 1000,
+    channels: int = 4,
+    server_pid: int | None = None,
+    *,
+    spread: bool = False,
 ) -> Result:
     """Drive `target` with `plan`: warm up, measure for the duration, let in-flight calls end.
 
     CPU is read around the measured window; calls still in flight at its end finish afterwards,
-    so CPU per call is read against the calls that started within it."""
+    so CPU per call is read against the calls that started within it. With `spread`, each
+    channel has a connection of its own: gRPC otherwise shares one among the channels to one
+    address, and one connection reaches one of the processes of `journeyman serve --workers`."""
     duration_s = min(plan.duration_s, MAX_DURATION_S)
     warmup_s = min(plan.warmup_s, MAX_WARMUP_S)
-    opened = [grpc.aio.insecure_channel(target) for _ in range(max(1, channels))]
+    options = [("grpc.use_local_subchannel_pool", 1)] if spread else None
+    opened = [grpc.aio.insecure_channel(target, options=options) for _ in range(max(1, channels))]
     try:
         ready = asyncio.gather(*(c.channel_ready() for c in opened))
         await asyncio.wait_for(ready, CONNECT_TIMEOUT_S)
@@ -442,6 +451,11 @@ def _parser() -> argparse.ArgumentParser:
     add("--warmup", type=float, default=2.0, help="seconds run before measuring")
     add("--customers", type=int, default=1000, help="size of the customer pool")
     add("--channels", type=int, default=4, help="gRPC channels the workers share")
+    add(
+        "--spread",
+        action="store_true",
+        help="each channel on a connection of its own (to reach every process of --workers)",
+    )
     add("--server-pid", type=int, help="also report this process tree's CPU per call")
     add("--json", action="store_true", help="print one JSON object instead of the table")
     return parser
@@ -457,7 +471,9 @@ def main(argv: list[str] | None = None) -> int:
         args.mode, args.concurrency, args.rate, args.window, args.warmup, args.duration,
         args.batch,
     )  # fmt: skip
-    result = asyncio.run(run(args.target, plan, args.customers, args.channels, args.server_pid))
+    result = asyncio.run(
+        run(args.target, plan, args.customers, args.channels, args.server_pid, spread=args.spread)
+    )
     print(json.dumps(result) if args.json else format_table(result))
     return 0
 

@@ -126,7 +126,9 @@ def transport(runs: Runs) -> Section:
         f"{_setting(plan, 'closed_s')} s measured; open loops at half Decide's "
         f"closed-loop rate for {_setting(plan, 'open_s')} s, latency from each call's "
         "scheduled start; CPU from /proc of each server's process tree. The echo runs as one "
-        "process in both rows."
+        "process in both rows. For `--workers 2` each of the driver's channels has a connection "
+        "of its own (gRPC otherwise shares one among the channels to one address, and a "
+        "connection reaches one worker); the other rows share one, as the echo's do."
     )
     return Section("Transport: Decide against the echo ceiling, unary", how, figures,
                    errors=runs.errors_of("transport"))  # fmt: skip

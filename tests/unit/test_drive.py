@@ -84,3 +84,31 @@ async def test_errors_are_counted_by_status_code() -> None:
         await server.stop(grace=None)
     assert set(result["errors"]) == {"UNIMPLEMENTED"}
     assert result["errors"]["UNIMPLEMENTED"] == result["calls"] > 0
+
+
+@pytest.mark.parametrize(("spread", "connections"), [(False, 1), (True, 3)])
+async def test_spread_channels_each_open_a_connection_of_their_own(
+    spread: bool, connections: int
+) -> None:
+    """gRPC shares one connection among the channels to one address unless told otherwise; a
+    server of several processes on one port (`--workers`) gets each connection in one of them."""
+    peers: set[str] = set()
+
+    async def decide(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        peers.add(context.peer())  # the client's address: one port per connection
+        return b""  # an empty DecideResponse
+
+    handler = grpc.method_handlers_generic_handler(
+        "journeyman.v1.JourneyService", {"Decide": grpc.unary_unary_rpc_method_handler(decide)}
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        plan = Plan("unary", concurrency=6, rate=None, window=1, warmup_s=0.0, duration_s=0.3)
+        result = await run(f"127.0.0.1:{port}", plan, customers=10, channels=3, spread=spread)
+    finally:
+        await server.stop(grace=None)
+    assert result["errors"] == {} and result["calls"] > 0
+    assert len(peers) == connections
