@@ -8,7 +8,7 @@ Pure, as `report.sections` is (which lists this section among the others).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
@@ -16,6 +16,9 @@ from benchmarks.report.run_figures import DecisionPartsUs, PartsFigures
 from benchmarks.report.runs import REDIS_PIPELINED, Reader, Runs, per_event_cpu, redis_py_figure
 from benchmarks.report.table import Figure, Section, Table
 from benchmarks.report.targets import known, ratio
+
+if TYPE_CHECKING:
+    from benchmarks.load.drive import Result
 
 RUN: Final = "parts"
 # The sections whose runs the floors read (`tests/unit/test_parts_section.py` holds these to
@@ -67,83 +70,87 @@ def _total(*values: float | None) -> float | None:
 def lone_call_floor(runs: Runs) -> str:
     """One call at a time: the echo's server CPU per call (gRPC and the event loop, no work)
     plus the parts is as low as Decide's can go; read against the target."""
-    get, parts = Reader(runs.figures.get("transport")), Reader(runs.figures.get(RUN))
-    echo = get(lambda f: f["echo_lockstep"]["server_cpu_us_per_call"])
-    summed = parts(lambda f: parts_sum(f["parts_us"]))
-    floor = _total(echo, summed)
-    times = ratio(floor, echo)
-    head = "**The floor, one call at a time.**"
-    if floor is None or times is None or echo is None:
-        return (
-            f"{head} Not measured ({runs.missing('transport', RUN)}): the echo's server CPU per "
-            f"call (section {TRANSPORT_SECTION}) plus the parts ({shown(summed, 'µs')})."
-        )
-    allowed = t.LONE_CALL_CPU.bound * echo
-    said = (
-        f"{head} The server's CPU per Decide call is at least the echo's (section "
-        f"{TRANSPORT_SECTION}: {shown(echo, 'µs')}, gRPC and the event loop doing no work) plus "
-        f"the parts ({shown(summed, 'µs')}): {shown(floor, 'µs')}, {shown(times, '×')} the "
-        f"echo's, against the target {t.LONE_CALL_CPU.shown} ({shown(allowed, 'µs')})."
+    return _echo_plus_parts(
+        runs,
+        "**The floor, one call at a time.**",
+        lambda call: call["server_cpu_us_per_call"],
+        t.LONE_CALL_CPU,
+        unmeasured="the echo's server CPU per call",
+        says=lambda echo, summed: (
+            f"The server's CPU per Decide call is at least the echo's (section "
+            f"{TRANSPORT_SECTION}: {echo}, gRPC and the event loop doing no work) plus the parts "
+            f"({summed})"
+        ),
+        room=(
+            f"running them together ({shown(Reader(runs.figures.get(RUN))(together_us), 'µs')} "
+            "here, in-process) and for whatever else a call costs beyond the echo's"
+        ),
+        measured_as=", its Redis's CPU included",
     )
-    if t.LONE_CALL_CPU.holds(times):
-        said += (
-            f" The parts leave {shown(allowed - floor, 'µs')} under the target for running them "
-            f"together ({shown(parts(together_us), 'µs')} here, in-process) and for whatever "
-            "else a call costs beyond the echo's."
-        )
-    else:
-        said += (
-            f" The floor is {shown(floor - allowed, 'µs')} above the target: the parts alone put "
-            "it out of reach, they must get cheaper."
-        )
-    decide = get(lambda f: f["decide_lockstep"]["server_cpu_us_per_call"])
-    if decide is not None and known(decide):
-        said += (
-            f" Section {TRANSPORT_SECTION} measured {shown(decide, 'µs')} "
-            f"({shown(ratio(decide, echo), '×')}, its Redis's CPU included): "
-            f"{shown(decide - floor, 'µs')} above the floor."
-        )
-    return said
 
 
 def lone_latency_floor(runs: Runs) -> str:
     """One call at a time, its latency: the echo's p50 (the driver, the network and gRPC) plus
     the parts, which run one after the other on the call's path; read against the target."""
+    return _echo_plus_parts(
+        runs,
+        "**The floor of one call's latency.**",
+        lambda call: call["latency_us"]["p50"],
+        t.LONE_CALL_P50,
+        unmeasured="the echo's p50 one call at a time",
+        says=lambda echo, summed: (
+            f"A Decide call sent alone waits at least the echo's p50 (section {TRANSPORT_SECTION}:"
+            f" {echo}: the driver, the network and gRPC) plus the parts, which run one after the "
+            f"other before it is answered ({summed} of CPU; the commit's wait for Redis not "
+            "counted)"
+        ),
+        room="Redis's round trip, running them together and the rest",
+        measured_as="",
+    )
+
+
+def _echo_plus_parts(
+    runs: Runs,
+    head: str,
+    figure: Callable[[Result], float | None],
+    target: t.Target,
+    *,
+    unmeasured: str,
+    says: Callable[[str, str], str],
+    room: str,
+    measured_as: str,
+) -> str:
+    """A floor one call at a time: the echo's `figure` (section 1) plus the parts' sum, read
+    against `target` (a bound on the ratio to the echo's), then Decide's own `figure`."""
     get, parts = Reader(runs.figures.get("transport")), Reader(runs.figures.get(RUN))
-    echo = get(lambda f: f["echo_lockstep"]["latency_us"]["p50"])
+    echo = get(lambda f: figure(f["echo_lockstep"]))
     summed = parts(lambda f: parts_sum(f["parts_us"]))
     floor = _total(echo, summed)
     times = ratio(floor, echo)
-    head = "**The floor of one call's latency.**"
     if floor is None or times is None or echo is None:
         return (
-            f"{head} Not measured ({runs.missing('transport', RUN)}): the echo's p50 one call "
-            f"at a time (section {TRANSPORT_SECTION}) plus the parts ({shown(summed, 'µs')})."
+            f"{head} Not measured ({runs.missing('transport', RUN)}): {unmeasured} (section "
+            f"{TRANSPORT_SECTION}) plus the parts ({shown(summed, 'µs')})."
         )
-    allowed = t.LONE_CALL_P50.bound * echo
+    allowed = target.bound * echo
     said = (
-        f"{head} A Decide call sent alone waits at least the echo's p50 (section "
-        f"{TRANSPORT_SECTION}: {shown(echo, 'µs')}: the driver, the network and gRPC) plus the "
-        f"parts, which run one after the other before it is answered ({shown(summed, 'µs')} "
-        f"of CPU; the commit's wait for Redis not counted): {shown(floor, 'µs')}, "
-        f"{shown(times, '×')} the echo's p50, against the target {t.LONE_CALL_P50.shown} "
+        f"{head} {says(shown(echo, 'µs'), shown(summed, 'µs'))}: {shown(floor, 'µs')}, "
+        f"{shown(times, '×')} the echo's, against the target {target.shown} "
         f"({shown(allowed, 'µs')})."
     )
-    if t.LONE_CALL_P50.holds(times):
-        said += (
-            f" The parts leave {shown(allowed - floor, 'µs')} under the target for Redis's "
-            "round trip, running them together and the rest."
-        )
+    if target.holds(times):
+        said += f" The parts leave {shown(allowed - floor, 'µs')} under the target for {room}."
     else:
         said += (
             f" The floor is {shown(floor - allowed, 'µs')} above the target: the parts alone put "
             "it out of reach, they must get cheaper."
         )
-    decide = get(lambda f: f["decide_lockstep"]["latency_us"]["p50"])
+    decide = get(lambda f: figure(f["decide_lockstep"]))
     if decide is not None and known(decide):
         said += (
             f" Section {TRANSPORT_SECTION} measured {shown(decide, 'µs')} "
-            f"({shown(ratio(decide, echo), '×')})."
+            f"({shown(ratio(decide, echo), '×')}{measured_as}): "
+            f"{shown(decide - floor, 'µs')} above the floor."
         )
     return said
 

@@ -260,10 +260,11 @@ def test_the_floor_of_one_calls_latency_is_the_echos_p50_plus_the_parts() -> Non
     least = echo + PARTS_SUM  # 829 µs, above 1.5 × 500
     assert f"the echo's p50 (section 1: {shown(echo, 'µs')}" in text
     assert f"({shown(PARTS_SUM, 'µs')} of CPU;" in text
-    assert f": {shown(least, 'µs')}, {shown(least / echo, '×')} the echo's p50" in text
+    assert f": {shown(least, 'µs')}, {shown(least / echo, '×')} the echo's, against" in text
     assert f"against the target ≤ 1.5× echo p50 ({shown(1.5 * echo, 'µs')})" in text
     assert f"The floor is {shown(least - 1.5 * echo, 'µs')} above the target" in text
-    assert f"Section 1 measured {shown(2000.0, 'µs')} ({shown(4.0, '×')})." in text
+    assert f"Section 1 measured {shown(2000.0, 'µs')} ({shown(4.0, '×')}): " in text
+    assert f"{shown(2000.0 - least, 'µs')} above the floor." in text
 
 
 def test_a_latency_floor_under_the_target_says_what_it_leaves() -> None:
