@@ -37,7 +37,7 @@ from server.store.redis_store import Store
 # trip overlaps the other's decisions); more only add to every batch's wait.
 BULK_BATCHES_AT_ONCE = 2
 # Batches of concurrent Decide calls out at once: while one is, new calls gather into the next,
-# which so grows with the load (alone, a call still goes on the next loop turn). One: the event
+# which so grows with the load (a lone call is decided at once, in its own task). One: the event
 # loop's thread is what concurrent calls wait for, and a larger batch shares its round trip and
 # bookkeeping among more calls, where a second batch out only interleaved its CPU with the
 # first's (concurrency 64 here: 12-20% more calls answered, DecideStream 8-28% more events).
@@ -112,7 +112,12 @@ class Decider:
         the caller has left): it stops waiting at PATIENCE of it.
         """
         patience_s = None if deadline_s is None else deadline_s * PATIENCE
-        outcome = await self._calls.submit(request, patience_s=patience_s)
+
+        async def alone(request: DecideInput) -> Outcome:
+            # Its patience is decide_many's budget then: PATIENCE of the deadline.
+            return (await self.decide_many((request,), deadline_s))[0]
+
+        outcome = await self._calls.submit(request, patience_s=patience_s, alone=alone)
         if outcome is None:
             outcome = self._not_stored(request, self._not_stored_in_time(), self._rules())
         if isinstance(outcome, JourneymanError):
@@ -173,8 +178,12 @@ class Decider:
         elif not self._breaker.allow():
             left = Degraded.BREAKER_OPEN
         else:
-            left = await self._through_store(requests, budget_s, active, outcomes, wanted)
-        self._breaker.settle()
+            try:
+                left = await self._through_store(requests, budget_s, active, outcomes, wanted)
+            finally:
+                # Also when its caller is cancelled: a probe that never ended would hold the
+                # breaker open for good.
+                self._breaker.settle()
         answers: list[Outcome] = []
         for index, request in enumerate(requests):
             outcome = outcomes.get(index)
@@ -198,15 +207,26 @@ class Decider:
         left without one are answered with. Tells the breaker how Redis did."""
         started = time.monotonic()
         failure = None
+        # Why the events were not stored in time is judged when the budget runs out, while the
+        # round trip that held them is still out: once cut, no round trip is out to tell.
+        held: list[Degraded | Busy] = []
+        judge = None
+        if budget_s is not None:
+            judge = asyncio.get_running_loop().call_later(
+                budget_s, lambda: held.append(self._not_stored_in_time())
+            )
         try:
             async with asyncio.timeout(budget_s):
                 failure = await self._round.decide(requests, active, outcomes, wanted)
         except TimeoutError:
             failure = None  # the caller's deadline, not a Redis failure: not for the breaker
-            left: Degraded | Busy = self._not_stored_in_time()
+            left: Degraded | Busy = held[0] if held else self._not_stored_in_time()
         else:
             left = failure or Degraded.REDIS_UNAVAILABLE  # no event is left when Redis worked
             self._round_s = time.monotonic() - started
+        finally:
+            if judge is not None:
+                judge.cancel()
         if failure is not None:
             self._breaker.failed()
         else:

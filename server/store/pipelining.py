@@ -45,7 +45,7 @@ DEFAULT_MAX_COMMANDS = 1024
 # Turns of the event loop a pipeline waits for more commands while the server has other calls
 # (the decider waits before it decides, this after): at concurrency 64, batches of concurrent
 # Decide calls took 2.2 calls with the decider's wait alone and 3 with both, and about 10 % more
-# calls were answered. Alone, a pipeline goes out on the next turn.
+# calls were answered. A lone caller's commands go out at once, from its own task.
 LINGER_TURNS = 4
 
 
@@ -90,21 +90,31 @@ class Pipeliner:
         )
         self.pipelines_sent = 0
         self.commands_sent = 0
-        self._sent_at: SentAt | None = None  # when the pipeline now out was sent
+        self._out = 0  # pipelines out
+        # When the oldest pipeline Redis has not answered went out: kept when one is abandoned
+        # unanswered (its caller's deadline cut it, a timeout), until Redis answers one, so that
+        # the callers behind a call cut at its deadline still see that Redis is what holds them.
+        self._unanswered_since: SentAt | None = None
         self._kept: list[Connection] = []  # taken from the pool, free between pipelines
 
     def redis_s(self) -> float:
-        """How long Redis has kept the pipeline now out waiting for its replies, apart from
-        this server's own work meanwhile (`server.store.waiting`); 0 if none is out."""
-        return 0.0 if self._sent_at is None else self._sent_at.redis_s()
+        """How long Redis has kept the pipelines now out waiting for its replies (since the
+        oldest it left unanswered, abandoned ones included), apart from this server's own work
+        meanwhile (`server.store.waiting`); 0 if none is out."""
+        if not self._out or self._unanswered_since is None:
+            return 0.0
+        return self._unanswered_since.redis_s()
 
     async def send(self, queue: Queue) -> list[Any]:
         """Queue commands with `queue` and wait for their replies, in order."""
-        replies = await self._callers.submit(queue)
+        replies = await self._callers.submit(queue, alone=self._send_alone)
         assert replies is not None  # no patience given: the caller waits (or is cancelled)
         if isinstance(replies, _Raised):
             raise replies.error
         return replies
+
+    async def _send_alone(self, queue: Queue) -> list[Any] | _Raised:
+        return (await self._send((queue,), _anyone))[0]
 
     async def _send(
         self, queues: Sequence[Queue], waiting: Callable[[int], bool]
@@ -126,13 +136,16 @@ class Pipeliner:
         self.commands_sent += len(pipe)
         REDIS_PIPELINES.inc()
         REDIS_COMMANDS.inc(len(pipe))
-        self._sent_at = SentAt.now()
+        if self._unanswered_since is None:
+            self._unanswered_since = SentAt.now()
+        self._out += 1
         try:
             replies = await self._round_trip(pipe)
         except Exception as error:
             return [_Raised(error)] * len(counts)
         finally:
-            self._sent_at = None
+            self._out -= 1
+        self._unanswered_since = None  # Redis answered
         shares: list[list[Any] | _Raised] = []
         start = 0
         for count in counts:
@@ -177,6 +190,10 @@ class Pipeliner:
         kept, self._kept = self._kept, []
         for connection in kept:
             await self._give_back(connection)
+
+
+def _anyone(index: int) -> bool:
+    return True
 
 
 async def _send_and_read(

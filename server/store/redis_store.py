@@ -33,7 +33,7 @@ from server.core.config import DAY_S, Settings
 from server.core.metrics import REDIS_SECONDS, timed
 from server.store.cluster import CallSlots, call_slots
 from server.store.connection import RedisClient, connect, connection_kwargs
-from server.store.errors import unavailable_on_network_errors
+from server.store.errors import NETWORK_ERRORS, unavailable_on_network_errors
 from server.store.keys import (
     STATE_BLOB_FIELD,
     STATE_VERSION_FIELD,
@@ -203,6 +203,8 @@ class Store:
             else None
         )
         self._calls_out: dict[object, SentAt] = {}  # on a cluster: the calls out
+        # ...and the oldest abandoned unanswered since Redis last answered one (`_calling`)
+        self._unanswered_since: SentAt | None = None
         self.states = StateCache(settings.state_cache_entries)
 
     @classmethod
@@ -239,14 +241,18 @@ class Store:
         self._company = company
 
     def redis_wait_s(self) -> float:
-        """How long Redis has kept the oldest round trip still out waiting (0 when none is):
-        how slow Redis is being right now, apart from this server's queues and its own work
-        meanwhile (`server.store.waiting`)."""
+        """How long Redis has kept the oldest round trip still out waiting (0 when none is;
+        one abandoned unanswered counts until Redis answers again): how slow Redis is being
+        right now, apart from this server's queues and its own work meanwhile
+        (`server.store.waiting`)."""
         if self._pipeliner is not None:
             return self._pipeliner.redis_s()
         if not self._calls_out:
             return 0.0
-        return min(self._calls_out.values(), key=lambda sent: sent.wall_s).redis_s()
+        waiting = list(self._calls_out.values())
+        if self._unanswered_since is not None:
+            waiting.append(self._unanswered_since)
+        return min(waiting, key=lambda sent: sent.wall_s).redis_s()
 
     @property
     def commit_script_sha(self) -> str:
@@ -580,11 +586,26 @@ class Store:
             else:
                 async with self._slots.held():
                     call = object()
-                    self._calls_out[call] = SentAt.now()
+                    self._calls_out[call] = sent = SentAt.now()
                     try:
                         yield
+                    except _UNANSWERED:
+                        # Abandoned unanswered (a deadline, a timeout): it still tells how long
+                        # Redis has kept this server waiting, until Redis answers a call.
+                        if (
+                            self._unanswered_since is None
+                            or sent.wall_s < self._unanswered_since.wall_s
+                        ):
+                            self._unanswered_since = sent
+                        raise
+                    else:
+                        self._unanswered_since = None
                     finally:
                         del self._calls_out[call]
+
+
+# How a call ends that Redis did not answer.
+_UNANSWERED: tuple[type[BaseException], ...] = (asyncio.CancelledError, *NETWORK_ERRORS)
 
 
 def new_version() -> int:

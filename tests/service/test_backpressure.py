@@ -4,6 +4,7 @@ as degraded; degraded stays the answer for Redis trouble. Against a real Redis."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -79,3 +80,29 @@ async def test_with_time_to_spare_every_event_is_stored(decider: Decider, store:
     assert all(isinstance(o, pb.Decision) and not o.degraded for o in outcomes)
     for i in range(3):
         assert (await store.load(customer_id=f"bp{i}", event_ids=[f"bp-{i}"])).decisions != [None]
+
+
+async def test_a_probe_of_redis_cancelled_with_its_caller_lets_the_next_call_probe(
+    store: Store,
+) -> None:
+    # The breaker is open and its wait is over: the next call is the one probe of Redis. Its
+    # caller leaves (cancelled) while the probe is out; the breaker must not wait for it forever.
+    active = ActiveRules.of(load_ruleset([str(RULES_DIR / "retail.yaml")]))
+    breaker = CircuitBreaker(threshold=1, open_s=0.0)
+    breaker.failed()
+    decider = Decider(
+        lambda: active, store, conflict_retries=2, redis_timeout_s=0.25, breaker=breaker
+    )
+    probe, after = _inputs(2)
+    leaving = asyncio.ensure_future(decider.decide(probe, 5.0))
+    await asyncio.sleep(0)  # the probe is out, waiting for Redis
+    assert breaker.is_open and not breaker.allow()  # it is the one probe
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+
+    answer = await decider.decide(after, 5.0)
+
+    assert not answer.degraded  # probed Redis, which answered: stored
+    assert not breaker.is_open
+    await decider.drain()

@@ -189,3 +189,82 @@ async def test_a_batch_cancelled_while_it_waits_tells_its_callers_and_the_next_o
     assert record.batches == []
     coalescer._company = lambda: False
     assert await coalescer.submit(2) == 4  # not stuck: the next batch runs
+
+
+class Alone:
+    """How a caller with no one to batch with is served: in its own task, remembered; waits
+    for `release` when one is given."""
+
+    def __init__(self, release: asyncio.Event | None = None) -> None:
+        self.served: list[tuple[int, asyncio.Task[object] | None]] = []
+        self.release = release
+
+    async def __call__(self, item: int) -> int:
+        self.served.append((item, asyncio.current_task()))
+        if self.release is not None:
+            await self.release.wait()
+        return 3 * item
+
+
+async def test_a_lone_caller_is_served_in_its_own_task_at_once() -> None:
+    record, alone = Recorder(), Alone()
+    coalescer = Coalescer(record, max_in_flight=1)
+
+    async def caller() -> tuple[int | None, asyncio.Task[object] | None]:
+        return await coalescer.submit(7, alone=alone), asyncio.current_task()
+
+    reply, task = await caller()
+
+    assert reply == 21
+    assert alone.served == [(7, task)]  # no task of the coalescer's, no turn of the loop
+    assert record.batches == []
+
+
+async def test_callers_who_come_while_a_lone_caller_is_served_gather_into_the_next_batch() -> None:
+    release = asyncio.Event()
+    record, alone = Recorder(), Alone(release)
+    coalescer = Coalescer(record, max_in_flight=1)
+    lone = asyncio.ensure_future(coalescer.submit(1, alone=alone))
+    await asyncio.sleep(0.01)  # served alone, waiting for `release`
+    later = [asyncio.ensure_future(coalescer.submit(i, alone=alone)) for i in (2, 3, 4)]
+    await asyncio.sleep(0.01)
+    assert record.batches == []  # the lone caller counts as the batch out
+
+    release.set()
+
+    assert await lone == 3
+    assert [await f for f in later] == [4, 6, 8]  # doubled: the batch, not `alone`
+    assert [item for item, _ in alone.served] == [1]
+    assert record.batches == [[2, 3, 4]]
+
+
+async def test_with_company_or_a_batch_out_a_caller_is_not_served_alone() -> None:
+    record, alone = Recorder(), Alone()
+    with_company = Coalescer(record, max_in_flight=1, company=lambda: True)
+    assert await with_company.submit(1, alone=alone) == 2
+
+    release = asyncio.Event()
+    busy = Coalescer(Recorder(release), max_in_flight=1)
+    out = asyncio.ensure_future(busy.submit(2))
+    await asyncio.sleep(0.01)
+    queued = asyncio.ensure_future(busy.submit(3, alone=alone))
+    await asyncio.sleep(0.01)
+    release.set()
+
+    assert (await out, await queued) == (4, 6)
+    assert alone.served == []
+
+
+async def test_drain_waits_for_a_caller_served_alone() -> None:
+    release = asyncio.Event()
+    coalescer = Coalescer(Recorder(), max_in_flight=1)
+    lone = asyncio.ensure_future(coalescer.submit(5, alone=Alone(release)))
+    await asyncio.sleep(0.01)
+    drained = asyncio.ensure_future(coalescer.drain())
+    await asyncio.sleep(0.01)
+    assert not drained.done()
+
+    release.set()
+
+    await drained
+    assert lone.done() and lone.result() == 15
