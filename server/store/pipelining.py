@@ -35,7 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.core.coalescer import Coalescer
 from server.core.metrics import REDIS_COMMANDS, REDIS_PIPELINES
-from server.store.waiting import SentAt
+from server.store.waiting import Abandoned, SentAt
 
 # Queues a caller's commands on the shared pipeline; returns how many it queued.
 Queue = Callable[[Pipeline], int]
@@ -90,20 +90,17 @@ class Pipeliner:
         )
         self.pipelines_sent = 0
         self.commands_sent = 0
-        self._out = 0  # pipelines out
-        # When the oldest pipeline Redis has not answered went out: kept when one is abandoned
-        # unanswered (its caller's deadline cut it, a timeout), until Redis answers one, so that
-        # the callers behind a call cut at its deadline still see that Redis is what holds them.
-        self._unanswered_since: SentAt | None = None
+        self._sent_at: SentAt | None = None  # when the pipeline now out was sent
+        self._abandoned = Abandoned(self._reply_timeout_s)
         self._kept: list[Connection] = []  # taken from the pool, free between pipelines
 
     def redis_s(self) -> float:
-        """How long Redis has kept the pipelines now out waiting for its replies (since the
-        oldest it left unanswered, abandoned ones included), apart from this server's own work
-        meanwhile (`server.store.waiting`); 0 if none is out."""
-        if not self._out or self._unanswered_since is None:
+        """How long Redis has kept the pipeline now out waiting for its replies (or one just
+        abandoned unanswered before it: `server.store.waiting.Abandoned`), apart from this
+        server's own work meanwhile (`server.store.waiting`); 0 if none is out."""
+        if self._sent_at is None:
             return 0.0
-        return self._unanswered_since.redis_s()
+        return self._abandoned.oldest(self._sent_at).redis_s()
 
     async def send(self, queue: Queue) -> list[Any]:
         """Queue commands with `queue` and wait for their replies, in order."""
@@ -136,16 +133,17 @@ class Pipeliner:
         self.commands_sent += len(pipe)
         REDIS_PIPELINES.inc()
         REDIS_COMMANDS.inc(len(pipe))
-        if self._unanswered_since is None:
-            self._unanswered_since = SentAt.now()
-        self._out += 1
+        self._sent_at = sent_at = SentAt.now()
         try:
             replies = await self._round_trip(pipe)
-        except Exception as error:
+        except BaseException as error:
+            self._abandoned.add(sent_at)
+            if not isinstance(error, Exception):
+                raise  # cancelled
             return [_Raised(error)] * len(counts)
         finally:
-            self._out -= 1
-        self._unanswered_since = None  # Redis answered
+            self._sent_at = None
+        self._abandoned.answered()
         shares: list[list[Any] | _Raised] = []
         start = 0
         for count in counts:

@@ -45,7 +45,7 @@ from server.store.keys import (
 from server.store.pipelining import LINGER_TURNS, Pipeliner
 from server.store.record import EMPTY_RING, Ring, decode_record, encode_record
 from server.store.state_cache import Decoded, StateCache
-from server.store.waiting import SentAt
+from server.store.waiting import Abandoned, SentAt
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
@@ -203,8 +203,7 @@ class Store:
             else None
         )
         self._calls_out: dict[object, SentAt] = {}  # on a cluster: the calls out
-        # ...and the oldest abandoned unanswered since Redis last answered one (`_calling`)
-        self._unanswered_since: SentAt | None = None
+        self._abandoned = Abandoned(settings.redis_timeout_ms / 1000)  # ...and one just left
         self.states = StateCache(settings.state_cache_entries)
 
     @classmethod
@@ -241,18 +240,16 @@ class Store:
         self._company = company
 
     def redis_wait_s(self) -> float:
-        """How long Redis has kept the oldest round trip still out waiting (0 when none is;
-        one abandoned unanswered counts until Redis answers again): how slow Redis is being
-        right now, apart from this server's queues and its own work meanwhile
+        """How long Redis has kept the oldest round trip still out waiting (0 when none is; one
+        just abandoned unanswered counts too: `server.store.waiting.Abandoned`): how slow Redis
+        is being right now, apart from this server's queues and its own work meanwhile
         (`server.store.waiting`)."""
         if self._pipeliner is not None:
             return self._pipeliner.redis_s()
         if not self._calls_out:
             return 0.0
-        waiting = list(self._calls_out.values())
-        if self._unanswered_since is not None:
-            waiting.append(self._unanswered_since)
-        return min(waiting, key=lambda sent: sent.wall_s).redis_s()
+        oldest = min(self._calls_out.values(), key=lambda sent: sent.wall_s)
+        return self._abandoned.oldest(oldest).redis_s()
 
     @property
     def commit_script_sha(self) -> str:
@@ -590,16 +587,10 @@ class Store:
                     try:
                         yield
                     except _UNANSWERED:
-                        # Abandoned unanswered (a deadline, a timeout): it still tells how long
-                        # Redis has kept this server waiting, until Redis answers a call.
-                        if (
-                            self._unanswered_since is None
-                            or sent.wall_s < self._unanswered_since.wall_s
-                        ):
-                            self._unanswered_since = sent
+                        self._abandoned.add(sent)
                         raise
                     else:
-                        self._unanswered_since = None
+                        self._abandoned.answered()
                     finally:
                         del self._calls_out[call]
 

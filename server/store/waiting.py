@@ -30,3 +30,32 @@ class SentAt:
         wall = time.monotonic() - self.wall_s
         own = time.thread_time() - self.cpu_s
         return max(0.0, wall - own)
+
+
+class Abandoned:
+    """The oldest round trip abandoned unanswered (its caller's deadline cut it, a timeout) since
+    Redis last answered one. For one reply budget after, it still counts as waiting: the round
+    trips sent right behind it wait on a Redis that has not answered for that long, and their
+    callers must see Redis, not this server's queue, holding them."""
+
+    def __init__(self, budget_s: float | None) -> None:
+        self._budget_s = budget_s or 0.0
+        self._sent: SentAt | None = None
+        self._at = 0.0  # when it was abandoned (monotonic)
+
+    def add(self, sent: SentAt) -> None:
+        if self._sent is None or self._stale() or sent.wall_s < self._sent.wall_s:
+            self._sent = sent
+        self._at = time.monotonic()
+
+    def answered(self) -> None:
+        self._sent = None
+
+    def oldest(self, out: SentAt) -> SentAt:
+        """The older of `out` (a round trip now out) and the one abandoned, if still counted."""
+        if self._sent is None or self._stale() or out.wall_s <= self._sent.wall_s:
+            return out
+        return self._sent
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._at > self._budget_s

@@ -1,10 +1,11 @@
-"""What Redis is charged with for a round trip out: the wall time this thread was not running."""
+"""What Redis is charged with for a round trip out: the wall time this thread was not running,
+since it went out or since one abandoned unanswered just before it."""
 
 from __future__ import annotations
 
 import time
 
-from server.store.waiting import SentAt
+from server.store.waiting import Abandoned, SentAt
 
 OWN_WORK_S = 0.05
 
@@ -23,3 +24,28 @@ def test_this_threads_own_work_is_not_charged_to_redis() -> None:
         pass
     wall_s = time.monotonic() - sent.wall_s
     assert sent.redis_s() <= wall_s - OWN_WORK_S
+
+
+def test_a_round_trip_abandoned_unanswered_counts_for_the_one_sent_behind_it() -> None:
+    abandoned = Abandoned(budget_s=10.0)
+    first = SentAt.now()
+    time.sleep(OWN_WORK_S)
+    abandoned.add(first)  # its caller's deadline cut it: Redis never answered
+    behind = SentAt.now()
+
+    assert abandoned.oldest(behind) is first
+    assert abandoned.oldest(behind).redis_s() >= OWN_WORK_S * 0.9
+
+
+def test_an_answer_or_a_reply_budget_gone_by_ends_what_an_abandoned_round_trip_tells() -> None:
+    answered = Abandoned(budget_s=10.0)
+    answered.add(SentAt.now())
+    answered.answered()  # Redis answered a later round trip
+    later = SentAt.now()
+    assert answered.oldest(later) is later
+
+    long_ago = Abandoned(budget_s=OWN_WORK_S)
+    long_ago.add(SentAt.now())
+    time.sleep(OWN_WORK_S * 2)  # longer than a reply may take: no longer about this Redis
+    now = SentAt.now()
+    assert long_ago.oldest(now) is now
