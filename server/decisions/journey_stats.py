@@ -44,7 +44,10 @@ class JourneyStats:
         self._store = store
         self._clock_ms = clock_ms
         self._counted: StatIncrements = Counter()
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None  # the one waiting FLUSH_S to write
+        # Every writer not yet ended, the ones already writing included: `_write` clears
+        # `_writer` before it writes, so that counts made meanwhile start the next one.
+        self._writers: set[asyncio.Task[None]] = set()
 
     def count_decision(
         self,
@@ -137,7 +140,9 @@ class JourneyStats:
 
     def _start_writer(self) -> None:
         if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write())
+            self._writer = writer = asyncio.get_running_loop().create_task(self._write())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
 
     async def _write(self) -> None:
         try:
@@ -152,9 +157,11 @@ class JourneyStats:
                 log.debug("journey statistics not counted: store unavailable")
 
     async def drain(self) -> None:
-        """Write what was counted so far (shutdown)."""
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        """Write what was counted so far (shutdown): wait for every writer, also one already
+        writing (`_writer` is None by then), and for those the counts made meanwhile started;
+        the store is closed next, and a write still out would open a connection of its own."""
+        while self._writers:
+            await asyncio.gather(*self._writers, return_exceptions=True)
 
 
 def _stages(ruleset: Ruleset, state: CustomerState | None, now_ms: int) -> dict[str, str]:

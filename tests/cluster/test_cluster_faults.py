@@ -116,8 +116,10 @@ async def _commit(store: Store, customer: str, version: int) -> int:
 async def own_store(cluster_url: str, key_prefix: str) -> AsyncIterator[Store]:
     """A Store over the session's cluster with the short timeout of these tests."""
     store = Store.from_settings(FAULT_SETTINGS.with_overrides(key_prefix=key_prefix), cluster_url)
-    await store.ping()
     try:
+        # Inside the try: a ping that reads the slot map and then times out (500 ms on a loaded
+        # machine) leaves the client open, and only close() closes it.
+        await store.ping()
         yield store
     finally:
         await store.close()
