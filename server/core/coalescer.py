@@ -9,10 +9,10 @@ batch, the less each pays of its fixed cost. The batch function gets the items a
 each caller still waits for its reply (one who gave up, at its patience or by cancellation, is
 not sent at all if it left before the batch started, and its item may be skipped if during).
 
-A caller with no one to batch with (no batch out or queued, no company) may be served in its own
-task instead (`alone`): one call at a time then pays for no task, future or loop turn of the
-batching (one lone Decide through the decider and the store: ~10 % less CPU, measured in
-process), and what others submit meanwhile gathers into the next batch as usual.
+A caller with no one to batch with (no batch out or queued, no company, and nothing to do for
+`quiet_s` before it came) may be served in its own task instead (`alone`): one call at a time then
+pays for no task, future or loop turn of the batching, and what others submit meanwhile gathers
+into the next batch as usual.
 
 Used for concurrent Decide calls (`server.decisions.decider`) and for concurrent Redis commands, one
 pipeline per batch (`server.store.pipelining`).
@@ -21,6 +21,7 @@ pipeline per batch (`server.store.pipelining`).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -53,15 +54,21 @@ class Coalescer(Generic[Item, Reply]):
         max_in_flight: int,
         linger_turns: int = 0,
         company: Callable[[], bool] = lambda: False,
+        quiet_s: float = 0.0,
     ) -> None:
+        """`quiet_s`: how long the coalescer must have had nothing to do before a caller is
+        served alone (see `submit`)."""
         self._batch = batch
         self._max_in_flight = max_in_flight
         self._linger_turns = linger_turns
         self._company = company
+        self._quiet_s = quiet_s
         self._queued: list[_Waiting[Item, Reply]] = []
         self._scheduled = False
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # When the last batch (or lone caller) was answered and nothing was left queued.
+        self._idle_since = -math.inf
 
     async def submit(
         self,
@@ -76,7 +83,12 @@ class Coalescer(Generic[Item, Reply]):
         `alone(item)`: how the caller is served in its own task when it has no one to batch
         with; it keeps its own patience then (and a cancelled caller cancels it)."""
         loop = asyncio.get_running_loop()
-        if alone is not None and self._idle() and not self._company():
+        if (
+            alone is not None
+            and self._idle()
+            and loop.time() - self._idle_since >= self._quiet_s
+            and not self._company()
+        ):
             return await self._serve_alone(alone, item, loop)
         waiting: _Waiting[Item, Reply] = _Waiting(item, loop.create_future())
         self._queued.append(waiting)
@@ -111,6 +123,8 @@ class Coalescer(Generic[Item, Reply]):
             self._in_flight -= 1
             if self._queued and not self._scheduled and self._in_flight < self._max_in_flight:
                 self._start_next(loop)
+            elif self._idle():
+                self._idle_since = loop.time()
 
     def _start_next(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the task of the next batch. Its first step runs on the loop's next turn and takes
@@ -144,6 +158,8 @@ class Coalescer(Generic[Item, Reply]):
                     waiting.future.cancel()
             elif self._queued and not self._scheduled:
                 self._start_next(asyncio.get_running_loop())
+            elif self._idle():
+                self._idle_since = asyncio.get_running_loop().time()
 
     async def _answer(self, batch: list[_Waiting[Item, Reply]]) -> None:
         try:

@@ -47,6 +47,7 @@ DEFAULT_MAX_COMMANDS = 1024
 # Decide calls took 2.2 calls with the decider's wait alone and 3 with both, and about 10 % more
 # calls were answered. A lone caller's commands go out at once, from its own task.
 LINGER_TURNS = 4
+QUIET_S = 0.0002  # as the decider's (`server.decisions.decider.QUIET_S`)
 
 
 class _Raised:
@@ -86,8 +87,9 @@ class Pipeliner:
             "socket_timeout"
         )
         self._callers: Coalescer[Queue, list[Any] | _Raised] = Coalescer(
-            self._send, max_in_flight=max_in_flight, linger_turns=linger_turns, company=company
-        )
+            self._send, max_in_flight=max_in_flight, linger_turns=linger_turns, company=company,
+            quiet_s=QUIET_S,
+        )  # fmt: skip
         self.pipelines_sent = 0
         self.commands_sent = 0
         self._sent_at: SentAt | None = None  # when the pipeline now out was sent

@@ -268,3 +268,18 @@ async def test_drain_waits_for_a_caller_served_alone() -> None:
 
     await drained
     assert lone.done() and lone.result() == 15
+
+
+async def test_a_caller_is_served_alone_only_after_the_coalescer_was_quiet_for_a_while() -> None:
+    # The first call of a burst finds the coalescer idle too: served alone, it would hold the
+    # rest of the burst for a whole round. Only after `quiet_s` with nothing to do is a caller
+    # taken for a lone one.
+    record, alone = Recorder(), Alone()
+    coalescer = Coalescer(record, max_in_flight=1, quiet_s=0.05)
+    assert await coalescer.submit(1, alone=alone) == 3  # never busy before: quiet
+
+    assert await asyncio.gather(*(coalescer.submit(i, alone=alone) for i in (2, 3))) == [4, 6]
+    assert record.batches == [[2, 3]]  # right after the last answer: batched
+    await asyncio.sleep(0.06)
+    assert await coalescer.submit(4, alone=alone) == 12  # quiet for a while: alone
+    assert [item for item, _ in alone.served] == [1, 4]
