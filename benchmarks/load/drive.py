@@ -28,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import grpc
 
@@ -41,6 +41,7 @@ MAX_IN_FLIGHT_OPEN = 20_000  # open loop: beyond this many unanswered calls, cou
 CONNECT_TIMEOUT_S = 10.0
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REDIS_PROCESS = "redis-server"
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 # A small retail journey: what a shopper does next, given what they just did.
@@ -146,22 +147,29 @@ async def _timed(recorder: Recorder, started: float, call: Awaitable[Any]) -> No
         recorder.ok(started, [reply.decision])
 
 
-def _tree_cpu_s(pid: int) -> dict[str, float]:
+def _cpu_s(stat: str) -> tuple[str, int, float]:
+    """(name, parent pid, user + system CPU seconds) from a /proc `stat` line."""
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _tree_cpu_s(pid: int) -> tuple[dict[str, float], float]:
     """CPU seconds (user + system) of process `pid` and its live descendants (`--workers`, the
-    embedded Redis), from /proc, summed by process name."""
+    embedded Redis), from /proc, summed by process name; and those of their event loops' thread
+    (each server process's main thread: the Redis's excluded), the one thread that runs Python,
+    where gRPC's other threads run its own C core."""
     parents: dict[int, int] = {}
     cpu: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            name, parent, seconds = _cpu_s((entry / "stat").read_text())
         except OSError:
             continue  # exited while we looked
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+        parents[int(entry.name)] = parent
+        cpu[int(entry.name)] = (name, seconds)
     tree, frontier = {pid}, [pid]
     while frontier:
         parent = frontier.pop()
@@ -169,23 +177,36 @@ def _tree_cpu_s(pid: int) -> dict[str, float]:
         tree.update(children)
         frontier.extend(children)
     by_name: dict[str, float] = {}
-    for name, seconds in (cpu[p] for p in tree if p in cpu):
+    loop_thread_s = 0.0
+    for process in tree:
+        if process not in cpu:
+            continue
+        name, seconds = cpu[process]
         by_name[name] = by_name.get(name, 0.0) + seconds
-    return by_name
+        if name != REDIS_PROCESS:
+            try:
+                loop_thread_s += _cpu_s(Path(f"/proc/{process}/task/{process}/stat").read_text())[2]
+            except OSError:
+                pass  # exited while we looked
+    return by_name, loop_thread_s
 
 
 @dataclass(frozen=True)
 class CpuMark:
-    """Client process CPU and server tree CPU at one instant."""
+    """Client process CPU and server tree CPU at one instant (by process name, and the event
+    loops' threads)."""
 
     wall_s: float
     client_s: float
     server_s: dict[str, float] | None
+    server_loop_s: float | None = None
 
     @staticmethod
     def now(server_pid: int | None) -> CpuMark:
-        server = _tree_cpu_s(server_pid) if server_pid is not None else None
-        return CpuMark(time.perf_counter(), time.process_time(), server)
+        if server_pid is None:
+            return CpuMark(time.perf_counter(), time.process_time(), None)
+        server, loop = _tree_cpu_s(server_pid)
+        return CpuMark(time.perf_counter(), time.process_time(), server, loop)
 
 
 # --- load shapes ---------------------------------------------------------------------------------
@@ -346,6 +367,9 @@ class Result(TypedDict):
     client_cpu_us_per_call: float
     server_cpu_us_per_call: float | None
     server_cpu_by_process_us_per_call: dict[str, float]
+    # The server processes' event-loop threads (Redis's excluded: `_tree_cpu_s`); absent in
+    # results written before it was measured.
+    server_loop_cpu_us_per_call: NotRequired[float | None]
 
 
 def summarise(target: str, plan: Plan, recorder: Recorder, begin: CpuMark, end: CpuMark) -> Result:
@@ -364,6 +388,7 @@ def summarise(target: str, plan: Plan, recorder: Recorder, begin: CpuMark, end: 
         client_cpu_us_per_call=(end.client_s - begin.client_s) / calls * 1e6 if calls else math.nan,
         server_cpu_us_per_call=sum(by_process.values()) if by_process else None,
         server_cpu_by_process_us_per_call=by_process,
+        server_loop_cpu_us_per_call=_server_loop_cpu_per_call(begin, end, calls),
     )  # fmt: skip
 
 
@@ -373,6 +398,13 @@ def _server_cpu_per_call(begin: CpuMark, end: CpuMark, calls: int) -> dict[str, 
         return {}
     before = begin.server_s
     return {k: (v - before.get(k, 0.0)) / calls * 1e6 for k, v in end.server_s.items()}
+
+
+def _server_loop_cpu_per_call(begin: CpuMark, end: CpuMark, calls: int) -> float | None:
+    """µs of the server's event-loop threads' CPU per call; None without `--server-pid` or calls."""
+    if begin.server_loop_s is None or end.server_loop_s is None or not calls:
+        return None
+    return (end.server_loop_s - begin.server_loop_s) / calls * 1e6
 
 
 async def run(
@@ -421,6 +453,7 @@ def format_table(result: Result) -> str:
         if len(result["server_cpu_by_process_us_per_call"]) > 1
         else {}
     )
+    loop = result.get("server_loop_cpu_us_per_call")
     rows = [
         (
             "target",
@@ -434,6 +467,7 @@ def format_table(result: Result) -> str:
         ("client CPU", f"{result['client_cpu_us_per_call']:,.0f} µs/call"),
         ("server CPU", "—" if server is None else f"{server:,.0f} µs/call (process tree)"),
         *((f"  of which {k}", f"{v:,.0f} µs/call") for k, v in by_process.items()),
+        *([] if loop is None else [("  event loop", f"{loop:,.0f} µs/call (its thread alone)")]),
     ]
     return "\n".join(f"{name:<16} {value}" for name, value in rows)
 

@@ -168,7 +168,8 @@ def _wait_until_listening(address: str, process: subprocess.Popen[bytes], log: P
 
 
 def scrape(port: int) -> dict[str, float]:
-    """Decide calls answered, Redis round trips and commands so far, from the /metrics page."""
+    """Decide calls answered (and their seconds in the server), Redis round trips and commands,
+    decision rounds and the events in them so far, from the /metrics page."""
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
@@ -177,6 +178,9 @@ def scrape(port: int) -> dict[str, float]:
         ("journeyman_call_seconds_count", "Decide"): "events",
         ("journeyman_redis_pipelines_total", None): "pipelines",
         ("journeyman_redis_commands_total", None): "commands",
+        ("journeyman_call_seconds_sum", "Decide"): "call_seconds",
+        ("journeyman_round_events_sum", None): "round_events",
+        ("journeyman_round_events_count", None): "rounds",
     }
     counts = dict.fromkeys(wanted.values(), 0.0)
     for family in text_string_to_metric_families(text):

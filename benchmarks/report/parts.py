@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
-from benchmarks.report.run_figures import DecisionPartsUs, PartsFigures
+from benchmarks.report.run_figures import DecisionPartsUs, PartsFigures, TransportFigures
 from benchmarks.report.runs import REDIS_PIPELINED, Reader, Runs, per_event_cpu, redis_py_figure
 from benchmarks.report.table import Figure, Section, Table
 from benchmarks.report.targets import known, ratio
@@ -153,6 +153,82 @@ def _echo_plus_parts(
             f"{shown(decide - floor, 'µs')} above the floor."
         )
     return said
+
+
+def loop_thread_floor(runs: Runs) -> str:
+    """Where in the server process the CPU goes: gRPC's C core runs on threads of its own, the
+    Python (gRPC's handlers, the decision) on the event loop's one thread; one call at a time
+    each against the echo's, and at concurrency 64 how busy that thread was, which bounds one
+    process's rate whatever the other core does."""
+    head = "**One thread runs the Python.**"
+    get = Reader(runs.figures.get("transport"))
+    lone_loop = get(lambda f: f["decide_lockstep"]["server_loop_cpu_us_per_call"])
+    echo_lone_loop = get(lambda f: f["echo_lockstep"]["server_loop_cpu_us_per_call"])
+    lone_other = get(lambda f: other_threads_us(f["decide_lockstep"]))
+    echo_lone_other = get(lambda f: other_threads_us(f["echo_lockstep"]))
+    loop = get(lambda f: f["decide_unary"]["server_loop_cpu_us_per_call"])
+    echo_loop = get(lambda f: f["echo_unary"]["server_loop_cpu_us_per_call"])
+    rate = get(lambda f: f["decide_unary"]["rate"])
+    echo_rate = get(lambda f: f["echo_unary"]["rate"])
+    measured = (lone_loop, echo_lone_loop, lone_other, echo_lone_other, loop, echo_loop, rate,
+                echo_rate)  # fmt: skip
+    if any(value is None or not known(value) for value in measured):
+        why = (
+            runs.missing("transport")
+            if runs.figures.get("transport") is None
+            else "the `transport` run's results predate the event loop's thread's CPU"
+        )
+        return (
+            f"{head} Not measured ({why}): the server's CPU per call on its event loop's "
+            f"thread and on gRPC's own threads (section {TRANSPORT_SECTION})."
+        )
+    assert lone_loop is not None and echo_lone_loop is not None and lone_other is not None
+    assert echo_lone_other is not None and loop is not None and echo_loop is not None
+    assert rate is not None and echo_rate is not None
+    parts_whole = Reader(runs.figures.get(RUN))(one_at_a_time_us)
+    goal = t.UNARY_THROUGHPUT.bound * echo_rate
+    most = 1e6 / goal
+    return (
+        f"{head} A server process runs gRPC's C core on threads of its own and all of its "
+        "Python (gRPC's handlers, the decision) on its event loop's one thread. One call at a "
+        f"time (section {TRANSPORT_SECTION}), gRPC's own threads took {shown(lone_other, 'µs')} "
+        f"per call against the echo's {shown(echo_lone_other, 'µs')}, the event loop's thread "
+        f"{shown(lone_loop, 'µs')} against the echo's {shown(echo_lone_loop, 'µs')}: what "
+        f"Decide costs beyond the echo is on that thread ({shown(lone_loop - echo_lone_loop, 'µs')}"
+        f"; the whole decision in process, above: {shown(parts_whole, 'µs')}). At concurrency "
+        f"64 the thread was busy {shown(100 * loop * rate / 1e6, '%')} of the run, "
+        f"{shown(loop, 'µs')} a call at {shown(rate, 'calls/s')}: one process answers at most "
+        f"{shown(1e6 / loop, 'calls/s')} whatever the other core does. The target "
+        f"({t.UNARY_THROUGHPUT.shown}: {shown(goal, 'calls/s')}) needs the thread at most "
+        f"{shown(most, 'µs')} a call, {shown(loop - most, 'µs')} less than measured; the echo's "
+        f"thread takes {shown(echo_loop, 'µs')} a call there, so what a decision adds on it "
+        f"must come from {shown(loop - echo_loop, 'µs')} down to {shown(most - echo_loop, 'µs')}"
+        ", with the driver and Redis on the same 2 cores."
+    ) + _queued_text(get)
+
+
+def _queued_text(get: Reader[TransportFigures]) -> str:
+    """Where the 64 calls in flight wait: the decision rounds' size and the time a call spent in
+    the server's handler, against the driver's wait (said when the run measured them)."""
+    per_round = get(lambda f: f["redis_unary"].get("events_per_round"))
+    in_server = get(lambda f: f["redis_unary"].get("server_us_per_call"))
+    waited = get(lambda f: f["decide_unary"]["latency_us"]["p50"])
+    if per_round is None or in_server is None or waited is None:
+        return ""
+    return (
+        f" Of the 64 calls in flight, a decision round took {shown(per_round)} on average, and a "
+        f"call spent {shown(in_server, 'µs')} in journeyman's handler (mean) of the "
+        f"{shown(waited, 'µs')} the driver waited for it (p50): the calls wait in gRPC, before "
+        "the handler, for the event loop's thread to take them in."
+    )
+
+
+def other_threads_us(result: Result) -> float | None:
+    """CPU per call of the server's threads but its event loop's and its Redis's."""
+    loop, tree = result.get("server_loop_cpu_us_per_call"), result["server_cpu_us_per_call"]
+    if loop is None or tree is None:
+        return None
+    return tree - result["server_cpu_by_process_us_per_call"].get("redis-server", 0.0) - loop
 
 
 def concurrent_floor(runs: Runs, *, streams: bool) -> str:
@@ -376,8 +452,9 @@ def _how(get: Reader[PartsFigures]) -> str:
 def decision_parts(runs: Runs) -> Section:
     get = Reader(runs.figures.get(RUN))
     after: list[str | Table] = [
-        lone_call_floor(runs), lone_latency_floor(runs), concurrent_floor(runs, streams=False),
-        concurrent_floor(runs, streams=True), batch_floor(runs),
+        lone_call_floor(runs), lone_latency_floor(runs), loop_thread_floor(runs),
+        concurrent_floor(runs, streams=False), concurrent_floor(runs, streams=True),
+        batch_floor(runs),
     ]  # fmt: skip
     return Section("Where a decision's CPU goes (issue 16)", _how(get),
                    [*_round_trips(get), *_wholes(get), *_parts(get)], after,

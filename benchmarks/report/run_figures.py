@@ -27,6 +27,9 @@ class RedisWork(TypedDict):
     pipelines_per_event: float | None
     commands_per_event: float | None
     commands_per_pipeline: float | None
+    # Absent in results written before they were measured.
+    events_per_round: NotRequired[float | None]
+    server_us_per_call: NotRequired[float | None]  # in journeyman's Decide handler, mean
 
 
 class TransportPlan(TypedDict):

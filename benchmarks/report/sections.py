@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
-from benchmarks.report.parts import decision_parts
+from benchmarks.report.parts import decision_parts, other_threads_us
 from benchmarks.report.run_figures import (
     ConditionsCostFigures,
     GoalsCostFigures,
@@ -49,6 +49,13 @@ def _cpu_split(by_process: Mapping[str, float] | None, scale: float = 1.0) -> st
     if not by_process:
         return "by process not measured"
     return ", ".join(f"{name} {shown(us * scale, 'µs')}" for name, us in sorted(by_process.items()))
+
+
+def loop_busy(result: Result) -> float | None:
+    """The share of one core the server's event-loop threads were busy in a run: their CPU per
+    call times the calls per second (None where not measured)."""
+    loop = result.get("server_loop_cpu_us_per_call")
+    return None if loop is None else loop * result["rate"] / 1e6
 
 
 def _failures(*results: Result | None) -> float | None:
@@ -111,6 +118,19 @@ def transport(runs: Runs) -> Section:
                get(lambda f: f["echo_open"]["latency_us"]["p99"]), "echo, same rate",
                t.UNARY_P99, on_ratio=True, note=p50s, missing=missing),
         Figure("server CPU per call, concurrency 64", cpu, "µs", echo_cpu, "echo"),
+        Figure("the event loop's thread, CPU per call, one call at a time",
+               get(lambda f: f["decide_lockstep"]["server_loop_cpu_us_per_call"]), "µs",
+               get(lambda f: f["echo_lockstep"]["server_loop_cpu_us_per_call"]),
+               "echo, one at a time"),
+        Figure("gRPC's own threads, CPU per call, one call at a time",
+               get(lambda f: other_threads_us(f["decide_lockstep"])), "µs",
+               get(lambda f: other_threads_us(f["echo_lockstep"])), "echo, one at a time"),
+        Figure("the event loop's thread, CPU per call, concurrency 64",
+               get(lambda f: f["decide_unary"]["server_loop_cpu_us_per_call"]), "µs",
+               get(lambda f: f["echo_unary"]["server_loop_cpu_us_per_call"]), "echo"),
+        Figure("the event loop's thread busy, concurrency 64 (share of one core)",
+               get(lambda f: loop_busy(f["decide_unary"])), "",
+               get(lambda f: loop_busy(f["echo_unary"])), "echo"),
         Figure("p99, concurrency 64, closed loop",
                get(lambda f: f["decide_unary"]["latency_us"]["p99"]), "µs",
                get(lambda f: f["echo_unary"]["latency_us"]["p99"]), "echo"),
@@ -125,7 +145,9 @@ def transport(runs: Runs) -> Section:
         f"{_setting(plan, 'warmup_s')} s warm-up then "
         f"{_setting(plan, 'closed_s')} s measured; open loops at half Decide's "
         f"closed-loop rate for {_setting(plan, 'open_s')} s, latency from each call's "
-        "scheduled start; CPU from /proc of each server's process tree. The echo runs as one "
+        "scheduled start; CPU from /proc of each server's process tree, and apart of its event "
+        "loop's thread (each server process's main thread, which runs all of its Python; gRPC's "
+        "C core runs on threads of its own). The echo runs as one "
         "process in both rows. For `--workers 2` each of the driver's channels has a connection "
         "of its own (gRPC otherwise shares one among the channels to one address, and a "
         "connection reaches one worker); the other rows share one, as the echo's do."

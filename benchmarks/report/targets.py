@@ -95,10 +95,15 @@ def verdict(target: Target | None, value: Any, reason: str = "") -> str:
 
 def per_event(before: Mapping[str, float], after: Mapping[str, float]) -> RedisWork:
     """Redis work per event between two /metrics scrapes: `events`, `pipelines` (round trips)
-    and `commands` counters in each; None per event when no event was decided in between."""
+    and `commands` counters in each; None per event when no event was decided in between. With
+    the `rounds`, `round_events` and `call_seconds` counters too, the events decided per round
+    and the µs a call spent in the server's handler (None without them)."""
     events = after["events"] - before["events"]
     pipelines = after["pipelines"] - before["pipelines"]
     commands = after["commands"] - before["commands"]
+    rounds = after.get("rounds", 0.0) - before.get("rounds", 0.0)
+    in_rounds = after.get("round_events", 0.0) - before.get("round_events", 0.0)
+    call_s = after.get("call_seconds", 0.0) - before.get("call_seconds", 0.0)
     return {
         "events": events,
         "pipelines": pipelines,
@@ -106,4 +111,6 @@ def per_event(before: Mapping[str, float], after: Mapping[str, float]) -> RedisW
         "pipelines_per_event": pipelines / events if events > 0 else None,
         "commands_per_event": commands / events if events > 0 else None,
         "commands_per_pipeline": commands / pipelines if pipelines > 0 else None,
+        "events_per_round": in_rounds / rounds if rounds > 0 else None,
+        "server_us_per_call": call_s / events * 1e6 if events > 0 else None,
     }

@@ -40,6 +40,13 @@ KERNEL_SECONDS = Histogram(
     "journeyman_decide_seconds", "engine.decide() per event (kernels and their wrapper).",
     buckets=LATENCY_BUCKETS_S,
 )  # fmt: skip
+ROUND_EVENTS = Histogram(
+    "journeyman_round_events",
+    "Events decided together in one decision round (one Redis round trip to load, one to "
+    "commit): 1 for a call alone, more for concurrent calls and stream messages gathered "
+    "together and for DecideBatch calls.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 REDIS_PIPELINES = Counter(
     "journeyman_redis_pipelines",
     "Round trips that carried concurrent calls' loads and commits together.",

@@ -25,7 +25,7 @@ from engine.decision import Decision
 from engine.errors import JourneymanError
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
-from server.core.metrics import CONFLICTS, KERNEL_SECONDS
+from server.core.metrics import CONFLICTS, KERNEL_SECONDS, ROUND_EVENTS
 from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
@@ -120,6 +120,7 @@ class DecisionRound:
         and a slow Redis is still noticed. The events are decided in slices of CPU_SLICE_S
         with the event loop let through between them, so that a large batch delays no other
         call's replies (and their timeouts) by more than a slice."""
+        ROUND_EVENTS.observe(sum(map(len, lanes)))
         for attempt in self._policy.attempts():
             await self._policy.pause(attempt)
             pending = [[i for i in lane if i not in outcomes] for lane in lanes]

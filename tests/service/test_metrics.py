@@ -42,3 +42,19 @@ async def test_decisions_calls_redis_and_kernel_time_are_counted(service: Servic
 async def test_the_ruleset_in_force_is_a_labelled_gauge(service: Service) -> None:
     version = (await service.stub.GetRuleset(pb.GetRulesetRequest())).version
     assert _sample("journeyman_ruleset_info", version=version) == 1
+
+
+async def test_each_decision_round_is_counted_with_the_events_it_decided(service: Service) -> None:
+    count, total = "journeyman_round_events_count", "journeyman_round_events_sum"
+    before = (_sample(count), _sample(total))
+    alone = pb.Event(event_id="r-1", customer_id="rita", type="add_to_cart")
+    await service.stub.Decide(pb.DecideRequest(event=alone))
+    assert (_sample(count) - before[0], _sample(total) - before[1]) == (1, 1)
+    requests = [
+        pb.DecideRequest(event=pb.Event(event_id=f"r-b{n}", customer_id=f"rob-{n}", type="view"))
+        for n in range(5)
+    ]
+    response = await service.stub.DecideBatch(pb.DecideBatchRequest(requests=requests))
+    assert response.not_stored == 0
+    # One round for the five customers: one load and one commit round trip between them.
+    assert (_sample(count) - before[0], _sample(total) - before[1]) == (2, 6)

@@ -317,3 +317,58 @@ def test_without_the_batch_run_the_concurrent_floors_are_not_measured() -> None:
     assert "Not measured (the `streaming` run did not run)" in floor(
         runs, "The floor of DecideStream."
     )
+
+
+def _with_loop_thread(result: Any, loop_us: float) -> Any:
+    """A drive result whose server's event-loop thread took `loop_us` a call."""
+    return {**result, "server_loop_cpu_us_per_call": loop_us}
+
+
+def test_the_event_loops_thread_bounds_one_process_and_the_target_says_by_how_much() -> None:
+    transport = transport_figures(300.0, 1200.0)
+    lone_loop, echo_lone_loop, loop, echo_loop = 800.0, 200.0, 900.0, 100.0
+    for run, loop_us in (("decide_lockstep", lone_loop), ("echo_lockstep", echo_lone_loop),
+                         ("decide_unary", loop), ("echo_unary", echo_loop)):  # fmt: skip
+        transport[run] = _with_loop_thread(transport[run], loop_us)
+    transport["redis_unary"] = {"events_per_round": 3.5, "server_us_per_call": 2500.0}
+    text = floor(
+        Runs({"parts": parts_figures(), "transport": transport}), "One thread runs the Python."
+    )
+    # gRPC's own threads: the process tree less Redis (a tenth, in drive_result) and the loop.
+    assert f"gRPC's own threads took {shown(1200.0 * 0.9 - lone_loop, 'µs')}" in text
+    assert f"against the echo's {shown(300.0 * 0.9 - echo_lone_loop, 'µs')}" in text
+    assert f"on that thread ({shown(lone_loop - echo_lone_loop, 'µs')}" in text
+    decide_rate = transport["decide_unary"]["rate"]
+    assert f"busy {shown(100 * loop * decide_rate / 1e6, '%')}" in text
+    assert f"at most {shown(1e6 / loop, 'calls/s')} whatever the other core does" in text
+    goal = targets.UNARY_THROUGHPUT.bound * ECHO_RATE
+    assert (
+        f"at most {shown(1e6 / goal, 'µs')} a call, {shown(loop - 1e6 / goal, 'µs')} less" in text
+    )
+    assert (
+        f"from {shown(loop - echo_loop, 'µs')} down to {shown(1e6 / goal - echo_loop, 'µs')}"
+        in text
+    )
+    assert "a decision round took 3.5 on average" in text
+    assert f"{shown(2500.0, 'µs')} in journeyman's handler" in text
+
+
+def test_results_without_the_loop_thread_say_it_was_not_measured() -> None:
+    runs = Runs({"parts": parts_figures(), "transport": transport_figures(300.0, 1200.0)})
+    text = floor(runs, "One thread runs the Python.")
+    assert text.startswith("**One thread runs the Python.** Not measured")
+    assert "predate the event loop's thread's CPU" in text
+
+
+def test_section_1_shows_the_event_loops_thread_beside_the_echos() -> None:
+    transport = transport_figures(300.0, 1200.0)
+    transport["decide_unary"] = _with_loop_thread(transport["decide_unary"], 900.0)
+    transport["echo_unary"] = _with_loop_thread(transport["echo_unary"], 100.0)
+    rows = all_rows(sections.transport(Runs({"transport": transport})))
+    busy = rows["the event loop's thread busy, concurrency 64 (share of one core)"]
+    decide_rate = transport["decide_unary"]["rate"]
+    assert busy.measured == shown(900.0 * decide_rate / 1e6)
+    assert busy.ceiling.startswith(shown(100.0 * ECHO_RATE / 1e6))
+    # The lone runs predate the loop thread's figure: shown as not measured, nothing breaks.
+    lone = rows["the event loop's thread, CPU per call, one call at a time"]
+    assert lone.measured == "—"
