@@ -216,8 +216,8 @@ def _queued_text(get: Reader[TransportFigures]) -> str:
     if per_round is None or in_server is None or waited is None:
         return ""
     return (
-        f" Of the 64 calls in flight, a decision round took {shown(per_round)} on average, and a "
-        f"call spent {shown(in_server, 'µs')} in journeyman's handler (mean) of the "
+        f" Of the 64 calls in flight, a decision round decided {shown(per_round)} on average, "
+        f"and a call spent {shown(in_server, 'µs')} in journeyman's handler (mean) of the "
         f"{shown(waited, 'µs')} the driver waited for it (p50): the calls wait in gRPC, before "
         "the handler, for the event loop's thread to take them in."
     )

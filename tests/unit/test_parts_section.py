@@ -349,7 +349,7 @@ def test_the_event_loops_thread_bounds_one_process_and_the_target_says_by_how_mu
         f"from {shown(loop - echo_loop, 'µs')} down to {shown(1e6 / goal - echo_loop, 'µs')}"
         in text
     )
-    assert "a decision round took 3.5 on average" in text
+    assert "a decision round decided 3.5 on average" in text
     assert f"{shown(2500.0, 'µs')} in journeyman's handler" in text
 
 
