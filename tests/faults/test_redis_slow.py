@@ -570,8 +570,9 @@ async def test_calls_queued_behind_a_hung_call_are_answered_within_their_deadlin
     await asyncio.sleep(0.2)  # the journey statistics of earlier calls are written by now
     rig.redis_server.pause()
     try:
-        # Two calls go out first, each once the last one's load reached Redis: the server
-        # sends at most two batches at once, so the next calls queue behind them.
+        # The first call's load reaches Redis and hangs there; the server keeps one batch out
+        # at a time, so every call after it queues behind it (the second goes once one more
+        # write went towards Redis: the first's load, or the health probe's ping).
         out = []
         for number in range(2):
             writes = rig.proxy.counts.chunks_forwarded[Direction.TO_SERVER]
