@@ -213,13 +213,15 @@ def _queued_text(get: Reader[TransportFigures]) -> str:
     per_round = get(lambda f: f["redis_unary"].get("events_per_round"))
     in_server = get(lambda f: f["redis_unary"].get("server_us_per_call"))
     waited = get(lambda f: f["decide_unary"]["latency_us"]["p50"])
-    if per_round is None or in_server is None or waited is None:
+    in_flight = get(lambda f: f["plan"]["concurrency"])
+    if per_round is None or in_server is None or waited is None or in_flight is None:
         return ""
     return (
-        f" Of the 64 calls in flight, a decision round decided {shown(per_round)} on average, "
-        f"and a call spent {shown(in_server, 'µs')} in journeyman's handler (mean) of the "
-        f"{shown(waited, 'µs')} the driver waited for it (p50): the calls wait in gRPC, before "
-        "the handler, for the event loop's thread to take them in."
+        f" Of the {shown(in_flight)} calls in flight, a decision round decided "
+        f"{shown(per_round)} on average, and a call spent {shown(in_server, 'µs')} in "
+        f"journeyman's handler (mean) of the {shown(waited, 'µs')} the driver waited for it "
+        "(p50): the rest of the wait, outside the handler, is queued in gRPC behind the event "
+        "loop's busy thread."
     )
 
 

@@ -331,6 +331,7 @@ def test_the_event_loops_thread_bounds_one_process_and_the_target_says_by_how_mu
                          ("decide_unary", loop), ("echo_unary", echo_loop)):  # fmt: skip
         transport[run] = _with_loop_thread(transport[run], loop_us)
     transport["redis_unary"] = {"events_per_round": 3.5, "server_us_per_call": 2500.0}
+    transport["plan"] = {"concurrency": 64}
     text = floor(
         Runs({"parts": parts_figures(), "transport": transport}), "One thread runs the Python."
     )
@@ -349,7 +350,7 @@ def test_the_event_loops_thread_bounds_one_process_and_the_target_says_by_how_mu
         f"from {shown(loop - echo_loop, 'µs')} down to {shown(1e6 / goal - echo_loop, 'µs')}"
         in text
     )
-    assert "a decision round decided 3.5 on average" in text
+    assert "Of the 64 calls in flight, a decision round decided 3.5 on average" in text
     assert f"{shown(2500.0, 'µs')} in journeyman's handler" in text
 
 
