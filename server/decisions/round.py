@@ -60,7 +60,7 @@ CPU_SLICE_S = 0.005
 REFUSAL_LOG_INTERVAL_S = 10.0
 # Lanes of one new event each below which a round decides them one by one with `decide()`:
 # the batched kernel's fixed cost (its arrays, the customers' rows) is more than it saves on a
-# few (measured in process: rounds of 8 cost 2-7 % more an event, of 16 13 % less).
+# few (measured in process: rounds of 4 and 8 cost 10-20 % more an event, of 16 about the same).
 TOGETHER_AT_LEAST = 16
 
 
@@ -333,10 +333,9 @@ class _Together:
     no explanation asked, the round's most common `top_k`), decided in one call of the batched
     kernel (`engine.many.decide_many`), whose answer for an event is `decide()`'s
     (`ManyDecisions.decided_as_decide`; the property tests hold them equal). What it saves is
-    the engine's per-event call: measured in process, over 5,000 customers, an event's whole
-    decision costs 13 % less CPU in DecideBatch calls of 200 (157 -> 136 us), 20 % less in
-    rounds of 32 and 13 % in rounds of 16; below TOGETHER_AT_LEAST, the kernel's fixed cost is
-    more than it saves."""
+    the engine's per-event call: measured in process, a DecideBatch call of 200 events of as
+    many customers costs 12-18 % less CPU an event; rounds of 16-32 a few %; below,
+    TOGETHER_AT_LEAST, the kernel's fixed cost is more than it saves."""
 
     def __init__(
         self,
