@@ -20,7 +20,7 @@ from prometheus_client import Counter as MetricCounter
 
 from engine.errors import JourneymanError
 from journeyman.v1 import journeyman_pb2 as pb
-from server.core.coalescer import Coalescer
+from server.core.coalescer import QUIET_S, Coalescer
 from server.core.metrics import BREAKER_OPEN, DECISIONS
 from server.decisions.active import ActiveRules
 from server.decisions.breaker import CircuitBreaker
@@ -47,12 +47,6 @@ MAX_BATCHES_OUT = 1
 # pipeliner's, `server.store.pipelining`) a batch took 1.4 calls at concurrency 64, with both 3,
 # and about 20 % more calls were answered on 2 cores. A lone call does not wait.
 LINGER_TURNS = 4
-# How long the decider must have had nothing to do before a call is decided alone, in its own
-# task: the first call of a burst finds it idle too, and decided alone it would hold the rest of
-# the burst for a whole round. At concurrency 64 the next call comes within a turn or two of the
-# last answer (decided alone after any idle moment, a fifth of the calls were, and 10-15 % fewer
-# were answered); one call at a time, a caller's next call comes a network round trip later.
-QUIET_S = 0.0002
 # A caller stops waiting at this share of its deadline; the rest is for answering.
 PATIENCE = 0.8
 SLOW_ROUND_TRIP_S = 0.1

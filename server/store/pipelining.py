@@ -33,7 +33,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.core.coalescer import Coalescer
+from server.core.coalescer import QUIET_S, Coalescer
 from server.core.metrics import REDIS_COMMANDS, REDIS_PIPELINES
 from server.store.waiting import Abandoned, SentAt
 
@@ -47,7 +47,6 @@ DEFAULT_MAX_COMMANDS = 1024
 # Decide calls took 2.2 calls with the decider's wait alone and 3 with both, and about 10 % more
 # calls were answered. A lone caller's commands go out at once, from its own task.
 LINGER_TURNS = 4
-QUIET_S = 0.0002  # as the decider's (`server.decisions.decider.QUIET_S`)
 
 
 class _Raised:
