@@ -147,7 +147,7 @@ class _Ranked(NamedTuple):
     held_out: bool
 
 
-def _journey_outcome(
+def journey_outcome(
     journey: CompiledJourney,
     state: JourneyState,
     previous_stage: int,
@@ -326,7 +326,7 @@ def _run_journeys(
         journeys[journey.name] = current
         _remember_stage(journey, state.journey(journey), current, transition)
         strongest = [i for i in out.top_signals.tolist() if i >= 0]
-        outcome = _journey_outcome(
+        outcome = journey_outcome(
             journey, current, previous, transition, level, friction_score, strongest,
             before=state.journey(journey),
         )  # fmt: skip
@@ -410,8 +410,15 @@ def _record_exposures(
 
 
 def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedAction:
-    journey = ruleset.journeys[candidate.journey]
-    action = candidate.action
+    return offered_action(ruleset, candidate.journey, candidate.action, candidate.score, event)
+
+
+def offered_action(
+    ruleset: Ruleset, journey_index: int, action: int, score: float, event: Event
+) -> OfferedAction:
+    """An action offered for `event`: its channel, its content (its variant's, for this
+    customer, when it has variants) and its reason."""
+    journey = ruleset.journeys[journey_index]
     model = journey.model.actions[action]
     channel = journey.action_channels[action] or event.channel
     if not (model.variants or model.content_by_channel):
@@ -423,7 +430,7 @@ def _offered(ruleset: Ruleset, candidate: _Ranked, event: Event) -> OfferedActio
     return OfferedAction(
         action=journey.action_ids[action],
         journey=journey.name,
-        score=candidate.score,
+        score=score,
         channel=channel,
         content=content,
         reason=journey.action_reasons[action],
@@ -441,6 +448,6 @@ def duplicate_decision(ruleset: Ruleset, state: CustomerState) -> Decision:
         offset, n_signals = journey.rules.friction_offset, len(journey.signal_ids)
         strongest = strongest_signals(current.floats[offset : offset + n_signals])
         outcomes.append(
-            _journey_outcome(journey, current, stage, codes.NO_TRANSITION, level, score, strongest)
+            journey_outcome(journey, current, stage, codes.NO_TRANSITION, level, score, strongest)
         )
     return Decision(tuple(outcomes), (), (), (), ruleset.version, duplicate=True)

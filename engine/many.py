@@ -24,12 +24,20 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.compile import CompiledJourney, Ruleset
-from engine.decide import time_zone_offsets, trait_features
+from engine.content import variant_of
+from engine.decide import (
+    duplicate_decision,
+    journey_outcome,
+    offered_action,
+    time_zone_offsets,
+    trait_features,
+)
 from engine.decision import Conversion, Decision, Exposure, JourneyOutcome, OfferedAction
 from engine.event import Event
 from engine.history import STAGE_HISTORY
 from engine.kernels import codes
 from engine.kernels.compiled import KernelOutput
+from engine.kernels.friction import strongest_signals
 from engine.kernels.many import (
     CONVERSION_ACTION,
     CONVERSION_ARM,
@@ -314,8 +322,63 @@ class ManyDecisions:
             journeys[journey.name] = JourneyState(
                 customers.ints[j][c].copy(), customers.floats[j][c].copy()
             )
-        recent = tuple(int(h) for h in customers.recent[c, : customers.n_recent[c]])
+        recent = tuple(customers.recent[c, : customers.n_recent[c]].tolist())
         return CustomerState(journeys, before.traits if before is not None else {}, recent)
+
+    def state_at(self, i: int) -> CustomerState:
+        """The state of event `i`'s customer after their last event in the batch."""
+        return self._state(int(self.batch.customer[i]))
+
+    def decided_as_decide(
+        self, i: int, before: CustomerState, event: Event
+    ) -> tuple[Decision, CustomerState]:
+        """Event `i` (`event`)'s decision and the state after it, exactly as
+        `decide(ruleset, before, event, …)` returns them without `explain`, for a customer
+        whose only event in the batch it is (`before`: their state in `states`, a new
+        customer's when absent): the decision with what `decision(i)` leaves out but the
+        explanations, the strongest signals, the fields journey statistics read and each
+        action's variant."""
+        ruleset, per, chosen = self.ruleset, self.journeys, self.chosen
+        after = self.state_at(i)
+        if chosen.duplicate[i]:
+            return duplicate_decision(ruleset, before), after
+        outcomes = []
+        for j, journey in enumerate(ruleset.journeys):
+            current = after.journey(journey)
+            offset, n_signals = journey.rules.friction_offset, len(journey.signal_ids)
+            outcomes.append(journey_outcome(
+                journey, current, int(per.previous_stage[i, j]), int(per.transition[i, j]),
+                int(per.level[i, j]), float(per.score[i, j]),
+                strongest_signals(current.floats[offset : offset + n_signals]),
+                before=before.journey(journey),
+            ))  # fmt: skip
+        offered, held_out, exposures = [], [], []
+        for r in range(int(chosen.count[i])):
+            j, action = int(chosen.journey[i, r]), int(chosen.action[i, r])
+            journey, held = ruleset.journeys[j], bool(chosen.held[i, r])
+            if held:
+                held_out.append(journey.action_ids[action])
+            else:
+                offered.append(offered_action(ruleset, j, action, float(chosen.score[i, r]), event))
+            if chosen.exposed[i, r]:
+                model = journey.model.actions[action]
+                variant = "" if held else variant_of(journey.name, model, event.customer_id)
+                stage = journey.stage_ids[int(per.stage[i, j])]
+                exposures.append(
+                    Exposure(journey.action_ids[action], journey.name, not held, stage, variant)
+                )
+        decision = Decision(
+            journeys=tuple(outcomes),
+            actions=tuple(offered),
+            held_out=tuple(held_out),
+            excluded=(),
+            ruleset_version=ruleset.version,
+            exposures=tuple(exposures),
+            conversions=tuple(
+                self._conversion(row, event.customer_id) for row in self._conversions_by_event[i]
+            ),
+        )
+        return decision, after
 
     def decision(self, i: int) -> Decision:
         """Event `i`'s decision, as `decide()` answered it (without the strongest signals,
@@ -356,17 +419,26 @@ class ManyDecisions:
             conversions=tuple(self._conversion(row) for row in self._conversions_by_event[i]),
         )
 
-    def _conversion(self, row: int) -> Conversion:
+    def _conversion(self, row: int, customer_id: str | None = None) -> Conversion:
+        """A conversion found; with `customer_id`, the variant it was treated with."""
         columns = self.conversions[row]
         journey = self.ruleset.journeys[int(columns[CONVERSION_JOURNEY])]
+        action = int(columns[CONVERSION_ACTION])
+        treated = int(columns[CONVERSION_ARM]) == codes.ARM_TREATED
+        variant = (
+            variant_of(journey.name, journey.model.actions[action], customer_id)
+            if customer_id is not None and treated
+            else ""
+        )
         return Conversion(
             action=journey.action_ids[int(columns[CONVERSION_ACTION])],
             journey=journey.name,
             goal=journey.goal_names[int(columns[CONVERSION_GOAL])],
-            treated=int(columns[CONVERSION_ARM]) == codes.ARM_TREATED,
+            treated=treated,
             value=float(self.conversion_values[row]),
             exposed_at_ms=int(columns[CONVERSION_EXPOSED_AT_MS]),
             stage=journey.stage_ids[int(columns[CONVERSION_STAGE])],
+            variant=variant,
         )
 
 

@@ -37,7 +37,9 @@ REDIS_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS_S,
 )  # fmt: skip
 KERNEL_SECONDS = Histogram(
-    "journeyman_decide_seconds", "engine.decide() per event (kernels and their wrapper).",
+    "journeyman_decide_seconds",
+    "The engine's decision per event: engine.decide() (kernels and their wrapper), or an "
+    "event's share of a round's batched kernel call with its own answer.",
     buckets=LATENCY_BUCKETS_S,
 )  # fmt: skip
 ROUND_EVENTS = Histogram(

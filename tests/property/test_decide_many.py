@@ -174,3 +174,84 @@ def test_two_journeys_many_equals_a_loop_of_decide(
     split: int,
 ) -> None:
     check_batches([first, second], steps, traits, top_k, DEDUPE_WINDOW, split)
+
+
+def whole(decision: Decision) -> tuple[object, ...]:
+    """Everything `decide()` answers but the explanations (`decide_many`'s
+    `decided_as_decide`): the strongest signals and the fields journey statistics read too,
+    and each action's, exposure's and conversion's variant."""
+    journeys = [
+        (j.top_signals and [(s.signal, pytest.approx(s.score, rel=1e-12, abs=1e-12))
+                            for s in j.top_signals],
+         j.previous_stage_entered_ms, j.previous_event_ms, j.fired_signals)
+        for j in decision.journeys
+    ]  # fmt: skip
+    return (*comparable(decision), journeys, decision.excluded, decision.not_fired)
+
+
+def check_last_events(
+    journey_dicts: Sequence[Json],
+    steps: Sequence[Step],
+    traits: Mapping[str, Mapping[str, PropertyValue]],
+    top_k: int | None,
+    window: int,
+) -> None:
+    """Each customer's last event, decided in one batch where it is their only one, from the
+    state their earlier events left, against `decide()` on that state."""
+    _, ruleset = load(journey_dicts)
+    initial = {c: new_state(ruleset).with_traits(t) for c, t in traits.items()}
+    events = timed(ruleset, steps, initial, window)
+    last = {step.event.customer_id: n for n, (step, _) in enumerate(events)}
+    before = dict(initial)
+    loop_of_decide(ruleset, [e for n, e in enumerate(events) if n not in last.values()], before,
+                   top_k, window)  # fmt: skip
+    batch = [events[n] for n in sorted(last.values())]
+    many = decide_many(
+        ruleset, [s.event for s, _ in batch], [t for _, t in batch], before,
+        top_k=top_k, dedupe_window=window,
+    )  # fmt: skip
+    for i, (step, at_ms) in enumerate(batch):
+        customer = step.event.customer_id
+        note(f"event {i}: {step.event} at {at_ms}")
+        wanted, after = decide(
+            ruleset, before[customer], step.event, at_ms, top_k=top_k, dedupe_window=window
+        )
+        got, got_after = many.decided_as_decide(i, before[customer], step.event)
+        assert whole(got) == whole(wanted)
+        assert snapshot(got_after) == snapshot(after), customer
+
+
+@COMPARE
+@given(
+    journey=journeys(),
+    steps=step_lists(customers=CUSTOMERS),
+    traits=customer_traits,
+    top_k=top_ks,
+    window=windows,
+)
+def test_a_customers_only_event_in_a_batch_is_answered_as_decide_answers_it(
+    journey: Json,
+    steps: list[Step],
+    traits: dict[str, dict[str, PropertyValue]],
+    top_k: int | None,
+    window: int,
+) -> None:
+    check_last_events([journey], steps, traits, top_k, window)
+
+
+@COMPARE
+@given(
+    first=journeys("j0"),
+    second=journeys("j1"),
+    steps=step_lists(customers=CUSTOMERS),
+    traits=customer_traits,
+    top_k=top_ks,
+)
+def test_the_same_with_two_journeys(
+    first: Json,
+    second: Json,
+    steps: list[Step],
+    traits: dict[str, dict[str, PropertyValue]],
+    top_k: int | None,
+) -> None:
+    check_last_events([first, second], steps, traits, top_k, DEDUPE_WINDOW)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -13,6 +14,7 @@ from engine.codec import encode_state
 from engine.compile import Ruleset
 from engine.decide import decide
 from engine.event import Event
+from engine.many import decide_many
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.config import Settings
@@ -26,6 +28,8 @@ from server.protocol.errors import EventIdReused
 from server.rules.rulesource import load_ruleset
 from server.store.connection import RedisClient
 from server.store.redis_store import Store
+from tests.conftest import MakeStore
+from tests.property.test_decide_matches_reference import snapshot
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service
@@ -157,3 +161,66 @@ async def test_a_customer_decided_here_is_not_decoded_again_for_the_next_event(
     assert await round_.decide([_input("m3", "mo", "purchase")], other, outcomes, wanted) is None
     assert len(decoded) == 2 and decoded[1] is not None
     assert isinstance(outcomes[0], pb.Decision) and outcomes[0].journeys[0].stage == "purchase"
+
+
+async def test_lanes_decided_together_answer_and_store_as_decided_one_by_one(
+    make_store: MakeStore, store_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rounds through two stores: one deciding the lanes of one new event together
+    (the batched kernel), one deciding every event with `decide()`; every answer and every
+    stored state must be the same."""
+    kernel_calls = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        kernel_calls.append(1)
+        return decide_many(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server.decisions.round, "decide_many", counted)
+    now_ms = _now_ms()
+    types = ("page_view", "product_view", "add_to_cart", "checkout_started", "payment_error")
+
+    def event(
+        n: int, customer: int, at_s: int, *, anonymous: bool = False, **fields: object
+    ) -> DecideInput:
+        who = {"anonymous_id" if anonymous else "customer_id": f"cust-{customer}"}
+        sent = pb.Event(
+            event_id=f"t{n}", type=types[n % len(types)], channel="web",
+            timestamp_ms=now_ms - 600_000 + at_s * 1000, **who,
+        )  # fmt: skip
+        return decide_input(pb.DecideRequest(event=sent, **fields), now_ms, Settings())  # type: ignore[arg-type]
+
+    rounds = [
+        # New customers, one event each: together; but a visitor whose anonymous id is also a
+        # customer's id in the round: one by one, both.
+        [event(n, n, 0) for n in range(40)] + [event(300, 3, 0, anonymous=True)],
+        [event(100 + n, n, 10) for n in range(40)]  # the same, their second event
+        + [event(200, 50, 10), event(201, 50, 11)]  # two events of one customer: one by one
+        + [event(5, 5, 0)]  # a repeat of a stored event: answered from the ring
+        + [event(202, 60, 10, explain=True), event(203, 61, 10, top_k=1)],
+    ]
+    answers: dict[str, list[dict[int, Outcome]]] = {}
+    stores: dict[str, Store] = {}
+    for way, at_least in (("together", server.decisions.round.TOGETHER_AT_LEAST), ("alone", 10**9)):
+        monkeypatch.setattr(server.decisions.round, "TOGETHER_AT_LEAST", at_least)
+        stores[way] = make_store(
+            replace(store_settings, key_prefix=f"{store_settings.key_prefix}{way}:")
+        )
+        stats = JourneyStats(stores[way], _now_ms)
+        round_ = DecisionRound(
+            stores[way], stats, RetryPolicy(2), LearnedRates(stores[way], _now_ms)
+        )
+        calls_before = len(kernel_calls)
+        answers[way] = [await _decide(round_, requests) for requests in rounds]
+        await stats.drain()
+        assert (len(kernel_calls) > calls_before) == (way == "together")
+    for together, alone in zip(answers["together"], answers["alone"], strict=True):
+        assert together.keys() == alone.keys()
+        for index, outcome in together.items():
+            assert isinstance(outcome, pb.Decision), outcome
+            assert outcome == alone[index], index
+    for customer in [*range(40), 50, 60, 61]:
+        kept = [
+            await stores[way].load(customer_id=f"cust-{customer}", event_ids=[]) for way in stores
+        ]
+        states = [snapshot(decode_or_new(ACTIVE.ruleset, one.state)) for one in kept]
+        assert states[0] == states[1], customer
