@@ -17,7 +17,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
@@ -42,22 +42,25 @@ from server.store.keys import (
     due_shard,
     timer_member,
 )
-from server.store.pipelining import LINGER_TURNS, Pipeliner
+from server.store.pipelining import LINGER_TURNS, Pipeliner, Queue
 from server.store.record import EMPTY_RING, Ring, decode_record, encode_record
 from server.store.state_cache import Decoded, StateCache
 from server.store.waiting import Abandoned, SentAt
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
-PRUNE_SCRIPT = files("server.store").joinpath("lua", "prune.lua").read_text(encoding="utf-8")
+STATS_SCRIPT = files("server.store").joinpath("lua", "bump_stats.lua").read_text(encoding="utf-8")
 
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
 COMMIT_SECONDS = REDIS_SECONDS.labels(operation="commit")
 
 # Summed increments of the journey statistics: (hash key, field) -> amount.
 StatIncrements = Counter[tuple[str, str]]
-# Statistics increments per pipeline: a few ms of packing and of reading replies at a time.
-STATS_COMMANDS_PER_ROUND_TRIP = 256
+# Fields per bump_stats.lua call, and calls per round trip: a flush after a bulk load holds
+# thousands of fields, and neither Redis (running a call) nor this server (packing a round trip)
+# is held for long at a time.
+STATS_FIELDS_PER_CALL = 256
+STATS_CALLS_PER_ROUND_TRIP = 16
 
 
 class CommitOutcome(StrEnum):
@@ -193,7 +196,7 @@ class Store:
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
         self._take_script = client.register_script(TAKE_SCRIPT)
-        self._prune_script = client.register_script(PRUNE_SCRIPT)
+        self._stats_script = client.register_script(STATS_SCRIPT)
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
         self._company: Callable[[], bool] = lambda: False
@@ -398,28 +401,51 @@ class Store:
         return (*_commit_keys(keys), shard, self.keys.outbox())
 
     async def _commit_pipelined(self, calls: list[_Write]) -> list[Any]:
-        """EVALSHA in the shared pipeline; on NOSCRIPT (a new or restarted Redis, SCRIPT FLUSH)
-        load the script and send those again: NOSCRIPT means it did not run, so nothing is
-        doubled."""
+        """commit.lua's calls in the shared pipeline (`_scripts_sent`)."""
         assert self._pipeliner is not None
-        sha = self._commit_script.sha
+        return await self._scripts_sent(
+            self._pipeliner.send,
+            self._commit_script.sha,
+            COMMIT_SCRIPT,
+            [(c.keys, c.args) for c in calls],
+        )
+
+    async def _scripts_sent(
+        self,
+        send: Callable[[Queue], Awaitable[list[Any]]],
+        sha: str,
+        source: str,
+        calls: Sequence[tuple[Sequence[str], Sequence[EncodableT]]],
+    ) -> list[Any]:
+        """EVALSHA of each (keys, args), queued on one pipeline that `send` sends; on NOSCRIPT
+        (a new or restarted Redis, SCRIPT FLUSH) load the script and send those again:
+        NOSCRIPT means it did not run, so nothing is doubled."""
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):
 
             def queue(pipe: Pipeline, todo: list[int] = todo) -> int:
                 for i in todo:
-                    write = calls[i]
-                    pipe.evalsha(sha, len(write.keys), *write.keys, *write.args)
+                    keys, args = calls[i]
+                    pipe.evalsha(sha, len(keys), *keys, *args)
                 return len(todo)
 
-            for i, reply in zip(todo, await self._pipeliner.send(queue), strict=True):
+            for i, reply in zip(todo, await send(queue), strict=True):
                 replies[i] = reply
             todo = [i for i in todo if isinstance(replies[i], redis_errors.NoScriptError)]
             if not todo or attempt:
                 break
-            await self._client.script_load(COMMIT_SCRIPT)
+            await self._client.script_load(source)
         return _raise_errors(replies)
+
+    async def _sent_apart(self, queue: Queue) -> list[Any]:
+        """`queue`'s commands in a pipeline of their own, off the shared one (whose round trips
+        `journeyman_redis_pipelines_total` counts as the hot path's); each command's error is
+        its reply."""
+        pipe = cast(Pipeline, self._client.pipeline(transaction=False))
+        queue(pipe)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def bump_stats(self, journey_changes: list[StageChange], day: str) -> None:
         """Count stage moves (customers per stage) and transitions taken on UTC `day`."""
@@ -441,46 +467,39 @@ class Store:
         return increments
 
     async def add_to_stats(self, increments: StatIncrements) -> None:
-        """Write summed stat increments (`stat_increments`).
+        """Write summed stat increments (`stat_increments`): one bump_stats.lua call per hash
+        (`lua/bump_stats.lua`), which also deletes the activity fields left at 0 and keeps a
+        day's hash `stats_retention_s` after its last count.
 
-        Non-transactional pipelines, outside the commit script on purpose: these keys are
-        global, so they live in other cluster slots than the customer's and no script may touch
-        them. Counts are analytics, not state: a crash between commit and here loses a few
-        increments, which is cheaper than coordinating slots on every event. A flush after a
-        bulk load holds thousands of increments (a field per active customer); they go in
-        pipelines of STATS_COMMANDS_PER_ROUND_TRIP, so packing them and reading their replies
-        never holds the event loop (and every other call's answer) for long.
+        Outside the commit script on purpose: these keys are global, so they live in other
+        cluster slots than the customer's and no script of a customer may touch them. Counts
+        are analytics, not state: a crash between commit and here loses a few increments, which
+        is cheaper than coordinating slots on every event. A flush after a bulk load holds
+        thousands of fields: they go STATS_FIELDS_PER_CALL to a call and
+        STATS_CALLS_PER_ROUND_TRIP calls to a round trip.
         """
-        counted = [(key_field, delta) for key_field, delta in increments.items() if delta]
-        written: list[tuple[str, str]] = []
-        replies: list[Any] = []
-        for start in range(0, len(counted), STATS_COMMANDS_PER_ROUND_TRIP):
-            pipe = self._client.pipeline(transaction=False)
-            per_day = set()
-            for (key, field), delta in counted[start : start + STATS_COMMANDS_PER_ROUND_TRIP]:
-                pipe.hincrby(key, field, delta)
-                written.append((key, field))
-                if self.keys.is_per_day(key):
-                    per_day.add(key)
-            for key in per_day:  # kept stats_retention_s after their last count
-                pipe.expire(key, self.stats_retention_s)
+        fields: dict[str, list[EncodableT]] = {}
+        for (key, field), delta in increments.items():
+            if delta:
+                fields.setdefault(key, []).extend((field, delta))
+        calls: list[tuple[Sequence[str], Sequence[EncodableT]]] = []
+        for key, pairs in fields.items():
+            keep_s = self.stats_retention_s if self.keys.is_per_day(key) else 0
+            prune = 1 if self.keys.is_activity(key) else 0
+            for start in range(0, len(pairs), 2 * STATS_FIELDS_PER_CALL):
+                calls.append(
+                    ((key,), [keep_s, prune, *pairs[start : start + 2 * STATS_FIELDS_PER_CALL]])
+                )
+        for start in range(0, len(calls), STATS_CALLS_PER_ROUND_TRIP):
+            part = calls[start : start + STATS_CALLS_PER_ROUND_TRIP]
             async with self._calling("bump stats"):
-                chunk = await pipe.execute()
-            replies += chunk[: len(chunk) - len(per_day)]
-        await self._prune_activity(written, replies)
-
-    async def _prune_activity(self, written: list[tuple[str, str]], replies: list[Any]) -> None:
-        """Delete the activity fields these increments left at 0 (`lua/prune.lua`): a script call
-        per journey after a flush that left some, none per event."""
-        zeros: dict[str, list[str]] = {}
-        for (key, field), reply in zip(written, replies, strict=False):
-            if reply == 0 and self.keys.is_activity(key):
-                zeros.setdefault(key, []).append(field)
-        if not zeros:
-            return
-        for key, fields in zeros.items():  # one activity hash per journey
-            async with self._calling("prune stats"):
-                await self._prune_script(keys=[key], args=fields)
+                if self._pipeliner is None:  # a cluster: each hash in its own slot
+                    await asyncio.gather(
+                        *(self._stats_script(keys=keys, args=args) for keys, args in part)
+                    )
+                else:
+                    sha = self._stats_script.sha
+                    await self._scripts_sent(self._sent_apart, sha, STATS_SCRIPT, part)
 
     async def stage_counts(self, journey: str) -> dict[str, int]:
         """Customers per stage now, for `journey` (stages nobody reached are absent)."""

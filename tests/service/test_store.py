@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 
 import pytest
 import redis.exceptions as redis_errors
@@ -21,7 +22,15 @@ from server.core.config import Settings
 from server.store.connection import RedisClient
 from server.store.keys import STATE_BLOB_FIELD
 from server.store.record import decode_record
-from server.store.redis_store import CommitOutcome, Loaded, StageChange, Store, ToLoad
+from server.store.redis_store import (
+    STATS_CALLS_PER_ROUND_TRIP,
+    STATS_FIELDS_PER_CALL,
+    CommitOutcome,
+    Loaded,
+    StageChange,
+    Store,
+    ToLoad,
+)
 from tests.conftest import ON_EACH_REDIS, STATE_TTL_S, MakeStore
 
 pytestmark = [pytest.mark.service, ON_EACH_REDIS]
@@ -221,6 +230,39 @@ async def test_all_keys_of_a_customer_share_one_cluster_slot(
     assert server_slots == {key_slot(tag.encode())}
 
 
+async def test_activity_fields_left_at_zero_are_deleted_and_other_counts_kept_at_zero(
+    store: Store, raw_client: RedisClient
+) -> None:
+    activity, stages = store.keys.activity("retail"), store.keys.stage_counts("retail")
+    await store.add_to_stats(
+        Counter(
+            {(activity, "awareness|1"): 2, (activity, "awareness|2"): 1, (stages, "awareness"): 1}
+        )
+    )
+    await store.add_to_stats(Counter({(activity, "awareness|1"): -2, (stages, "awareness"): -1}))
+    assert await raw_client.hgetall(activity) == {b"awareness|2": b"1"}
+    assert await raw_client.hgetall(stages) == {b"awareness": b"0"}
+
+
+async def test_a_flush_of_thousands_of_fields_over_many_hashes_counts_each_once(
+    store: Store, raw_client: RedisClient
+) -> None:
+    """More fields than one script call takes and more calls than one round trip sends."""
+    day = "2026-12-06"
+    hashes = [store.keys.transitions(f"j{n}", day) for n in range(3 * STATS_CALLS_PER_ROUND_TRIP)]
+    fields = 3 * STATS_FIELDS_PER_CALL + 1
+    increments = Counter({(key, f"t{i}"): i + 1 for key in hashes[:2] for i in range(fields)})
+    increments.update({(key, "t0"): 1 for key in hashes})
+    await store.add_to_stats(increments)
+    await store.add_to_stats(Counter({(hashes[0], "t0"): 5}))
+    first = await raw_client.hgetall(hashes[0])
+    assert len(first) == fields
+    assert {int(first[f"t{i}".encode()]) for i in (1, fields - 1)} == {2, fields}
+    assert int(first[b"t0"]) == 1 + 1 + 5
+    assert all([await raw_client.hget(key, "t0") == b"1" for key in hashes[2:]])
+    assert 0 < await raw_client.ttl(hashes[-1]) <= store.stats_retention_s
+
+
 # --- scripts by SHA -------------------------------------------------------------------------------
 
 
@@ -252,6 +294,21 @@ async def test_commit_loads_a_script_the_server_does_not_know(
     version = await commit_event(store, 0, "e1")
     assert await raw_client.script_exists(store.commit_script_sha) == [True]
     await commit_event(store, version, "e2")
+
+
+async def test_statistics_load_their_script_when_the_server_does_not_know_it(
+    make_store: MakeStore,
+    store_settings: Settings,
+    raw_client: RedisClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unseen = f"{server.store.redis_store.STATS_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
+    monkeypatch.setattr(server.store.redis_store, "STATS_SCRIPT", unseen)
+    store = make_store(store_settings)
+    stages = store.keys.stage_counts("retail")
+    await store.add_to_stats(Counter({(stages, "awareness"): 3}))
+    await store.add_to_stats(Counter({(stages, "awareness"): 1}))
+    assert await raw_client.hget(stages, "awareness") == b"4"
 
 
 # --- concurrency and the retry loop ---------------------------------------------------------------
