@@ -5,8 +5,7 @@ batches are out gather into the next one, which so grows with the load: alone, a
 the next turn of the event loop (or at once, see below). When other callers are about
 (`company`), a batch may also wait a few turns more (`linger_turns`) before it takes what was
 queued: under load, calls reach the server a turn or two apart, and the more of them share a
-batch, the less each pays of its fixed cost. Its owner may ask for a wait in time instead
-(`linger_s`), when the turns gather too few. The batch function gets the items and whether
+batch, the less each pays of its fixed cost. The batch function gets the items and whether
 each caller still waits for its reply (one who gave up, at its patience or by cancellation, is
 not sent at all if it left before the batch started, and its item may be skipped if during).
 
@@ -64,17 +63,14 @@ class Coalescer(Generic[Item, Reply]):
         linger_turns: int = 0,
         company: Callable[[], bool] = lambda: False,
         quiet_s: float = 0.0,
-        linger_s: Callable[[], float] = lambda: 0.0,
     ) -> None:
         """`quiet_s`: how long the coalescer must have had nothing to do before a caller is
-        served alone (see `submit`). `linger_s()`: with company, how long a batch waits for
-        more instead of `linger_turns` turns (0: the turns)."""
+        served alone (see `submit`)."""
         self._batch = batch
         self._max_in_flight = max_in_flight
         self._linger_turns = linger_turns
         self._company = company
         self._quiet_s = quiet_s
-        self._linger_s = linger_s
         self._queued: list[_Waiting[Item, Reply]] = []
         self._scheduled = False
         self._in_flight = 0
@@ -158,12 +154,8 @@ class Coalescer(Generic[Item, Reply]):
         taken = False
         try:
             if self._linger_turns and self._company():
-                wait_s = self._linger_s()
-                if wait_s > 0:
-                    await asyncio.sleep(wait_s)
-                else:
-                    for _ in range(self._linger_turns):
-                        await asyncio.sleep(0)  # one turn: the loop reads what else has arrived
+                for _ in range(self._linger_turns):
+                    await asyncio.sleep(0)  # one turn: the loop reads what else has arrived
             self._scheduled = False
             taken = True
             batch = [w for w in self._queued if not w.future.done()]  # not callers who left

@@ -13,7 +13,6 @@ This is the data flow of DESIGN.md; the servicer only validates, calls it and an
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -22,7 +21,6 @@ from prometheus_client import Counter as MetricCounter
 from engine.errors import JourneymanError
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.coalescer import QUIET_S, Coalescer
-from server.core.loop_load import LoopLoad, Saturated
 from server.core.metrics import BREAKER_OPEN, DECISIONS
 from server.decisions.active import ActiveRules
 from server.decisions.breaker import CircuitBreaker
@@ -49,19 +47,6 @@ MAX_BATCHES_OUT = 1
 # pipeliner's, `server.store.pipelining`) a batch took 1.4 calls at concurrency 64, with both 3,
 # and about 20 % more calls were answered on 2 cores. A lone call does not wait.
 LINGER_TURNS = 4
-# While the event loop's thread is this busy (`server.core.loop_load`), calls reach the decider a
-# few at a time however many are in flight, and a batch waits LINGER_BUSY_S for more instead of
-# the turns; it goes back to the turns once the thread is below CALM_SHARE (lower, since the
-# larger batches themselves lighten the thread). A wait that gathered fewer than LINGER_PAYS_AT
-# calls is not paid back by the batch's savings: the server is near its limit, not past it, and
-# the next LINGER_PAUSE_S go back to the turns (each call would wait for little). Measured at
-# concurrency 64 here: batches of 2.9 calls -> 16-25, 38-44 % more calls answered; waits of 15-40
-# ms answered fewer (batches of 4-11).
-BUSY_SHARE = 0.9
-CALM_SHARE = 0.5
-LINGER_BUSY_S = 0.005
-LINGER_PAYS_AT = 8
-LINGER_PAUSE_S = 0.25
 # A caller stops waiting at this share of its deadline; the rest is for answering.
 PATIENCE = 0.8
 SLOW_ROUND_TRIP_S = 0.1
@@ -83,11 +68,9 @@ class Decider:
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         breaker: CircuitBreaker | None = None,
         company: Callable[[], bool] = lambda: False,
-        saturated: Callable[[], bool] | None = None,
     ) -> None:
         """`company()`: whether the server has other calls than the one asking (the call
-        gate's count); while it has, a batch waits LINGER_TURNS for more, or LINGER_BUSY_S
-        while `saturated()` (default: the event loop's thread is busy, see BUSY_SHARE)."""
+        gate's count); while it has, a batch waits LINGER_TURNS for more."""
         self._rules = rules
         self._store = store
         self._clock_ms = clock_ms
@@ -100,16 +83,12 @@ class Decider:
         # A round trip out this long means Redis (not this server) is slow: a local Redis
         # answers a full pipeline in a few ms, and the socket timeout ends it at the budget.
         self._slow_redis_s = min(SLOW_ROUND_TRIP_S, redis_timeout_s / 2)
-        self._saturated = saturated or Saturated(LoopLoad(), on_at=BUSY_SHARE, off_below=CALM_SHARE)
-        self._lingered = False  # the batch about to be decided waited LINGER_BUSY_S
-        self._linger_paused_until = -math.inf
         self._calls: Coalescer[DecideInput, Outcome] = Coalescer(
             self._decide_together,
             max_in_flight=MAX_BATCHES_OUT,
             linger_turns=LINGER_TURNS,
             company=company,
             quiet_s=QUIET_S,
-            linger_s=self._linger_s,
         )
         # DecideBatch calls decided at once; the others wait their turn (backpressure).
         self._bulk_slots = asyncio.Semaphore(BULK_BATCHES_AT_ONCE)
@@ -146,20 +125,9 @@ class Decider:
             raise outcome
         return outcome
 
-    def _linger_s(self) -> float:
-        """How long a batch of concurrent calls waits for more (0: LINGER_TURNS turns)."""
-        if not self._saturated() or time.monotonic() < self._linger_paused_until:
-            return 0.0
-        self._lingered = True
-        return LINGER_BUSY_S
-
     async def _decide_together(
         self, requests: Sequence[DecideInput], waiting: Callable[[int], bool]
     ) -> list[Outcome]:
-        if self._lingered:
-            self._lingered = False
-            if len(requests) < LINGER_PAYS_AT:
-                self._linger_paused_until = time.monotonic() + LINGER_PAUSE_S
         # No deadline for the batch as a whole: each caller stops waiting at its own, so an
         # impatient caller never degrades the others.
         return await self.decide_many(requests, None, wanted=waiting)

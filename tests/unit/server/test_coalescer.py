@@ -174,34 +174,6 @@ async def test_without_company_a_batch_does_not_wait() -> None:
     assert record.batches == [[0], [1], [2]]
 
 
-async def test_with_company_and_a_wait_in_time_a_batch_takes_what_came_meanwhile() -> None:
-    """`linger_s` replaces the turns: callers a turn apart for longer than 3 turns all join."""
-    record = Recorder()
-    asked = []
-
-    def linger_s() -> float:
-        asked.append(True)
-        return 0.05
-
-    coalescer = Coalescer(
-        record, max_in_flight=1, linger_turns=3, company=lambda: True, linger_s=linger_s
-    )
-    replies = await _submit_one_a_turn(coalescer, range(10))
-
-    assert replies == [2 * n for n in range(10)]
-    assert record.batches == [list(range(10))]
-    assert asked == [True]  # asked once, as the batch started
-
-
-async def test_a_wait_of_zero_means_the_turns() -> None:
-    record = Recorder()
-    coalescer = Coalescer(
-        record, max_in_flight=1, linger_turns=3, company=lambda: True, linger_s=lambda: 0.0
-    )
-    await _submit_one_a_turn(coalescer, range(5))
-    assert record.batches == [[0, 1, 2, 3], [4]]
-
-
 async def test_a_batch_cancelled_while_it_waits_tells_its_callers_and_the_next_one_runs() -> None:
     record = Recorder()
     coalescer = Coalescer(record, max_in_flight=1, linger_turns=100, company=lambda: True)
