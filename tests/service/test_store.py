@@ -10,6 +10,7 @@ test_store_errors.py.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections import Counter
 
@@ -278,21 +279,28 @@ async def test_commit_reloads_the_script_after_script_flush(
     assert await raw_client.script_exists(store.commit_script_sha) == [True]
 
 
+def _unknown_to_redis(monkeypatch: pytest.MonkeyPatch, name: str) -> str:
+    """The store's script `name` (a module constant) with a unique comment, so that no server
+    has seen it and its first EVALSHA meets NOSCRIPT: the reload path on a shared Redis without
+    flushing anyone's scripts. Its SHA1. On a cluster, SCRIPT EXISTS answers True only once every
+    master knows it (SCRIPT LOAD goes to all)."""
+    unseen = f"{getattr(server.store.redis_store, name)}\n-- test {uuid.uuid4().hex}\n"
+    monkeypatch.setattr(server.store.redis_store, name, unseen)
+    return hashlib.sha1(unseen.encode()).hexdigest()
+
+
 async def test_commit_loads_a_script_the_server_does_not_know(
     make_store: MakeStore,
     store_settings: Settings,
     raw_client: RedisClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A source no server has seen (unique comment), so the first EVALSHA meets NOSCRIPT; this
-    # covers the reload path on a shared Redis without flushing anyone's scripts. On a cluster,
-    # SCRIPT EXISTS answers True only once every master knows it (SCRIPT LOAD goes to all).
-    unseen = f"{server.store.redis_store.COMMIT_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
-    monkeypatch.setattr(server.store.redis_store, "COMMIT_SCRIPT", unseen)
+    sha = _unknown_to_redis(monkeypatch, "COMMIT_SCRIPT")
     store = make_store(store_settings)
-    assert await raw_client.script_exists(store.commit_script_sha) == [False]
+    assert store.commit_script_sha == sha
+    assert await raw_client.script_exists(sha) == [False]
     version = await commit_event(store, 0, "e1")
-    assert await raw_client.script_exists(store.commit_script_sha) == [True]
+    assert await raw_client.script_exists(sha) == [True]
     await commit_event(store, version, "e2")
 
 
@@ -302,11 +310,12 @@ async def test_statistics_load_their_script_when_the_server_does_not_know_it(
     raw_client: RedisClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    unseen = f"{server.store.redis_store.STATS_SCRIPT}\n-- test {uuid.uuid4().hex}\n"
-    monkeypatch.setattr(server.store.redis_store, "STATS_SCRIPT", unseen)
+    sha = _unknown_to_redis(monkeypatch, "STATS_SCRIPT")
     store = make_store(store_settings)
     stages = store.keys.stage_counts("retail")
+    assert await raw_client.script_exists(sha) == [False]
     await store.add_to_stats(Counter({(stages, "awareness"): 3}))
+    assert await raw_client.script_exists(sha) == [True]
     await store.add_to_stats(Counter({(stages, "awareness"): 1}))
     assert await raw_client.hget(stages, "awareness") == b"4"
 
