@@ -36,7 +36,7 @@ from benchmarks import ROOT
 from benchmarks.engine.regret import RegretFigures
 from benchmarks.load.drive import Plan, Result
 from benchmarks.load.drive import run as drive
-from benchmarks.load.service import Running, echo, free_port, journeyman, scrape
+from benchmarks.load.service import Running, bare, echo, free_port, journeyman, scrape
 from benchmarks.report import targets
 from benchmarks.report.markdown import document
 from benchmarks.report.run_figures import (
@@ -147,7 +147,8 @@ def _drive(server: Running, plan: Plan, customers: int = 1000, *, spread: bool =
 
 def measure_transport(sizes: Sizes) -> TransportFigures:
     """Echo and Decide, unary: closed loops, open loops at half Decide's rate, Redis work per
-    event from /metrics (at concurrency 64 and one call at a time), and `--workers 2`."""
+    event from /metrics (at concurrency 64 and one call at a time), `--workers 2`, and a bare
+    Decide one call at a time (`benchmarks.load.bare`)."""
     closed = Plan("unary", sizes.concurrency, None, 1, sizes.warmup_s, sizes.closed_s)
     lockstep = Plan("unary", 1, None, 1, sizes.warmup_s / 2, sizes.lockstep_s)
     with echo() as server:
@@ -164,6 +165,8 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         alone = scrape(metrics_port)
         decide_lockstep = _drive(server, lockstep)
         alone_after = scrape(metrics_port)
+    with bare() as server:
+        bare_lockstep = _drive(server, lockstep)
     with echo() as server:
         echo_open = _drive(server, half_open)
     with journeyman(workers="2") as server:
@@ -183,6 +186,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         "decide_open": decide_open,
         "echo_open": echo_open,
         "decide_lockstep": decide_lockstep,
+        "bare_lockstep": bare_lockstep,
         "decide_unary_workers2": workers,
         "redis_unary": targets.per_event(before, after),
         "redis_lockstep": targets.per_event(alone, alone_after),

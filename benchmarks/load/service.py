@@ -152,6 +152,28 @@ def echo(event_loop: str = "auto") -> Iterator[Running]:
             _stop(process)
 
 
+@contextmanager
+def bare(event_loop: str = "auto") -> Iterator[Running]:
+    """A bare Decide (`benchmarks/load/bare.py`: the parts and one commit, nothing around them)
+    on a free port with an embedded Redis of its own, SERVING when this yields."""
+    with tempfile.TemporaryDirectory(prefix="journeyman-bare-") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        log = folder / "serve.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.load.bare", "--port", str(port),
+                 "--data-dir", str(folder / "data"), "--event-loop", event_loop],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
+        try:
+            address = f"127.0.0.1:{port}"
+            wait_until_serving(address, process, log)
+            yield Running(address, process.pid, folder, None)
+        finally:
+            _stop(process)
+
+
 def _wait_until_listening(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:

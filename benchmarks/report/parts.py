@@ -152,7 +152,23 @@ def _echo_plus_parts(
             f"({shown(ratio(decide, echo), '×')}{measured_as}): "
             f"{shown(decide - floor, 'µs')} above the floor."
         )
+        said += _bare_share(get(lambda f: figure(f["bare_lockstep"])), echo, floor, decide)
     return said
+
+
+def _bare_share(bare: float | None, echo: float, floor: float, decide: float) -> str:
+    """What the bare Decide (section 1: the parts and one commit, nothing around them) says of
+    Decide's distance above the floor: how much of it the parts themselves take as a server runs
+    them, one call at a time, and how much the service around them; "" where not measured."""
+    if bare is None or not known(bare):
+        return ""
+    return (
+        f" The bare Decide (section {TRANSPORT_SECTION}: the parts and one commit through gRPC, "
+        f"nothing around them) measured {shown(bare, 'µs')} ({shown(ratio(bare, echo), '×')}): "
+        f"of the {shown(decide - floor, 'µs')} above the floor, {shown(bare - floor, 'µs')} are "
+        f"the parts themselves as a server runs them, one call at a time, and "
+        f"{shown(decide - bare, 'µs')} the service around them."
+    )
 
 
 def loop_thread_floor(runs: Runs) -> str:

@@ -51,6 +51,9 @@ class TransportFigures(TypedDict):
     decide_open: Result
     echo_open: Result
     decide_lockstep: Result
+    # One call at a time against the parts and one commit alone (`benchmarks.load.bare`);
+    # absent in results written before it was measured.
+    bare_lockstep: NotRequired[Result]
     decide_unary_workers2: Result
     redis_unary: RedisWork
     redis_lockstep: RedisWork

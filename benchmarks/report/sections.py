@@ -117,9 +117,26 @@ def transport(runs: Runs) -> Section:
                get(lambda f: f["decide_open"]["latency_us"]["p99"]), "µs",
                get(lambda f: f["echo_open"]["latency_us"]["p99"]), "echo, same rate",
                t.UNARY_P99, on_ratio=True, note=p50s, missing=missing),
+        Figure("bare Decide p50, one call at a time (the parts and one commit, nothing else)",
+               get(lambda f: f["bare_lockstep"]["latency_us"]["p50"]), "µs",
+               get(lambda f: f["echo_lockstep"]["latency_us"]["p50"]), "echo, one at a time"),
+        Figure("bare Decide, server CPU per call, one call at a time",
+               get(lambda f: f["bare_lockstep"]["server_cpu_us_per_call"]), "µs",
+               get(lambda f: f["echo_lockstep"]["server_cpu_us_per_call"]), "echo, one at a time"),
+        Figure("Decide p50, one call at a time, against the bare Decide",
+               get(lambda f: f["decide_lockstep"]["latency_us"]["p50"]), "µs",
+               get(lambda f: f["bare_lockstep"]["latency_us"]["p50"]), "bare, one at a time"),
+        Figure("server CPU per call, one call at a time, against the bare Decide",
+               get(lambda f: f["decide_lockstep"]["server_cpu_us_per_call"]), "µs",
+               get(lambda f: f["bare_lockstep"]["server_cpu_us_per_call"]),
+               "bare, one at a time"),
         Figure("server CPU per call, concurrency 64", cpu, "µs", echo_cpu, "echo"),
         Figure("the event loop's thread, CPU per call, one call at a time",
                get(lambda f: f["decide_lockstep"]["server_loop_cpu_us_per_call"]), "µs",
+               get(lambda f: f["echo_lockstep"]["server_loop_cpu_us_per_call"]),
+               "echo, one at a time"),
+        Figure("the bare Decide's event loop thread, CPU per call, one call at a time",
+               get(lambda f: f["bare_lockstep"]["server_loop_cpu_us_per_call"]), "µs",
                get(lambda f: f["echo_lockstep"]["server_loop_cpu_us_per_call"]),
                "echo, one at a time"),
         Figure("gRPC's own threads, CPU per call, one call at a time",
@@ -150,7 +167,14 @@ def transport(runs: Runs) -> Section:
         "C core runs on threads of its own). The echo runs as one "
         "process in both rows. For `--workers 2` each of the driver's channels has a connection "
         "of its own (gRPC otherwise shares one among the channels to one address, and a "
-        "connection reaches one worker); the other rows share one, as the echo's do."
+        "connection reaches one worker); the other rows share one, as the echo's do. The bare "
+        "Decide (`benchmarks.load.bare`, its own embedded Redis, whose CPU is counted as "
+        "journeyman's is) does for each call only what the service does for a lone event of a "
+        "customer in its state cache: validation, the engine, the answer and its ring entry, the "
+        "state's and the record's encoding, and the commit as one EVALSHA on a kept connection (a "
+        "customer's first event loads its state first, as in Decide); no batching, timeouts, "
+        "retries, breaker, admission, metrics or statistics: the least a stored decision costs "
+        "through gRPC in Python, the same rules and driver."
     )
     return Section("Transport: Decide against the echo ceiling, unary", how, figures,
                    errors=runs.errors_of("transport"))  # fmt: skip

@@ -361,7 +361,7 @@ class Store:
                     )  # fmt: skip
                 else:
                     replies = await self._commit_pipelined(calls)
-        results = [_commit_result(reply) for reply in replies]
+        results = [commit_result(reply) for reply in replies]
         for write, result in zip(calls, results, strict=True):
             self._follow(write, result)
         return results
@@ -389,6 +389,13 @@ class Store:
                 args, member, commit.timer, outbox_max_len=self.outbox_max_len
             )
         return _Write(commit, self._commit_keys(commit), args, ring)
+
+    def commit_command(self, commit: ToCommit) -> tuple[tuple[str, ...], list[EncodableT], Ring]:
+        """commit.lua's KEYS and ARGV for `commit` under a new version, and the ring it writes:
+        the commit as `commit_many` sends it, for a caller that sends it itself (its reply:
+        `commit_result`; `benchmarks.load.bare`)."""
+        write = self._write(commit)
+        return write.keys, write.args, write.ring
 
     def _commit_keys(self, commit: ToCommit) -> tuple[str, ...]:
         """commit.lua's KEYS: the state, the decisions, the captured events' stream, and with
@@ -669,7 +676,8 @@ def _raise_errors(replies: list[Any]) -> list[Any]:
     return replies
 
 
-def _commit_result(reply: list[Any]) -> CommitResult:
+def commit_result(reply: list[Any]) -> CommitResult:
+    """What commit.lua's reply says."""
     outcome = CommitOutcome(_text(reply[0]))
     if outcome is CommitOutcome.COMMITTED:
         return CommitResult(outcome, int(reply[1]))

@@ -267,6 +267,24 @@ def test_the_floor_of_one_calls_latency_is_the_echos_p50_plus_the_parts() -> Non
     assert f"{shown(2000.0 - least, 'µs')} above the floor." in text
 
 
+def test_the_bare_decide_splits_what_lies_above_the_floor() -> None:
+    echo, decide, bare = 300.0, 1200.0, 1100.0
+    figures = transport_figures(echo, decide)
+    figures["bare_lockstep"] = drive_result(700.0, server_cpu_us=bare, p99_us=8000.0)
+    one, _ = floors(Runs({"parts": parts_figures(), "transport": figures}))
+    floor = echo + PARTS_SUM
+    assert "The bare Decide (section 1: the parts and one commit through gRPC" in one
+    assert f"measured {shown(bare, 'µs')} ({shown(bare / echo, '×')})" in one
+    assert f"of the {shown(decide - floor, 'µs')} above the floor" in one
+    assert f"{shown(bare - floor, 'µs')} are the parts themselves as a server runs them" in one
+    assert f"and {shown(decide - bare, 'µs')} the service around them." in one
+
+
+def test_results_without_the_bare_decide_leave_it_out_of_the_floors() -> None:
+    runs = Runs({"parts": parts_figures(), "transport": transport_figures(300.0, 1200.0)})
+    assert all("bare" not in text for text in all_floors(runs).values())
+
+
 def test_a_latency_floor_under_the_target_says_what_it_leaves() -> None:
     echo = 1000.0
     runs = Runs({"parts": parts_figures(),

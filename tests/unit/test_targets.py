@@ -247,6 +247,22 @@ def test_transport_judges_throughput_and_p99_as_ratios_of_the_echo() -> None:
     assert rows["failed calls + degraded answers, Decide runs"].verdict == MET
 
 
+def test_transport_reads_one_call_at_a_time_against_the_bare_decide_too() -> None:
+    figures = transport_figures(2000.0, 1000.0)
+    figures["echo_lockstep"] = drive_result(2000.0, server_cpu_us=250.0, p99_us=2000.0)
+    figures["decide_lockstep"] = drive_result(700.0, server_cpu_us=1000.0, p99_us=6000.0)
+    figures["bare_lockstep"] = drive_result(800.0, server_cpu_us=800.0, p99_us=4000.0)
+    rows = all_rows(sections.transport(Runs({"transport": figures})))
+    bare = rows["bare Decide p50, one call at a time (the parts and one commit, nothing else)"]
+    assert (bare.measured, bare.ratio) == ("1,000 µs", "2×")  # p50s: 4000 / 4 against 2000 / 4
+    assert rows["bare Decide, server CPU per call, one call at a time"].ratio == "3.2×"
+    assert rows["Decide p50, one call at a time, against the bare Decide"].ratio == "1.5×"
+    assert rows["server CPU per call, one call at a time, against the bare Decide"].ratio == "1.25×"
+    del figures["bare_lockstep"]  # results written before it was measured
+    rows = all_rows(sections.transport(Runs({"transport": figures})))
+    assert rows["bare Decide, server CPU per call, one call at a time"].measured == "—"
+
+
 def test_transport_counts_failed_calls_and_degraded_answers() -> None:
     figures = transport_figures(2000.0, 1000.0)
     figures["decide_open"] = drive_result(1000.0, errors={"UNAVAILABLE": 2}, degraded=3)
