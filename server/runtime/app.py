@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -86,8 +86,11 @@ async def create_server(
     address: str | None = None,
     *,
     reuse_port: bool = False,
+    on_bound: Callable[[int], None] | None = None,
 ) -> Running:
     """Build and start the server on `address` (default: the settings'; port 0 = any free one).
+    `on_bound(port)` runs once it listens and before health can say SERVING (what must be up
+    for a server said ready, such as its HTTP port); if it raises, the server stops.
 
     Health says SERVING only once the kernels are warm and Redis has answered. The ruleset can be
     reloaded from `settings.rules` (`Running.rules.reload`).
@@ -135,6 +138,12 @@ async def create_server(
     except RuntimeError as error:  # grpcio raises when the bind fails
         raise port_in_use(bind) from error
     await server.start()
+    if on_bound is not None:
+        try:
+            on_bound(port)
+        except BaseException:
+            await server.stop(0)
+            raise
     warm_up(ruleset)
     running = Running(server, port, health_servicer, decider, store, live)
     if settings.timers:

@@ -48,13 +48,17 @@ async def _serve_until(
         raise  # wrong credentials never fix themselves: stop with the reason
     except StoreUnavailable:
         pass  # create_server waits for Redis, and answers degraded until it does
-    running = await create_server(settings, ruleset, store, reuse_port=worker)
+    # The HTTP port starts before health can say SERVING: a readiness check that passes finds
+    # /metrics answering (started after, it came up a few loop turns later).
+    try:
+        running = await create_server(
+            settings, ruleset, store, reuse_port=worker,
+            on_bound=None if worker else lambda port: start_http(settings, port),
+        )  # fmt: skip
+    except PortInUse:
+        await store.close()
+        raise
     if not worker:
-        try:
-            start_http(settings, running.port)
-        except PortInUse:
-            await running.stop(0)
-            raise
         say(
             f"journeyman: serving {ruleset.version} on {settings.host}:{running.port} "
             f"(gRPC, {security(settings)}; health and reflection on); "

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ def _start(folder: Path, port: int, metrics_port: int = 0, **settings: str) -> S
     return Served(process, port, folder / "data", log_path)
 
 
-def _wait_until_serving(served: Served) -> None:
+def _wait_until_serving(served: Served, poll_s: float = 0.05) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     with grpc.insecure_channel(served.address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -136,7 +137,7 @@ def _wait_until_serving(served: Served) -> None:
             except grpc.RpcError:
                 pass  # not listening yet
             assert time.monotonic() < deadline, f"not SERVING in time:\n{served.log()}"
-            time.sleep(0.05)
+            time.sleep(poll_s)
 
 
 @pytest.fixture
@@ -261,6 +262,19 @@ def test_sigterm_cuts_a_call_that_outlives_the_grace_period_and_still_exits_0(
     assert not _alive(redis_pid)
 
 
+def test_metrics_answer_as_soon_as_health_says_serving(tmp_path: Path) -> None:
+    """A readiness check that passes finds /metrics up: the HTTP port starts before SERVING."""
+    metrics_port = _free_port()
+    served = _start(tmp_path, _free_port(), metrics_port=metrics_port)
+    try:
+        _wait_until_serving(served, poll_s=0.0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
+            assert page.status == 200
+            assert b"journeyman_decisions_total" in page.read()
+    finally:
+        served.kill()
+
+
 def test_a_port_in_use_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -279,6 +293,33 @@ def test_a_port_in_use_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     # The embedded Redis it had started is stopped again, not left behind.
     pid_file = tmp_path / "data" / "redis" / "redis.pid"
     assert not pid_file.exists() or not _alive(int(pid_file.read_text().strip()))
+
+
+def test_an_http_port_in_use_exits_2_before_health_ever_says_serving(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        http_port = int(taken.getsockname()[1])
+        served = _start(tmp_path, _free_port(), metrics_port=http_port)
+        said: list[int] = []
+        try:
+            with grpc.insecure_channel(served.address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                while served.process.poll() is None:
+                    try:
+                        check = health_pb2.HealthCheckRequest(service=SERVICE)
+                        said.append(health.Check(check, timeout=1).status)
+                    except grpc.RpcError:
+                        pass  # not listening yet, or gone
+            code = served.process.wait(timeout=START_TIMEOUT_S)
+            output = served.log()
+        finally:
+            served.kill()
+    assert code == 2, output
+    assert f"cannot serve HTTP (metrics, the journey map) on port {http_port}" in output
+    assert "--http-port" in output  # says what to do
+    assert "Traceback" not in output
+    assert health_pb2.HealthCheckResponse.SERVING not in said
 
 
 def test_the_start_lines_say_where_redis_listens_and_whether_tls_and_tokens_are_on(
