@@ -34,6 +34,7 @@ from typing import Any, cast
 
 from benchmarks import ROOT
 from benchmarks.engine.regret import RegretFigures
+from benchmarks.load import bare as bare_decide
 from benchmarks.load.drive import Plan, Result
 from benchmarks.load.drive import run as drive
 from benchmarks.load.service import Running, bare, echo, free_port, journeyman, scrape
@@ -167,6 +168,8 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         alone_after = scrape(metrics_port)
     with bare() as server:
         bare_lockstep = _drive(server, lockstep)
+        time.sleep(bare_decide.WRITE_EVERY_S)  # for the calls' last part times to be written
+        bare_parts = bare_decide.read_part_cpu(server.folder / "data")
     with echo() as server:
         echo_open = _drive(server, half_open)
     with journeyman(workers="2") as server:
@@ -187,6 +190,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         "echo_open": echo_open,
         "decide_lockstep": decide_lockstep,
         "bare_lockstep": bare_lockstep,
+        "bare_parts_us": bare_parts,
         "decide_unary_workers2": workers,
         "redis_unary": targets.per_event(before, after),
         "redis_lockstep": targets.per_event(alone, alone_after),

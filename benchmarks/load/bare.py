@@ -12,7 +12,9 @@ at a time, is the machinery around the parts, and what this spends beyond the ec
 
 A customer's first event loads their state (one round trip more); a commit refused (another
 writer: none here) ends the call ABORTED. Calls take turns on the one connection, so this
-measures one call at a time, nothing concurrent.
+measures one call at a time, nothing concurrent. It times each part on its thread (`PartCpu`),
+so that the parts as a server runs them, one call at a time, can be read beside the same parts
+timed alone in a loop (`benchmarks.decision_parts`).
 
     python -m benchmarks.load.bare --port 50163 --data-dir /tmp/bare
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +63,59 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["JourneyService"].full_name
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
+# The parts whose CPU the bare Decide measures, as `benchmarks.decision_parts` names them where it
+# times them alone (`commit_args`: the timer write, the record and commit.lua's arguments;
+# `round_trip`: the EVALSHA sent and its reply read; `load`: a customer's first event only).
+PARTS = ("validation", "load", "engine", "answer", "state", "commit_args", "round_trip")
+PARTS_FILE = "parts_cpu.json"
+WRITE_EVERY_S = 0.5
+
+
+class PartCpu:
+    """The CPU each part took on the serving thread (`time.thread_time_ns` between them: the
+    calls interleave only at the round trip, one call at a time), summed over the calls served,
+    written to `path` as µs per call at most every WRITE_EVERY_S while calls come (reading the
+    clock costs about 1 µs a part)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._ns = dict.fromkeys(PARTS, 0)
+        self._calls = 0
+        self._since = 0
+        self._written_at = time.monotonic()
+
+    def took(self, part: str, counted: int = 1) -> None:
+        """`part` took the CPU since the last call of `took` (`counted` 0: start counting)."""
+        now = time.thread_time_ns()
+        if counted:
+            self._ns[part] += now - self._since
+        self._since = now
+
+    def call_ended(self) -> None:
+        self._calls += 1
+        if time.monotonic() - self._written_at >= WRITE_EVERY_S:
+            self._written_at = time.monotonic()
+            per_call = {part: ns / 1000 / self._calls for part, ns in self._ns.items()}
+            self._path.write_text(json.dumps({"calls": self._calls, "us_per_call": per_call}))
+
+
+def read_part_cpu(data_dir: Path) -> dict[str, float] | None:
+    """The µs per call of each part a bare Decide serving on `data_dir` wrote last (None: none
+    yet)."""
+    path = data_dir / PARTS_FILE
+    if not path.exists():
+        return None
+    written: dict[str, float] = json.loads(path.read_text())["us_per_call"]
+    return written
+
+
 class BareDecide:
     """Decide with nothing but the parts and one commit (see the module)."""
 
-    def __init__(self, store: Store, active: ActiveRules, settings: Settings, sha: str) -> None:
+    def __init__(
+        self, store: Store, active: ActiveRules, settings: Settings, sha: str, cpu: PartCpu
+    ) -> None:
+        self.cpu = cpu
         self._store = store
         self._active = active
         self._settings = settings
@@ -74,40 +126,52 @@ class BareDecide:
         self._cache: dict[str, tuple[CustomerState, int, Ring]] = {}
 
     async def decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
+        took = self.cpu.took
+        took("", 0)
         checked = decide_input(request, time.time_ns() // 1_000_000, self._settings)
+        took("validation")
         event, ruleset = checked.event, self._active.ruleset
         cached = self._cache.get(event.customer_id)
         if cached is None:
             wanted = ToLoad(event.customer_id, checked.anonymous, [event.event_id])
             loaded = (await self._store.load_many([wanted]))[0]
             cached = (decode_or_new(ruleset, loaded.state), loaded.version, loaded.ring)
+        took("load")
         state, version, ring = cached
         decision, after = decide(
             ruleset, state, event, checked.timestamp_ms, top_k=checked.top_k,
             explain=checked.explain, dedupe_window=self._store.dedupe_window,
         )  # fmt: skip
+        took("engine")
         answer = decision_to_pb(
             decision, self._active.tables, customer_id=event.customer_id,
             event_id=event.event_id, decided_at_ms=state.applied_at_ms(checked.timestamp_ms),
             degraded=False,
         )  # fmt: skip
+        kept = kept_decision(checked.fingerprint, answer)
+        took("answer")
+        encoded = encode_state(ruleset, after)
+        took("state")
         commit = ToCommit(
-            event.customer_id, checked.anonymous, version, encode_state(ruleset, after),
-            [(event.event_id, kept_decision(checked.fingerprint, answer))],
+            event.customer_id, checked.anonymous, version, encoded, [(event.event_id, kept)],
             timer=event_timer_write(self._store, ruleset, after, (answer,)), ring=ring,
         )  # fmt: skip
         keys, args, written = self._store.commit_command(commit)
+        took("commit_args")
         async with self._turn:
             connection = await self._kept_connection()
+            took("", 0)  # not the wait for the connection's turn (none, one call at a time)
             await connection.send_packed_command(
                 connection.pack_command("EVALSHA", self._sha, len(keys), *keys, *args),
                 check_health=False,
             )
             result = commit_result(await connection.read_response())
+            took("round_trip")
         if result.outcome is not CommitOutcome.COMMITTED:
             self._cache.pop(event.customer_id, None)
             await context.abort(grpc.StatusCode.ABORTED, "the customer changed under the commit")
         self._cache[event.customer_id] = (after, result.version, written)
+        self.cpu.call_ended()
         return pb.DecideResponse(decision=answer)
 
     async def _kept_connection(self) -> Connection:
@@ -143,7 +207,7 @@ async def start_bare(data_dir: Path, port: int = 0, host: str = "127.0.0.1") -> 
         store = Store.from_settings(settings, redis.url)
         sha = await store.redis.script_load(COMMIT_SCRIPT)
         live = LiveRules(load_ruleset([str(RETAIL)]), [str(RETAIL)])
-        bare = BareDecide(store, live.active(), settings, sha)
+        bare = BareDecide(store, live.active(), settings, sha, PartCpu(data_dir / PARTS_FILE))
         server = grpc.aio.server()
         methods = {
             "Decide": grpc.unary_unary_rpc_method_handler(

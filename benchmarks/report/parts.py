@@ -30,6 +30,9 @@ REDIS_SECTION = 4
 ENGINE_SECTION = 5
 CORES = 2  # the targets' machine: 2 cores, shared with the driver
 NO_CLIENT = "no client library"
+# What the bare Decide's parts sum over (`benchmarks.load.bare.PARTS` but the first events' loads,
+# which the parts alone never make: their customers are in the state cache).
+SERVED_PARTS = ("validation", "engine", "answer", "state", "commit_args", "round_trip")
 
 
 # --- the arithmetic ------------------------------------------------------------------------------
@@ -443,6 +446,40 @@ def _parts(get: Reader[PartsFigures]) -> list[Figure]:
     ]  # fmt: skip
 
 
+def _in_a_server(get: Reader[PartsFigures], transport: Reader[TransportFigures]) -> list[Figure]:
+    """The parts as a server runs them, one call at a time (the bare Decide of section 1, which
+    times them on its thread), each against the same part alone in a loop."""
+    served = transport(lambda f: f["bare_parts_us"])
+
+    def part(name: str, key: str, alone: Callable[[DecisionPartsUs], float] | None) -> Figure:
+        return Figure(
+            f"in a server, one call at a time (the bare Decide): {name}",
+            served[key] if served else None, "µs",
+            None if alone is None else get(lambda f: alone(f["parts_us"])),
+            "" if alone is None else "the part alone in a loop",
+        )  # fmt: skip
+
+    in_server = sum(served[key] for key in SERVED_PARTS) if served else None
+    loop = transport(lambda f: f["bare_lockstep"]["server_loop_cpu_us_per_call"])
+    return [
+        part("validation", "validation", lambda p: p["validation"]),
+        part("the engine", "engine", lambda p: p["engine"]),
+        part("the answer and its ring entry", "answer", lambda p: p["answer"]),
+        part("the state's msgpack", "state", lambda p: p["state"]),
+        part("the timer write, the record and commit.lua's arguments", "commit_args",
+             lambda p: p["timer"] + p["record"]),
+        part("the commit's round trip: its EVALSHA sent and its reply read", "round_trip",
+             lambda p: p["commit"] - p["record"]),
+        part("a customer's state loaded (their first event), per call", "load", None),
+        Figure("in a server, one call at a time: the parts' sum", in_server, "µs",
+               get(lambda f: parts_sum(f["parts_us"])), "the parts' sum alone"),
+        Figure("the bare Decide's event loop thread besides its parts: gRPC, the event loop",
+               None if in_server is None or loop is None else loop - in_server, "µs",
+               transport(lambda f: f["echo_lockstep"]["server_loop_cpu_us_per_call"]),
+               "echo's loop thread"),
+    ]  # fmt: skip
+
+
 def _how(get: Reader[PartsFigures]) -> str:
     plan = Reader(get(lambda f: f["plan"]))
     events = shown(plan(lambda p: p["events"]))
@@ -463,7 +500,11 @@ def _how(get: Reader[PartsFigures]) -> str:
         "key of its own (`benchmarks.redis.round_trip`). CPU of the process "
         "(`time.process_time`) per event or round trip, the least of "
         f"{shown(plan(lambda p: p['repeats']))} timed runs after an untimed one, the collector "
-        "paused."
+        "paused. In a server: the same parts as the bare Decide of section "
+        f"{TRANSPORT_SECTION} (`benchmarks.load.bare`) runs them, one call at a time, each timed "
+        "on its thread (`time.thread_time_ns` between them) over every call of its run, against "
+        "the part alone in a loop; what its event loop's thread spends besides them is gRPC's "
+        "and the event loop's share, against the echo's whole thread."
     )
 
 
@@ -474,6 +515,7 @@ def decision_parts(runs: Runs) -> Section:
         concurrent_floor(runs, streams=False), concurrent_floor(runs, streams=True),
         batch_floor(runs),
     ]  # fmt: skip
-    return Section("Where a decision's CPU goes (issue 16)", _how(get),
-                   [*_round_trips(get), *_wholes(get), *_parts(get)], after,
+    transport = Reader(runs.figures.get("transport"))
+    figures = [*_round_trips(get), *_wholes(get), *_parts(get), *_in_a_server(get, transport)]
+    return Section("Where a decision's CPU goes (issue 16)", _how(get), figures, after,
                    runs.errors_of(RUN))  # fmt: skip

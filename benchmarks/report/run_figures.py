@@ -54,6 +54,8 @@ class TransportFigures(TypedDict):
     # One call at a time against the parts and one commit alone (`benchmarks.load.bare`);
     # absent in results written before it was measured.
     bare_lockstep: NotRequired[Result]
+    # Its parts' CPU per call on its thread (`benchmarks.load.bare.PARTS`; None: not written).
+    bare_parts_us: NotRequired[dict[str, float] | None]
     decide_unary_workers2: Result
     redis_unary: RedisWork
     redis_lockstep: RedisWork

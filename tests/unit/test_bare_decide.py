@@ -15,7 +15,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from benchmarks.load.bare import RETAIL, Bare, start_bare
+from benchmarks.load import bare as bare_module
+from benchmarks.load.bare import PARTS, PARTS_FILE, RETAIL, Bare, PartCpu, read_part_cpu, start_bare
 from benchmarks.load.drive import retail_requests
 from engine.codec import encode_state
 from engine.decide import decide
@@ -81,3 +82,25 @@ async def test_answers_and_stores_what_the_engine_decides(bare: Bare) -> None:
             )  # every event's decision kept (fewer than the ring holds)
     finally:
         await store.close()
+
+
+def test_each_part_is_charged_the_cpu_its_thread_spent_since_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bare_module, "WRITE_EVERY_S", 0.0)  # written at every call's end
+    cpu = PartCpu(tmp_path / PARTS_FILE)
+    assert read_part_cpu(tmp_path) is None  # nothing written yet
+    for _ in range(2):
+        cpu.took("", 0)
+        started = time.thread_time_ns()
+        while time.thread_time_ns() - started < 2_000_000:  # 2 ms of this thread's CPU
+            pass
+        cpu.took("engine")
+        time.sleep(0.01)  # not this thread's CPU
+        cpu.took("", 0)
+        cpu.took("state")
+        cpu.call_ended()
+    written = read_part_cpu(tmp_path)
+    assert written is not None and set(written) == set(PARTS)
+    assert 2_000 <= written["engine"] < 4_000  # µs per call
+    assert written["state"] < 1_000 and written["validation"] == 0

@@ -280,6 +280,31 @@ def test_the_bare_decide_splits_what_lies_above_the_floor() -> None:
     assert f"and {shown(decide - bare, 'µs')} the service around them." in one
 
 
+def test_the_parts_in_a_server_are_read_against_the_parts_alone() -> None:
+    served = {"validation": 20.0, "load": 40.0, "engine": 240.0, "answer": 24.0, "state": 48.0,
+              "commit_args": 36.0, "round_trip": 150.0}  # fmt: skip
+    figures = transport_figures(300.0, 1200.0)
+    figures["bare_lockstep"] = drive_result(700.0, server_cpu_us=1100.0)
+    figures["bare_lockstep"]["server_loop_cpu_us_per_call"] = 800.0
+    figures["echo_lockstep"]["server_loop_cpu_us_per_call"] = 200.0
+    figures["bare_parts_us"] = served
+    section = parts.decision_parts(Runs({"parts": parts_figures(), "transport": figures}))
+    rows = {name.split(": ", 1)[-1]: row for name, row in all_rows(section).items()}
+    assert rows["the engine"].ratio == shown(240.0 / PARTS_US["engine"], "×")
+    assert rows["the timer write, the record and commit.lua's arguments"].ratio == shown(
+        36.0 / (PARTS_US["timer"] + PARTS_US["record"]), "×"
+    )
+    assert rows["the commit's round trip: its EVALSHA sent and its reply read"].ratio == shown(
+        150.0 / (PARTS_US["commit"] - PARTS_US["record"]), "×"
+    )
+    summed = sum(us for part, us in served.items() if part != "load")  # loads: first events
+    assert rows["the parts' sum"].measured == shown(summed, "µs")
+    assert rows["the parts' sum"].ratio == shown(summed / PARTS_SUM, "×")
+    besides = rows["gRPC, the event loop"]  # the bare Decide's loop thread besides its parts
+    assert besides.measured == shown(800.0 - summed, "µs")
+    assert besides.ceiling == "200 µs (echo's loop thread)"
+
+
 def test_results_without_the_bare_decide_leave_it_out_of_the_floors() -> None:
     runs = Runs({"parts": parts_figures(), "transport": transport_figures(300.0, 1200.0)})
     assert all("bare" not in text for text in all_floors(runs).values())
