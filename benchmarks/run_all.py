@@ -168,7 +168,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         alone_after = scrape(metrics_port)
     with bare() as server:
         bare_lockstep = _drive(server, lockstep)
-        time.sleep(bare_decide.WRITE_EVERY_S)  # for the calls' last part times to be written
+        # Its calls up to its last write of them, at most WRITE_EVERY_S before the run ended.
         bare_parts = bare_decide.read_part_cpu(server.folder / "data")
     with echo() as server:
         echo_open = _drive(server, half_open)

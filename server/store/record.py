@@ -37,10 +37,10 @@ EVENT_KEY_BYTES = 8
 # A reused event id passes for a repeat only if its different content has the same 64 bits.
 FINGERPRINT_BYTES = 8
 # zstd level -1 (negative levels trade ratio for speed): 5.7 us for a 2.1 KB record where level
-# 1 took 12.1, its output as small within 1 % (a year-old customer's blob: 1,089 B mean, 1,086
-# at level 1), and zlib's level 1 five times level 1's time. One of each per process: the store
-# runs on the event loop's thread alone (a zstandard (de)compressor must not be used by two
-# threads at once).
+# 1 took 12.1 (and zlib's level 1 five times that), its output within 1 % as small (a year-old
+# customer's blob: 1,089 B mean, 1,086 at level 1). One of each per process: the store runs on
+# the event loop's thread alone (a zstandard (de)compressor must not be used by two threads at
+# once).
 _COMPRESSOR = zstandard.ZstdCompressor(level=-1)
 _DECOMPRESSOR = zstandard.ZstdDecompressor()
 
