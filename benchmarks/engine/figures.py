@@ -92,6 +92,18 @@ def decide_figure(
     return Figure(name, us, "µs/event", f"≤ {DECIDE_TARGET_US:g} µs", met, f"{against}; {versus}")
 
 
+def cold_figure(samples: list[float], warm_us: float) -> Figure:
+    """decide() cold (`benchmarks.engine.cold`), against its warm median on the same events."""
+    us = statistics.median(samples)
+    spread = f"repeats {min(samples):.1f}–{max(samples):.1f} µs"
+    return Figure(
+        "decide(), retail rules, cold: other code, a 16 MB sweep and a 0.7 ms pause before "
+        "each event, as in a server one call at a time",
+        us, "µs/event",
+        note=f"{us / warm_us:.1f}× decide() warm ({warm_us:.1f} µs); {spread}",
+    )  # fmt: skip
+
+
 def speedup_figures(
     decide_us: float, reference_us: float, agreement: tuple[int, int] | None
 ) -> list[Figure]:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from benchmarks import ROOT
 from benchmarks.engine.ceilings import FLAGS_NOTE, measure_ceilings
+from benchmarks.engine.cold import cold_per_event_us
 from benchmarks.engine.figures import (
     Figure,
     ceiling_figures,
+    cold_figure,
     decide_figure,
     speedup_figures,
     startup_figures,
@@ -58,9 +60,17 @@ class Plan:
     repeats: int = 11  # short replays, many of them: a median that one busy second cannot move
     reference_repeats: int = 3
     warm_starts: int = 3
+    cold_repeats: int = 3
 
 
-QUICK = Plan(shoppers=100, reference_shoppers=20, repeats=2, reference_repeats=1, warm_starts=1)
+QUICK = Plan(
+    shoppers=100,
+    reference_shoppers=20,
+    repeats=2,
+    reference_repeats=1,
+    warm_starts=1,
+    cold_repeats=1,
+)
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -104,6 +114,8 @@ def measure(plan: Plan) -> tuple[list[Table], list[str]]:
     _say(f"ceilings and decide() on {len(retail.events):,} retail events")
     ceilings = measure_ceilings(retail, plan.repeats)
     retail_us = retail.per_event_us(decide, plan.repeats)
+    _say("decide() cold, retail rules")
+    cold_us = cold_per_event_us(retail, decide, plan.cold_repeats)
     _say(f"decide() on {len(generated.events):,} events, 200 rules")
     generated_us = generated.per_event_us(decide, plan.repeats)
     _say("breakdowns of decide()")
@@ -116,6 +128,7 @@ def measure(plan: Plan) -> tuple[list[Table], list[str]]:
         *startup_figures(cold, warm),
         *ceiling_figures(ceilings, breakdowns["retail rules"][0].dispatch_floor_us),
         decide_figure("decide(), retail rules", retail_us, ceilings, target=True),
+        cold_figure(cold_us, statistics.median(retail_us)),
         decide_figure("decide(), 200 generated rules", generated_us, ceilings, target=False),
         *reference_figures(generated, statistics.median(generated_us), plan),
     ]

@@ -1,0 +1,53 @@
+"""decide() cold (`benchmarks.engine.cold`): only the step is timed, never the work between
+events, and every shopper's state runs on from their last event as in a warm replay."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.engine import cold
+from benchmarks.engine.figures import cold_figure
+from benchmarks.engine.workload import load_workload
+from engine.decide import decide
+from engine.state import CustomerState
+from tests.rulesets import RULES_DIR
+
+RETAIL = RULES_DIR / "retail.yaml"
+
+
+def test_only_the_step_is_timed_and_states_run_on() -> None:
+    workload = load_workload(str(RETAIL), RETAIL.read_text(encoding="utf-8"), 5, 4)
+    calls: list[tuple[str, Any, Any]] = []  # (customer, state in, state out)
+
+    def step(ruleset: Any, state: Any, event: Any, now_ms: int) -> tuple[None, Any]:
+        started = time.thread_time_ns()
+        while time.thread_time_ns() - started < 200_000:  # 200 µs of this thread's CPU
+            pass
+        after = (event.event_id, state)
+        calls.append((event.customer_id, state, after))
+        return None, after
+
+    samples = cold.cold_per_event_us(workload, step, repeats=2, events=6)
+    # One warm replay of every event, then two cold ones of the first 6.
+    assert len(calls) == len(workload.events) + 2 * 6
+    assert len(samples) == 2
+    # 200 µs each, where the work between events takes milliseconds of CPU (its 16 MB sweep).
+    assert all(200 <= us < 1_000 for us in samples)
+    # In a replay, each shopper's event gets the state their last one left, the first a fresh one.
+    left: dict[str, Any] = {}
+    for customer, state_in, state_out in calls[-6:]:
+        if customer in left:
+            assert state_in is left[customer]
+        else:
+            assert isinstance(state_in, CustomerState)  # fresh, not another replay's
+        left[customer] = state_out
+
+
+def test_decide_cold_costs_at_least_what_it_costs_warm() -> None:
+    workload = load_workload(str(RETAIL), RETAIL.read_text(encoding="utf-8"), 20, 5)
+    cold_us = cold.cold_per_event_us(workload, decide, repeats=1, events=40)[0]
+    warm_us = min(workload.per_event_us(decide, 3))
+    assert cold_us > warm_us  # what it measures: never less than the warm replay
+    figure = cold_figure([cold_us], warm_us)
+    assert f"{cold_us / warm_us:.1f}× decide() warm ({warm_us:.1f} µs)" in figure.note
