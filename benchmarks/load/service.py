@@ -134,41 +134,39 @@ def journeyman(
 def echo(event_loop: str = "auto") -> Iterator[Running]:
     """The transport ceiling (`benchmarks/load/echo.py`) on a free port, on the same kind of event
     loop as `journeyman serve` (both default to uvloop when it is installed)."""
-    with tempfile.TemporaryDirectory(prefix="journeyman-echo-") as tmp:
-        folder = Path(tmp)
-        port = free_port()
-        log = folder / "serve.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.load.echo", "--port", str(port),
-                 "--event-loop", event_loop],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-            )  # fmt: skip
-        try:
-            address = f"127.0.0.1:{port}"
-            _wait_until_listening(address, process, log)
-            yield Running(address, process.pid, folder, None)
-        finally:
-            _stop(process)
+    with _module_server("echo", event_loop, serving=False) as running:
+        yield running
 
 
 @contextmanager
 def bare(event_loop: str = "auto") -> Iterator[Running]:
     """A bare Decide (`benchmarks/load/bare.py`: the parts and one commit, nothing around them)
     on a free port with an embedded Redis of its own, SERVING when this yields."""
-    with tempfile.TemporaryDirectory(prefix="journeyman-bare-") as tmp:
+    with _module_server("bare", event_loop, serving=True) as running:
+        yield running
+
+
+@contextmanager
+def _module_server(name: str, event_loop: str, *, serving: bool) -> Iterator[Running]:
+    """`python -m benchmarks.load.<name>` on a free port with a folder of its own (`--data-dir`
+    when it keeps data), stopped by pid; ready when it listens, or when health says SERVING."""
+    with tempfile.TemporaryDirectory(prefix=f"journeyman-{name}-") as tmp:
         folder = Path(tmp)
         port = free_port()
         log = folder / "serve.log"
+        data = ["--data-dir", str(folder / "data")] if serving else []
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.load.bare", "--port", str(port),
-                 "--data-dir", str(folder / "data"), "--event-loop", event_loop],
+                [sys.executable, "-m", f"benchmarks.load.{name}", "--port", str(port), *data,
+                 "--event-loop", event_loop],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
         try:
             address = f"127.0.0.1:{port}"
-            wait_until_serving(address, process, log)
+            if serving:
+                wait_until_serving(address, process, log)
+            else:
+                _wait_until_listening(address, process, log)
             yield Running(address, process.pid, folder, None)
         finally:
             _stop(process)
