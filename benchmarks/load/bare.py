@@ -84,11 +84,14 @@ class PartCpu:
         self._since = 0
         self._written_at = time.monotonic()
 
-    def took(self, part: str, counted: int = 1) -> None:
-        """`part` took the CPU since the last call of `took` (`counted` 0: start counting)."""
+    def start(self) -> None:
+        """Count from now (what ran before is no part's)."""
+        self._since = time.thread_time_ns()
+
+    def took(self, part: str) -> None:
+        """`part` took the CPU since `start` or the last `took`."""
         now = time.thread_time_ns()
-        if counted:
-            self._ns[part] += now - self._since
+        self._ns[part] += now - self._since
         self._since = now
 
     def call_ended(self) -> None:
@@ -127,7 +130,7 @@ class BareDecide:
 
     async def decide(self, request: pb.DecideRequest, context: Context) -> pb.DecideResponse:
         took = self.cpu.took
-        took("", 0)
+        self.cpu.start()
         checked = decide_input(request, time.time_ns() // 1_000_000, self._settings)
         took("validation")
         event, ruleset = checked.event, self._active.ruleset
@@ -160,7 +163,7 @@ class BareDecide:
         took("commit_args")
         async with self._turn:
             connection = await self._kept_connection()
-            took("", 0)  # not the wait for the connection's turn (none, one call at a time)
+            self.cpu.start()  # not the wait for the connection's turn (none, one call at a time)
             await connection.send_packed_command(
                 connection.pack_command("EVALSHA", self._sha, len(keys), *keys, *args),
                 check_health=False,

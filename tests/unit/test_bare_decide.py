@@ -91,13 +91,13 @@ def test_each_part_is_charged_the_cpu_its_thread_spent_since_the_last(
     cpu = PartCpu(tmp_path / PARTS_FILE)
     assert read_part_cpu(tmp_path) is None  # nothing written yet
     for _ in range(2):
-        cpu.took("", 0)
+        cpu.start()
         started = time.thread_time_ns()
         while time.thread_time_ns() - started < 2_000_000:  # 2 ms of this thread's CPU
             pass
         cpu.took("engine")
         time.sleep(0.01)  # not this thread's CPU
-        cpu.took("", 0)
+        cpu.start()
         cpu.took("state")
         cpu.call_ended()
     written = read_part_cpu(tmp_path)
