@@ -85,9 +85,8 @@ def _encode_values(
     ]
     if not read:
         return Features(codes_, *_missing(n))
-    kind = np.zeros(n, dtype=np.int8)
-    num = np.zeros(n, dtype=np.float64)
-    code = np.full(n, codes.UNKNOWN_STRING, dtype=np.int64)
+    missing_kind, missing_num, missing_code = _missing(n)
+    kind, num, code = missing_kind.copy(), missing_num.copy(), missing_code.copy()
     for slot, value in read:
         if isinstance(value, str):
             kind[slot] = codes.VALUE_STRING
@@ -160,15 +159,18 @@ def journey_outcome(
     """The outcome of one journey; `before` (the state the event was applied to) adds what
     journey statistics read: time in the previous stage, the previous event, signals fired."""
     offset = journey.rules.friction_offset
-    top_signals = tuple(
-        SignalScore(journey.signal_ids[i], float(state.floats[offset + i])) for i in strongest
-    )
+    floats = state.floats
+    top_signals = tuple([
+        SignalScore(journey.signal_ids[i], float(floats[offset + i])) for i in strongest
+    ])  # fmt: skip
     changed = transition != codes.NO_TRANSITION
     entered_ms = last_event_ms = 0
     fired: tuple[str, ...] = ()
     if before is not None:
-        entered_ms = _known_ms(before.ints[codes.INT_STAGE_ENTERED_MS])
-        last_event_ms = _known_ms(before.ints[codes.INT_LAST_EVENT_MS])
+        entered_ms = int(before.ints[codes.INT_STAGE_ENTERED_MS])
+        last_event_ms = int(before.ints[codes.INT_LAST_EVENT_MS])
+        entered_ms = 0 if entered_ms == codes.NEVER_MS else entered_ms
+        last_event_ms = 0 if last_event_ms == codes.NEVER_MS else last_event_ms
         fired = _fired_signals(journey, before, state)
     return JourneyOutcome(
         journey=journey.name,
@@ -185,10 +187,6 @@ def journey_outcome(
     )
 
 
-def _known_ms(value: np.int64) -> int:
-    return 0 if value == codes.NEVER_MS else int(value)
-
-
 def _fired_signals(
     journey: CompiledJourney, before: JourneyState, after: JourneyState
 ) -> tuple[str, ...]:
@@ -203,15 +201,14 @@ def _fired_signals(
     factor = decay_factor(rules, before.ints, int(after.ints[codes.INT_FRICTION_AT_MS]))
     old = before.floats[rules.friction_offset : rules.friction_offset + n_signals].tolist()
     weights = rules.signal_weight.tolist()
-    return tuple(
+    return tuple([
         journey.signal_ids[i]
         for i in range(n_signals)
         if new[i] - old[i] * factor > 0.5 * weights[i]
-    )
+    ])  # fmt: skip
 
 
-def _checked_state(journey: CompiledJourney, state: CustomerState) -> JourneyState:
-    current = state.journey(journey)
+def _checked_copy(journey: CompiledJourney, current: JourneyState) -> JourneyState:
     if not current.fits(journey):
         raise ValueError(
             f"the state of journey {journey.name!r} has another layout than the ruleset; "
@@ -260,10 +257,10 @@ def decide(
     exposures = _record_exposures(ruleset, run.journeys, chosen, event.customer_id)
     decision = Decision(
         journeys=run.outcomes,
-        actions=tuple(_offered(ruleset, c, event) for c in offered),
+        actions=tuple([_offered(ruleset, c, event) for c in offered]),
         held_out=tuple(
-            ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out
-        ),
+            [ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out]
+        ),  # fmt: skip
         excluded=(
             exclusions(
                 ruleset,
@@ -315,7 +312,8 @@ def _run_journeys(
     conversions: list[Conversion] = []
     record_offers = len(ruleset.journeys) == 1
     for index, journey in enumerate(ruleset.journeys):
-        current = _checked_state(journey, state)
+        before = state.journey(journey)
+        current = _checked_copy(journey, before)
         n_goals = len(journey.goal_names)
         out = _output(index, len(journey.action_ids), top_k, n_goals)
         previous, transition, n_ranked, level, friction_score = decide_journey(
@@ -324,12 +322,11 @@ def _run_journeys(
             current.ints, current.floats, out,
         )  # fmt: skip
         journeys[journey.name] = current
-        _remember_stage(journey, state.journey(journey), current, transition)
+        _remember_stage(journey, before, current, transition)
         strongest = [i for i in out.top_signals.tolist() if i >= 0]
         outcome = journey_outcome(
-            journey, current, previous, transition, level, friction_score, strongest,
-            before=state.journey(journey),
-        )  # fmt: skip
+            journey, current, previous, transition, level, friction_score, strongest, before
+        )
         outcomes.append(outcome)
         outputs.append(out)
         if n_goals:

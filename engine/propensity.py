@@ -28,12 +28,13 @@ def table_shape(journey: CompiledJourney) -> tuple[int, int, int]:
 def propensity_of(journey: CompiledJourney, propensities: Propensities | None) -> PropensityTable:
     """`journey`'s table in `propensities`, or one of zeros (nothing learned yet)."""
     table = None if propensities is None else propensities.get(journey.name)
-    shape = table_shape(journey)
     if table is None:
-        zeros = _UNKNOWN.get(shape[:2])
+        size = len(journey.action_ids), len(journey.stage_ids)
+        zeros = _UNKNOWN.get(size)
         if zeros is None:
-            zeros = _UNKNOWN[shape[:2]] = np.zeros(shape, dtype=np.float64)
+            zeros = _UNKNOWN[size] = np.zeros(table_shape(journey), dtype=np.float64)
         return zeros
+    shape = table_shape(journey)
     if table.shape != shape or table.dtype != np.float64:
         raise ValueError(
             f"the propensity table of journey {journey.name!r} has shape {table.shape} and "
