@@ -90,7 +90,9 @@ def values_from_pb(
         return {}
     converted: dict[str, PropertyValue] = {}
     limit = settings.max_string_length
-    for name, value in values.items():
+    # By key, not `.items()`: a protobuf map's items view iterates in Python (collections.abc).
+    for name in values:
+        value = values[name]
         if _plainly_valid(name, value, limit):  # the common case, without building messages
             converted[name] = getattr(value, value.WhichOneof("kind"))
             continue

@@ -8,9 +8,8 @@ of Redis; redis-py's own error stays chained as the cause, for tracebacks.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
+from types import TracebackType
 
 import redis.exceptions as redis_errors
 
@@ -63,8 +62,7 @@ class StoreRefused(StoreUnavailable):
     service needs. Not transient: fix the URL or the ACL."""
 
 
-@contextlib.contextmanager
-def unavailable_on_network_errors(operation: str) -> Iterator[None]:
+class unavailable_on_network_errors:  # lower case: used as a function, like contextlib's
     """Re-raise network-family errors as StoreUnavailable, and refusals (credentials, ACL) as
     StoreRefused, chained to the cause. Never the URL: it may hold a password; nor any other
     address of Redis (paths, host:port): the message reaches clients.
@@ -72,10 +70,39 @@ def unavailable_on_network_errors(operation: str) -> Iterator[None]:
     A RedisClusterException counts by its chain: redis-py raises a failed slot map refresh as
     one, from the CLUSTERDOWN or connection error that asked for the refresh (or the refusal
     that failed it); one with neither in its chain (keys of two slots) is a bug, raised as is.
+
+    A class rather than a generator: every Redis round trip of a decision goes through one, and
+    contextlib's machinery was four more Python calls each.
     """
-    try:
-        yield
-    except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError) as error:
+
+    __slots__ = ("_operation",)
+
+    def __init__(self, operation: str) -> None:
+        self._operation = operation
+
+    def __enter__(self) -> None:
+        return None
+
+    async def __aenter__(self) -> None:  # also as `async with` (`Store._calling`)
+        return None
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.__exit__(kind, error, traceback)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None or not isinstance(error, _TRANSLATED):
+            return  # nothing to translate: an error goes on as it is
+        operation = self._operation
         by_chain = isinstance(error, redis_errors.RedisClusterException)
         chain = error_chain(error) if by_chain else [error]
         what = f"{type(error).__name__}: {_REDIS_ADDRESS.sub('<redis>', str(error))}"
@@ -89,5 +116,8 @@ def unavailable_on_network_errors(operation: str) -> Iterator[None]:
                 f" {', '.join(COMMANDS_NEEDED)} on the key prefix"
             ) from error
         if not any(isinstance(each, NETWORK_ERRORS) for each in chain):
-            raise
+            return
         raise StoreUnavailable(f"Redis is unreachable ({operation}): {what}") from error
+
+
+_TRANSLATED = (redis_errors.RedisError, redis_errors.RedisClusterException, OSError)

@@ -18,6 +18,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
@@ -599,26 +600,31 @@ class Store:
             await self._pipeliner.drain()
         await self._client.aclose()
 
-    @contextlib.asynccontextmanager
-    async def _calling(self, operation: str) -> AsyncIterator[None]:
+    def _calling(self, operation: str) -> AbstractAsyncContextManager[None]:
         """Run one Redis call: network-family errors become StoreUnavailable, and on a cluster
         the call first waits for one of the `max_connections` call slots."""
+        if self._slots is None:
+            return unavailable_on_network_errors(operation)
+        return self._cluster_call(operation)
+
+    @contextlib.asynccontextmanager
+    async def _cluster_call(self, operation: str) -> AsyncIterator[None]:
+        """`_calling` on a cluster: a call slot first, and the call counted as out until it is
+        answered (`redis_wait_s`)."""
+        assert self._slots is not None
         with unavailable_on_network_errors(operation):
-            if self._slots is None:
-                yield
-            else:
-                async with self._slots.held():
-                    call = object()
-                    self._calls_out[call] = sent = SentAt.now()
-                    try:
-                        yield
-                    except _UNANSWERED:
-                        self._abandoned.add(sent)
-                        raise
-                    else:
-                        self._abandoned.answered()
-                    finally:
-                        del self._calls_out[call]
+            async with self._slots.held():
+                call = object()
+                self._calls_out[call] = sent = SentAt.now()
+                try:
+                    yield
+                except _UNANSWERED:
+                    self._abandoned.add(sent)
+                    raise
+                else:
+                    self._abandoned.answered()
+                finally:
+                    del self._calls_out[call]
 
 
 # How a call ends that Redis did not answer.
