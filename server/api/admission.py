@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from prometheus_client import Histogram
 
-from server.core.metrics import CALL_SECONDS, SHED
+from server.core.metrics import BATCHES, CALL_SECONDS, SHED
 from server.protocol.errors import SHED_RETRY_AFTER_S, retry_status
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class _CallTimer:
         histogram = self._by_code.get(name)
         if histogram is None:
             histogram = self._by_code[name] = CALL_SECONDS.labels(method=self._method, code=name)
-        histogram.observe(seconds)
+        BATCHES.observe(histogram, seconds)
 
 
 def _code_name(code: object) -> str:

@@ -7,14 +7,19 @@ worker processes, set PROMETHEUS_MULTIPROC_DIR and prometheus_client aggregates 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+
+from server.core.metric_batches import FlushFirst, MetricBatches
 
 # A `_created` series beside every counter doubles the page and tells an SRE nothing that the
 # process start time does not.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# The hot path's touches of the metrics below, added in batches (`server.core.metric_batches`);
+# registered ahead of them, so that the registry flushes the batches before it reads them.
+BATCHES = MetricBatches()
+REGISTRY.register(FlushFirst(BATCHES))
 
 # 50 µs to 2.5 s: sub-millisecond resolution where decisions live, and the tail of a slow Redis.
 LATENCY_BUCKETS_S = (
@@ -93,14 +98,22 @@ RULESET = Gauge(
 )  # fmt: skip
 
 
-@contextmanager
-def timed(histogram: Histogram) -> Iterator[None]:
-    """Observe the seconds the block takes (perf_counter: monotonic, sub-µs resolution)."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        histogram.observe(time.perf_counter() - start)
+class timed:  # lower case: used as a function, like contextlib's
+    """Observe the seconds the block takes (perf_counter: monotonic, sub-µs resolution). A
+    class rather than a generator: it times every Redis round trip of a decision, and
+    contextlib's machinery was four more Python calls each."""
+
+    __slots__ = ("_histogram", "_start")
+
+    def __init__(self, histogram: Histogram) -> None:
+        self._histogram = histogram
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exception: object) -> None:
+        BATCHES.observe(self._histogram, time.perf_counter() - self._start)
 
 
 def set_ruleset(version: str, previous: str | None = None) -> None:

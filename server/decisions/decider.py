@@ -21,7 +21,7 @@ from prometheus_client import Counter as MetricCounter
 from engine.errors import JourneymanError
 from journeyman.v1 import journeyman_pb2 as pb
 from server.core.coalescer import QUIET_S, Coalescer
-from server.core.metrics import BREAKER_OPEN, DECISIONS
+from server.core.metrics import BATCHES, BREAKER_OPEN, DECISIONS
 from server.decisions.active import ActiveRules
 from server.decisions.breaker import CircuitBreaker
 from server.decisions.journey_stats import JourneyStats
@@ -281,7 +281,7 @@ def _count_decision(answer: pb.Decision) -> None:
         counter = _DECISION_COUNTERS.get(key)
         if counter is None:  # labels() is a lookup under a lock: once per combination
             counter = _DECISION_COUNTERS[key] = DECISIONS.labels(*key)
-        counter.inc()
+        BATCHES.inc(counter)
 
 
 _DECISION_COUNTERS: dict[tuple[str, str, str], MetricCounter] = {}

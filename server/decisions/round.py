@@ -30,7 +30,7 @@ from engine.many import ManyDecisions, decide_many
 from engine.propensity import Propensities
 from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
-from server.core.metrics import CONFLICTS, KERNEL_SECONDS, ROUND_EVENTS
+from server.core.metrics import BATCHES, CONFLICTS, KERNEL_SECONDS, ROUND_EVENTS
 from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
@@ -129,7 +129,7 @@ class DecisionRound:
         and a slow Redis is still noticed. The events are decided in slices of CPU_SLICE_S
         with the event loop let through between them, so that a large batch delays no other
         call's replies (and their timeouts) by more than a slice."""
-        ROUND_EVENTS.observe(sum(map(len, lanes)))
+        BATCHES.observe(ROUND_EVENTS, sum(map(len, lanes)))
         for attempt in self._policy.attempts():
             await self._policy.pause(attempt)
             pending = [[i for i in lane if i not in outcomes] for lane in lanes]
@@ -258,7 +258,7 @@ class DecisionRound:
                 top_k=request.top_k, explain=request.explain,
                 dedupe_window=self._store.dedupe_window, propensities=propensities,
             )  # fmt: skip
-            KERNEL_SECONDS.observe(time.perf_counter() - started)
+            BATCHES.observe(KERNEL_SECONDS, time.perf_counter() - started)
             answer = decision_to_pb(
                 decision, active.tables, customer_id=event.customer_id, event_id=event.event_id,
                 decided_at_ms=applied_at_ms, degraded=False,
@@ -294,7 +294,7 @@ class DecisionRound:
         event = request.event
         started = time.perf_counter()
         decision, decided.state = together.decision(at, event)
-        KERNEL_SECONDS.observe(time.perf_counter() - started + together.kernel_s_per_event)
+        BATCHES.observe(KERNEL_SECONDS, time.perf_counter() - started + together.kernel_s_per_event)
         answer = decision_to_pb(
             decision, active.tables, customer_id=event.customer_id, event_id=event.event_id,
             decided_at_ms=before.applied_at_ms(request.timestamp_ms), degraded=False,

@@ -26,7 +26,7 @@ from server.api.auth import Token, TokenGate, parse_tokens
 from server.api.service import JourneyService
 from server.core.config import Settings
 from server.core.health import STORE_SERVICE
-from server.core.metrics import REDIS_UP
+from server.core.metrics import BATCHES, REDIS_UP
 from server.core.tasks import stop_task
 from server.decisions.decider import Decider
 from server.decisions.timers import TimerLoop
@@ -77,6 +77,7 @@ class Running:
         await self.server.stop(grace_s)
         await self.decider.drain()
         await self.store.close()
+        BATCHES.flush()  # a worker's last decisions into the files its supervisor reads
 
 
 async def create_server(

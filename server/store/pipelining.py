@@ -34,7 +34,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.core.coalescer import QUIET_S, Coalescer
-from server.core.metrics import REDIS_COMMANDS, REDIS_PIPELINES
+from server.core.metrics import BATCHES, REDIS_COMMANDS, REDIS_PIPELINES
 from server.store.waiting import Abandoned, SentAt
 
 # Queues a caller's commands on the shared pipeline; returns how many it queued.
@@ -132,8 +132,8 @@ class Pipeliner:
     async def _execute(self, pipe: Pipeline, counts: list[int]) -> list[list[Any] | _Raised]:
         self.pipelines_sent += 1
         self.commands_sent += len(pipe)
-        REDIS_PIPELINES.inc()
-        REDIS_COMMANDS.inc(len(pipe))
+        BATCHES.inc(REDIS_PIPELINES)
+        BATCHES.inc(REDIS_COMMANDS, len(pipe))
         self._sent_at = sent_at = SentAt.now()
         try:
             replies = await self._round_trip(pipe)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from server.core.metrics import STATE_CACHE_LOOKUPS
+from server.core.metrics import BATCHES, STATE_CACHE_LOOKUPS
 from server.store.record import Ring
 
 # What a writer made of a state's bytes, opaque here: (what it was decoded under, the result),
@@ -54,11 +54,11 @@ class StateCache:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
-            _MISS.inc()
+            BATCHES.inc(_MISS)
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        _HIT.inc()
+        BATCHES.inc(_HIT)
         return entry
 
     def put(

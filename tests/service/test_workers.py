@@ -17,6 +17,7 @@ import pytest
 
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from server.core.metric_batches import FLUSH_AFTER_S
 from tests.service.test_process import Served, _alive, _free_port, _start, _wait_until_serving
 
 pytestmark = pytest.mark.service
@@ -123,8 +124,14 @@ def test_the_metrics_page_adds_up_every_workers_decisions(
     _wait_for(lambda: len(_workers(two_workers)) == 2)
     assert _decide_all(two_workers, 12, "m") == ["consideration"] * 12
     url = f"http://127.0.0.1:{metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        page = response.read().decode()
     line = 'journeyman_decisions_total{journey="retail",outcome="stored",stage="consideration"}'
-    (value,) = [row.split()[-1] for row in page.splitlines() if row.startswith(line)]
-    assert float(value) == 12
+
+    def decisions() -> list[float]:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            page = response.read().decode()
+        return [float(row.split()[-1]) for row in page.splitlines() if row.startswith(line)]
+
+    # A worker adds its decisions to the files the supervisor reads at most FLUSH_AFTER_S later.
+    _wait_for(lambda: decisions() == [12.0])
+    time.sleep(5 * FLUSH_AFTER_S)
+    assert decisions() == [12.0]  # and no more
