@@ -27,6 +27,7 @@ under a prefix of this run's own, deleted at the end; the redis-server is stoppe
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import sys
@@ -38,6 +39,7 @@ from typing import Final
 
 import redis as sync_redis
 
+from benchmarks.calls import CallCounter, CallCounts
 from benchmarks.engine.timing import least_cpu_us
 from benchmarks.load.drive import retail_requests
 from benchmarks.load.service import RULES_DIR
@@ -67,6 +69,9 @@ RUN_NAME: Final = "parts"
 RETAIL = RULES_DIR / "retail.yaml"
 DEADLINE_S = 1.0  # a Decide call's deadline, as a caller's gRPC deadline gives it
 WARM_UP_EVENTS_PER_CUSTOMER = 20  # bounds the warm-up: by then every customer came by
+# One call at a time, a caller's next event comes a network round trip after the last answer,
+# so the decider serves it alone (after `server.core.coalescer.QUIET_S`); this pause does too.
+LONE_CALL_GAP_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Plan:
     round_trips: int = 3_000  # per timed run, per client
     repeats: int = 3
     measure_s: float = 25.0  # past this, each measurement left makes one timed run only
+    counted_events: int = 200  # whose calls are counted (`calls_per_event`)
     seed: int = 0
 
 
@@ -144,6 +150,20 @@ async def one_at_a_time_us(decider: Decider, events: Events, plan: Plan, until_s
     return await least_cpu_us(
         decide_each, lambda: events.validated(plan.events), plan.repeats, until_s=until_s
     )
+
+
+async def calls_per_event(decider: Decider, events: Events, count: int) -> CallCounts:
+    """The Python and C calls of validation and `Decider.decide` per event (`benchmarks.calls`),
+    one event at a time, each sent LONE_CALL_GAP_S after the last was answered, as a caller one
+    call at a time sends it: counted, not timed."""
+    counter = CallCounter()
+    for request in events.sent(count):
+        await asyncio.sleep(LONE_CALL_GAP_S)
+        with counter:
+            valid = decide_input(request, events.clock_ms(), events.settings)
+            outcome = await decider.decide(valid, DEADLINE_S)
+        _stored([outcome])
+    return counter.per_event(count)
 
 
 async def in_batches_us(decider: Decider, events: Events, plan: Plan, until_s: float) -> float:
@@ -328,10 +348,12 @@ async def _measure(
                 "batches": plan.batches,
                 "round_trips": plan.round_trips,
                 "repeats": plan.repeats,
+                "counted_events": plan.counted_events,
             },
             "redis_version": server.version,
             "round_trip_us": trips,
             "decide_us": await one_at_a_time_us(decider, events, plan, until_s),
+            "calls_per_event": await calls_per_event(decider, events, plan.counted_events),
             "decide_batch_us": await in_batches_us(decider, events, plan, until_s),
             "parts_us": await parts_us(at, events, plan, until_s),
             "seconds": round(time.perf_counter() - started_s, 1),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from benchmarks.calls import CallCounts
 from benchmarks.report import targets as t
 from benchmarks.report.markdown import shown
 from benchmarks.report.run_figures import DecisionPartsUs, PartsFigures, TransportFigures
@@ -425,6 +426,25 @@ def _wholes(get: Reader[PartsFigures]) -> list[Figure]:
     ]  # fmt: skip
 
 
+def _calls(get: Reader[PartsFigures]) -> list[Figure]:
+    """How much code a lone decision runs (`benchmarks.calls`), and the engine's share of it."""
+
+    def count(pick: Callable[[CallCounts], float]) -> float | None:
+        return get(lambda f: pick(f["calls_per_event"]))
+
+    python, c_calls = count(lambda c: c["python"]), count(lambda c: c["c"])
+    return [
+        Figure("Python function calls per event, one at a time: `Decider.decide` + validation "
+               "(counted, not timed)", python),
+        Figure("of them in the engine (code under engine/)", count(lambda c: c["engine_python"]),
+               "", python, "all of them"),
+        Figure("C function calls per event, the same (builtins, numpy, the compiled kernels)",
+               c_calls),
+        Figure("of them called from the engine", count(lambda c: c["engine_c"]), "", c_calls,
+               "all of them"),
+    ]  # fmt: skip
+
+
 def _parts(get: Reader[PartsFigures]) -> list[Figure]:
     def part(name: str, pick: Callable[[DecisionPartsUs], float]) -> Figure:
         return Figure(f"part: {name}", get(lambda f: pick(f["parts_us"])), "µs")
@@ -500,7 +520,12 @@ def _how(get: Reader[PartsFigures]) -> str:
         "key of its own (`benchmarks.redis.round_trip`). CPU of the process "
         "(`time.process_time`) per event or round trip, the least of "
         f"{shown(plan(lambda p: p['repeats']))} timed runs after an untimed one, the collector "
-        "paused. In a server: the same parts as the bare Decide of section "
+        "paused. Calls: the Python and C function calls of validation and `Decider.decide` on "
+        f"{shown(plan(lambda p: p['counted_events']))} more events one at a time, each sent 1 ms "
+        "after the last was answered as a lone caller sends it, counted with `sys.setprofile` "
+        "(`benchmarks.calls`): how much code a decision runs, the same on any host where its "
+        "CPU time moves with the neighbours. In a server: the same parts as the bare Decide of "
+        "section "
         f"{TRANSPORT_SECTION} (`benchmarks.load.bare`) runs them, one call at a time, each timed "
         "on its thread (`time.thread_time_ns` between them) over every call of its run, against "
         "the part alone in a loop; what its event loop's thread spends besides them is gRPC's "
@@ -516,6 +541,9 @@ def decision_parts(runs: Runs) -> Section:
         batch_floor(runs),
     ]  # fmt: skip
     transport = Reader(runs.figures.get("transport"))
-    figures = [*_round_trips(get), *_wholes(get), *_parts(get), *_in_a_server(get, transport)]
+    figures = [
+        *_round_trips(get), *_wholes(get), *_calls(get), *_parts(get),
+        *_in_a_server(get, transport),
+    ]  # fmt: skip
     return Section("Where a decision's CPU goes (issue 16)", _how(get), figures, after,
                    runs.errors_of(RUN))  # fmt: skip

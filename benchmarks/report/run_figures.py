@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from benchmarks.calls import CallCounts
 from benchmarks.engine.regret import RegretFigures
 
 if TYPE_CHECKING:
@@ -492,6 +493,7 @@ class PartsPlan(TypedDict):
     batches: int
     round_trips: int
     repeats: int
+    counted_events: NotRequired[int]  # absent in results written before calls were counted
 
 
 class PartsFigures(TypedDict):
@@ -503,6 +505,8 @@ class PartsFigures(TypedDict):
     redis_version: str
     round_trip_us: RoundTripCpu
     decide_us: float  # `Decider.decide`, one event at a time
+    # Its calls and validation's, per event (`benchmarks.calls`); absent in older results.
+    calls_per_event: NotRequired[CallCounts]
     decide_batch_us: float  # `Decider.decide_batch`, per event
     parts_us: DecisionPartsUs
     seconds: float

@@ -416,3 +416,25 @@ def test_section_1_shows_the_event_loops_thread_beside_the_echos() -> None:
     # The lone runs predate the loop thread's figure: shown as not measured, nothing breaks.
     lone = rows["the event loop's thread, CPU per call, one call at a time"]
     assert lone.measured == "—"
+
+
+def test_the_calls_of_a_lone_decision_are_shown_with_the_engines_share() -> None:
+    counted = dict(parts_figures())
+    counted["calls_per_event"] = {"python": 400.0, "c": 250.0, "engine_python": 50.0,
+                                  "engine_c": 100.0}  # fmt: skip
+    rows = all_rows(parts.decision_parts(Runs({"parts": counted})))
+    python = next(r for name, r in rows.items() if name.startswith("Python function calls"))
+    assert python.measured == shown(400.0)
+    engine = rows["of them in the engine (code under engine/)"]
+    assert (engine.measured, engine.ratio) == (shown(50.0), shown(50.0 / 400.0, "×"))
+    from_engine = rows["of them called from the engine"]
+    assert (from_engine.measured, from_engine.ratio) == (shown(100.0), shown(100.0 / 250.0, "×"))
+
+
+def test_results_from_before_calls_were_counted_show_them_unmeasured() -> None:
+    rows = all_rows(parts.decision_parts(Runs({"parts": parts_figures()})))
+    counted = [
+        r for name, r in rows.items() if "function calls" in name or name.startswith("of them")
+    ]
+    assert len(counted) == 4
+    assert {(r.measured, r.ratio) for r in counted} == {("—", "—")}
