@@ -5,9 +5,11 @@ One call at a time, a server runs each decision with cold caches, and what a par
 grows with how much code it touches (RESULTS.md section 14: the parts cost 2-9x in a server what
 they cost alone in a loop, every step alike). Timing that on a shared machine moves with its
 neighbours; counting calls barely does: the same code and events give the same count but for
-work an event loop's timers run inside or outside the count (the metrics' batched flush), so a
-change that trims the path shows as a smaller number on any host. A resumed coroutine or
-generator counts as a call (it runs its frame again), as the profiler reports it.
+work an event loop's timers run inside or outside the count (the batched flushes of the metrics
+and the journey statistics, counted when they land inside), so a change that trims the path
+shows as a smaller number on any host. Work moved into such a batch still counts its calls
+there: what batching saves, running them warm and together, only CPU time can show. A resumed
+coroutine or generator counts as a call (it runs its frame again), as the profiler reports it.
 """
 
 from __future__ import annotations
