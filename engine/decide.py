@@ -160,9 +160,10 @@ def journey_outcome(
     journey statistics read: time in the previous stage, the previous event, signals fired."""
     offset = journey.rules.friction_offset
     floats = state.floats
-    top_signals = tuple([
-        SignalScore(journey.signal_ids[i], float(floats[offset + i])) for i in strongest
-    ])  # fmt: skip
+    # Lists, not generators, where a decision builds a tuple: a generator is resumed per item.
+    top_signals = tuple(
+        [SignalScore(journey.signal_ids[i], float(floats[offset + i])) for i in strongest]
+    )
     changed = transition != codes.NO_TRANSITION
     entered_ms = last_event_ms = 0
     fired: tuple[str, ...] = ()
@@ -201,11 +202,13 @@ def _fired_signals(
     factor = decay_factor(rules, before.ints, int(after.ints[codes.INT_FRICTION_AT_MS]))
     old = before.floats[rules.friction_offset : rules.friction_offset + n_signals].tolist()
     weights = rules.signal_weight.tolist()
-    return tuple([
-        journey.signal_ids[i]
-        for i in range(n_signals)
-        if new[i] - old[i] * factor > 0.5 * weights[i]
-    ])  # fmt: skip
+    return tuple(
+        [
+            journey.signal_ids[i]
+            for i in range(n_signals)
+            if new[i] - old[i] * factor > 0.5 * weights[i]
+        ]
+    )
 
 
 def _checked_copy(journey: CompiledJourney, current: JourneyState) -> JourneyState:
@@ -260,7 +263,7 @@ def decide(
         actions=tuple([_offered(ruleset, c, event) for c in offered]),
         held_out=tuple(
             [ruleset.journeys[c.journey].action_ids[c.action] for c in chosen if c.held_out]
-        ),  # fmt: skip
+        ),
         excluded=(
             exclusions(
                 ruleset,

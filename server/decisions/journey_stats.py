@@ -76,7 +76,10 @@ class JourneyStats:
         """Count the decisions kept since the last write (`count_decision`)."""
         decided, self._decided = self._decided, []
         for answer, exposures, is_new, outcomes, touchpoint in decided:
-            self._count_decision(answer, exposures, is_new, outcomes, touchpoint)
+            try:
+                self._count_decision(answer, exposures, is_new, outcomes, touchpoint)
+            except Exception:  # a bug in counting one must not lose the others' counts
+                log.exception("journey statistics: decision %s not counted", answer.event_id)
 
     def _count_decision(
         self,
@@ -173,10 +176,7 @@ class JourneyStats:
             await asyncio.sleep(FLUSH_S)
         finally:
             # Also when cancelled (shutdown): what was counted is written, not dropped.
-            try:
-                self._count_decided()
-            except Exception:  # a bug in counting must not stop the counts of the others
-                log.exception("journey statistics: a decision could not be counted")
+            self._count_decided()
             increments, self._counted = self._counted, Counter()
             self._writer = None
             try:

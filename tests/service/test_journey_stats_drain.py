@@ -55,3 +55,21 @@ async def test_drain_returns_once_every_write_is_stored_one_already_out_included
 
     assert not _still_running()  # the store may be closed now
     assert await _counts(store, raw_client, now_ms) == [1 + counted_while_out]
+
+
+async def test_a_decision_that_cannot_be_counted_is_logged_and_the_others_are_written(
+    store: Store, raw_client: RedisClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    now_ms = int(time.time() * 1000)
+    stats = JourneyStats(store, clock_ms=lambda: now_ms)
+    _a_new_customer(stats, now_ms)
+    bad = pb.JourneyStage(journey="Not A Journey", stage="awareness")  # no key can be named so
+    stats.count_decision(
+        pb.Decision(event_id="bad-1", decided_at_ms=now_ms, journeys=[bad]), [], is_new=True
+    )
+    _a_new_customer(stats, now_ms)
+
+    await stats.drain()
+
+    assert await _counts(store, raw_client, now_ms) == [2]
+    assert "decision bad-1 not counted" in caplog.text
