@@ -39,32 +39,33 @@ class MetricBatches:
     def __init__(self, flush_after_s: float = FLUSH_AFTER_S) -> None:
         self._flush_after_s = flush_after_s
         self._pending: list[tuple[Callable[[float], None], float, bool]] = []
-        self._scheduled = False  # a flush is due on the event loop (its thread only)
+        # The event loop a flush is due on, None when none is: a loop closed before its flush
+        # (a tool that runs several) is not waited for by the next one.
+        self._due_on: asyncio.AbstractEventLoop | None = None
         self._flushing = threading.Lock()  # the loop's flush and a scrape's, one at a time
 
     def inc(self, counter: _Incremented, amount: float = 1) -> None:
         """`counter.inc(amount)`, in the next flush."""
         self._pending.append((counter.inc, amount, True))
-        if not self._scheduled:
-            self._schedule()
+        self._flush_later()
 
     def observe(self, histogram: _Observed, amount: float) -> None:
         """`histogram.observe(amount)`, in the next flush."""
         self._pending.append((histogram.observe, amount, False))
-        if not self._scheduled:
-            self._schedule()
+        self._flush_later()
 
-    def _schedule(self) -> None:
+    def _flush_later(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on an event loop (a tool, a test): no later to wait for
             self.flush()
             return
-        self._scheduled = True
-        loop.call_later(self._flush_after_s, self._scheduled_flush)
+        if self._due_on is not loop:
+            self._due_on = loop
+            loop.call_later(self._flush_after_s, self._scheduled_flush)
 
     def _scheduled_flush(self) -> None:
-        self._scheduled = False
+        self._due_on = None
         self.flush()
 
     def flush(self) -> None:

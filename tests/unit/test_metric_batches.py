@@ -93,3 +93,20 @@ def test_flushes_from_another_thread_neither_lose_nor_double_a_touch() -> None:
         scraper.join()
     assert registry.get_sample_value("jm_test_events_total") == touches
     assert registry.get_sample_value("jm_test_seconds_count") == touches
+
+
+def test_a_loop_closed_before_its_flush_does_not_hold_up_the_next_loops() -> None:
+    batches = MetricBatches(flush_after_s=0.05)
+    registry = CollectorRegistry()  # no FlushFirst: only the loops' flushes count here
+    counter = Counter("jm_test_two_loops", "events", registry=registry)
+
+    async def touch_and_leave() -> None:
+        batches.inc(counter)  # its flush was due on this loop, which closes first
+
+    async def touch_and_wait() -> None:
+        batches.inc(counter)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(touch_and_leave())
+    asyncio.run(touch_and_wait())
+    assert registry.get_sample_value("jm_test_two_loops_total") == 2.0
