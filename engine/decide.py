@@ -127,6 +127,15 @@ def event_features(
     return _encode_values(event_codes, ruleset.property_index, properties, strings)
 
 
+def customer_trait_features(ruleset: Ruleset, state: CustomerState) -> Features:
+    """`trait_features` of the customer's traits: the view the decision that made `state` kept
+    (`CustomerState.trait_view`), when it was made under this ruleset."""
+    kept = state.trait_view
+    if kept is not None and kept[0] == ruleset.version:
+        return kept[1]
+    return trait_features(ruleset, state.traits)
+
+
 def trait_features(ruleset: Ruleset, traits: Mapping[str, PropertyValue]) -> Features:
     """The customer's traits as the kernels read them; a date trait also as its ms."""
     if ruleset.date_traits:
@@ -282,7 +291,8 @@ def decide(
         conversions=run.conversions,
     )
     recent = (*state.recent_event_ids, event_hash)[-window:]
-    return decision, CustomerState(run.journeys, state.traits, recent)
+    after = CustomerState(run.journeys, state.traits, recent, (ruleset.version, run.trait_view))
+    return decision, after
 
 
 class _Run(NamedTuple):
@@ -291,6 +301,7 @@ class _Run(NamedTuple):
     outputs: list[KernelOutput]
     candidates: list[_Ranked]  # every journey's ranked actions, best first
     conversions: tuple[Conversion, ...]
+    trait_view: Features  # the customer's traits as the kernels read them
 
 
 def _run_journeys(
@@ -306,7 +317,7 @@ def _run_journeys(
     propensities, event_seed = learned
     offsets = time_zone_offsets(ruleset, state.traits, now_ms) if ruleset.time_zones else None
     event_view = event_features(ruleset, event, offsets)
-    trait_view = trait_features(ruleset, state.traits)
+    trait_view = customer_trait_features(ruleset, state)
     seed = np.uint64(customer_hash(event.customer_id))
     journeys: dict[str, JourneyState] = dict(state.journeys)
     outcomes: list[JourneyOutcome] = []
@@ -339,7 +350,7 @@ def _run_journeys(
             candidates.append(_Ranked(float(out.scores[action]), index, action, held_out))
     if len(ruleset.journeys) > 1:
         candidates.sort(key=lambda c: -c.score)  # stable: journey order, then rank, on ties
-    return _Run(journeys, tuple(outcomes), outputs, candidates, tuple(conversions))
+    return _Run(journeys, tuple(outcomes), outputs, candidates, tuple(conversions), trait_view)
 
 
 def _remember_stage(

@@ -26,11 +26,11 @@ import numpy.typing as npt
 from engine.compile import CompiledJourney, Ruleset
 from engine.content import variant_of
 from engine.decide import (
+    customer_trait_features,
     duplicate_decision,
     journey_outcome,
     offered_action,
     time_zone_offsets,
-    trait_features,
 )
 from engine.decision import Conversion, Decision, Exposure, JourneyOutcome, OfferedAction
 from engine.event import Event
@@ -199,7 +199,7 @@ def _customers(
         if state is None:
             continue
         if state.traits:
-            features = trait_features(ruleset, state.traits)
+            features = customer_trait_features(ruleset, state)
             trait_kind[c], trait_num[c], trait_code[c] = features.kind, features.num, features.code
         remembered = state.recent_event_ids[-window:]
         recent[c, : len(remembered)] = remembered
@@ -323,7 +323,9 @@ class ManyDecisions:
                 customers.ints[j][c].copy(), customers.floats[j][c].copy()
             )
         recent = tuple(customers.recent[c, : customers.n_recent[c]].tolist())
-        return CustomerState(journeys, before.traits if before is not None else {}, recent)
+        if before is None:
+            return CustomerState(journeys, {}, recent)
+        return CustomerState(journeys, before.traits, recent, before.trait_view)
 
     def state_at(self, i: int) -> CustomerState:
         """The state of event `i`'s customer after their last event in the batch."""

@@ -19,8 +19,8 @@ replay per variant, the variants' order rotated every round, so that a busy mome
 machine weighs on each alike, the collector paused throughout; the fastest replay's µs per event
 of each (the least disturbed by other work, as `timeit` advises), its ratio to the base's, and
 the median. Also the msgpack state (`engine.codec.encode_state`) of each customer after the
-warm-up replay, `trait_features` alone (where `until:` dates are parsed, on every decision), and
-`decide_many()` events per second on the same events for the base and all three.
+warm-up replay, `trait_features` alone (where `until:` dates are parsed, once per change of
+the traits), and `decide_many()` events per second on the same events for the base and all three.
 
     python -m benchmarks.engine.conditions_cost [--quick] [--json] [--into-results]
 

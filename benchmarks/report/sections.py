@@ -959,7 +959,7 @@ def _conditions_figures(conditions: ConditionsCostFigures) -> list[Figure]:
         Figure(f"decide() per event, trial journey, {CONDITION_VARIANTS[BASE]}",
                base["us_per_event"], "µs"),
         *decide_us,
-        Figure("the traits' features per decision (`trait_features` alone), + `until:`",
+        Figure("the traits' features, once per change (`trait_features` alone), + `until:`",
                variants["until"]["traits_us"], "µs", base["traits_us"], BASE),
         Figure("encoded state per customer (`encode_state`), mean, all three",
                all_three["state_bytes_mean"], "B", base["state_bytes_mean"], BASE),
@@ -992,8 +992,9 @@ def _conditions_work(conditions: ConditionsCostFigures) -> str:
         "each event of that type, the time since it put in the kernel's context on every "
         f"decision. `until:`: {us('until')}, of which `trait_features` alone (timed on its own, "
         f"warm, over the same customers' traits) {traits}: there the date trait is parsed from "
-        "its ISO text and the traits merged into a new mapping on every decision, whatever the "
-        "event; it keeps no state (the mean differs by "
+        "its ISO text and the traits merged into a new mapping, on the first decision after the "
+        "traits change or the state is read from Redis (decide() keeps what it made with the "
+        "state it returns, for the next); it keeps no stored state (the mean differs by "
         f"{state('until')}: its decisions offered otherwise). The contact policy: "
         f"{us('contact')}, {state('contact')} of state: for each ranked action on a limited "
         "channel, the offers its limits remember are counted (1 and 3 slots here), and an offer "

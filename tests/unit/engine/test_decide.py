@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from engine.decide import decide
+from engine.codec import decode_state, encode_state
+from engine.decide import decide, trait_features
+from engine.decision import Decision
 from engine.kernels import codes
 from engine.state import new_state
 from tests.rulesets import RULES_DIR, T0_MS, event, from_text, retail
@@ -135,3 +138,48 @@ def test_several_journeys_each_keep_a_stage_and_rank_their_actions_together() ->
     ]
     assert decision.action_ids == ("support_tip", "onboarding_tip")
     assert [a.journey for a in decision.actions] == ["support", "onboarding"]
+
+
+def _vip_boosted(decision: Decision) -> bool:
+    """Whether free_shipping (priority 50) had the vip segment's boost (+20): a gold tier's."""
+    (score,) = [a.score for a in decision.actions if a.action == "free_shipping"]
+    return score == 70.0
+
+
+def test_the_next_decision_reads_the_traits_the_customer_has_now() -> None:
+    # decide() keeps the traits as the kernels read them with the state it returns; a trait
+    # changed since must not be answered from that kept view.
+    basic = new_state(retail()).with_traits({"tier": "basic"})
+    _, after = decide(retail(), basic, event("page_view", event_id="a"), T0_MS)
+    assert after.trait_view is not None
+    now_gold = after.with_traits({"tier": "gold"})
+    decision, _ = decide(retail(), now_gold, event("add_to_cart", event_id="b"), T0_MS + MINUTE_MS)
+    still_basic, _ = decide(retail(), after, event("add_to_cart", event_id="b"), T0_MS + MINUTE_MS)
+    assert _vip_boosted(decision) and not _vip_boosted(still_basic)
+
+
+def test_a_kept_traits_view_is_used_only_under_the_ruleset_it_was_made_for() -> None:
+    gold = new_state(retail()).with_traits({"tier": "gold"})
+    _, after = decide(retail(), gold, event("page_view", event_id="a"), T0_MS)
+    assert after.trait_view is not None and after.trait_view[0] == retail().version
+    kept = trait_features(retail(), {"tier": "gold"})
+    for made, expected in zip(after.trait_view[1], kept, strict=True):
+        np.testing.assert_array_equal(made, expected)
+    # A view of other traits, as if made under another ruleset: ignored. Under this one: read
+    # (so the decisions above came from the kept view, not from the traits again).
+    wrong = trait_features(retail(), {"tier": "basic"})
+    cart = event("add_to_cart", event_id="b")
+    elsewhere = replace(after, trait_view=("another@1#000000000000", wrong))
+    here = replace(after, trait_view=(retail().version, wrong))
+    assert _vip_boosted(decide(retail(), elsewhere, cart, T0_MS + MINUTE_MS)[0])
+    assert not _vip_boosted(decide(retail(), here, cart, T0_MS + MINUTE_MS)[0])
+
+
+def test_the_kept_traits_view_is_neither_stored_nor_compared() -> None:
+    _, after = decide(
+        retail(), new_state(retail()).with_traits({"tier": "gold"}), event("page_view"), T0_MS
+    )
+    decoded = decode_state(encode_state(retail(), after), retail())
+    assert decoded.trait_view is None and after.trait_view is not None
+    assert decoded.traits == after.traits
+    assert replace(after, trait_view=None) == after
