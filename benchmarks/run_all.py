@@ -35,7 +35,7 @@ from typing import Any, cast
 from benchmarks import ROOT
 from benchmarks.engine.regret import RegretFigures
 from benchmarks.load import bare as bare_decide
-from benchmarks.load.drive import Plan, Result
+from benchmarks.load.drive import Plan, Result, pooled
 from benchmarks.load.drive import run as drive
 from benchmarks.load.service import Running, bare, echo, free_port, journeyman, scrape
 from benchmarks.report import targets
@@ -73,6 +73,10 @@ VERSIONS = (
 )
 STOP_GRACE_S = 25.0  # an overrun run's time to stop its servers after SIGTERM
 MIN_RUN_S = 10.0  # with less than this left of the session's budget, a run is not started
+# One call at a time, the echo, Decide and the bare Decide take turns (`_in_turns`): rounds of
+# each, the first after a warm-up, the others after a short one (the servers are warm by then).
+LOCKSTEP_ROUNDS = 3
+LOCKSTEP_REWARM_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -146,32 +150,44 @@ def _drive(server: Running, plan: Plan, customers: int = 1000, *, spread: bool =
     return asyncio.run(drive(server.address, plan, customers, server_pid=server.pid, spread=spread))
 
 
+def _in_turns(servers: Sequence[Running], sizes: Sizes) -> list[Result]:
+    """One call at a time against each of `servers`, in turns: LOCKSTEP_ROUNDS rounds of
+    lockstep_s / LOCKSTEP_ROUNDS each, one server after the other, each server's runs pooled
+    (`drive.pooled`). Its figures are ratios to the echo's: measured in turns, a busy moment of
+    the machine weighs on each alike (one after the other, the same code's ratio moved by
+    15 % from one `make bench` to the next)."""
+    runs: list[list[Result]] = [[] for _ in servers]
+    for round_ in range(LOCKSTEP_ROUNDS):
+        warmup_s = sizes.warmup_s / 2 if round_ == 0 else LOCKSTEP_REWARM_S
+        plan = Plan("unary", 1, None, 1, warmup_s, sizes.lockstep_s / LOCKSTEP_ROUNDS)
+        for server, results in zip(servers, runs, strict=True):
+            results.append(_drive(server, plan))
+    return [pooled(results) for results in runs]
+
+
 def measure_transport(sizes: Sizes) -> TransportFigures:
     """Echo and Decide, unary: closed loops, open loops at half Decide's rate, Redis work per
     event from /metrics (at concurrency 64 and one call at a time), `--workers 2`, and a bare
     Decide one call at a time (`benchmarks.load.bare`)."""
     closed = Plan("unary", sizes.concurrency, None, 1, sizes.warmup_s, sizes.closed_s)
-    lockstep = Plan("unary", 1, None, 1, sizes.warmup_s / 2, sizes.lockstep_s)
-    with echo() as server:
-        echo_unary = _drive(server, closed)
-        echo_lockstep = _drive(server, lockstep)
     metrics_port = free_port()
-    with journeyman(metrics_port=metrics_port) as server:
+    with echo() as echo_server, journeyman(metrics_port=metrics_port) as server:
+        echo_unary = _drive(echo_server, closed)
         before = scrape(metrics_port)
         decide_unary = _drive(server, closed)
         after = scrape(metrics_port)
         half = decide_unary["rate"] / 2
         half_open = replace(closed, rate=half, warmup_s=sizes.warmup_s / 2, duration_s=sizes.open_s)
         decide_open = _drive(server, half_open)
-        alone = scrape(metrics_port)
-        decide_lockstep = _drive(server, lockstep)
-        alone_after = scrape(metrics_port)
-    with bare() as server:
-        bare_lockstep = _drive(server, lockstep)
-        # Its calls up to its last write of them, at most WRITE_EVERY_S before the run ended.
-        bare_parts = bare_decide.read_part_cpu(server.folder / "data")
-    with echo() as server:
-        echo_open = _drive(server, half_open)
+        with bare() as bare_server:
+            alone = scrape(metrics_port)
+            echo_lockstep, decide_lockstep, bare_lockstep = _in_turns(
+                (echo_server, server, bare_server), sizes
+            )
+            alone_after = scrape(metrics_port)
+            # Its calls up to its last write of them, at most WRITE_EVERY_S before the run ended.
+            bare_parts = bare_decide.read_part_cpu(bare_server.folder / "data")
+        echo_open = _drive(echo_server, half_open)
     with journeyman(workers="2") as server:
         workers = _drive(server, closed, spread=True)  # else one connection: one worker
     return {
@@ -181,6 +197,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
             "closed_s": sizes.closed_s,
             "open_s": sizes.open_s,
             "lockstep_s": sizes.lockstep_s,
+            "lockstep_rounds": LOCKSTEP_ROUNDS,
         },
         "echo_unary": echo_unary,
         "echo_lockstep": echo_lockstep,

@@ -22,13 +22,14 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 import grpc
 
@@ -389,6 +390,46 @@ def summarise(target: str, plan: Plan, recorder: Recorder, begin: CpuMark, end: 
         server_cpu_us_per_call=sum(by_process.values()) if by_process else None,
         server_cpu_by_process_us_per_call=by_process,
         server_loop_cpu_us_per_call=_server_loop_cpu_per_call(begin, end, calls),
+    )  # fmt: skip
+
+
+def pooled(results: Sequence[Result]) -> Result:
+    """Runs of one plan against one target, taken in turns with runs against others, as one
+    run: their calls, time and CPU added up (CPU per call over all their calls), and each
+    latency percentile the median of the runs' (the runs' latencies are not kept)."""
+    first = results[0]
+    calls = sum(r["calls"] for r in results)
+    duration_s = sum(r["duration_s"] for r in results)
+    events = sum(r["events"] for r in results)
+
+    def per_call(value: Callable[[Result], float | None]) -> float | None:
+        values = [(value(r), r["calls"]) for r in results]
+        if not calls or any(v is None for v, _ in values):
+            return None
+        return sum(cast(float, v) * n for v, n in values) / calls
+
+    errors: Counter[str] = Counter()
+    for result in results:
+        errors.update(result["errors"])
+    processes = {name for r in results for name in r["server_cpu_by_process_us_per_call"]}
+    client_us = per_call(lambda r: r["client_cpu_us_per_call"])
+    return Result(
+        target=first["target"], mode=first["mode"], concurrency=first["concurrency"],
+        rate_target=first["rate_target"], duration_s=round(duration_s, 3), calls=calls,
+        rate=calls / duration_s if duration_s else 0.0, events=events,
+        events_per_s=events / duration_s if duration_s else 0.0,
+        degraded=sum(r["degraded"] for r in results),
+        latency_us={q: statistics.median(r["latency_us"][q] for r in results)
+                    for q in first["latency_us"]},
+        errors=dict(errors),
+        client_cpu_us_per_call=math.nan if client_us is None else client_us,
+        server_cpu_us_per_call=per_call(lambda r: r["server_cpu_us_per_call"]),
+        server_cpu_by_process_us_per_call={
+            name: sum(r["server_cpu_by_process_us_per_call"].get(name, 0.0) * r["calls"]
+                      for r in results) / calls
+            for name in processes
+        } if calls else {},
+        server_loop_cpu_us_per_call=per_call(lambda r: r.get("server_loop_cpu_us_per_call")),
     )  # fmt: skip
 
 

@@ -39,6 +39,9 @@ class TransportPlan(TypedDict):
     closed_s: float
     open_s: float
     lockstep_s: float
+    # One call at a time, the echo, Decide and the bare Decide took turns in this many rounds;
+    # absent in results written when they ran one after the other.
+    lockstep_rounds: NotRequired[int]
 
 
 class TransportFigures(TypedDict):

@@ -164,7 +164,7 @@ def transport(runs: Runs) -> Section:
         f"closed-loop rate for {_setting(plan, 'open_s')} s, latency from each call's "
         "scheduled start; CPU from /proc of each server's process tree, and apart of its event "
         "loop's thread (each server process's main thread, which runs all of its Python; gRPC's "
-        "C core runs on threads of its own). The echo runs as one "
+        f"C core runs on threads of its own). {_lockstep_how(plan)} The echo runs as one "
         "process in both rows. For `--workers 2` each of the driver's channels has a connection "
         "of its own (gRPC otherwise shares one among the channels to one address, and a "
         "connection reaches one worker); the other rows share one, as the echo's do. The bare "
@@ -178,6 +178,20 @@ def transport(runs: Runs) -> Section:
     )
     return Section("Transport: Decide against the echo ceiling, unary", how, figures,
                    errors=runs.errors_of("transport"))  # fmt: skip
+
+
+def _lockstep_how(plan: Mapping[str, object] | None) -> str:
+    """How the runs one call at a time were taken: in turns (LOCKSTEP_ROUNDS), or one after
+    the other in results written before."""
+    if plan is None or plan.get("lockstep_rounds") is None:
+        return f"One call at a time: {_setting(plan, 'lockstep_s')} s each, one after the other."
+    return (
+        f"One call at a time, the echo, Decide and the bare Decide take turns, all three up: "
+        f"{_setting(plan, 'lockstep_rounds')} rounds of one run each, "
+        f"{_setting(plan, 'lockstep_s')} s in all per server (a busy moment of the machine "
+        "weighs on each alike); each server's runs pooled: CPU per call over all of its calls, "
+        "each latency percentile the median of its runs'."
+    )
 
 
 def streaming(runs: Runs) -> Section:

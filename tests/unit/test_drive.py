@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.load.drive import Plan, percentile, retail_requests, run
+from benchmarks.load.drive import Plan, Result, percentile, pooled, retail_requests, run
 from benchmarks.load.echo import start_echo
 
 
@@ -112,3 +112,39 @@ async def test_spread_channels_each_open_a_connection_of_their_own(
         await server.stop(grace=None)
     assert result["errors"] == {} and result["calls"] > 0
     assert len(peers) == connections
+
+
+def _run_result(calls: int, p50_us: float, server_us: float, loop_us: float | None) -> Result:
+    return Result(
+        target="127.0.0.1:1", mode="unary", concurrency=1, rate_target=None, duration_s=1.0,
+        calls=calls, rate=float(calls), events=calls, events_per_s=float(calls), degraded=1,
+        latency_us={"p50": p50_us, "p99": 3 * p50_us}, errors={"UNAVAILABLE": 1},
+        client_cpu_us_per_call=100.0, server_cpu_us_per_call=server_us,
+        server_cpu_by_process_us_per_call={"journeyman": server_us - 10, "redis-server": 10.0},
+        server_loop_cpu_us_per_call=loop_us,
+    )  # fmt: skip
+
+
+def test_runs_taken_in_turns_pool_their_calls_cpu_and_latency() -> None:
+    runs = [
+        _run_result(100, 500.0, 200.0, 150.0),
+        _run_result(300, 900.0, 400.0, 250.0),
+        _run_result(100, 700.0, 300.0, 200.0),
+    ]
+    one = pooled(runs)
+    assert (one["calls"], one["events"], one["degraded"], one["duration_s"]) == (500, 500, 3, 3.0)
+    assert one["rate"] == 500 / 3.0
+    # CPU per call over all the calls: (100 * 200 + 300 * 400 + 100 * 300) / 500.
+    assert one["server_cpu_us_per_call"] == 340.0
+    assert one["server_cpu_by_process_us_per_call"] == {"journeyman": 330.0, "redis-server": 10.0}
+    assert one["server_loop_cpu_us_per_call"] == 220.0
+    assert one["client_cpu_us_per_call"] == 100.0
+    # Each percentile the median of the runs': not weighted by calls.
+    assert one["latency_us"] == {"p50": 700.0, "p99": 2100.0}
+    assert one["errors"] == {"UNAVAILABLE": 3}
+
+
+def test_cpu_a_run_did_not_measure_is_not_measured_pooled() -> None:
+    one = pooled([_run_result(100, 500.0, 200.0, None), _run_result(100, 500.0, 200.0, 150.0)])
+    assert one["server_loop_cpu_us_per_call"] is None
+    assert one["server_cpu_us_per_call"] == 200.0

@@ -382,3 +382,13 @@ def test_goals_that_add_a_round_trip_miss_their_target() -> None:
     rows = judged_rows(sections.goals(Runs({"goals": goals_figures(round_trips_with_goals=300)})))
     round_trips = rows["round trips per event, one call at a time"]
     assert (round_trips.judged, round_trips.verdict[:8]) == ("1.5×", "not met:")
+
+
+def test_transport_says_whether_the_runs_one_call_at_a_time_took_turns() -> None:
+    figures = transport_figures(1500.0, 1500.0)
+    figures["plan"] = {**figures["plan"], "lockstep_s": 3.0, "lockstep_rounds": 3}
+    how = sections.transport(Runs({"transport": figures})).how
+    assert "take turns, all three up: 3 rounds of one run each, 3 s in all per server" in how
+    del figures["plan"]["lockstep_rounds"]  # results written before they took turns
+    how = sections.transport(Runs({"transport": figures})).how
+    assert "One call at a time: 3 s each, one after the other." in how
