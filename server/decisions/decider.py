@@ -216,9 +216,12 @@ class Decider:
             judge = asyncio.get_running_loop().call_later(
                 budget_s, lambda: held.append(self._not_stored_in_time())
             )
+        deadline = None if budget_s is None else started + budget_s
         try:
             async with asyncio.timeout(budget_s):
-                failure = await self._round.decide(requests, active, outcomes, wanted)
+                failure = await self._round.decide(
+                    requests, active, outcomes, wanted, deadline=deadline
+                )
         except TimeoutError:
             failure = None  # the caller's deadline, not a Redis failure: not for the breaker
             left: Degraded | Busy = held[0] if held else self._not_stored_in_time()

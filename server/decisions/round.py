@@ -4,7 +4,8 @@ Each customer's events form a lane, decided in order on the state the last one l
 lane's load goes in one Redis round trip (none for the customers in the store's state cache),
 the decisions are made, every commit goes in another; a lane whose compare-and-set met a
 concurrent update goes round again, under the retry policy.
-A large batch goes in parts of EVENTS_PER_PART events, each stored before the next is decided.
+A large batch goes in parts of at most EVENTS_PER_PART events (fewer when its caller's time left
+would not store that many), each stored before the next is decided.
 The round fills in the outcome of every event it stored (or answered from the decision ring);
 what it could not store is for the caller (`server.decisions.decider`) to answer.
 """
@@ -16,7 +17,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -54,6 +55,16 @@ Outcome = pb.Decision | JourneymanError
 # deadline comes, what was stored is answered so, and a caller who sends the rest again makes
 # progress instead of starting over.
 EVENTS_PER_PART = 500
+# With a deadline, a part is also no larger than what this share of the caller's time left
+# stores at the rate measured on earlier parts: on a busy or slow host a part of 500 can take
+# longer than a caller's whole budget, and was then never stored however often it was sent.
+# Never fewer than MIN_EVENTS_PER_PART: a part's round trips cost the same whatever its size.
+PART_SHARE_OF_TIME_LEFT = 0.25
+MIN_EVENTS_PER_PART = 16
+# The rate is measured on parts of at least this many events (a small part's round trips
+# would read as a high cost per event), and follows the latest parts (this weight each).
+MEASURED_FROM_EVENTS = 64
+RATE_WEIGHT = 0.3
 # Decisions made between two turns of the event loop: short enough that the replies of other
 # calls (and the timers of their Redis budgets) wait no longer than this for a large batch.
 CPU_SLICE_S = 0.005
@@ -89,6 +100,7 @@ class DecisionRound:
         self._learned_rates = learned_rates
         self._policy = policy
         self._refusal_said_at = -math.inf
+        self._s_per_event: float | None = None  # a part's time per event, measured (see above)
 
     async def decide(
         self,
@@ -96,19 +108,48 @@ class DecisionRound:
         active: ActiveRules,
         outcomes: dict[int, Outcome],
         wanted: Callable[[int], bool],
+        *,
+        deadline: float | None = None,
     ) -> Degraded | None:
         """Decide and store `requests`, filling `outcomes`; returns why Redis failed (the
         events left without an outcome were not stored), None if it did not. An event whose
         caller stopped waiting (`wanted(index)` false) is not written, nor are that customer's
-        later events in the batch."""
+        later events in the batch. `deadline` (`time.monotonic()`): when the caller stops
+        waiting, which the parts of a large batch are sized by (`part_events`)."""
         lanes: dict[tuple[str, bool], list[int]] = {}
         for index, request in enumerate(requests):
             lanes.setdefault((request.event.customer_id, request.anonymous), []).append(index)
-        for part in _parts(list(lanes.values()), EVENTS_PER_PART):
+        if len(lanes) == 1:  # one customer (a lone call): one part, nothing to size
+            return await self._store_part(requests, list(lanes.values()), active, outcomes, wanted)
+        in_order = list(lanes.values())
+        first = 0
+        while first < len(in_order):
+            left_s = None if deadline is None else deadline - time.monotonic()
+            end = _part_end(in_order, first, self.part_events(left_s))
+            part, first = in_order[first:end], end
+            events = sum(map(len, part))
+            started = time.monotonic()
             failure = await self._store_part(requests, part, active, outcomes, wanted)
             if failure is not None:
                 return failure
+            if events >= MEASURED_FROM_EVENTS:
+                self._measured((time.monotonic() - started) / events)
         return None
+
+    def part_events(self, left_s: float | None) -> int:
+        """How many events the next part of a large batch holds when its caller has `left_s`
+        (None: no deadline): EVENTS_PER_PART, or fewer when PART_SHARE_OF_TIME_LEFT of the time
+        left stores fewer at the rate measured so far; never fewer than MIN_EVENTS_PER_PART."""
+        if left_s is None or self._s_per_event is None:
+            return EVENTS_PER_PART
+        fit = int(max(0.0, left_s) * PART_SHARE_OF_TIME_LEFT / self._s_per_event)
+        return max(MIN_EVENTS_PER_PART, min(EVENTS_PER_PART, fit))
+
+    def _measured(self, s_per_event: float) -> None:
+        if self._s_per_event is None:
+            self._s_per_event = s_per_event
+        else:
+            self._s_per_event += RATE_WEIGHT * (s_per_event - self._s_per_event)
 
     async def _store_part(
         self,
@@ -428,18 +469,15 @@ def _state(loaded: Loaded, active: ActiveRules) -> CustomerState:
     return decode_or_new(active.ruleset, loaded.state)
 
 
-def _parts(lanes: list[list[int]], events: int) -> Iterator[list[list[int]]]:
-    """`lanes` in consecutive parts of about `events` events each (a lane is never split)."""
-    part: list[list[int]] = []
+def _part_end(lanes: list[list[int]], first: int, events: int) -> int:
+    """Where the part of about `events` events that starts at lane `first` ends (a lane is
+    never split: a part holds at least one)."""
     size = 0
-    for lane in lanes:
-        part.append(lane)
-        size += len(lane)
+    for end in range(first, len(lanes)):
+        size += len(lanes[end])
         if size >= events:
-            yield part
-            part, size = [], 0
-    if part:
-        yield part
+            return end + 1
+    return len(lanes)
 
 
 def _to_load(requests: Sequence[DecideInput], lane: list[int]) -> ToLoad:

@@ -22,7 +22,13 @@ from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.learned_rates import LearnedRates
 from server.decisions.retry import RetryPolicy
-from server.decisions.round import EVENTS_PER_PART, DecisionRound, Outcome
+from server.decisions.round import (
+    EVENTS_PER_PART,
+    MIN_EVENTS_PER_PART,
+    PART_SHARE_OF_TIME_LEFT,
+    DecisionRound,
+    Outcome,
+)
 from server.protocol.convert import DecideInput, decide_input
 from server.protocol.errors import EventIdReused
 from server.rules.rulesource import load_ruleset
@@ -224,3 +230,46 @@ async def test_lanes_decided_together_answer_and_store_as_decided_one_by_one(
         ]
         states = [snapshot(decode_or_new(ACTIVE.ruleset, one.state)) for one in kept]
         assert states[0] == states[1], customer
+
+
+async def test_parts_are_sized_to_the_time_the_caller_has_left(
+    store: Store, stats: JourneyStats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    round_ = DecisionRound(store, stats, RetryPolicy(2), LearnedRates(store, _now_ms))
+    # Nothing measured yet: full parts, whatever the deadline.
+    assert round_.part_events(0.001) == round_.part_events(None) == EVENTS_PER_PART
+    started = time.monotonic()
+    learning = [_input(f"l{i}", f"learn-{i}", "product_view") for i in range(300)]
+    await _decide(round_, learning)
+    s_per_event = (time.monotonic() - started) / len(learning)  # an upper bound of the rate
+    assert round_.part_events(None) == EVENTS_PER_PART
+    assert round_.part_events(1_000.0) == EVENTS_PER_PART
+    assert round_.part_events(0.0) == round_.part_events(-1.0) == MIN_EVENTS_PER_PART
+    # Time for 400 events at the measured rate or faster: the share of it is a part.
+    left_s = 400 * s_per_event
+    assert MIN_EVENTS_PER_PART < round_.part_events(left_s) < EVENTS_PER_PART
+    assert round_.part_events(left_s) >= int(400 * PART_SHARE_OF_TIME_LEFT)
+
+    parts: list[int] = []
+    store_part = round_._store_part
+
+    async def spied(requests, lanes, *args):  # type: ignore[no-untyped-def]
+        parts.append(sum(map(len, lanes)))
+        return await store_part(requests, lanes, *args)
+
+    monkeypatch.setattr(round_, "_store_part", spied)
+    count = EVENTS_PER_PART + 100
+    requests = [_input(f"d{i}", f"deadline-{i}", "product_view") for i in range(count)]
+    outcomes: dict[int, Outcome] = {}
+    deadline = time.monotonic() + left_s
+    assert (
+        await round_.decide(requests, ACTIVE, outcomes, lambda i: True, deadline=deadline) is None
+    )
+    assert sum(parts) == count and len(outcomes) == count  # all stored: nothing cut them short
+    assert MIN_EVENTS_PER_PART <= parts[0] < EVENTS_PER_PART
+    assert all(size >= MIN_EVENTS_PER_PART for size in parts[:-1])
+    # Without a deadline: parts of EVENTS_PER_PART, as before.
+    parts.clear()
+    requests = [_input(f"n{i}", f"nodeadline-{i}", "product_view") for i in range(count)]
+    await _decide(round_, requests)
+    assert parts == [EVENTS_PER_PART, 100]
