@@ -241,14 +241,18 @@ async def test_parts_are_sized_to_the_time_the_caller_has_left(
     started = time.monotonic()
     learning = [_input(f"l{i}", f"learn-{i}", "product_view") for i in range(300)]
     await _decide(round_, learning)
-    s_per_event = (time.monotonic() - started) / len(learning)  # an upper bound of the rate
+    upper_s = (time.monotonic() - started) / len(learning)  # the whole round's, per event
     assert round_.part_events(None) == EVENTS_PER_PART
     assert round_.part_events(1_000.0) == EVENTS_PER_PART
     assert round_.part_events(0.0) == round_.part_events(-1.0) == MIN_EVENTS_PER_PART
-    # Time for 400 events at the measured rate or faster: the share of it is a part.
-    left_s = 400 * s_per_event
-    assert MIN_EVENTS_PER_PART < round_.part_events(left_s) < EVENTS_PER_PART
-    assert round_.part_events(left_s) >= int(400 * PART_SHARE_OF_TIME_LEFT)
+    # Time for 400 events at the whole round's rate: the share of it, or more (deciding is
+    # only a share of a round).
+    assert round_.part_events(400 * upper_s) >= int(400 * PART_SHARE_OF_TIME_LEFT)
+    # Less time left, smaller parts: a time left that gives parts of about 100.
+    sizes = {left_s: round_.part_events(left_s) for left_s in (upper_s * 2**k for k in range(12))}
+    assert list(sizes.values()) == sorted(sizes.values())
+    left_s = min(t for t, size in sizes.items() if size >= 100)
+    assert MIN_EVENTS_PER_PART < sizes[left_s] < EVENTS_PER_PART
 
     parts: list[int] = []
     store_part = round_._store_part
