@@ -104,7 +104,6 @@ class DecisionRound:
         # so other calls' work counts too), per event, measured (see above); its round trips to
         # Redis are left out: they cost the same whatever the part's size.
         self._s_per_event: float | None = None
-        self._deciding_s = 0.0  # the part being stored: its decisions' time so far
 
     async def decide(
         self,
@@ -131,13 +130,9 @@ class DecisionRound:
             left_s = None if deadline is None else deadline - time.monotonic()
             end = _part_end(in_order, first, self.part_events(left_s))
             part, first = in_order[first:end], end
-            events = sum(map(len, part))
-            self._deciding_s = 0.0
             failure = await self._store_part(requests, part, active, outcomes, wanted)
             if failure is not None:
                 return failure
-            if events >= MEASURED_FROM_EVENTS:
-                self._measured(self._deciding_s / events)
         return None
 
     def part_events(self, left_s: float | None) -> int:
@@ -182,11 +177,9 @@ class DecisionRound:
                 loaded = await self._store.load_many(
                     [_to_load(requests, lane) for lane in pending], from_cache=True
                 )
-                started = time.monotonic()
                 decided, commits = await self._decide_in_slices(
                     requests, pending, loaded, active, outcomes, wanted
                 )
-                self._deciding_s += time.monotonic() - started
                 results = iter(await self._store.commit_many(commits))
             except StoreRefused as error:
                 self._say_refused(error)
@@ -225,6 +218,7 @@ class DecisionRound:
         event each are decided together first, in one kernel call, when there are enough of
         them (`_Together`); the others one event after the other, with `decide()`."""
         decided, commits = [], []
+        started = time.perf_counter()
         together = _Together.of(requests, pending, loaded, active, wanted)
         if together is not None:
             together.decide(self._learned_rates.current(active.ruleset), self._store.dedupe_window)
@@ -248,6 +242,11 @@ class DecisionRound:
             if time.perf_counter() >= slice_ends:
                 await asyncio.sleep(0)
                 slice_ends = time.perf_counter() + CPU_SLICE_S
+        # Measured here, not around the part: rounds run concurrently (two DecideBatch calls),
+        # and the part's round trips are not part of the rate.
+        events = sum(map(len, pending))
+        if events >= MEASURED_FROM_EVENTS:
+            self._measured((time.perf_counter() - started) / events)
         return decided, commits
 
     def _answer_stored(
