@@ -190,7 +190,8 @@ def _lockstep_how(plan: Mapping[str, object] | None) -> str:
         f"{_setting(plan, 'lockstep_rounds')} rounds of one run each, "
         f"{_setting(plan, 'lockstep_s')} s in all per server (a busy moment of the machine "
         "weighs on each alike); each server's runs pooled: CPU per call over all of its calls, "
-        "each latency percentile the median of its runs'."
+        "each latency percentile the median of its runs'. The echo and journeyman stay up "
+        "through the closed and open loops too, each idle while the other is driven."
     )
 
 
