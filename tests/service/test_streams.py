@@ -232,18 +232,28 @@ async def test_an_event_id_reused_within_a_batch_for_another_event_is_refused_al
 
 
 async def test_a_streams_messages_sent_together_are_decided_together(service: Service) -> None:
-    """Messages are read ahead of the answers: those sent at once share the store's round trips
-    (one at a time, each of the 16 would make its own commit round trip at least)."""
+    """Messages are read ahead of the answers: those sent at once share the store's round trips,
+    so a stream of 16 events makes fewer of them than the same 16 sent one after another."""
     pipeliner = service.running.store.pipelining
     if pipeliner is None:
         pytest.skip("round trips are counted on the pipeline, which a cluster does not use")
-    requests = [_request(f"t{i}", f"together-{i}", "product_view") for i in range(16)]
-    before = pipeliner.pipelines_sent
 
+    def requests(name: str) -> list[pb.DecideRequest]:
+        return [_request(f"{name}-{i}", f"{name}-{i}", "product_view") for i in range(16)]
+
+    before = pipeliner.pipelines_sent
+    for request in requests("alone"):
+        await service.stub.Decide(request)
+    one_after_another = pipeliner.pipelines_sent - before
+
+    together = requests("together")
+    before = pipeliner.pipelines_sent
     stream = service.stub.DecideStream(
-        (pb.DecideStreamRequest(request=r) for r in requests), timeout=10
+        (pb.DecideStreamRequest(request=r) for r in together), timeout=10
     )
     answers = [response.decision async for response in stream]
 
-    assert [a.event_id for a in answers] == [r.event.event_id for r in requests]
-    assert pipeliner.pipelines_sent - before < len(requests)
+    assert [a.event_id for a in answers] == [r.event.event_id for r in together]
+    # The bound is measured, not fixed: how many round trips one decision makes is the store's
+    # business, and on a loaded host fewer messages arrive while a round is out.
+    assert pipeliner.pipelines_sent - before < one_after_another
