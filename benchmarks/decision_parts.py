@@ -14,7 +14,7 @@ redis-server of its own (`benchmarks.redis.ceiling.own_redis`, over its unix soc
 - **The parts**: the calls `server.decisions.round` makes for an event, each alone in a tight
   loop over events of the same shoppers on their cached states, with the arguments the round
   gives them (`Decided`): validation, the engine, the answer and its ring entry, the state's
-  msgpack, the timer and outbox write, the record (msgpack + zstd of the state and the ring), and
+  encoding, the timer and outbox write, the record (msgpack + zstd of the state and the ring), and
   one commit (`Store.commit_many` of one ToCommit: its record, the EVALSHA round trip, the state
   cache), which the report takes the record out of.
 
@@ -205,7 +205,7 @@ class Decided:
     after: CustomerState  # the engine's new state
     answer: pb.Decision
     kept: bytes  # the answer's ring entry
-    encoded: bytes  # the new state's msgpack
+    encoded: bytes  # the new state, encoded
     timer: TimerWrite | None
     ring: Ring  # the loaded ring with this event's entry, as the commit writes it
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from engine.codec import decode_state
+from engine.codec import decode_state, layouts_of
 from engine.compile import Ruleset
 from engine.errors import StateDecodeError
 from engine.state import CustomerState, new_state
@@ -20,10 +21,11 @@ class ActiveRules:
 
     ruleset: Ruleset
     tables: ResponseTables
+    layouts: Mapping[bytes, bytes]  # of the states written under it (`engine.codec.layouts_of`)
 
     @classmethod
     def of(cls, ruleset: Ruleset) -> ActiveRules:
-        return cls(ruleset, ResponseTables.of(ruleset))
+        return cls(ruleset, ResponseTables.of(ruleset), layouts_of(ruleset))
 
 
 def decode_or_new(ruleset: Ruleset, data: bytes | None) -> CustomerState:

@@ -94,6 +94,7 @@ class Identification:
                 expected_version=known.version,
                 state=encode_state(ruleset, state),
                 ring=known.ring,
+                layouts=active.layouts,
             )
             if result.outcome is CommitOutcome.COMMITTED:
                 if visitor is not None:
@@ -125,6 +126,7 @@ class Identification:
                 state=encode_state(ruleset, state),
                 ring=current.ring,
                 anonymous=True,
+                layouts=active.layouts,
             )
             if result.outcome is CommitOutcome.COMMITTED:
                 return

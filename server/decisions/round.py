@@ -180,7 +180,7 @@ class DecisionRound:
                 decided, commits = await self._decide_in_slices(
                     requests, pending, loaded, active, outcomes, wanted
                 )
-                results = iter(await self._store.commit_many(commits))
+                results = iter(await self._store.commit_many(commits, layouts=active.layouts))
             except StoreRefused as error:
                 self._say_refused(error)
                 return Degraded.REDIS_REFUSED

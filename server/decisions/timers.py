@@ -171,7 +171,9 @@ class TimerLoop:
             results = []
             for start in range(0, len(turn.commits), COMMITS_PER_ROUND_TRIP):
                 chunk = turn.commits[start : start + COMMITS_PER_ROUND_TRIP]
-                results += await self._store.commit_many([one[1] for one in chunk])
+                results += await self._store.commit_many(
+                    [one[1] for one in chunk], layouts=active.layouts
+                )
             pending = []
             for one, result in zip(turn.commits, results, strict=True):
                 claim, _, answer, decision, due_ms = one

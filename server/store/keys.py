@@ -34,6 +34,9 @@ Nothing else builds a key. Layout under the prefix (default ``jm:``)::
     jm:timers:due:<shard>             zset  c:<customer_id> (a:<id>) -> next due time, ms; a
                                             claimed one -> when its claim lapses
     jm:outbox                         stream  d -> OutboxEntry bytes, k -> timer | event
+    jm:layouts                        hash  <digest, hex> -> a journey's state layout, as
+                                            `engine.codec.StateLayout.description`
+                                            (`server/store/layouts.py`)
 
 A customer's keys share the hash tag ``{c:<id>}``, so Redis Cluster puts them in one slot and the
 commit script may touch them all atomically. Stats keys carry no tag: they are global counters,
@@ -266,6 +269,10 @@ class Keyspace:
     def outbox(self) -> str:
         """The outbox stream: decisions made by timers (and stage changes, when published)."""
         return f"{self.prefix}outbox"
+
+    def layouts(self) -> str:
+        """The registry of the state layouts customer states were written under."""
+        return f"{self.prefix}layouts"
 
     def captured_pattern(self) -> str:
         """SCAN pattern of every customer's stream of captured events (visitors' too)."""

@@ -17,11 +17,12 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
+from types import MappingProxyType
 from typing import Any, cast
 
 import redis.asyncio as redis
@@ -43,6 +44,7 @@ from server.store.keys import (
     due_shard,
     timer_member,
 )
+from server.store.layouts import LayoutRegistry
 from server.store.pipelining import LINGER_TURNS, Pipeliner, Queue
 from server.store.record import EMPTY_RING, Ring, decode_record, encode_record
 from server.store.state_cache import Decoded, StateCache
@@ -62,6 +64,8 @@ StatIncrements = Counter[tuple[str, str]]
 # is held for long at a time.
 STATS_FIELDS_PER_CALL = 256
 STATS_CALLS_PER_ROUND_TRIP = 16
+# Opaque bytes written by a caller that is not the engine (tests, benchmarks) name no layouts.
+EMPTY_LAYOUTS: Mapping[bytes, bytes] = MappingProxyType({})
 
 
 class CommitOutcome(StrEnum):
@@ -209,6 +213,7 @@ class Store:
         self._calls_out: dict[object, SentAt] = {}  # on a cluster: the calls out
         self._abandoned = Abandoned(settings.redis_timeout_ms / 1000)  # ...and one just left
         self.states = StateCache(settings.state_cache_entries)
+        self.layouts = LayoutRegistry(client, self.keys.layouts())
 
     @classmethod
     def from_settings(cls, settings: Settings, redis_url: str | None = None) -> Store:
@@ -305,6 +310,7 @@ class Store:
                 else:
                     replies = _raise_errors(await self._pipeliner.send(queue_missed))
         replied = iter(replies)
+        read = []
         for index, one in enumerate(wanted):
             if loaded[index] is not None:
                 continue
@@ -314,7 +320,15 @@ class Store:
             self.states.put(
                 self._state_key(one.customer_id, one.anonymous), state, int(version or 0), ring
             )
+            read.append(state)
+        await self._learn_layouts(read)
         return cast(list[Loaded], loaded)
+
+    async def _learn_layouts(self, states: Sequence[bytes | None]) -> None:
+        """Learn the state layouts `states` name that this process does not know yet, from the
+        registry (`server.store.layouts`), so that the states can be decoded."""
+        async with self._calling("read state layouts"):
+            await self.layouts.learn_for(states)
 
     def _cached(self, one: ToLoad) -> Loaded | None:
         """The customer as last written or read here, if cached."""
@@ -335,13 +349,16 @@ class Store:
         events: Sequence[tuple[str, bytes]] = (),
         ring: Ring = EMPTY_RING,
         anonymous: bool = False,
+        layouts: Mapping[bytes, bytes] = EMPTY_LAYOUTS,
     ) -> CommitResult:
         """`commit_many` of one customer."""
         one = ToCommit(customer_id, anonymous, expected_version, state, events, ring=ring)
-        (result,) = await self.commit_many([one])
+        (result,) = await self.commit_many([one], layouts=layouts)
         return result
 
-    async def commit_many(self, commits: Sequence[ToCommit]) -> list[CommitResult]:
+    async def commit_many(
+        self, commits: Sequence[ToCommit], *, layouts: Mapping[bytes, bytes] = EMPTY_LAYOUTS
+    ) -> list[CommitResult]:
         """Write each customer's `state` under a new version if it is still at
         `expected_version`: each its own atomic compare-and-set, all sent in one round trip
         (one per customer on a cluster, sent together). The state cache follows what each
@@ -351,7 +368,13 @@ class Store:
         events, the decisions of the last `decisions_kept`), which the caller loaded at
         `expected_version` and found none of them in: a version still matching means no
         repeat. The customer's state gets `state_ttl_s` again on each write.
+
+        `layouts` are those the states were written under (`engine.codec.layouts_of`), kept in
+        the layouts registry before the first commit that needs them.
         """
+        if not self.layouts.all_kept(layouts):
+            async with self._calling("keep state layouts"):
+                await self.layouts.keep(layouts)
         calls = [self._write(c) for c in commits]
         with timed(COMMIT_SECONDS):
             async with self._calling(f"commit {len(commits)} customer(s)"):
@@ -363,6 +386,7 @@ class Store:
                 else:
                     replies = await self._commit_pipelined(calls)
         results = [commit_result(reply) for reply in replies]
+        await self._learn_layouts([r.state for r in results if r.outcome is CommitOutcome.CONFLICT])
         for write, result in zip(calls, results, strict=True):
             self._follow(write, result)
         return results
@@ -579,6 +603,7 @@ class Store:
         if record is None:
             return None
         state, _ = decode_record(record)
+        await self._learn_layouts([state])
         return state
 
     async def ping(self) -> None:

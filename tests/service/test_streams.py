@@ -3,7 +3,7 @@ events applied in order, and a bad event failing alone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import grpc
 import pytest
@@ -200,8 +200,10 @@ async def test_a_batch_writes_each_customer_once_and_keeps_every_events_decision
     committed: list[str] = []
     commit_many = store.commit_many
 
-    async def counting(commits: Sequence[ToCommit]) -> list[CommitResult]:
-        results = await commit_many(commits)
+    async def counting(
+        commits: Sequence[ToCommit], *, layouts: Mapping[bytes, bytes]
+    ) -> list[CommitResult]:
+        results = await commit_many(commits, layouts=layouts)
         committed.extend(
             c.customer_id
             for c, r in zip(commits, results, strict=True)

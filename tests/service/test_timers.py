@@ -115,7 +115,7 @@ async def test_an_event_racing_a_timer_wins_and_the_timer_decides_after_it(
         original = store.commit_many
         raced = False
 
-        async def commit_after_an_event(commits):  # type: ignore[no-untyped-def]
+        async def commit_after_an_event(commits, **kwargs):  # type: ignore[no-untyped-def]
             nonlocal raced
             if not raced:
                 raced = True
@@ -124,7 +124,7 @@ async def test_an_event_racing_a_timer_wins_and_the_timer_decides_after_it(
                     channel="web",
                 ))  # fmt: skip
                 await service.stub.Decide(checkout)
-            return await original(commits)
+            return await original(commits, **kwargs)
 
         store.commit_many = commit_after_an_event  # type: ignore[method-assign]
         try:

@@ -1,6 +1,9 @@
-"""Customer state survives msgpack, stays small, and outlives the ruleset that wrote it."""
+"""Customer state survives its bytes, stays small, and outlives the ruleset that wrote it: read
+by name under another layout, in this process or in one that learned the layout."""
 
 from __future__ import annotations
+
+import struct
 
 import msgpack
 import numpy as np
@@ -8,8 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.codec import SCHEMA_VERSION, decode_state, encode_state
-from engine.compile import compile_ruleset
+from engine import codec, history
+from engine.codec import (
+    SCHEMA_VERSION,
+    decode_state,
+    encode_state,
+    layouts_of,
+    learn_layout,
+    unknown_layouts,
+)
+from engine.compile import Ruleset, compile_ruleset
 from engine.decide import decide
 from engine.errors import StateDecodeError
 from engine.kernels import codes
@@ -47,6 +58,15 @@ def _year_of_shopping(customer: str = "year") -> CustomerState:
 def test_round_trip_keeps_every_array_traits_and_event_ids() -> None:
     state = _year_of_shopping()
     _assert_same(decode_state(encode_state(retail(), state), retail()), state)
+
+
+def test_arrays_read_as_they_are_are_the_processs_own() -> None:
+    """Read under the layout they were written under, a journey's arrays are writable copies
+    in the machine's own byte order, as the kernels write them."""
+    state = decode_state(encode_state(retail(), _year_of_shopping()), retail())
+    journey = state.journey(retail().journeys[0])
+    assert journey.ints.flags.writeable and journey.floats.flags.writeable
+    assert journey.fits(retail().journeys[0])
 
 
 def test_a_year_of_activity_fits_in_two_kib() -> None:
@@ -101,13 +121,18 @@ def _counter(ruleset_state: tuple[object, CustomerState], name: str) -> float:
     return float(floats[first : first + journey.rules.counter_buckets[index]].sum())
 
 
-def test_state_written_under_an_older_ruleset_keeps_what_still_means_the_same() -> None:
-    old, new = from_text(OLD), from_text(NEW)
+def _shopping_under(old: Ruleset) -> CustomerState:
     state = new_state(old)
     for day, type_ in enumerate(["view", "view", "cart", "search"]):
-        decision, state = decide(old, state, event(type_, "m"), T0_MS + day * 3_600_000)
+        _, state = decide(old, state, event(type_, "m"), T0_MS + day * 3_600_000)
     for day in range(3):  # promo: shown at T0, day 1 and day 2, then capped at three in 30 days
         _, state = decide(old, state, event("view", "m"), T0_MS + (day + 1) * DAY_MS)
+    return state
+
+
+def test_state_written_under_an_older_ruleset_keeps_what_still_means_the_same() -> None:
+    old, new = from_text(OLD), from_text(NEW)
+    state = _shopping_under(old)
     migrated = decode_state(encode_state(old, state), new)
     journey = new.journeys[0]
     ints = migrated.journey(journey).ints
@@ -238,3 +263,150 @@ def test_contact_limit_offers_are_kept_by_channel_and_window_through_a_count_cha
     first = int(journey.rules.limit_offset[0])
     kept = sorted(migrated.journey(journey).ints[first : first + 2].tolist())
     assert kept == [T0_MS + DAY_MS, T0_MS + 2 * DAY_MS]  # a smaller count keeps the latest
+
+
+def test_a_state_written_by_name_before_schema_2_is_still_read() -> None:
+    old = from_text(OLD)
+    journey = old.journeys[0]
+    rules = journey.rules
+    width, n_buckets = int(rules.counter_width_ms[0]), int(rules.counter_buckets[0])
+    buckets = [2.0] + [0.0] * (n_buckets - 1)
+    document = {"v": 1, "tr": {"tier": "gold"}, "ev": struct.pack("<2Q", 7, 9), "j": {"shop": {
+        "st": "buying", "in": T0_MS, "at": T0_MS + 5, "fa": codes.NEVER_MS,
+        "c": {"views": [width, n_buckets, 42, struct.pack(f"<{n_buckets}d", *buckets)]},
+        "f": {}, "a": {"promo": [T0_MS, struct.pack("<q", T0_MS)]},
+        "h": [["buying", T0_MS], ["browsing", T0_MS - 10]],
+    }}}  # fmt: skip
+    state = decode_state(msgpack.packb(document), old)
+
+    ints = state.journey(journey).ints
+    assert journey.stage_ids[ints[codes.INT_STAGE]] == "buying"
+    assert (ints[codes.INT_STAGE_ENTERED_MS], ints[codes.INT_LAST_EVENT_MS]) == (T0_MS, T0_MS + 5)
+    assert _counter((old, state), "views") == 2.0
+    assert ints[rules.counter_head_index] == 42
+    assert ints[rules.action_last_shown_index] == T0_MS
+    assert ints[rules.action_cap_offset[0]] == T0_MS
+    assert history.entries(journey, state.journey(journey)) == [
+        ("buying", T0_MS), ("browsing", T0_MS - 10)
+    ]  # fmt: skip
+    assert (dict(state.traits), state.recent_event_ids) == ({"tier": "gold"}, (7, 9))
+    # Written again, it is schema 2 and reads back the same.
+    again = encode_state(old, state)
+    assert msgpack.unpackb(again)["v"] == SCHEMA_VERSION == 2
+    _assert_same(decode_state(again, old), state)
+
+
+def _as_a_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget every layout: as a process that never compiled the rulesets of this test."""
+    monkeypatch.setattr(codec, "_KNOWN", {})
+    monkeypatch.setattr(codec, "_LAYOUTS", {})
+
+
+def test_a_state_from_another_process_is_read_once_its_layout_is_learned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old, new = from_text(OLD), from_text(NEW)
+    data = encode_state(old, _shopping_under(old))
+    kept = layouts_of(old)  # what the writing process keeps for others
+    in_the_writer = decode_state(data, new)
+
+    _as_a_new_process(monkeypatch)
+    (digest,) = kept
+    assert unknown_layouts(data) == [digest]
+    with pytest.raises(StateDecodeError, match=digest.hex()):
+        decode_state(data, new)
+
+    assert learn_layout(kept[digest]) == digest
+    assert unknown_layouts(data) == []
+    _assert_same(decode_state(data, new), in_the_writer)
+    # The layout in force needs no learning: the reader lays its own journeys out.
+    assert unknown_layouts(encode_state(new, decode_state(data, new))) == []
+
+
+def test_a_layout_changes_with_where_the_parts_are_kept_not_with_the_rules_values() -> None:
+    base = layouts_of(from_text(OLD))
+    assert layouts_of(from_text(OLD)) == base  # compiled again
+    assert layouts_of(from_text(OLD.replace("cooldown: 1d", "cooldown: 2d"))) == base
+    assert layouts_of(from_text(OLD.replace("window: 7d}", "window: 14d}"))).keys() != base.keys()
+    assert layouts_of(from_text(NEW)).keys() != base.keys()
+
+
+@pytest.mark.parametrize(
+    "description",
+    [b"", b"\xc1", msgpack.packb([99, "shop"]), msgpack.packb([1, "shop", 4, 0, ["a"], 5]),
+     msgpack.packb([1, "shop", "4", 0, ["a"], [], [], [], [], [], [0, 5], 4, 5, [], []])],
+)  # fmt: skip
+def test_bytes_that_are_not_a_layout_are_refused(description: bytes) -> None:
+    with pytest.raises(StateDecodeError, match="layout"):
+        learn_layout(description)
+
+
+def test_a_customer_no_journey_has_seen_stores_no_arrays() -> None:
+    both = compile_ruleset([loaded("retail.yaml"), parse_journey(NEW, "new.yaml")])
+    _, state = decide(retail(), new_state(retail()), event("page_view", "n"), T0_MS)
+    data = encode_state(both, decode_state(encode_state(retail(), state), both))
+    arrays = msgpack.unpackb(data)["js"]
+    assert len(arrays) == 3  # retail's digest and arrays; the new journey's are left out
+    assert arrays[0] == layouts_of(retail()).popitem()[0]
+
+
+_ints64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_damaged_arrays_under_the_layout_in_force_never_crash_a_decision(
+    data: st.DataObject,
+) -> None:
+    """The kernels do not check bounds: a stored stage or exposure that is no index is read by
+    name instead, where it is dropped."""
+    ruleset = retail()
+    rules = ruleset.journeys[0].rules
+    ints = data.draw(st.lists(_ints64, min_size=rules.n_ints, max_size=rules.n_ints))
+    floats = data.draw(st.lists(st.floats(), min_size=rules.n_floats, max_size=rules.n_floats))
+    (digest,) = layouts_of(ruleset)
+    stored = {"v": 2, "js": [
+        digest, struct.pack(f"<{len(ints)}q", *ints), struct.pack(f"<{len(floats)}d", *floats)
+    ]}  # fmt: skip
+    state = decode_state(msgpack.packb(stored), ruleset)
+    decision, after = decide(ruleset, state, event("page_view", "d"), T0_MS)
+    assert decision.stage in ruleset.journeys[0].stage_ids
+    decode_state(encode_state(ruleset, after), ruleset)
+
+
+@pytest.mark.parametrize("sizes", [(0, 0), (8, 8), (-8, 0), (0, 8)])
+def test_arrays_of_other_sizes_than_their_layouts_are_refused(sizes: tuple[int, int]) -> None:
+    ruleset = retail()
+    state = _year_of_shopping("sizes")
+    document = msgpack.unpackb(encode_state(ruleset, state))
+    ints, floats = document["js"][1:3]
+    document["js"][1:3] = [ints[: len(ints) + sizes[0]] + b"\0" * max(sizes[0], 0),
+                           floats + b"\0" * sizes[1]]  # fmt: skip
+    if sizes == (0, 0):
+        _assert_same(decode_state(msgpack.packb(document), ruleset), state)
+        return
+    with pytest.raises(StateDecodeError, match="sizes"):
+        decode_state(msgpack.packb(document), ruleset)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_damaged_layout_description_is_refused_or_safe_to_read_with(data: st.DataObject) -> None:
+    """Any change to a real description is refused, or makes a layout whose slots all lie
+    inside its arrays: reading a state with it never fails but as `StateDecodeError`."""
+    (description,) = layouts_of(from_text(OLD)).values()
+    parts = msgpack.unpackb(description)
+    at = data.draw(st.integers(0, len(parts) - 1))
+    parts[at] = data.draw(_msgpack_values)
+    try:
+        digest = learn_layout(msgpack.packb(parts))
+    except StateDecodeError:
+        return
+    layout = codec._KNOWN[digest]
+    ints = struct.pack(f"<{layout.n_ints}q", *[0] * layout.n_ints)
+    floats = struct.pack(f"<{layout.n_floats}d", *[1.0] * layout.n_floats)
+    stored = msgpack.packb({"v": 2, "js": [digest, ints, floats]})
+    try:
+        decode_state(stored, from_text(NEW))
+    except StateDecodeError:
+        pass
