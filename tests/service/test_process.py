@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
+from tests.ports import free_port
 from tests.rulesets import RULES_DIR
 
 pytestmark = pytest.mark.service
@@ -39,9 +40,7 @@ SERVICE = "journeyman.v1.JourneyService"
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()
 
 
 def _alive(pid: int) -> bool:
