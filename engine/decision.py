@@ -14,9 +14,11 @@ class SignalScore(NamedTuple):
     score: float
 
 
-@dataclass(frozen=True, slots=True)
-class JourneyOutcome:
-    """Where one journey stands for the customer after the event."""
+class JourneyOutcome(NamedTuple):
+    """Where one journey stands for the customer after the event.
+
+    Like `Decision`, a named tuple rather than a frozen dataclass: every event makes one per
+    journey, and a frozen dataclass sets each field through `object.__setattr__`."""
 
     journey: str
     stage: str
@@ -99,8 +101,9 @@ class Conversion:
     variant: str = ""  # a treated customer's arm of the action's `variants`
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """What `decide` answers for one event (a named tuple: see `JourneyOutcome`)."""
+
     journeys: tuple[JourneyOutcome, ...]
     actions: tuple[OfferedAction, ...]
     held_out: tuple[str, ...]  # actions this customer would have been offered, withheld as control
