@@ -272,10 +272,16 @@ def encode_state(ruleset: Ruleset, state: CustomerState) -> bytes:
         found = state.journeys.get(journey.name)
         if found is None:
             continue
+        layout = layout_of(journey)
         ints = found.ints.astype(_INT_LE, copy=False).tobytes()
         floats = found.floats.astype(_FLOAT_LE, copy=False).tobytes()
+        if len(ints) != 8 * layout.n_ints or len(floats) != 8 * layout.n_floats:
+            raise ValueError(
+                f"the state of journey {journey.name!r} has another layout than the ruleset; "
+                "decode stored state with engine.codec.decode_state(data, ruleset)"
+            )
         if (ints, floats) != _initial_bytes(journey):
-            arrays += (layout_of(journey).digest, ints, floats)
+            arrays += (layout.digest, ints, floats)
     document = {
         "v": SCHEMA_VERSION,
         "tr": dict(state.traits),

@@ -72,9 +72,11 @@ def _roll(buckets, head_epoch, current_epoch):
     """Empty the buckets of epochs after `head_epoch` up to `current_epoch` (a ring of buckets);
     takes arrays, not `CompiledRules`, because it runs once per counter."""
     n_buckets = buckets.shape[0]
-    if current_epoch - head_epoch >= n_buckets:
+    # Compared so that nothing wraps around: a head stored near the int64 minimum or maximum
+    # (damaged) would wrap `current - head` or `head + 1`, and the loop run ~2**63 epochs.
+    if head_epoch <= current_epoch - n_buckets:
         buckets[:] = 0.0
-    else:
+    elif head_epoch < current_epoch:
         for epoch in range(head_epoch + 1, current_epoch + 1):
             buckets[epoch % n_buckets] = 0.0
 
@@ -84,10 +86,10 @@ def _counter_total(buckets, head_epoch, current_epoch):
     """A counter's value at `current_epoch`: its ring `buckets` (float64, (n_buckets,)) with
     newest epoch `head_epoch`, summed in slot order over the epochs still in the window."""
     n_buckets = buckets.shape[0]
-    lag = max(current_epoch - head_epoch, 0)
     total = 0.0
-    if head_epoch == NEVER_MS or lag >= n_buckets:
+    if head_epoch == NEVER_MS or head_epoch <= current_epoch - n_buckets:  # see `_roll`
         return total
+    lag = max(current_epoch - head_epoch, 0)
     head_slot = head_epoch % n_buckets
     for slot in range(n_buckets):
         age = head_slot - slot  # how many epochs before the head this slot holds
