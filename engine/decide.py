@@ -155,6 +155,11 @@ class _Ranked(NamedTuple):
     held_out: bool
 
 
+# The int state's header, read as one list here in this order.
+assert (codes.INT_STAGE, codes.INT_STAGE_ENTERED_MS, codes.INT_LAST_EVENT_MS,
+        codes.INT_FRICTION_AT_MS, codes.INT_HEADER_SIZE) == (0, 1, 2, 3, 4)  # fmt: skip
+
+
 def journey_outcome(
     journey: CompiledJourney,
     state: JourneyState,
@@ -177,23 +182,24 @@ def journey_outcome(
     entered_ms = last_event_ms = 0
     fired: tuple[str, ...] = ()
     if before is not None:
-        entered_ms = int(before.ints[codes.INT_STAGE_ENTERED_MS])
-        last_event_ms = int(before.ints[codes.INT_LAST_EVENT_MS])
+        # One list of the header, not a numpy scalar read per field.
+        _, entered_ms, last_event_ms, _ = before.ints[: codes.INT_HEADER_SIZE].tolist()
         entered_ms = 0 if entered_ms == codes.NEVER_MS else entered_ms
         last_event_ms = 0 if last_event_ms == codes.NEVER_MS else last_event_ms
         fired = _fired_signals(journey, before, state)
+    # Positional, in field order: a decision makes one per journey.
     return JourneyOutcome(
-        journey=journey.name,
-        stage=journey.stage_ids[int(state.ints[codes.INT_STAGE])],
-        previous_stage=journey.stage_ids[previous_stage],
-        transition=journey.transition_ids[transition] if changed else None,
-        transition_line=journey.transition_lines[transition] if changed else None,
-        friction_score=friction_score,
-        friction_level=journey.level_names[level],
-        top_signals=top_signals,
-        previous_stage_entered_ms=entered_ms,
-        previous_event_ms=last_event_ms,
-        fired_signals=fired,
+        journey.name,
+        journey.stage_ids[int(state.ints[codes.INT_STAGE])],
+        journey.stage_ids[previous_stage],
+        journey.transition_ids[transition] if changed else None,
+        journey.transition_lines[transition] if changed else None,
+        friction_score,
+        journey.level_names[level],
+        top_signals,
+        entered_ms,
+        last_event_ms,
+        fired,
     )
 
 
