@@ -12,7 +12,7 @@ and read back from here when a loaded state names one this process has not learn
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from redis.typing import EncodableT
 
@@ -45,11 +45,13 @@ class LayoutRegistry:
             await self._client.hset(self._key, mapping=missing)
             self._kept.update(layouts)
 
-    async def learn_for(self, states: Iterable[bytes | None]) -> None:
-        """Learn the layouts `states` were written under that this process does not know."""
-        wanted = sorted({digest for state in states for digest in unknown_layouts(state)})
-        if not wanted:
-            return
+    @staticmethod
+    def unknown(states: Iterable[bytes | None]) -> list[bytes]:
+        """The layouts `states` were written under that this process does not know."""
+        return sorted({digest for state in states for digest in unknown_layouts(state)})
+
+    async def learn(self, wanted: Sequence[bytes]) -> None:
+        """Learn the layouts `wanted` (`unknown`) from the registry."""
         found = await self._client.hmget(self._key, [d.hex() for d in wanted])
         for digest, description in zip(wanted, found, strict=True):
             if description is None:

@@ -327,8 +327,10 @@ class Store:
     async def _learn_layouts(self, states: Sequence[bytes | None]) -> None:
         """Learn the state layouts `states` name that this process does not know yet, from the
         registry (`server.store.layouts`), so that the states can be decoded."""
-        async with self._calling("read state layouts"):
-            await self.layouts.learn_for(states)
+        wanted = self.layouts.unknown(states)
+        if wanted:  # rare: a layout written elsewhere or before a restart, once a process
+            async with self._calling("read state layouts"):
+                await self.layouts.learn(wanted)
 
     def _cached(self, one: ToLoad) -> Loaded | None:
         """The customer as last written or read here, if cached."""
