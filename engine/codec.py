@@ -50,6 +50,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from engine import history
 from engine.compile import STAGE_HISTORY_SLOTS, CompiledJourney, Ruleset
 from engine.errors import StateDecodeError
 from engine.event import PropertyValue
@@ -315,7 +316,7 @@ def _document(layout: StateLayout, ints: list[int], floats: list[float]) -> dict
         "x": _exposures(layout, ints),
         "ac": ints[layout.activity_index],
         "tm": ints[layout.timer_index],
-        "h": [list(entry) for entry in _history(layout, ints)],
+        "h": [list(entry) for entry in history.entries_at(ints, *layout.history, layout.stage_ids)],
         "sn": {event_type: ints[at] for event_type, at in layout.since},
         "cl": {
             key: struct.pack(f"<{len(kept)}q", *kept)
@@ -339,17 +340,6 @@ def _exposures(layout: StateLayout, ints: list[int]) -> dict[str, Any]:
             }
             exposures[name] = [exposed_ms, ints[arm_at], converted, layout.stage_ids[stage]]
     return exposures
-
-
-def _history(layout: StateLayout, ints: list[int]) -> list[tuple[str, int]]:
-    """The recent stages (stage, entered_ms), newest first."""
-    (first, entries), found = layout.history, []
-    for n in range(entries):
-        stage, at_ms = ints[first + 2 * n], ints[first + 2 * n + 1]
-        if at_ms == codes.NEVER_MS or not 0 <= stage < len(layout.stage_ids):
-            break
-        found.append((layout.stage_ids[stage], at_ms))
-    return found
 
 
 def _int(value: Any, default: int) -> int:
@@ -428,17 +418,15 @@ def _restore_exposures(layout: StateLayout, stored: Any, state: JourneyState) ->
             state.ints[first + g] = _int(converted.get(goal), codes.NEVER_MS)
 
 
-def _restore_history(layout: StateLayout, stored: Any, state: JourneyState) -> None:
-    """Write back the stored recent stages (newest first); a stage the journey no longer has
-    ends them."""
+def _restore_history(journey: CompiledJourney, stored: Any, state: JourneyState) -> None:
     if not isinstance(stored, list):
         return
-    first, entries = layout.history
-    for n, entry in enumerate(stored[:entries]):
-        if not (isinstance(entry, list) and len(entry) == 2 and entry[0] in layout.stage_ids):
+    entries = []
+    for entry in stored:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
             break
-        state.ints[first + 2 * n] = layout.stage_ids.index(entry[0])
-        state.ints[first + 2 * n + 1] = _int(entry[1], codes.NEVER_MS)
+        entries.append((entry[0], _int(entry[1], codes.NEVER_MS)))
+    history.restore(journey, state, entries)
 
 
 def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
@@ -465,7 +453,7 @@ def _decode_journey(journey: CompiledJourney, stored: Any) -> JourneyState:
                 state.floats[at] = float(score)
     _restore_actions(layout, stored.get("a"), state)
     _restore_exposures(layout, stored.get("x"), state)
-    _restore_history(layout, stored.get("h"), state)
+    _restore_history(journey, stored.get("h"), state)
     _restore_contacts(layout, stored.get("cl"), state)
     sent = stored.get("sn")
     if isinstance(sent, dict):
@@ -555,14 +543,14 @@ def _by_name(
     return _decode_journey(journey, document)
 
 
-# Exact types (msgpack makes no subclasses), a set lookup: a customer has a dozen traits or more.
-_TRAIT_TYPES = frozenset((str, int, float, bool))
-
-
 def _traits(stored: Any) -> Mapping[str, PropertyValue]:
     if not isinstance(stored, dict):
         return {}
-    return {k: v for k, v in stored.items() if type(k) is str and type(v) in _TRAIT_TYPES}
+    return {
+        k: v
+        for k, v in stored.items()
+        if isinstance(k, str) and isinstance(v, str | int | float | bool)
+    }
 
 
 def _event_ids(stored: Any) -> tuple[int, ...]:

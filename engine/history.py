@@ -30,13 +30,20 @@ def entries(journey: CompiledJourney, state: JourneyState) -> list[tuple[str, in
 
 def entries_in(journey: CompiledJourney, ints: list[int]) -> list[tuple[str, int]]:
     """`entries` of the int state `ints`, as a list (for a caller that made the list already)."""
-    first = journey.history_index
+    return entries_at(ints, journey.history_index, STAGE_HISTORY, journey.stage_ids)
+
+
+def entries_at(
+    ints: list[int], first: int, slots: int, stage_ids: tuple[str, ...]
+) -> list[tuple[str, int]]:
+    """The `slots` entries from int `first` of `ints`, their stages named by `stage_ids` (the
+    codec reads states laid out by rules it did not compile)."""
     found = []
-    for n in range(STAGE_HISTORY):
+    for n in range(slots):
         stage, at_ms = ints[first + 2 * n], ints[first + 2 * n + 1]
-        if at_ms == codes.NEVER_MS or not 0 <= stage < len(journey.stage_ids):
+        if at_ms == codes.NEVER_MS or not 0 <= stage < len(stage_ids):
             break
-        found.append((journey.stage_ids[stage], at_ms))
+        found.append((stage_ids[stage], at_ms))
     return found
 
 

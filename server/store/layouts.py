@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 from redis.typing import EncodableT
 
@@ -64,7 +65,8 @@ class LayoutRegistry:
                 )  # fmt: skip
                 continue
             try:
-                learn_layout(description if isinstance(description, bytes) else b"")
+                # bytes: the store's client never decodes replies (`Store.__init__` checks)
+                learn_layout(cast(bytes, description))
             except StateDecodeError:
                 log.error("the layouts registry %s holds a damaged layout %s", self._key,
                           digest.hex(), exc_info=True)  # fmt: skip
