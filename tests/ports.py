@@ -17,11 +17,13 @@ def _ephemeral_low() -> int:
         return 32_768  # Linux's default
 
 
-def free_port() -> int:
-    """A loopback port free now, below the ephemeral range. A port from bind(0) lies in that
-    range, where the kernel may hand it to any outgoing connection (a Redis client, gRPC)
-    before the server started with it binds it: CI saw `Address already in use` so."""
-    low = _ephemeral_low()
+def free_port(headroom: int = 0) -> int:
+    """A loopback port free now, below the ephemeral range, and `headroom` below it (for a port
+    whose server also binds port + headroom: a cluster node's bus). A port from bind(0) lies
+    in that range, where the kernel may hand it to any outgoing connection (a Redis client,
+    gRPC) before the server started with it binds it: CI saw `Address already in use` so; and
+    a client connecting to such a port may even be given it as its own and connect to itself."""
+    low = _ephemeral_low() - headroom
     for _ in range(200):
         port = random.randrange(max(1_024, low - PORTS_BELOW_EPHEMERAL), low)
         with socket.socket() as probe:

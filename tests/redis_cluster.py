@@ -17,7 +17,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from server.runtime.embedded_redis import EmbeddedRedisError, redis_server_binary
 from server.store.connection import connect
+from tests.ports import free_port
 
 TEST_CLUSTER_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_CLUSTER_URL"
 DEBIAN_REDIS_SERVER = Path("/usr/bin/redis-server")
@@ -97,16 +97,14 @@ def _bindable(port: int) -> bool:
 
 
 def _free_cluster_ports(count: int) -> list[int]:
-    """`count` ports free on loopback whose cluster bus ports (port + 10000) are free too."""
+    """`count` ports free on loopback whose cluster bus ports (port + 10000) are free too, all
+    below the ephemeral range (`tests.ports`)."""
     ports: list[int] = []
-    with ExitStack() as held:  # hold each port until all are chosen, so none repeats
-        while len(ports) < count:
-            probe = held.enter_context(socket.socket())
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-            bus = port + CLUSTER_BUS_OFFSET
-            if bus <= 65_535 and bus not in ports and _bindable(bus):
-                ports.append(port)
+    while len(ports) < count:
+        port = free_port(headroom=CLUSTER_BUS_OFFSET)
+        taken = {*ports, *(p + CLUSTER_BUS_OFFSET for p in ports)}
+        if not {port, port + CLUSTER_BUS_OFFSET} & taken and _bindable(port + CLUSTER_BUS_OFFSET):
+            ports.append(port)
     return ports
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from server.core.config import Settings
 from server.store.cluster import SlotMapUnavailable
 from server.store.errors import StoreUnavailable
 from server.store.redis_store import StageChange, Store
+from tests.ports import free_port
 
 pytestmark = pytest.mark.service
 
@@ -30,13 +30,9 @@ CUSTOMER = "cust-42@example.com"
 
 
 def _closed_ports(count: int) -> list[int]:
-    """Loopback ports nothing listens on (bound, then let go)."""
-    ports = []
-    for _ in range(count):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(int(probe.getsockname()[1]))
-    return ports
+    """Loopback ports nothing listens on, below the ephemeral range (`tests.ports`: a client
+    is never given one as its own, so it cannot connect to itself)."""
+    return [free_port() for _ in range(count)]
 
 
 @dataclass
