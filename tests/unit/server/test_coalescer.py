@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from server.core.coalescer import Coalescer
+from server.core.coalescer import Coalescer, Hold
 
 
 class Recorder:
@@ -283,3 +283,87 @@ async def test_a_caller_is_served_alone_only_after_the_coalescer_was_quiet_for_a
     await asyncio.sleep(0.06)
     assert await coalescer.submit(4, alone=alone) == 12  # quiet for a while: alone
     assert [item for item, _ in alone.served] == [1, 4]
+
+
+class Feeder:
+    """Submits `per_ms` items every millisecond from a task of its own (the loop's timers are
+    whole milliseconds), as a saturated server's calls keep coming, until `stop`."""
+
+    def __init__(self, coalescer: Coalescer[int, int], per_ms: int, first: int) -> None:
+        self.replies: list[asyncio.Future[int | None]] = []
+        self._coalescer, self._per_ms, self._next = coalescer, per_ms, first
+        self._task = asyncio.ensure_future(self._feed())
+
+    async def _feed(self) -> None:
+        while True:
+            for _ in range(self._per_ms):
+                self.replies.append(asyncio.ensure_future(self._coalescer.submit(self._next)))
+                self._next += 1
+            await asyncio.sleep(0.001)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(*self.replies)
+
+
+async def _saturated_batches(hold: Hold | None, per_ms: int, first_batch: int) -> list[list[int]]:
+    """The batches a coalescer with company made while `per_ms` callers came a millisecond,
+    after a first batch of `first_batch` callers at once (never idle: saturated at once)."""
+    record = Recorder()
+    coalescer = Coalescer(record, max_in_flight=1, linger_turns=1, company=lambda: True, hold=hold)
+    first = [asyncio.ensure_future(coalescer.submit(i)) for i in range(first_batch)]
+    feeder = Feeder(coalescer, per_ms, first=first_batch)
+    await asyncio.gather(*first)
+    await feeder.stop()
+    return record.batches
+
+
+async def test_a_saturated_coalescer_holds_a_small_batch_while_callers_keep_coming() -> None:
+    # 5 callers a millisecond: each 3 ms step of the hold brings 10 or 15 (steps of a few of
+    # the feeder's, so that its callers land in a step whichever timer fires first), and the
+    # first batch is held until it has 32 (or for 50 ms: it does not take that long).
+    hold = Hold(until=32, max_s=0.05, step_s=0.003, growth=2, saturated_after_s=0.0)
+    batches = await _saturated_batches(hold, per_ms=5, first_batch=1)
+    assert len(batches[0]) >= 32
+    unheld = await _saturated_batches(None, per_ms=5, first_batch=1)
+    assert len(unheld[0]) < 8  # the same callers, not held: a turn's worth
+
+
+async def test_a_hold_ends_when_a_step_brings_fewer_callers_than_its_growth() -> None:
+    # One caller a millisecond: a 3 ms step brings 2 to 4, and the first step that brings fewer
+    # than the growth of 5 ends the hold long before its 50 ms or its 32 callers.
+    hold = Hold(until=32, max_s=0.05, step_s=0.003, growth=5, saturated_after_s=0.0)
+    batches = await _saturated_batches(hold, per_ms=1, first_batch=1)
+    assert len(batches[0]) < 8
+
+
+async def test_a_hold_ends_at_its_longest() -> None:
+    hold = Hold(until=10_000, max_s=0.03, step_s=0.003, growth=1, saturated_after_s=0.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    batches = await _saturated_batches(hold, per_ms=5, first_batch=1)
+    # Held 10 steps of 3 ms or so, not until 10,000 callers came (2 s of them).
+    assert len(batches[0]) < 200
+    assert loop.time() - started < 1.0
+
+
+async def test_a_batch_large_already_is_not_held() -> None:
+    hold = Hold(until=4, max_s=0.05, step_s=0.001, growth=1, saturated_after_s=0.0)
+    batches = await _saturated_batches(hold, per_ms=5, first_batch=6)
+    unheld = await _saturated_batches(None, per_ms=5, first_batch=6)
+    assert batches[0] == unheld[0]  # taken as it came: it had `until` callers already
+
+
+async def test_a_coalescer_idle_a_moment_ago_does_not_hold() -> None:
+    # The callers of the first test, but the coalescer was idle just before they came: not
+    # saturated (no idle moment for 20 ms), so its batch goes as it came.
+    hold = Hold(until=32, max_s=0.05, step_s=0.003, growth=2, saturated_after_s=0.02)
+    record = Recorder()
+    coalescer = Coalescer(record, max_in_flight=1, linger_turns=1, company=lambda: True, hold=hold)
+    assert await coalescer.submit(100) == 200  # answered: the coalescer is idle now
+    first = asyncio.ensure_future(coalescer.submit(0))
+    feeder = Feeder(coalescer, 5, first=1)
+    await first
+    await feeder.stop()
+    assert record.batches[0] == [100]
+    assert len(record.batches[1]) < 8
