@@ -220,10 +220,15 @@ def loop_thread_floor(runs: Runs) -> str:
         f"{shown(loop, 'µs')} a call at {shown(rate, 'calls/s')}: one process answers at most "
         f"{shown(1e6 / loop, 'calls/s')} whatever the other core does. The target "
         f"({t.UNARY_THROUGHPUT.shown}: {shown(goal, 'calls/s')}) needs the thread at most "
-        f"{shown(most, 'µs')} a call, {shown(loop - most, 'µs')} less than measured; the echo's "
-        f"thread takes {shown(echo_loop, 'µs')} a call there, so what a decision adds on it "
-        f"must come from {shown(loop - echo_loop, 'µs')} down to {shown(most - echo_loop, 'µs')}"
-        ", with the driver and Redis on the same 2 cores."
+        f"{shown(most, 'µs')} a call, "
+        + (
+            f"{shown(loop - most, 'µs')} less than measured; the echo's thread takes "
+            f"{shown(echo_loop, 'µs')} a call there, so what a decision adds on it must come "
+            f"from {shown(loop - echo_loop, 'µs')} down to {shown(most - echo_loop, 'µs')}, "
+            "with the driver and Redis on the same 2 cores."
+            if loop > most
+            else f"{shown(most - loop, 'µs')} more than measured: the thread has room to spare."
+        )
     ) + _queued_text(get)
 
 

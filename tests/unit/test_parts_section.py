@@ -397,6 +397,20 @@ def test_the_event_loops_thread_bounds_one_process_and_the_target_says_by_how_mu
     assert f"{shown(2500.0, 'µs')} in journeyman's handler" in text
 
 
+def test_a_loop_thread_within_the_target_says_how_much_room_it_has() -> None:
+    transport = transport_figures(300.0, 1200.0)
+    goal = targets.UNARY_THROUGHPUT.bound * ECHO_RATE
+    loop = 1e6 / goal - 50.0  # 50 us a call under what the target allows
+    for run, loop_us in (("decide_lockstep", 800.0), ("echo_lockstep", 200.0),
+                         ("decide_unary", loop), ("echo_unary", 100.0)):  # fmt: skip
+        transport[run] = _with_loop_thread(transport[run], loop_us)
+    text = floor(
+        Runs({"parts": parts_figures(), "transport": transport}), "One thread runs the Python."
+    )
+    assert f"{shown(50.0, 'µs')} more than measured: the thread has room to spare" in text
+    assert "less than measured" not in text and "must come from" not in text
+
+
 def test_results_without_the_loop_thread_say_it_was_not_measured() -> None:
     runs = Runs({"parts": parts_figures(), "transport": transport_figures(300.0, 1200.0)})
     text = floor(runs, "One thread runs the Python.")
