@@ -55,12 +55,17 @@ from engine.compile import STAGE_HISTORY_SLOTS, CompiledJourney, Ruleset
 from engine.errors import StateDecodeError
 from engine.event import PropertyValue
 from engine.kernels import codes
+from engine.per_object import PerObject
 from engine.state import DEDUPE_WINDOW, CustomerState, JourneyState
 
 SCHEMA_VERSION = 2
 LAYOUT_DIGEST_BYTES = 8
 # The version of a layout's description: a change to what it holds is a new version.
 _DESCRIPTION_VERSION = 1
+# More slots than any journey compiles to (200 generated rules take a few hundred; a counter
+# at most 64): a description claiming more is damaged, and a state laid out by it would be
+# gigabytes.
+_MOST_SLOTS = 1 << 20
 _FLOAT_LE = np.dtype("<f8")
 _INT_LE = np.dtype("<i8")
 
@@ -158,18 +163,20 @@ def _made(
 # hundred bytes each, one per distinct journey layout met, never dropped: a state written under
 # any of them may still come.
 _KNOWN: dict[bytes, StateLayout] = {}
-# Per compiled journey (kept alive with its layout, so an id is never reused while cached).
-_LAYOUTS: dict[int, tuple[CompiledJourney, StateLayout]] = {}
+
+
+def _laid_out(journey: CompiledJourney) -> StateLayout:
+    layout = StateLayout.of(journey)
+    return _KNOWN.setdefault(layout.digest, layout)
+
+
+# Per compiled journey, while it lives.
+_LAYOUTS: PerObject[CompiledJourney, StateLayout] = PerObject(_laid_out)
 
 
 def layout_of(journey: CompiledJourney) -> StateLayout:
     """`journey`'s state layout, known to this process from now on."""
-    cached = _LAYOUTS.get(id(journey))
-    if cached is None or cached[0] is not journey:
-        layout = StateLayout.of(journey)
-        layout = _KNOWN.setdefault(layout.digest, layout)
-        cached = _LAYOUTS[id(journey)] = (journey, layout)
-    return cached[1]
+    return _LAYOUTS(journey)
 
 
 def layouts_of(ruleset: Ruleset) -> dict[bytes, bytes]:
@@ -212,6 +219,8 @@ def _check(layout: StateLayout) -> None:
     n_ints, n_floats, goals = layout.n_ints, layout.n_floats, len(layout.goals)
     if not (type(n_ints) is int and type(n_floats) is int and n_ints >= codes.INT_HEADER_SIZE):
         raise ValueError("the arrays' sizes are not counts")
+    if n_ints > _MOST_SLOTS or n_floats > _MOST_SLOTS:
+        raise ValueError(f"arrays of {n_ints} and {n_floats} slots: more than any journey's")
     if not layout.stage_ids or any(type(c[4]) is not int or c[4] <= 0 for c in layout.counters):
         raise ValueError("no stages, or a counter bucket without a width")
     names: list[object] = [layout.journey, *layout.stage_ids, *layout.goals]
@@ -253,17 +262,13 @@ def unknown_layouts(data: bytes | None) -> list[bytes]:
     return [d for d in arrays[::3] if isinstance(d, bytes) and d not in _KNOWN]
 
 
-def _initial_bytes(journey: CompiledJourney) -> tuple[bytes, bytes]:
-    """The arrays of a customer `journey` has not seen, as stored: such a journey is left out."""
-    cached = _INITIAL.get(id(journey))
-    if cached is None or cached[0] is not journey:
-        ints, floats = journey.initial_state()
-        stored = (ints.astype(_INT_LE).tobytes(), floats.astype(_FLOAT_LE).tobytes())
-        cached = _INITIAL[id(journey)] = (journey, stored)
-    return cached[1]
+def _initial(journey: CompiledJourney) -> tuple[bytes, bytes]:
+    ints, floats = journey.initial_state()
+    return ints.astype(_INT_LE).tobytes(), floats.astype(_FLOAT_LE).tobytes()
 
 
-_INITIAL: dict[int, tuple[CompiledJourney, tuple[bytes, bytes]]] = {}
+# The arrays of a customer a journey has not seen, as stored: such a journey is left out.
+_initial_bytes: PerObject[CompiledJourney, tuple[bytes, bytes]] = PerObject(_initial)
 
 
 def encode_state(ruleset: Ruleset, state: CustomerState) -> bytes:

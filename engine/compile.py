@@ -31,7 +31,9 @@ from engine.rules.load import LoadedJourney
 from engine.rules.model import Action, Condition, Journey, Transition, duration_ms
 
 
-@dataclass(frozen=True, slots=True)
+# weakref_slot: the caches derived from a compiled journey or ruleset (`engine.per_object`)
+# forget it when it is freed.
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class CompiledJourney:
     """One journey: its kernel arrays and the names and texts explanations need."""
 
@@ -72,7 +74,7 @@ class CompiledJourney:
         return ints, np.zeros(self.rules.n_floats, dtype=np.float64)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Ruleset:
     """Every journey in force, with the string codes and feature slots they share."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from engine.compile import CompiledJourney, Ruleset
 from engine.event import Event
 from engine.kernels import codes
+from engine.per_object import PerObject
 from engine.state import CustomerState
 
 # The type of a timer's synthetic event; apps cannot send it (`engine.kernels.codes.TIMER_EVENT`
@@ -64,27 +65,24 @@ class _Timed:
     by_stage: tuple[tuple[tuple[int, int], ...], ...]
 
 
-_TIMED: dict[int, tuple[CompiledJourney, _Timed]] = {}
-
-
-def _timed(journey: CompiledJourney) -> _Timed:
-    cached = _TIMED.get(id(journey))
-    if cached is None or cached[0] is not journey:
-        rules = journey.rules
-        kinds, delays = rules.transition_timer.tolist(), rules.transition_delay_ms.tolist()
-        targets = rules.transition_to.tolist()
-        by_stage = tuple(
-            tuple(
-                (kinds[t], delays[t])
-                for t in range(len(kinds))
-                if kinds[t] != codes.TIMER_NONE
-                and rules.transition_from[t, stage]
-                and targets[t] != stage
-            )
-            for stage in range(len(journey.stage_ids))
+def _timed_transitions(journey: CompiledJourney) -> _Timed:
+    rules = journey.rules
+    kinds, delays = rules.transition_timer.tolist(), rules.transition_delay_ms.tolist()
+    targets = rules.transition_to.tolist()
+    by_stage = tuple(
+        tuple(
+            (kinds[t], delays[t])
+            for t in range(len(kinds))
+            if kinds[t] != codes.TIMER_NONE
+            and rules.transition_from[t, stage]
+            and targets[t] != stage
         )
-        cached = _TIMED[id(journey)] = (journey, _Timed(by_stage))
-    return cached[1]
+        for stage in range(len(journey.stage_ids))
+    )
+    return _Timed(by_stage)
+
+
+_timed: PerObject[CompiledJourney, _Timed] = PerObject(_timed_transitions)
 
 
 def has_timers(ruleset: Ruleset) -> bool:

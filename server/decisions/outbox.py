@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.compile import Ruleset
+from engine.per_object import PerObject
 from engine.state import CustomerState
 from engine.timers import has_timers, next_due_ms
 from journeyman.v1 import journeyman_pb2 as pb
@@ -19,15 +20,8 @@ from server.store.redis_store import Store, TimerWrite
 TIMER_KIND = "timer"
 EVENT_KIND = "event"
 
-_HAS_TIMERS: dict[int, tuple[Ruleset, bool]] = {}
-
-
-def ruleset_has_timers(ruleset: Ruleset) -> bool:
-    """`engine.timers.has_timers`, once per ruleset."""
-    cached = _HAS_TIMERS.get(id(ruleset))
-    if cached is None or cached[0] is not ruleset:
-        cached = _HAS_TIMERS[id(ruleset)] = (ruleset, has_timers(ruleset))
-    return cached[1]
+# `engine.timers.has_timers`, once per ruleset.
+ruleset_has_timers: PerObject[Ruleset, bool] = PerObject(has_timers)
 
 
 def decision_id(customer_id: str, event_id: str) -> str:

@@ -299,7 +299,7 @@ def test_a_state_written_by_name_before_schema_2_is_still_read() -> None:
 def _as_a_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget every layout: as a process that never compiled the rulesets of this test."""
     monkeypatch.setattr(codec, "_KNOWN", {})
-    monkeypatch.setattr(codec, "_LAYOUTS", {})
+    monkeypatch.setattr(codec, "_LAYOUTS", codec.PerObject(codec._laid_out))
 
 
 def test_a_state_from_another_process_is_read_once_its_layout_is_learned(
@@ -390,6 +390,17 @@ def test_arrays_of_other_sizes_than_their_layouts_are_refused(sizes: tuple[int, 
         return
     with pytest.raises(StateDecodeError, match="sizes"):
         decode_state(msgpack.packb(document), ruleset)
+
+
+@pytest.mark.parametrize("at", [2, 3])  # n_ints, n_floats
+def test_a_layout_description_claiming_gigabytes_of_slots_is_refused(at: int) -> None:
+    # Found by the test below: a damaged size passed every slot check (all slots lie inside
+    # 3.7 billion), and a state laid out by it would be 30 GB.
+    (description,) = layouts_of(from_text(OLD)).values()
+    parts = msgpack.unpackb(description)
+    parts[at] = 3_695_333_542
+    with pytest.raises(StateDecodeError, match="more than any journey's"):
+        learn_layout(msgpack.packb(parts))
 
 
 @settings(max_examples=300, deadline=None)
