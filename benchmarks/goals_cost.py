@@ -36,7 +36,8 @@ from benchmarks.journey_text import without_block
 from benchmarks.load.drive import Plan as LoadPlan
 from benchmarks.load.drive import Result
 from benchmarks.load.drive import run as drive
-from benchmarks.load.service import RULES_DIR, Running, free_port, journeyman, scrape
+from benchmarks.load.service import RULES_DIR, Running, journeyman, scrape
+from benchmarks.ports import free_port
 from benchmarks.redis import memory
 from benchmarks.report.run_figures import (
     GoalsCostFigures,

@@ -37,7 +37,8 @@ from benchmarks.engine.regret import RegretFigures
 from benchmarks.load import bare as bare_decide
 from benchmarks.load.drive import Plan, Result, pooled
 from benchmarks.load.drive import run as drive
-from benchmarks.load.service import Running, bare, echo, free_port, journeyman, scrape
+from benchmarks.load.service import Running, bare, echo, journeyman, scrape
+from benchmarks.ports import free_port
 from benchmarks.report import targets
 from benchmarks.report.markdown import document
 from benchmarks.report.run_figures import (

@@ -38,7 +38,8 @@ from benchmarks.added_run import AddedRun
 from benchmarks.load.drive import Plan as LoadPlan
 from benchmarks.load.drive import Result
 from benchmarks.load.drive import run as drive
-from benchmarks.load.service import Running, free_port, journeyman
+from benchmarks.load.service import Running, journeyman
+from benchmarks.ports import free_port
 from benchmarks.redis import timers
 from benchmarks.report.run_figures import TimerFigures, TimerLoadTurn
 from engine.codec import encode_state

@@ -23,9 +23,9 @@ from pathlib import Path
 import redis
 from redis.asyncio.cluster import RedisCluster
 
+from benchmarks.ports import free_port
 from server.runtime.embedded_redis import EmbeddedRedisError, redis_server_binary
 from server.store.connection import connect
-from tests.ports import free_port
 
 TEST_CLUSTER_URL_VARIABLE = "JOURNEYMAN_TEST_REDIS_CLUSTER_URL"
 DEBIAN_REDIS_SERVER = Path("/usr/bin/redis-server")
@@ -98,7 +98,7 @@ def _bindable(port: int) -> bool:
 
 def _free_cluster_ports(count: int) -> list[int]:
     """`count` ports free on loopback whose cluster bus ports (port + 10000) are free too, all
-    below the ephemeral range (`tests.ports`)."""
+    below the ephemeral range (`benchmarks.ports`)."""
     ports: list[int] = []
     while len(ports) < count:
         port = free_port(headroom=CLUSTER_BUS_OFFSET)

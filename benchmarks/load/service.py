@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 import grpc
 
 from benchmarks import ROOT
+from benchmarks.ports import free_port
 from server.tools.healthcheck import check
 
 RULES_DIR = ROOT / "rules"
@@ -29,12 +29,6 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 90.0  # a cold numba cache compiles every kernel first
 STOP_TIMEOUT_S = 15.0
 SERVICE = "journeyman.v1.JourneyService"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from typing import Any
 
 import redis as sync_redis
 
-from benchmarks.load.service import free_port
+from benchmarks.ports import free_port
 from benchmarks.report.run_figures import RedisBenchmarkCommand, RedisCeilingFigures, RedisPyRun
 from server.core.config import Settings
 from server.store.connection import connect

@@ -34,7 +34,8 @@ import grpc
 import pytest
 
 from benchmarks.load.replay import as_request, by_case, stream_cases
-from benchmarks.load.service import RULES_DIR, Running, free_port, journeyman
+from benchmarks.load.service import RULES_DIR, Running, journeyman
+from benchmarks.ports import free_port
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.tools.event_logs import LoanEvent, bpic2012_csv, loan_event, read_bpic2012

@@ -18,11 +18,11 @@ import pytest
 import redis.asyncio as redis
 import redis.exceptions as redis_errors
 
+from benchmarks.ports import free_port
 from server.core.config import Settings
 from server.store.cluster import SlotMapUnavailable
 from server.store.errors import StoreUnavailable
 from server.store.redis_store import StageChange, Store
-from tests.ports import free_port
 
 pytestmark = pytest.mark.service
 
@@ -30,7 +30,7 @@ CUSTOMER = "cust-42@example.com"
 
 
 def _closed_ports(count: int) -> list[int]:
-    """Loopback ports nothing listens on, below the ephemeral range (`tests.ports`: a client
+    """Loopback ports nothing listens on, below the ephemeral range (`benchmarks.ports`: a client
     is never given one as its own, so it cannot connect to itself)."""
     return [free_port() for _ in range(count)]
 

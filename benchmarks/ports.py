@@ -1,4 +1,4 @@
-"""Loopback ports for servers a test starts as processes of their own."""
+"""Loopback ports for servers a benchmark or a test starts as processes of their own."""
 
 from __future__ import annotations
 
