@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,7 @@ from engine.compile import STAGE_HISTORY_SLOTS, CompiledJourney, Ruleset
 from engine.errors import StateDecodeError
 from engine.event import PropertyValue
 from engine.kernels import codes
-from engine.per_object import PerObject
+from engine.per_object import per_object
 from engine.state import DEDUPE_WINDOW, CustomerState, JourneyState
 
 SCHEMA_VERSION = 2
@@ -171,7 +171,7 @@ def _laid_out(journey: CompiledJourney) -> StateLayout:
 
 
 # Per compiled journey, while it lives.
-_LAYOUTS: PerObject[CompiledJourney, StateLayout] = PerObject(_laid_out)
+_LAYOUTS: Callable[[CompiledJourney], StateLayout] = per_object(_laid_out)
 
 
 def layout_of(journey: CompiledJourney) -> StateLayout:
@@ -268,7 +268,7 @@ def _initial(journey: CompiledJourney) -> tuple[bytes, bytes]:
 
 
 # The arrays of a customer a journey has not seen, as stored: such a journey is left out.
-_initial_bytes: PerObject[CompiledJourney, tuple[bytes, bytes]] = PerObject(_initial)
+_initial_bytes: Callable[[CompiledJourney], tuple[bytes, bytes]] = per_object(_initial)
 
 
 def encode_state(ruleset: Ruleset, state: CustomerState) -> bytes:

@@ -10,30 +10,27 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")
 
 
-class PerObject(Generic[Key, Value]):
+def per_object(compute: Callable[[Key], Value]) -> Callable[[Key], Value]:
     """`compute(key)`, once for each live `key` (by identity; `key` must take weak
-    references)."""
+    references). A function, not an object with `__call__`: a lookup is on the hot path, and
+    the closure costs ~25 ns more than a plain dict by id, a method ~90 ns."""
+    values: dict[int, tuple[weakref.ref[Key], Value]] = {}
+    get = values.get
 
-    def __init__(self, compute: Callable[[Key], Value]) -> None:
-        self._compute = compute
-        self._values: dict[int, tuple[weakref.ref[Key], Value]] = {}
-
-    def __call__(self, key: Key) -> Value:
-        entry = self._values.get(id(key))
+    def lookup(key: Key) -> Value:
+        entry = get(id(key))
         if entry is not None and entry[0]() is key:
             return entry[1]
-        value = self._compute(key)
+        value = compute(key)
         ident = id(key)
         # The callback runs as `key` is freed, before its id can name another object.
-        self._values[ident] = (weakref.ref(key, lambda _: self._values.pop(ident, None)), value)
+        values[ident] = (weakref.ref(key, lambda _: values.pop(ident, None)), value)
         return value
 
-    def __len__(self) -> int:
-        """How many objects have a value now."""
-        return len(self._values)
+    return lookup

@@ -10,13 +10,13 @@ decides the timers that fall due in between, in order.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.compile import CompiledJourney, Ruleset
 from engine.event import Event
 from engine.kernels import codes
-from engine.per_object import PerObject
+from engine.per_object import per_object
 from engine.state import CustomerState
 
 # The type of a timer's synthetic event; apps cannot send it (`engine.kernels.codes.TIMER_EVENT`
@@ -82,7 +82,7 @@ def _timed_transitions(journey: CompiledJourney) -> _Timed:
     return _Timed(by_stage)
 
 
-_timed: PerObject[CompiledJourney, _Timed] = PerObject(_timed_transitions)
+_timed: Callable[[CompiledJourney], _Timed] = per_object(_timed_transitions)
 
 
 def has_timers(ruleset: Ruleset) -> bool:

@@ -8,10 +8,10 @@ entries for the decisions timers make and, when the server publishes them
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from engine.compile import Ruleset
-from engine.per_object import PerObject
+from engine.per_object import per_object
 from engine.state import CustomerState
 from engine.timers import has_timers, next_due_ms
 from journeyman.v1 import journeyman_pb2 as pb
@@ -21,7 +21,7 @@ TIMER_KIND = "timer"
 EVENT_KIND = "event"
 
 # `engine.timers.has_timers`, once per ruleset.
-ruleset_has_timers: PerObject[Ruleset, bool] = PerObject(has_timers)
+ruleset_has_timers: Callable[[Ruleset], bool] = per_object(has_timers)
 
 
 def decision_id(customer_id: str, event_id: str) -> str:

@@ -47,7 +47,7 @@ AFTER = SHOP.replace("COUNTERS", "  searches: {when: {event: search}, window: 7d
 def _as_a_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget every layout, as a process that never compiled the rulesets of this test."""
     monkeypatch.setattr(codec, "_KNOWN", {})
-    monkeypatch.setattr(codec, "_LAYOUTS", codec.PerObject(codec._laid_out))
+    monkeypatch.setattr(codec, "_LAYOUTS", codec.per_object(codec._laid_out))
 
 
 def _views(ruleset_text: str, state: CustomerState) -> float:

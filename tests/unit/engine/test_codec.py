@@ -299,7 +299,7 @@ def test_a_state_written_by_name_before_schema_2_is_still_read() -> None:
 def _as_a_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget every layout: as a process that never compiled the rulesets of this test."""
     monkeypatch.setattr(codec, "_KNOWN", {})
-    monkeypatch.setattr(codec, "_LAYOUTS", codec.PerObject(codec._laid_out))
+    monkeypatch.setattr(codec, "_LAYOUTS", codec.per_object(codec._laid_out))
 
 
 def test_a_state_from_another_process_is_read_once_its_layout_is_learned(

@@ -4,12 +4,13 @@ never what keeps a replaced ruleset alive."""
 from __future__ import annotations
 
 import gc
+import itertools
 import weakref
 
 from engine.codec import decode_state, encode_state
 from engine.compile import compile_ruleset
 from engine.decide import decide
-from engine.per_object import PerObject
+from engine.per_object import per_object
 from engine.state import new_state
 from engine.timers import next_due_ms
 from server.decisions.outbox import ruleset_has_timers
@@ -27,22 +28,23 @@ def test_a_value_is_computed_once_per_object_and_each_object_has_its_own() -> No
         computed.append(thing)
         return len(computed)
 
-    values = PerObject(compute)
+    values = per_object(compute)
     first, second = Thing(), Thing()
     assert (values(first), values(second), values(first), values(second)) == (1, 2, 1, 2)
     assert computed == [first, second]
 
 
 def test_an_objects_value_goes_with_it_and_does_not_keep_it() -> None:
-    values = PerObject(lambda thing: object())
+    counted = itertools.count(1)
+    values = per_object(lambda thing: next(counted))
     thing = Thing()
-    values(thing)
+    assert values(thing) == values(thing) == 1
     freed = weakref.ref(thing)
-    assert len(values) == 1
     del thing
     gc.collect()
     assert freed() is None
-    assert len(values) == 0
+    # A new object, even one given the freed object's id, is computed anew.
+    assert [values(Thing()) for _ in range(3)] == [2, 3, 4]
 
 
 def test_a_ruleset_replaced_by_a_reload_is_freed_once_nothing_else_holds_it() -> None:
