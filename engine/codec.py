@@ -36,7 +36,8 @@ Schema 1 (before 2026-12-07) stored every part by name, and is still read::
 
 `x`, `h`, `ac`, `tm`, `sn` and `cl` are optional there. A state read under another layout goes
 through that same by-name document, so both schemas migrate alike. Only bytes that are not a
-state at all raise `StateDecodeError`.
+state at all raise `StateDecodeError`; a state of a later schema (a newer journeyman's) raises
+`StateFromNewerServer`, so that no caller reads it as a new customer and writes over it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ import numpy as np
 
 from engine import history
 from engine.compile import STAGE_HISTORY_SLOTS, CompiledJourney, Ruleset
-from engine.errors import StateDecodeError
+from engine.errors import StateDecodeError, StateFromNewerServer
 from engine.event import PropertyValue
 from engine.kernels import codes
 from engine.per_object import per_object
@@ -249,14 +250,17 @@ def _check(layout: StateLayout) -> None:
 
 def unknown_layouts(data: bytes | None) -> list[bytes]:
     """The digests of the layouts a stored state was written under that this process does not
-    know yet (none for bytes that are not a schema 2 state: decoding them says what is wrong)."""
+    know yet (none for bytes that are not a schema 2 state: decoding them says what is wrong,
+    or that a newer journeyman wrote them)."""
     if data is None:
         return []
     try:
         document = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, TypeError, msgpack.exceptions.UnpackException):
         return []
-    arrays = document.get("js") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or document.get("v") != SCHEMA_VERSION:
+        return []
+    arrays = document.get("js")
     if not isinstance(arrays, list):
         return []
     return [d for d in arrays[::3] if isinstance(d, bytes) and d not in _KNOWN]
@@ -567,7 +571,8 @@ def _event_ids(stored: Any) -> tuple[int, ...]:
 
 def decode_state(data: bytes, ruleset: Ruleset) -> CustomerState:
     """Read stored state for `ruleset`. Raises `StateDecodeError` if `data` is not a state, or
-    was written under a layout this process does not know (`unknown_layouts`)."""
+    was written under a layout this process does not know (`unknown_layouts`);
+    `StateFromNewerServer` if a newer journeyman wrote it, under a later schema."""
     try:
         document = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, TypeError, msgpack.exceptions.UnpackException) as error:
@@ -576,10 +581,7 @@ def decode_state(data: bytes, ruleset: Ruleset) -> CustomerState:
         raise StateDecodeError("stored customer state has no schema version `v`")
     version = document["v"]
     if version > SCHEMA_VERSION:
-        raise StateDecodeError(
-            f"stored customer state has schema version {version}; this build reads "
-            f"up to {SCHEMA_VERSION}: upgrade every server before writing the new version"
-        )
+        raise StateFromNewerServer(version, SCHEMA_VERSION)
     if version == SCHEMA_VERSION:
         journeys = _decode_journeys(document.get("js"), ruleset)
     else:

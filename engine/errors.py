@@ -38,3 +38,18 @@ class RulesError(JourneymanError):
 
 class StateDecodeError(JourneymanError):
     """Stored customer state could not be decoded at all (not msgpack, or not a state)."""
+
+
+class StateFromNewerServer(JourneymanError):
+    """Stored customer state was written by a newer journeyman, under a schema this build cannot
+    read. Never read as a new customer: writing over it would lose what the newer server kept
+    (during a rolling upgrade, older servers meet the new servers' states)."""
+
+    def __init__(self, version: int, readable: int, what: str = "state schema") -> None:
+        self.version = version
+        self.readable = readable
+        super().__init__(
+            f"the customer's state was written by a newer journeyman ({what} {version}; this"
+            f" server reads up to {readable}); nothing was changed: send the call to an upgraded"
+            " server, and upgrade this one"
+        )

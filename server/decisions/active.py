@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from engine.codec import decode_state, layouts_of
 from engine.compile import Ruleset
-from engine.errors import StateDecodeError
+from engine.errors import StateDecodeError, StateFromNewerServer
 from engine.state import CustomerState, new_state
 from server.protocol.convert import ResponseTables
+from server.store.record import LAYOUT, later_layout
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,14 @@ class ActiveRules:
 
 
 def decode_or_new(ruleset: Ruleset, data: bytes | None) -> CustomerState:
-    """The stored state, or a new one when there is none or it cannot be read at all."""
+    """The stored state, or a new one when there is none or it cannot be read at all. Raises
+    `StateFromNewerServer` for a state a newer journeyman wrote: the caller refuses what it was
+    asked rather than write over it."""
     if data is None:
         return new_state(ruleset)
+    layout = later_layout(data)
+    if layout is not None:
+        raise StateFromNewerServer(layout, LAYOUT[0], "record layout")
     try:
         return decode_state(data, ruleset)
     except StateDecodeError:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from engine.codec import encode_state
+from engine.errors import StateFromNewerServer
 from engine.merge import merge_states
 from engine.state import CustomerState
 from server.decisions.active import ActiveRules, decode_or_new
@@ -49,8 +50,9 @@ class Identification:
         self, customer: str, anonymous_id: str, traits: Traits
     ) -> tuple[CustomerState, bool]:
         """The customer's state after setting `traits` and merging the visitor `anonymous_id`
-        (if given and known), and whether a visitor was merged. Raises Conflicted, or
-        StoreUnavailable (also while the breaker is open)."""
+        (if given and known), and whether a visitor was merged. Raises Conflicted,
+        StoreUnavailable (also while the breaker is open), or StateFromNewerServer (the
+        customer's or the visitor's state is a newer journeyman's: both are left as they were)."""
         if not self._breaker.allow():
             raise StoreUnavailable("Redis is failing; not tried while the circuit breaker is open")
         try:
@@ -106,7 +108,30 @@ class Identification:
     async def _take_visitor(self, anonymous_id: str, active: ActiveRules) -> CustomerState | None:
         """The visitor's stored state, deleted from Redis; None if there is none."""
         taken = await self._store.take(customer_id=anonymous_id, anonymous=True)
-        return None if taken is None else decode_or_new(active.ruleset, taken)
+        if taken is None:
+            return None
+        try:
+            return decode_or_new(active.ruleset, taken)
+        except StateFromNewerServer:
+            await self._put_back_unread(anonymous_id, taken)
+            raise
+
+    async def _put_back_unread(self, anonymous_id: str, taken: bytes) -> None:
+        """Put back, as it was, a visitor state a newer journeyman wrote (this server cannot
+        merge it): its decision ring is gone with the take, the state is not."""
+        for attempt in self._policy.attempts():
+            await self._policy.pause(attempt)
+            current = await self._store.load(customer_id=anonymous_id, anonymous=True)
+            if current.state is not None:
+                break  # written again meanwhile, by a server that could read it
+            result = await self._store.commit(
+                customer_id=anonymous_id, expected_version=current.version, state=taken,
+                anonymous=True,
+            )  # fmt: skip
+            if result.outcome is CommitOutcome.COMMITTED:
+                return
+        log.error("a visitor's state written by a newer journeyman was taken for Identify and "
+                  "could not be put back; it is lost: upgrade every server")  # fmt: skip
 
     async def _give_back(
         self, anonymous_id: str, taken: CustomerState, active: ActiveRules

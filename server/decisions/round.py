@@ -25,7 +25,7 @@ from engine.codec import encode_state
 from engine.compile import Ruleset
 from engine.decide import decide, duplicate_decision
 from engine.decision import Decision
-from engine.errors import JourneymanError
+from engine.errors import JourneymanError, StateFromNewerServer
 from engine.event import Event
 from engine.many import ManyDecisions, decide_many
 from engine.propensity import Propensities
@@ -282,7 +282,13 @@ class DecisionRound:
     ) -> _Decided:
         """Decide `pending` events in order from the loaded state; events already stored (or
         repeated within the batch) are answered with their original decision at once."""
-        decided = _Decided(_state(loaded, active))
+        try:
+            decided = _Decided(_state(loaded, active))
+        except StateFromNewerServer as error:
+            # Refused, not decided as a new customer's: a commit would write over the state.
+            for index in pending:
+                outcomes[index] = error
+            return _Decided(new_state(active.ruleset))
         propensities = self._learned_rates.current(active.ruleset)
         kept: dict[str, bytes] = {}  # event id -> what this attempt will store for it
         for index, stored in zip(pending, loaded.decisions, strict=True):
@@ -420,12 +426,15 @@ class _Together:
         # The kernel knows a customer by id alone: an anonymous visitor's id that is also a
         # known customer's (two lanes) goes one by one.
         ids = Counter(requests[pending[at][0]].event.customer_id for at in alone)
-        lanes = {
-            at: (pending[at][0], _state(loaded[at], active))
-            for at in alone
-            if requests[pending[at][0]].top_k == top_k
-            and ids[requests[pending[at][0]].event.customer_id] == 1
-        }
+        lanes: dict[int, tuple[int, CustomerState]] = {}
+        for at in alone:
+            request = requests[pending[at][0]]
+            if request.top_k != top_k or ids[request.event.customer_id] != 1:
+                continue
+            try:
+                lanes[at] = (pending[at][0], _state(loaded[at], active))
+            except StateFromNewerServer:
+                continue  # refused one by one (`_decide_loaded`)
         if len(lanes) < TOGETHER_AT_LEAST:
             return None
         return cls(active.ruleset, lanes, requests, top_k)

@@ -31,6 +31,7 @@ from prometheus_client import Counter, Histogram
 from engine.codec import encode_state
 from engine.decide import decide
 from engine.decision import Decision
+from engine.errors import StateFromNewerServer
 from engine.state import CustomerState
 from engine.timers import next_due_ms, timer_event
 from journeyman.v1 import journeyman_pb2 as pb
@@ -166,7 +167,12 @@ class TimerLoop:
             for decided, (claim, stored) in enumerate(zip(pending, loaded, strict=True)):
                 if decided and decided % DECISIONS_PER_YIELD == 0:
                     await asyncio.sleep(0)  # let the calls waiting meanwhile be answered
-                state = decode_or_new(active.ruleset, stored.state) if stored.state else None
+                try:
+                    state = decode_or_new(active.ruleset, stored.state) if stored.state else None
+                except StateFromNewerServer:
+                    # Not settled: the claim lapses and a newer server, which can read the
+                    # state, fires the timer (settling would remove or move it).
+                    continue
                 self._decide_one(claim, state, stored, active, now_ms, turn)
             results = []
             for start in range(0, len(turn.commits), COMMITS_PER_ROUND_TRIP):

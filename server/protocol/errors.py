@@ -10,7 +10,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from engine.errors import JourneymanError
+from engine.errors import JourneymanError, StateFromNewerServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,8 @@ def status_code(error: JourneymanError) -> grpc.StatusCode:
         return grpc.StatusCode.ABORTED
     if isinstance(error, EventIdReused):
         return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(error, StateFromNewerServer):
+        return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.UNAVAILABLE
 
 
@@ -106,8 +108,8 @@ async def abort(
         await context.abort_with_status(retry_status(str(error), error.retry_after_s))
     elif isinstance(error, Conflicted):
         await context.abort(grpc.StatusCode.ABORTED, f"{error}; retry the call")
-    elif isinstance(error, EventIdReused):
-        await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(error))
+    elif isinstance(error, (EventIdReused, StateFromNewerServer)):
+        await context.abort(status_code(error), str(error))
     else:
         await context.abort(grpc.StatusCode.UNAVAILABLE, f"{error}; retry the call")
     raise AssertionError("context.abort returned")  # it raises, always

@@ -108,10 +108,18 @@ def encode_record(state: bytes, ring: Ring) -> bytes:
     return LAYOUT + _COMPRESSOR.compress(packed)
 
 
+def later_layout(blob: bytes) -> int | None:
+    """The layout of a `blob` from a newer journeyman (a later layout than this one), or None.
+    Its first byte says: a layout 1 state is a msgpack map (0x80 and up), never a small int."""
+    first = blob[0] if blob else 0
+    return first if LAYOUT[0] < first < 0x80 else None
+
+
 def decode_record(blob: bytes | None) -> tuple[bytes | None, Ring]:
     """The engine's state bytes (None: no state) and the ring a `blob` field holds. A blob of
     layout 2 that does not decompress or unpack comes back whole, with an empty ring: the
-    engine refuses it as a state like any unreadable bytes (`decode_or_new` starts afresh)."""
+    engine refuses it as a state like any unreadable bytes (`decode_or_new` starts afresh);
+    so does a blob of a later layout (`decode_or_new` refuses it: `later_layout`)."""
     if not blob:
         return None, EMPTY_RING
     if blob[:1] != LAYOUT:

@@ -22,7 +22,7 @@ from engine.codec import (
 )
 from engine.compile import Ruleset, compile_ruleset
 from engine.decide import decide
-from engine.errors import StateDecodeError
+from engine.errors import StateDecodeError, StateFromNewerServer
 from engine.kernels import codes
 from engine.rules.load import parse_journey
 from engine.state import CustomerState, JourneyState, new_state
@@ -172,10 +172,23 @@ def test_bytes_that_are_not_a_state_raise_a_named_error(data: bytes) -> None:
         decode_state(data, retail())
 
 
-def test_a_newer_schema_version_is_refused_with_what_to_do() -> None:
-    data = msgpack.packb({"v": SCHEMA_VERSION + 1, "j": {}})
-    with pytest.raises(StateDecodeError, match="upgrade every server"):
-        decode_state(data, retail())
+def test_a_newer_schema_version_is_refused_not_read_as_damaged() -> None:
+    # Not a StateDecodeError: those start the customer afresh, which would write over what the
+    # newer journeyman kept.
+    old = from_text(OLD)
+    document = msgpack.unpackb(encode_state(old, _shopping_under(old)))
+    document["js"][0] = b"\x00" * len(document["js"][0])  # a layout known nowhere
+    unknown = msgpack.packb(document, use_bin_type=True)
+    document["v"] = SCHEMA_VERSION + 1
+    newer = msgpack.packb(document, use_bin_type=True)
+    with pytest.raises(StateFromNewerServer, match="newer journeyman") as raised:
+        decode_state(newer, old)
+    assert not isinstance(raised.value, StateDecodeError)
+    assert (raised.value.version, raised.value.readable) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+    assert "upgrade" in str(raised.value)
+    # Its digests are not this build's to look up in the layouts registry.
+    assert unknown_layouts(unknown) == [document["js"][0]]
+    assert unknown_layouts(newer) == []
 
 
 _msgpack_values = st.recursive(
