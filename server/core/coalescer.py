@@ -56,7 +56,8 @@ class Hold:
     callers and each step brought at least `growth` more, `max_s` at most in all. Saturated:
     no idle moment for `saturated_after_s`. A server with idle moments (a lone caller, a
     moderate load) never holds, so its latency is unchanged; nor does a batch that is large
-    already (a stream's messages come many to a turn)."""
+    already (a stream's messages come many to a turn). A batch is held after it lingered
+    (`Coalescer`'s `linger_turns`, with company): a coalescer without those never holds."""
 
     until: int
     max_s: float

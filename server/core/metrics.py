@@ -89,6 +89,12 @@ STATE_CACHE_LOOKUPS = Counter(
     "Customers looked up in the state cache before a decision, by result (hit: no load).",
     ["result"],
 )
+STATE_CACHE_TRUSTED = Gauge(
+    "journeyman_state_cache_trusted",
+    "1 while the state cache is read instead of Redis; 0 while its entries are too often stale"
+    " (a customer's events reach several processes in turn) and every customer is loaded.",
+    multiprocess_mode="liveall",
+)  # fmt: skip
 SHED = Counter("journeyman_shed_calls", "Calls refused with RESOURCE_EXHAUSTED (overload).")
 RELOADS = Counter("journeyman_rules_reloads", "Rules reloads attempted.")
 RELOAD_FAILURES = Counter("journeyman_rules_reload_failures", "Rules reloads refused (bad files).")

@@ -279,7 +279,9 @@ class Store:
         its event ids, in one round trip (one per customer on a cluster, sent together).
 
         With `from_cache`, a customer in the state cache is not read (`server.store.state_cache`):
-        a stale entry is refused by the commit, whose refusal brings the current one.
+        a stale entry is refused by the commit, whose refusal brings the current one. While the
+        cache is not trusted, every customer is read, and one cached at the version read is
+        taken from the cache (not decoded again).
         """
 
         def queue(pipe: Pipeline | ClusterPipeline, one: ToLoad) -> int:
@@ -293,7 +295,8 @@ class Store:
             replies: list[Any] = await pipe.execute()
             return replies
 
-        loaded = [self._cached(one) if from_cache else None for one in wanted]
+        trusting = from_cache and self.states.trusted
+        loaded = [self._cached(one) if trusting else None for one in wanted]
         missed = [one for one, hit in zip(wanted, loaded, strict=True) if hit is None]
         if not missed:
             return cast(list[Loaded], loaded)
@@ -315,11 +318,17 @@ class Store:
             if loaded[index] is not None:
                 continue
             blob, version = next(replied)
+            key, version = self._state_key(one.customer_id, one.anonymous), int(version or 0)
+            if from_cache and not trusting:
+                cached_version = self.states.version_of(key)
+                if cached_version is not None:  # would the cache have been right?
+                    self.states.judge(stale=cached_version != version)
+                    if cached_version == version:
+                        loaded[index] = self._cached(one)
+                        continue
             state, ring = decode_record(blob)
-            loaded[index] = _loaded(state, int(version or 0), ring, one.event_ids)
-            self.states.put(
-                self._state_key(one.customer_id, one.anonymous), state, int(version or 0), ring
-            )
+            loaded[index] = _loaded(state, version, ring, one.event_ids)
+            self.states.put(key, state, version, ring)
             read.append(state)
         await self._learn_layouts(read)
         return cast(list[Loaded], loaded)
@@ -397,6 +406,10 @@ class Store:
         """Cache what the commit found the customer's state to be."""
         commit = write.commit
         key = self._state_key(commit.customer_id, commit.anonymous)
+        # Trusted, the commit tells whether the version the cache held was still Redis's (not
+        # trusted, the loads tell: `load_many`).
+        if self.states.trusted and self.states.version_of(key) == commit.expected_version:
+            self.states.judge(stale=result.outcome is not CommitOutcome.COMMITTED)
         if result.outcome is CommitOutcome.COMMITTED:
             self.states.put(key, commit.state, result.version, write.ring, commit.decoded)
         else:

@@ -393,6 +393,31 @@ async def test_stale_caches_in_turn_cost_a_retry_never_an_update(
     assert tries == [1, 1] + [2] * 18
 
 
+async def test_caches_stale_in_turn_are_not_trusted_and_one_alone_trusts_its_own_again(
+    make_store: MakeStore, store_settings: Settings
+) -> None:
+    """Two processes taking a customer's events in turn: once their caches prove stale often
+    enough, each loads the customer instead, and no commit is refused; a process alone with the
+    customer again finds its cache right at every load, trusts it and needs no load."""
+    stores = [make_store(store_settings) for _ in range(2)]
+    tries = [await _increment_from_cache(stores[i % 2], f"e{i}") for i in range(200)]
+    assert (await stores[0].load(customer_id=CUSTOMER)).state == b"200"
+    assert not stores[0].states.trusted and not stores[1].states.trusted
+    assert tries[2:12] == [2] * 10  # trusted at first: stale every turn
+    assert tries[-100:] == [1] * 100  # then loaded: never refused
+    alone = stores[0]
+    for n in range(100):
+        if alone.states.trusted:
+            break
+        assert await _increment_from_cache(alone, f"alone-{n}") == 1
+    assert alone.states.trusted
+    pipelining = alone.pipelining
+    if pipelining is not None:  # a cluster sends no pipelines
+        before = pipelining.pipelines_sent
+        assert await _increment_from_cache(alone, "trusted") == 1
+        assert pipelining.pipelines_sent - before == 1  # the commit alone: no load
+
+
 async def test_a_repeat_is_found_in_the_cached_ring_without_a_round_trip(store: Store) -> None:
     await _increment_from_cache(store, "e0")
     (cached,) = await store.load_many([ToLoad(CUSTOMER, False, ["e0", "e1"])], from_cache=True)
