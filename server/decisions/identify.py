@@ -22,6 +22,7 @@ from server.decisions.breaker import CircuitBreaker
 from server.decisions.journey_stats import JourneyStats
 from server.decisions.retry import RetryPolicy
 from server.store.errors import StoreUnavailable
+from server.store.record import Ring
 from server.store.redis_store import CommitOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -107,18 +108,20 @@ class Identification:
 
     async def _take_visitor(self, anonymous_id: str, active: ActiveRules) -> CustomerState | None:
         """The visitor's stored state, deleted from Redis; None if there is none."""
-        taken = await self._store.take(customer_id=anonymous_id, anonymous=True)
+        taken = await self._store.take_record(customer_id=anonymous_id, anonymous=True)
         if taken is None:
             return None
+        state, ring = taken
         try:
-            return decode_or_new(active.ruleset, taken)
+            return decode_or_new(active.ruleset, state)
         except StateFromNewerServer:
-            await self._put_back_unread(anonymous_id, taken)
+            assert state is not None  # None decodes as a new visitor
+            await self._put_back_unread(anonymous_id, state, ring)
             raise
 
-    async def _put_back_unread(self, anonymous_id: str, taken: bytes) -> None:
+    async def _put_back_unread(self, anonymous_id: str, taken: bytes, ring: Ring) -> None:
         """Put back, as it was, a visitor state a newer journeyman wrote (this server cannot
-        merge it): its decision ring is gone with the take, the state is not."""
+        merge it), with its decision ring."""
         for attempt in self._policy.attempts():
             await self._policy.pause(attempt)
             current = await self._store.load(customer_id=anonymous_id, anonymous=True)
@@ -126,7 +129,7 @@ class Identification:
                 break  # written again meanwhile, by a server that could read it
             result = await self._store.commit(
                 customer_id=anonymous_id, expected_version=current.version, state=taken,
-                anonymous=True,
+                ring=ring, anonymous=True,
             )  # fmt: skip
             if result.outcome is CommitOutcome.COMMITTED:
                 return

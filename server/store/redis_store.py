@@ -611,15 +611,22 @@ class Store:
     async def take(self, *, customer_id: str, anonymous: bool = False) -> bytes | None:
         """The customer's state, read and every key of theirs deleted in one step (take.lua);
         None, deleting nothing, when they have no state."""
+        taken = await self.take_record(customer_id=customer_id, anonymous=anonymous)
+        return None if taken is None else taken[0]
+
+    async def take_record(
+        self, *, customer_id: str, anonymous: bool = False
+    ) -> tuple[bytes | None, Ring] | None:
+        """`take`, with the customer's decision ring: what putting the state back needs."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         self.states.drop(keys.state)
         async with self._calling(f"take {keys.state}"):
             record = await self._take_script(keys=keys.all(), args=[STATE_BLOB_FIELD])
         if record is None:
             return None
-        state, _ = decode_record(record)
+        state, ring = decode_record(record)
         await self._learn_layouts([state])
-        return state
+        return state, ring
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers PING.
