@@ -20,6 +20,7 @@ from engine.state import CustomerState
 from server.decisions.active import ActiveRules, decode_or_new
 from server.decisions.breaker import CircuitBreaker
 from server.decisions.journey_stats import JourneyStats
+from server.decisions.outbox import event_timer_write
 from server.decisions.retry import RetryPolicy
 from server.store.errors import StoreUnavailable
 from server.store.record import Ring
@@ -98,6 +99,9 @@ class Identification:
                 state=encode_state(ruleset, state),
                 ring=known.ring,
                 layouts=active.layouts,
+                # The merged state's next timer (a visitor's cart, say): the customer's entry
+                # in the due-time index follows it, as after an event.
+                timer=event_timer_write(self._store, ruleset, state, ()),
             )
             if result.outcome is CommitOutcome.COMMITTED:
                 if visitor is not None:
@@ -155,6 +159,7 @@ class Identification:
                 ring=current.ring,
                 anonymous=True,
                 layouts=active.layouts,
+                timer=event_timer_write(self._store, ruleset, state, ()),
             )
             if result.outcome is CommitOutcome.COMMITTED:
                 return

@@ -361,9 +361,12 @@ class Store:
         ring: Ring = EMPTY_RING,
         anonymous: bool = False,
         layouts: Mapping[bytes, bytes] = EMPTY_LAYOUTS,
+        timer: TimerWrite | None = None,
     ) -> CommitResult:
         """`commit_many` of one customer."""
-        one = ToCommit(customer_id, anonymous, expected_version, state, events, ring=ring)
+        one = ToCommit(
+            customer_id, anonymous, expected_version, state, events, timer=timer, ring=ring
+        )
         (result,) = await self.commit_many([one], layouts=layouts)
         return result
 

@@ -153,6 +153,30 @@ async def test_the_due_time_index_follows_the_commits(start_service: StartServic
         assert await store.redis.zscore(key, member) is None  # purchase has no timer
 
 
+async def test_identify_carries_a_visitors_pending_timer_to_the_customer(
+    start_service: StartService,
+) -> None:
+    """A visitor who left a cart, identified: the customer's state now holds the cart, and
+    the due-time index holds the customer at the cart's due time (the visitor's own entry
+    finds no state once taken, and goes)."""
+    async with start_service() as service:
+        assert service.running.timers is not None
+        await service.running.timers.stop()
+        store = service.running.store
+        at_ms = _now_ms()
+        cart = pb.DecideRequest(event=pb.Event(
+            event_id="v-cart", anonymous_id="visitor-cart", type="add_to_cart", channel="web",
+            timestamp_ms=at_ms,
+        ))  # fmt: skip
+        await service.stub.Decide(cart)
+        await service.stub.Identify(
+            pb.IdentifyRequest(customer_id="known-cart", anonymous_id="visitor-cart")
+        )
+        member = timer_member("known-cart")
+        key = store.keys.due(due_shard(member, store.timer_shards))
+        assert await store.redis.zscore(key, member) == at_ms + HALF_HOUR_MS
+
+
 async def test_subscribe_refuses_a_bad_from_id(service: Service) -> None:
     call = service.stub.Subscribe(pb.SubscribeRequest(from_id="yesterday"))
     with pytest.raises(grpc.aio.AioRpcError) as raised:
