@@ -189,7 +189,9 @@ class TimerLoop:
                 else:  # CONFLICT: decide again on the state that won
                     TIMER_CONFLICTS.inc()
                     pending.append(claim)
-        settled.extend((claim, None) for claim in pending)  # gave up: found again at the lapse
+        # Those still conflicting are not settled: settling with no due time removes a member
+        # that no commit re-scored since the claim (a commit that writes no timer); left as
+        # claimed, they are found again at the lapse.
         await self._index.settle(settled)
         self.fired += fired
         return fired
