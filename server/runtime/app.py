@@ -197,6 +197,16 @@ async def _store_health_changed(
         if not starting:
             log.warning("Redis answers again: %s is SERVING, answers are stored", STORE_SERVICE)
         await running.health.set(STORE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        policy = await running.store.evicts()
+        if policy is not None:
+            # Evicted states are lost without a word: customers start afresh, and a layout
+            # evicted from the registry makes its states unreadable.
+            log.warning(
+                "Redis deletes keys when it is full (maxmemory-policy %s): customer states "
+                "can vanish without a word; run it with maxmemory-policy noeviction (a full "
+                "Redis then refuses writes, and journeyman answers degraded) or without "
+                "maxmemory", policy,
+            )  # fmt: skip
         return
     await running.health.set(STORE_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
     if starting:

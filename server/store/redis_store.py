@@ -35,7 +35,7 @@ from server.core.config import DAY_S, Settings
 from server.core.metrics import REDIS_SECONDS, timed
 from server.store.cluster import CallSlots, call_slots
 from server.store.connection import RedisClient, connect, connection_kwargs
-from server.store.errors import NETWORK_ERRORS, unavailable_on_network_errors
+from server.store.errors import NETWORK_ERRORS, StoreUnavailable, unavailable_on_network_errors
 from server.store.keys import (
     STATE_BLOB_FIELD,
     STATE_VERSION_FIELD,
@@ -630,6 +630,25 @@ class Store:
         state, ring = decode_record(record)
         await self._learn_layouts([state])
         return state, ring
+
+    async def evicts(self) -> str | None:
+        """The `maxmemory-policy` under which Redis deletes keys to make room, when it may
+        delete journeyman's: a policy other than noeviction with a `maxmemory` set (volatile-*
+        policies take customer states, which have a TTL; allkeys-* any key, the layouts
+        registry too). None when it never does, or cannot be asked (an ACL without CONFIG, a
+        managed Redis without the command; a cluster is not asked)."""
+        if isinstance(self._client, RedisCluster):
+            return None
+        try:
+            async with self._calling("read the eviction policy"):
+                found = await self._client.config_get("maxmemory*")
+        except (StoreUnavailable, redis_errors.RedisError):
+            return None
+        settings = {_text(name or ""): _text(value or "") for name, value in found.items()}
+        policy = settings.get("maxmemory-policy", "noeviction")
+        if policy == "noeviction" or settings.get("maxmemory", "0") in ("", "0"):
+            return None
+        return policy
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers PING.
