@@ -635,18 +635,17 @@ class Store:
         """The `maxmemory-policy` under which Redis deletes keys to make room, when it may
         delete journeyman's: a policy other than noeviction with a `maxmemory` set (volatile-*
         policies take customer states, which have a TTL; allkeys-* any key, the layouts
-        registry too). None when it never does, or cannot be asked (an ACL without CONFIG, a
-        managed Redis without the command; a cluster is not asked)."""
+        registry too). None when it never does, or cannot be asked (`INFO memory` not granted;
+        a cluster is not asked)."""
         if isinstance(self._client, RedisCluster):
             return None
         try:
             async with self._calling("read the eviction policy"):
-                found = await self._client.config_get("maxmemory*")
+                memory = await self._client.info("memory")
         except (StoreUnavailable, redis_errors.RedisError):
             return None
-        settings = {_text(name or ""): _text(value or "") for name, value in found.items()}
-        policy = settings.get("maxmemory-policy", "noeviction")
-        if policy == "noeviction" or settings.get("maxmemory", "0") in ("", "0"):
+        policy = str(memory.get("maxmemory_policy", "noeviction"))
+        if policy == "noeviction" or not memory.get("maxmemory"):
             return None
         return policy
 

@@ -50,7 +50,8 @@ pytestmark = pytest.mark.service
 KEY_PREFIX = "jmcred:"
 SERVICE_USER = "journeyman"
 # What journeyman needs, by who sends it: the store (load: HMGET, HGET; commit: EVALSHA, and
-# SCRIPT LOAD after NOSCRIPT; journey statistics: HINCRBY; forget: DEL; readiness: PING), and
+# SCRIPT LOAD after NOSCRIPT; journey statistics: HINCRBY; forget: DEL; readiness: PING; whether
+# Redis evicts keys: INFO, when it first answers), and
 # server/store/lua/commit.lua run as this user (HGET, HSET, HDEL, HINCRBY, EXPIRE). Only keys under
 # the service's prefix, no channels. Reading the statistics back (Store.stage_counts, no RPC
 # yet) would add HGETALL. redis-py's connection handshake needs no grant: HELLO is open to
@@ -58,7 +59,7 @@ SERVICE_USER = "journeyman"
 SERVICE_COMMANDS = (
     "ping", "hmget", "hget", "hset", "hdel", "hincrby", "hgetall", "expire", "del", "evalsha",
     "script|load", "zadd", "zrem", "zrangebyscore", "zscore", "zcard", "xadd", "xread",
-    "xrevrange",
+    "xrevrange", "info",
 )  # fmt: skip
 SERVICE_ACL = (
     "reset", "on", "resetchannels", f"~{KEY_PREFIX}*", *(f"+{c}" for c in SERVICE_COMMANDS),
