@@ -98,10 +98,9 @@ class Pipeliner:
     def redis_s(self) -> float:
         """How long Redis has kept the pipeline now out waiting for its replies (or one just
         abandoned unanswered before it: `server.store.waiting.Abandoned`), apart from this
-        server's own work meanwhile (`server.store.waiting`); 0 if none is out."""
-        if self._sent_at is None:
-            return 0.0
-        return self._abandoned.oldest(self._sent_at).redis_s()
+        server's own work meanwhile (`server.store.waiting`); 0 if neither is."""
+        oldest = self._abandoned.oldest(self._sent_at)
+        return 0.0 if oldest is None else oldest.redis_s()
 
     async def send(self, queue: Queue) -> list[Any]:
         """Queue commands with `queue` and wait for their replies, in order."""

@@ -249,16 +249,15 @@ class Store:
         self._company = company
 
     def redis_wait_s(self) -> float:
-        """How long Redis has kept the oldest round trip still out waiting (0 when none is; one
-        just abandoned unanswered counts too: `server.store.waiting.Abandoned`): how slow Redis
+        """How long Redis has kept the oldest round trip still out waiting (one just abandoned
+        unanswered counts too: `server.store.waiting.Abandoned`; 0 when neither): how slow Redis
         is being right now, apart from this server's queues and its own work meanwhile
         (`server.store.waiting`)."""
         if self._pipeliner is not None:
             return self._pipeliner.redis_s()
-        if not self._calls_out:
-            return 0.0
-        oldest = min(self._calls_out.values(), key=lambda sent: sent.wall_s)
-        return self._abandoned.oldest(oldest).redis_s()
+        out = min(self._calls_out.values(), key=lambda sent: sent.wall_s, default=None)
+        oldest = self._abandoned.oldest(out)
+        return 0.0 if oldest is None else oldest.redis_s()
 
     @property
     def commit_script_sha(self) -> str:

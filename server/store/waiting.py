@@ -51,9 +51,13 @@ class Abandoned:
     def answered(self) -> None:
         self._sent = None
 
-    def oldest(self, out: SentAt) -> SentAt:
-        """The older of `out` (a round trip now out) and the one abandoned, if still counted."""
-        if self._sent is None or self._stale() or out.wall_s <= self._sent.wall_s:
+    def oldest(self, out: SentAt | None) -> SentAt | None:
+        """The older of `out` (a round trip now out, if one is) and the one abandoned, if still
+        counted. With none out, the one abandoned still counts: the calls that queued behind it
+        and are not sent yet have waited on Redis too."""
+        if self._sent is None or self._stale():
+            return out
+        if out is not None and out.wall_s <= self._sent.wall_s:
             return out
         return self._sent
 
