@@ -191,8 +191,12 @@ async def test_a_due_timer_of_a_newer_servers_customer_is_left_for_a_newer_serve
     timed = replace(service_settings, timers=1, timer_poll_ms=20, timer_lease_ms=2_000)
     running = await start_retail_server(timed, store_url)
     try:
-        await asyncio.sleep(1.0)  # 50 polls
         assert running.timers is not None
+        for _ in range(500):  # until the control's timer fired (both were due at once)
+            if running.timers.fired:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # ten polls more: time to fire the other, were it fired
         assert running.timers.fired == 1  # the control's: the loop ran, and skipped only one
     finally:
         await running.stop(0.5)
