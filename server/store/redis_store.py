@@ -634,19 +634,23 @@ class Store:
         """The `maxmemory-policy` under which Redis deletes keys to make room, when it may
         delete journeyman's: a policy other than noeviction with a `maxmemory` set (volatile-*
         policies take customer states, which have a TTL; allkeys-* any key, the layouts
-        registry too). None when it never does, or cannot be asked (`INFO memory` not granted;
-        a cluster is not asked)."""
-        if isinstance(self._client, RedisCluster):
-            return None
+        registry too); on a cluster, any primary's. None when it never does, or cannot be asked
+        (`INFO memory` not granted)."""
         try:
             async with self._calling("read the eviction policy"):
-                memory = await self._client.info("memory")
+                if isinstance(self._client, RedisCluster):
+                    replies = await self._client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+                else:
+                    replies = await self._client.info("memory")
         except (StoreUnavailable, redis_errors.RedisError):
             return None
-        policy = str(memory.get("maxmemory_policy", "noeviction"))
-        if policy == "noeviction" or not memory.get("maxmemory"):
-            return None
-        return policy
+        # A cluster answers per primary, keyed by node (one primary: its reply alone).
+        per_node = replies.values() if "maxmemory_policy" not in replies else [replies]
+        for memory in per_node:
+            policy = str(memory.get("maxmemory_policy", "noeviction"))
+            if policy != "noeviction" and memory.get("maxmemory"):
+                return policy
+        return None
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers PING.

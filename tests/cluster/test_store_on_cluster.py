@@ -18,7 +18,7 @@ from server.core.config import Settings
 from server.store.connection import connect
 from server.store.errors import StoreUnavailable
 from server.store.redis_store import StageChange, Store
-from tests.redis_cluster import MASTERS, cluster_connect
+from tests.redis_cluster import MASTERS, StartCluster, cluster_connect
 from tests.service.test_store import commit_event
 from tests.service.test_store_errors import every_kind_of_call
 
@@ -175,4 +175,30 @@ async def test_a_cluster_answering_masterdown_raises_store_unavailable(
                 await call()
     finally:
         monkeypatch.undo()
+        await store.close()
+
+
+# --- the eviction policy --------------------------------------------------------------------------
+
+
+async def test_a_cluster_primary_that_deletes_keys_when_full_is_named(
+    start_cluster: StartCluster, key_prefix: str
+) -> None:
+    """One primary of three with a maxmemory and an evicting policy loses the states whose slots
+    it serves: Store.evicts asks every primary, not one picked by the router."""
+    cluster = start_cluster()
+    store = Store(connect(cluster.url, timeout_s=1.0), Settings(key_prefix=key_prefix))
+    try:
+        await store.ping()
+        assert await store.evicts() is None  # a fresh cluster never evicts
+        last = cluster.ports[-1]
+        direct = redis.Redis(host="127.0.0.1", port=last)
+        try:
+            await direct.config_set("maxmemory-policy", "volatile-lru")
+            assert await store.evicts() is None  # no maxmemory: it never evicts
+            await direct.config_set("maxmemory", "64mb")
+            assert await store.evicts() == "volatile-lru"
+        finally:
+            await direct.aclose()
+    finally:
         await store.close()
