@@ -6,6 +6,12 @@ waited for the next call, and costs several times more (RESULTS.md section 14, "
 Here each event is preceded, untimed, by what stands in for that: other Python code (a JSON
 round trip, a regex, zlib, turns of an event loop), a sweep over more data than the caches hold,
 and a pause; only decide() itself is timed, on the thread's CPU clock.
+
+Two more preparations tell the pause's share from the rest's: the pause alone (the thread
+sleeps, as a server's does waiting for its next call, nothing else run) and the same pause spent
+spinning (the thread kept running, touching almost nothing). On a virtual machine whose idle
+vCPU the host takes back, the sleep alone costs most of what the whole preparation does; a
+server cannot avoid it without burning a core while idle.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import re
 import statistics
 import time
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -53,13 +60,32 @@ async def _turns() -> None:
         await asyncio.sleep(0)
 
 
+def pause_alone() -> None:
+    """The thread idle for PAUSE_S, nothing else run."""
+    time.sleep(PAUSE_S)
+
+
+def pause_spun() -> None:
+    """PAUSE_S spent spinning on the clock: the thread never idles, and touches almost nothing."""
+    until = time.perf_counter() + PAUSE_S
+    while time.perf_counter() < until:
+        pass
+
+
 def cold_per_event_us(
-    workload: Workload, step: Decider, repeats: int, events: int = 600
+    workload: Workload,
+    step: Decider,
+    repeats: int,
+    events: int = 600,
+    before: Callable[[], None] | None = None,
 ) -> list[float]:
     """µs of the thread's CPU per event of `step` in each of `repeats` cold replays of the first
     `events` of `workload` from fresh states (after one warm, untimed replay of them all; the
-    work between events takes milliseconds, so a replay is kept short)."""
-    between = Between()
+    work between events takes milliseconds, so a replay is kept short). `before` runs, untimed,
+    before each event: by default `Between` (other code, a sweep and a pause)."""
+    between = Between() if before is None else None
+    prepare = before or between
+    assert prepare is not None
     try:
         workload.replay(step, workload.fresh_states())
         samples = []
@@ -67,7 +93,7 @@ def cold_per_event_us(
             states, timed_ns = workload.fresh_states(), []
             with gc_paused():
                 for timed in workload.events[:events]:
-                    between()
+                    prepare()
                     event = timed.event
                     started = time.thread_time_ns()
                     _, states[event.customer_id] = step(
@@ -77,4 +103,5 @@ def cold_per_event_us(
             samples.append(statistics.fmean(timed_ns) / 1_000)
         return samples
     finally:
-        between.close()
+        if between is not None:
+            between.close()

@@ -92,14 +92,18 @@ def decide_figure(
     return Figure(name, us, "µs/event", f"≤ {DECIDE_TARGET_US:g} µs", met, f"{against}; {versus}")
 
 
-def cold_figure(samples: list[float], warm_us: float) -> Figure:
-    """decide() cold (`benchmarks.engine.cold`), against its warm median on the same events."""
+def cold_figure(
+    samples: list[float],
+    warm_us: float,
+    before: str = "other code, a 16 MB sweep and a 0.7 ms pause before each event, as in a "
+    "server one call at a time",
+) -> Figure:
+    """decide() cold (`benchmarks.engine.cold`), against its warm median on the same events;
+    `before`: what ran before each event."""
     us = statistics.median(samples)
     spread = f"repeats {min(samples):.1f}–{max(samples):.1f} µs"
     return Figure(
-        "decide(), retail rules, cold: other code, a 16 MB sweep and a 0.7 ms pause before "
-        "each event, as in a server one call at a time",
-        us, "µs/event",
+        f"decide(), retail rules, cold: {before}", us, "µs/event",
         note=f"{us / warm_us:.1f}× decide() warm ({warm_us:.1f} µs); {spread}",
     )  # fmt: skip
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks import ROOT
 from benchmarks.engine.ceilings import FLAGS_NOTE, measure_ceilings
-from benchmarks.engine.cold import cold_per_event_us
+from benchmarks.engine.cold import cold_per_event_us, pause_alone, pause_spun
 from benchmarks.engine.figures import (
     Figure,
     ceiling_figures,
@@ -116,6 +116,8 @@ def measure(plan: Plan) -> tuple[list[Table], list[str]]:
     retail_us = retail.per_event_us(decide, plan.repeats)
     _say("decide() cold, retail rules")
     cold_us = cold_per_event_us(retail, decide, plan.cold_repeats)
+    slept_us = cold_per_event_us(retail, decide, plan.cold_repeats, before=pause_alone)
+    spun_us = cold_per_event_us(retail, decide, plan.cold_repeats, before=pause_spun)
     _say(f"decide() on {len(generated.events):,} events, 200 rules")
     generated_us = generated.per_event_us(decide, plan.repeats)
     _say("breakdowns of decide()")
@@ -129,6 +131,16 @@ def measure(plan: Plan) -> tuple[list[Table], list[str]]:
         *ceiling_figures(ceilings, breakdowns["retail rules"][0].dispatch_floor_us),
         decide_figure("decide(), retail rules", retail_us, ceilings, target=True),
         cold_figure(cold_us, statistics.median(retail_us)),
+        cold_figure(
+            slept_us,
+            statistics.median(retail_us),
+            "the 0.7 ms pause alone before each event (the thread sleeps)",
+        ),
+        cold_figure(
+            spun_us,
+            statistics.median(retail_us),
+            "the 0.7 ms pause spent spinning before each event (the thread never idles)",
+        ),
         decide_figure("decide(), 200 generated rules", generated_us, ceilings, target=False),
         *reference_figures(generated, statistics.median(generated_us), plan),
     ]

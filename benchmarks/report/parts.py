@@ -149,6 +149,7 @@ def _echo_plus_parts(
             f" The floor is {shown(floor - allowed, 'µs')} above the target: the parts alone put "
             "it out of reach, they must get cheaper."
         )
+    said += _served_floor(get, echo, allowed)
     decide = get(lambda f: figure(f["decide_lockstep"]))
     if decide is not None and known(decide):
         said += (
@@ -158,6 +159,31 @@ def _echo_plus_parts(
         )
         said += _bare_share(get(lambda f: figure(f["bare_lockstep"])), echo, floor, decide)
     return said
+
+
+def _served_floor(get: Reader[TransportFigures], echo: float, allowed: float) -> str:
+    """The same floor with the parts as a server runs them one call at a time (the bare Decide's,
+    timed on its thread after it waited idle for the call), where the parts alone in a loop run
+    warm; "" where not measured."""
+    served = get(lambda f: f["bare_parts_us"])
+    if not served:
+        return ""
+    in_server = sum(served[key] for key in SERVED_PARTS)
+    floor = echo + in_server
+    verdict = (
+        f"{shown(allowed - floor, 'µs')} under the target"
+        if floor <= allowed
+        else f"{shown(floor - allowed, 'µs')} above the target: as a server runs them, the parts "
+        "alone put it out of reach"
+    )
+    return (
+        f" As a server runs them, one call at a time (the bare Decide's parts, timed on its "
+        f"thread, which waited idle for each call: {shown(in_server, 'µs')}), the floor is "
+        f"{shown(floor, 'µs')}, {shown(ratio(floor, echo), '×')} the echo's, {verdict}"
+        f" (section {ENGINE_SECTION}: right after its thread slept, decide() costs several times"
+        " what it costs after the same pause spent spinning; the echo's figures pay the same"
+        " wake-up on their smaller work)."
+    )
 
 
 def _bare_share(bare: float | None, echo: float, floor: float, decide: float) -> str:

@@ -47,3 +47,29 @@ def test_the_cold_figure_is_the_median_of_its_repeats_against_the_warm_figure() 
     figure = cold_figure([250.0, 210.0, 400.0], warm_us=35.0)
     assert figure.value == 250.0  # the median: one busy repeat does not move it
     assert figure.note == "7.1× decide() warm (35.0 µs); repeats 210.0–400.0 µs"
+
+
+def test_a_preparation_given_runs_before_each_event_in_place_of_the_default() -> None:
+    workload = load_workload(str(RETAIL), RETAIL.read_text(encoding="utf-8"), 3, 2)
+    prepared: list[int] = []
+
+    def step(ruleset: Any, state: Any, event: Any, now_ms: int) -> tuple[None, Any]:
+        return None, state
+
+    samples = cold.cold_per_event_us(
+        workload, step, repeats=2, events=4, before=lambda: prepared.append(1)
+    )
+    assert len(samples) == 2
+    assert len(prepared) == 2 * 4  # once before each timed event, never in the warm replay
+
+
+def test_the_pause_alone_idles_the_thread_and_the_spun_pause_keeps_it_running() -> None:
+    for pause, busy in ((cold.pause_alone, False), (cold.pause_spun, True)):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        pause()
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        assert wall >= cold.PAUSE_S
+        if busy:
+            assert cpu >= cold.PAUSE_S * 0.5  # this thread's CPU: it ran all along
+        else:
+            assert cpu < cold.PAUSE_S * 0.5  # asleep, not running

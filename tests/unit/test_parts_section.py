@@ -305,6 +305,36 @@ def test_the_parts_in_a_server_are_read_against_the_parts_alone() -> None:
     assert besides.ceiling == "200 µs (echo's loop thread)"
 
 
+def test_the_floors_one_call_at_a_time_are_stated_again_with_the_parts_a_server_ran() -> None:
+    """Alone in a loop the parts run warm; a server one call at a time runs them after its
+    thread waited idle, several times slower: the floor with those is what the target faces."""
+    served = {"validation": 20.0, "load": 40.0, "engine": 240.0, "answer": 24.0, "state": 48.0,
+              "commit_args": 36.0, "round_trip": 150.0}  # fmt: skip
+    in_server = sum(us for part, us in served.items() if part != "load")  # 518 µs
+    echo_cpu, echo_p50 = 600.0, 1500.0
+    figures = transport_figures(echo_cpu, 1800.0, echo_p50_us=echo_p50)
+    figures["bare_parts_us"] = served
+    runs = Runs({"parts": parts_figures(), "transport": figures})
+    cpu = floor(runs, "The floor, one call at a time.")
+    over = echo_cpu + in_server - 2 * echo_cpu  # the CPU floor's excess: 1,118 against 1,200
+    assert over < 0  # ...is none here: under the target
+    assert f"which waited idle for each call: {shown(in_server, 'µs')}), the floor is " in cpu
+    assert f"{shown(echo_cpu + in_server, 'µs')}, {shown(1 + in_server / echo_cpu, '×')}" in cpu
+    assert f"{shown(-over, 'µs')} under the target (section 5:" in cpu
+    latency = floor(runs, "The floor of one call's latency.")
+    above = echo_p50 + in_server - 1.5 * echo_p50  # 2,018 against 2,250: under as well
+    assert f"{shown(-above, 'µs')} under the target (section 5:" in latency
+    slow = transport_figures(300.0, 1800.0, echo_p50_us=500.0)
+    slow["bare_parts_us"] = served
+    text = floor(
+        Runs({"parts": parts_figures(), "transport": slow}), "The floor, one call at a time."
+    )
+    assert f"the floor is {shown(300.0 + in_server, 'µs')}" in text
+    assert (
+        f"{shown(300.0 + in_server - 600.0, 'µs')} above the target: as a server runs them" in text
+    )
+
+
 def test_results_without_the_bare_decide_leave_it_out_of_the_floors() -> None:
     runs = Runs({"parts": parts_figures(), "transport": transport_figures(300.0, 1200.0)})
     assert all("bare" not in text for text in all_floors(runs).values())
