@@ -66,8 +66,11 @@ class CallGate(grpc.aio.ServerInterceptor):
     The count needs no lock: grpc.aio runs every handler on the one event loop thread.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, activity: Callable[[], None] = lambda: None) -> None:
+        """`activity()` is told of every call's start and end and every stream message (the
+        event loop's spinner, `server.core.spinner`)."""
         self._limit = limit
+        self._activity = activity
         self.in_flight = 0
         # A method's handler never changes while the server runs: wrap it once, not per call.
         self._wrapped: dict[str, Handler] = {}
@@ -113,6 +116,7 @@ class CallGate(grpc.aio.ServerInterceptor):
 
         async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             await self._admit(context)
+            self._activity()
             start = time.perf_counter()
             ended = False
             try:
@@ -123,6 +127,7 @@ class CallGate(grpc.aio.ServerInterceptor):
                 return response
             finally:
                 self.in_flight -= 1
+                self._activity()
                 timer.observe(context, ended, time.perf_counter() - start)
 
         return admitted
@@ -138,6 +143,7 @@ class CallGate(grpc.aio.ServerInterceptor):
             ended = False
             try:
                 async for response in behavior(self._decoded(requests), context):
+                    self._activity()
                     yield response
                 ended = True
             except _UndecodableMessage as bad:
@@ -164,11 +170,11 @@ class CallGate(grpc.aio.ServerInterceptor):
 
         return followed
 
-    @staticmethod
-    async def _decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def _decoded(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """A stream's messages; one that cannot be decoded ends them (and the call, refused
         with INVALID_ARGUMENT once the handler has answered those before it)."""
         async for request in requests:
+            self._activity()
             if isinstance(request, Undecodable):
                 raise _UndecodableMessage(request)
             yield request

@@ -35,10 +35,10 @@ _POSITIVE = (
     "outbox_max_len",
 )  # fmt: skip
 # capture_days 0: off; timers 0: this server runs no timer loop; outbox_stage_changes 1: on;
-# state_cache_entries 0: no state cache
+# state_cache_entries 0: no state cache; spin_us 0: the event loop never spins
 _NOT_NEGATIVE = (
     "conflict_retries", "capture_days", "timers", "outbox_stage_changes", "state_cache_entries",
-    "decisions_kept",
+    "decisions_kept", "spin_us",
 )  # fmt: skip
 
 
@@ -66,6 +66,11 @@ class Settings:
     state_cache_entries: int = 10_000
     redis_timeout_ms: int = 250  # beyond this (or the call's deadline) the answer is degraded
     max_concurrent_calls: int = 512  # beyond this, RESOURCE_EXHAUSTED
+    # While a call is alone in the server, the event loop keeps turning this long after it (or
+    # a stream message) came or went, instead of sleeping (server/core/spinner.py: on a VM, a
+    # thread woken from sleep runs its next code several times slower). It trades CPU for the
+    # latency of a lightly loaded server; 0: off, the loop sleeps whenever it waits.
+    spin_us: int = 0
     max_message_bytes: int = 1024 * 1024
     max_properties: int = 64  # per event, and traits per Identify
     max_string_length: int = 256  # ids, types, property names and string values

@@ -27,6 +27,7 @@ from server.api.service import JourneyService
 from server.core.config import Settings
 from server.core.health import STORE_SERVICE
 from server.core.metrics import BATCHES, REDIS_UP
+from server.core.spinner import Spinner
 from server.core.tasks import stop_task
 from server.decisions.decider import Decider
 from server.decisions.timers import TimerLoop
@@ -65,6 +66,7 @@ class Running:
     ready: asyncio.Future[None] | None = None  # done once Redis answered and health says SERVING
     store_watch: asyncio.Task[None] | None = None  # the store's health, following Redis
     timers: TimerLoop | None = None  # this server's timer loop (`JOURNEYMAN_TIMERS`)
+    spinner: asyncio.Task[None] | None = None  # the event loop's (`JOURNEYMAN_SPIN_US`)
 
     async def stop(self, grace_s: float) -> None:
         """Health NOT_SERVING, refuse new calls, let in-flight ones finish, then close Redis."""
@@ -75,6 +77,7 @@ class Running:
             await self.timers.stop()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        await stop_task(self.spinner)
         await self.decider.drain()
         await self.store.close()
         BATCHES.flush()  # a worker's last decisions into the files its supervisor reads
@@ -97,11 +100,15 @@ async def create_server(
     reloaded from `settings.rules` (`Running.rules.reload`).
     """
     live = LiveRules(ruleset, settings.rules)
-    call_gate = CallGate(settings.max_concurrent_calls)
 
     def company() -> bool:
         # Other calls in the server: batches wait a few loop turns for more (the coalescer).
         return call_gate.in_flight > 1
+
+    spinner = Spinner(settings.spin_us / 1e6, crowded=company) if settings.spin_us > 0 else None
+    call_gate = CallGate(
+        settings.max_concurrent_calls, activity=spinner.touch if spinner else lambda: None
+    )
 
     store.linger_with(company)
     decider = Decider(
@@ -147,6 +154,8 @@ async def create_server(
             raise
     warm_up(ruleset)
     running = Running(server, port, health_servicer, decider, store, live)
+    if spinner is not None:
+        running.spinner = asyncio.get_running_loop().create_task(spinner.run(), name="spinner")
     if settings.timers:
         running.timers = TimerLoop(
             live.active, store, decider.stats, decider.learned_rates, settings
