@@ -78,6 +78,9 @@ MIN_RUN_S = 10.0  # with less than this left of the session's budget, a run is n
 # each, the first after a warm-up, the others after a short one (the servers are warm by then).
 LOCKSTEP_ROUNDS = 3
 LOCKSTEP_REWARM_S = 0.2
+# The linger of the Decide server that takes its turn one call at a time with its event loop
+# spinning (`JOURNEYMAN_SPIN_US`, server/core/spinner.py): longer than the driver's turnaround.
+SPIN_US = 3_000
 
 
 @dataclass(frozen=True)
@@ -180,10 +183,10 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         half = decide_unary["rate"] / 2
         half_open = replace(closed, rate=half, warmup_s=sizes.warmup_s / 2, duration_s=sizes.open_s)
         decide_open = _drive(server, half_open)
-        with bare() as bare_server:
+        with bare() as bare_server, journeyman(spin_us=str(SPIN_US)) as spinning:
             alone = scrape(metrics_port)
-            echo_lockstep, decide_lockstep, bare_lockstep = _in_turns(
-                (echo_server, server, bare_server), sizes
+            echo_lockstep, decide_lockstep, bare_lockstep, spinning_lockstep = _in_turns(
+                (echo_server, server, bare_server, spinning), sizes
             )
             alone_after = scrape(metrics_port)
             # Its calls up to its last write of them, at most WRITE_EVERY_S before the run ended.
@@ -199,6 +202,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
             "open_s": sizes.open_s,
             "lockstep_s": sizes.lockstep_s,
             "lockstep_rounds": LOCKSTEP_ROUNDS,
+            "spin_us": SPIN_US,
         },
         "echo_unary": echo_unary,
         "echo_lockstep": echo_lockstep,
@@ -209,6 +213,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         "decide_lockstep": decide_lockstep,
         "bare_lockstep": bare_lockstep,
         "bare_parts_us": bare_parts,
+        "spinning_lockstep": spinning_lockstep,
         "decide_unary_workers2": workers,
         "redis_unary": targets.per_event(before, after),
         "redis_lockstep": targets.per_event(alone, alone_after),

@@ -42,6 +42,9 @@ class TransportPlan(TypedDict):
     # One call at a time, the echo, Decide and the bare Decide took turns in this many rounds;
     # absent in results written when they ran one after the other.
     lockstep_rounds: NotRequired[int]
+    # The linger of the Decide server with its loop spinning (`JOURNEYMAN_SPIN_US`); absent in
+    # results written before it took its turn.
+    spin_us: NotRequired[int]
 
 
 class TransportFigures(TypedDict):
@@ -60,6 +63,8 @@ class TransportFigures(TypedDict):
     bare_lockstep: NotRequired[Result]
     # Its parts' CPU per call on its thread (`benchmarks.load.bare.PARTS`; None: not written).
     bare_parts_us: NotRequired[dict[str, float] | None]
+    # One call at a time against `journeyman serve` with its loop spinning (`plan.spin_us`).
+    spinning_lockstep: NotRequired[Result]
     decide_unary_workers2: Result
     redis_unary: RedisWork
     redis_lockstep: RedisWork

@@ -97,6 +97,9 @@ def transport(runs: Runs) -> Section:
         f"p99 {shown(get(lambda f: f['decide_lockstep']['latency_us']['p99']), 'µs')} against "
         f"the echo's {shown(get(lambda f: f['echo_lockstep']['latency_us']['p99']), 'µs')}"
     )
+    spin_us = get(lambda f: f["plan"].get("spin_us"))
+    spinning = f"`JOURNEYMAN_SPIN_US={spin_us}`" if spin_us else "`JOURNEYMAN_SPIN_US`"
+    spun_p50 = get(lambda f: f["spinning_lockstep"]["latency_us"]["p50"])
     figures = [
         Figure("Decide p50, one call at a time",
                get(lambda f: f["decide_lockstep"]["latency_us"]["p50"]), "µs",
@@ -130,6 +133,15 @@ def transport(runs: Runs) -> Section:
                get(lambda f: f["decide_lockstep"]["server_cpu_us_per_call"]), "µs",
                get(lambda f: f["bare_lockstep"]["server_cpu_us_per_call"]),
                "bare, one at a time"),
+        Figure(f"Decide p50, one call at a time, its event loop spinning ({spinning})",
+               spun_p50, "µs", get(lambda f: f["decide_lockstep"]["latency_us"]["p50"]),
+               "Decide, one at a time"),
+        Figure("the same against the echo", spun_p50, "µs",
+               get(lambda f: f["echo_lockstep"]["latency_us"]["p50"]), "echo, one at a time"),
+        Figure(f"server CPU per call, one call at a time, its event loop spinning ({spinning})",
+               get(lambda f: f["spinning_lockstep"]["server_cpu_us_per_call"]), "µs",
+               get(lambda f: f["decide_lockstep"]["server_cpu_us_per_call"]),
+               "Decide, one at a time"),
         Figure("server CPU per call, concurrency 64", cpu, "µs", echo_cpu, "echo"),
         Figure("the event loop's thread, CPU per call, one call at a time",
                get(lambda f: f["decide_lockstep"]["server_loop_cpu_us_per_call"]), "µs",
@@ -185,8 +197,15 @@ def _lockstep_how(plan: Mapping[str, object] | None) -> str:
     the other in results written before."""
     if plan is None or plan.get("lockstep_rounds") is None:
         return f"One call at a time: {_setting(plan, 'lockstep_s')} s each, one after the other."
+    servers = (
+        "the echo, Decide and the bare Decide take turns, all three up"
+        if plan.get("spin_us") is None
+        else "the echo, Decide, the bare Decide and Decide with its event loop spinning after "
+        "each call (`JOURNEYMAN_SPIN_US`, longer than the driver's turnaround) take turns, all "
+        "four up"
+    )
     return (
-        f"One call at a time, the echo, Decide and the bare Decide take turns, all three up: "
+        f"One call at a time, {servers}: "
         f"{_setting(plan, 'lockstep_rounds')} rounds of one run each, "
         f"{_setting(plan, 'lockstep_s')} s in all per server (a busy moment of the machine "
         "weighs on each alike); each server's runs pooled: CPU per call over all of its calls, "

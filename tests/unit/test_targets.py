@@ -384,11 +384,33 @@ def test_goals_that_add_a_round_trip_miss_their_target() -> None:
     assert (round_trips.judged, round_trips.verdict[:8]) == ("1.5×", "not met:")
 
 
+def test_decide_with_its_loop_spinning_is_shown_against_decide_and_the_echo() -> None:
+    figures = transport_figures(1500.0, 1500.0)
+    figures["plan"] = {**figures["plan"], "lockstep_s": 3.0, "lockstep_rounds": 3, "spin_us": 3000}
+    figures["echo_lockstep"] = drive_result(1500.0, server_cpu_us=400.0, p99_us=2000.0)
+    figures["decide_lockstep"] = drive_result(600.0, server_cpu_us=1200.0, p99_us=6000.0)
+    figures["spinning_lockstep"] = drive_result(800.0, server_cpu_us=1400.0, p99_us=4800.0)
+    rows = all_rows(sections.transport(Runs({"transport": figures})))
+    spinning = "its event loop spinning (`JOURNEYMAN_SPIN_US=3000`)"
+    p50 = rows[f"Decide p50, one call at a time, {spinning}"]
+    assert (p50.measured, p50.ceiling, p50.ratio) == ("1,200 µs", "1,500 µs (Decide, one at a "
+                                                      "time)", "0.8×")  # fmt: skip
+    echo = rows["the same against the echo"]
+    assert (echo.measured, echo.ratio) == ("1,200 µs", "2.4×")  # against the echo's 500
+    cpu = rows[f"server CPU per call, one call at a time, {spinning}"]
+    assert (cpu.measured, cpu.ratio) == ("1,400 µs", shown(1400 / 1200, "×"))
+
+
 def test_transport_says_whether_the_runs_one_call_at_a_time_took_turns() -> None:
     figures = transport_figures(1500.0, 1500.0)
     figures["plan"] = {**figures["plan"], "lockstep_s": 3.0, "lockstep_rounds": 3}
     how = sections.transport(Runs({"transport": figures})).how
     assert "take turns, all three up: 3 rounds of one run each, 3 s in all per server" in how
+    figures["plan"]["spin_us"] = 3000  # Decide with its loop spinning took its turn too
+    how = sections.transport(Runs({"transport": figures})).how
+    assert "spinning after each call (`JOURNEYMAN_SPIN_US`, longer than the driver's" in how
+    assert "take turns, all four up: 3 rounds of one run each" in how
+    del figures["plan"]["spin_us"]
     del figures["plan"]["lockstep_rounds"]  # results written before they took turns
     how = sections.transport(Runs({"transport": figures})).how
     assert "One call at a time: 3 s each, one after the other." in how
