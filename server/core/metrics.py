@@ -96,6 +96,11 @@ STATE_CACHE_TRUSTED = Gauge(
     multiprocess_mode="liveall",
 )  # fmt: skip
 SHED = Counter("journeyman_shed_calls", "Calls refused with RESOURCE_EXHAUSTED (overload).")
+SPUN = Counter(
+    "journeyman_event_loop_spin_seconds",
+    "Seconds the event loop kept turning after a lone call instead of sleeping"
+    " (JOURNEYMAN_SPIN_US): CPU spent to keep the next call's latency down.",
+)
 RELOADS = Counter("journeyman_rules_reloads", "Rules reloads attempted.")
 RELOAD_FAILURES = Counter("journeyman_rules_reload_failures", "Rules reloads refused (bad files).")
 RULESET = Gauge(

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from prometheus_client import REGISTRY
+
 from server.core.spinner import Spinner
 from server.core.tasks import stop_task
 
@@ -23,8 +26,12 @@ async def _turns(count: int) -> None:
         await asyncio.sleep(0)
 
 
+def _spun_s() -> float:
+    return REGISTRY.get_sample_value("journeyman_event_loop_spin_seconds_total") or 0.0
+
+
 async def test_a_touch_spins_the_loop_for_its_linger_then_it_sleeps() -> None:
-    clock = Clock()
+    clock, spun_before = Clock(), _spun_s()
     spinner = Spinner(0.003, clock=clock)
     task = asyncio.create_task(spinner.run())
     try:
@@ -43,6 +50,7 @@ async def test_a_touch_spins_the_loop_for_its_linger_then_it_sleeps() -> None:
         clock.now += 0.0011  # the linger past the last touch
         await _turns(3)
         assert not spinner.spinning
+        assert _spun_s() - spun_before == pytest.approx(0.0051)  # its clock's, while spinning
         asleep = spinner.turns
         await _turns(50)
         assert spinner.turns == asleep  # no turn while asleep
