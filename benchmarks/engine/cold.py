@@ -8,10 +8,10 @@ round trip, a regex, zlib, turns of an event loop), a sweep over more data than 
 and a pause; only decide() itself is timed, on the thread's CPU clock.
 
 Two more preparations tell the pause's share from the rest's: the pause alone (the thread
-sleeps, as a server's does waiting for its next call, nothing else run) and the same pause spent
-spinning (the thread kept running, touching almost nothing). On a virtual machine whose idle
-vCPU the host takes back, the sleep alone costs most of what the whole preparation does; a
-server cannot avoid it without burning a core while idle.
+sleeps, as a server's does waiting for its next call, nothing else of this process run) and the
+same pause spent spinning (the thread kept running, touching almost nothing). What the sleep
+alone costs depends on what else the machine runs meanwhile (here from about what the spin costs
+to three times it); the spin's is about the least a server's pause between calls can cost.
 """
 
 from __future__ import annotations

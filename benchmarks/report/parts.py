@@ -180,9 +180,9 @@ def _served_floor(get: Reader[TransportFigures], echo: float, allowed: float) ->
         f" As a server runs them, one call at a time (the bare Decide's parts, timed on its "
         f"thread, which waited idle for each call: {shown(in_server, 'µs')}), the floor is "
         f"{shown(floor, 'µs')}, {shown(ratio(floor, echo), '×')} the echo's, {verdict}"
-        f" (section {ENGINE_SECTION}: right after its thread slept, decide() costs several times"
-        " what it costs after the same pause spent spinning; the echo's figures pay the same"
-        " wake-up on their smaller work)."
+        f" (section {ENGINE_SECTION}: decide() run cold, after other code and a pause, costs"
+        " several times its figure back to back; the echo's figures pay the same on their"
+        " smaller work)."
     )
 
 

@@ -67,9 +67,9 @@ class Settings:
     redis_timeout_ms: int = 250  # beyond this (or the call's deadline) the answer is degraded
     max_concurrent_calls: int = 512  # beyond this, RESOURCE_EXHAUSTED
     # While a call is alone in the server, the event loop keeps turning this long after it (or
-    # a stream message) came or went, instead of sleeping (server/core/spinner.py: on a VM, a
-    # thread woken from sleep runs its next code several times slower). It trades CPU for the
-    # latency of a lightly loaded server; 0: off, the loop sleeps whenever it waits.
+    # a stream message) came or went, instead of sleeping (server/core/spinner.py: a thread
+    # woken from sleep finds its caches cold). It trades CPU for the latency of a lightly
+    # loaded server; 0: off, the loop sleeps whenever it waits.
     spin_us: int = 0
     max_message_bytes: int = 1024 * 1024
     max_properties: int = 64  # per event, and traits per Identify

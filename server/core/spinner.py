@@ -1,11 +1,12 @@
 """Keeping the event loop's thread running between a lone caller's calls, so it never wakes cold.
 
-On a virtual machine, where a service mostly runs, a thread that sleeps gives its vCPU back to
-the host, and the code it runs when it wakes costs several times more: decide() alone, right
-after its thread slept 0.7 ms, took 3x its time after the same pause spent spinning
-(benchmarks/RESULTS.md, section 5). A server's event loop sleeps whenever it waits: for Redis's
-reply in the middle of a call, for the next call: one call at a time, every call paid a cold
-wake-up, and more than the echo's (its smaller work slowed alike).
+A thread that sleeps lets its core run other work (gRPC's threads, Redis, a load driver; on a VM
+the host's other guests), and wakes to caches that work has filled: what it runs next costs
+more. How much more depends on what ran meanwhile: decide() alone after a 0.7 ms sleep cost
+1.6x its back-to-back time in one `make bench` here and 3x in a busier moment, against 1.2-1.5x
+after the same pause spent spinning (benchmarks/RESULTS.md, section 5). A server's event loop
+sleeps whenever it waits: for Redis's reply in the middle of a call, for the next call. One call
+at a time, every call starts cold.
 
 The spinner keeps the loop turning, one `asyncio.sleep(0)` a turn (every other callback and
 every reply still runs at once), for `linger_s` after a call came or went, while that call is
