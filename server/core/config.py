@@ -200,9 +200,19 @@ class Settings:
         return dataclasses.replace(self, **given)
 
 
+# The settings `journeyman serve` also takes as flags (server/tools/cli.py); the others are
+# environment variables alone, and an error names them so.
+SERVE_FLAGS = frozenset({
+    "host", "port", "http_port", "workers", "redis_url", "rules", "data_dir", "log_level",
+    "log_format", "event_loop", "tls_cert", "tls_key", "tls_client_ca", "auth_tokens_file",
+})  # fmt: skip
+
+
 def _spellings(name: str) -> str:
-    """How a user may have written setting `name`: `--max-batch` / `JOURNEYMAN_MAX_BATCH`."""
-    return f"--{name.replace('_', '-')} / {ENV_PREFIX}{name.upper()}"
+    """How a user may have written setting `name`: `--port / JOURNEYMAN_PORT`, or only
+    `JOURNEYMAN_MAX_BATCH` for a setting `serve` takes no flag for."""
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    return f"--{name.replace('_', '-')} / {variable}" if name in SERVE_FLAGS else variable
 
 
 def _public_fields() -> tuple[dataclasses.Field[Any], ...]:

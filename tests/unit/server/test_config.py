@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from server.core.config import ConfigError, Settings
+from server.core.config import SERVE_FLAGS, ConfigError, Settings
+from server.tools.cli import build_parser
 
 
 def test_defaults_serve_the_retail_example_on_50051_with_an_embedded_redis() -> None:
@@ -67,6 +69,20 @@ def test_a_bad_value_names_the_key_the_value_and_what_is_expected(
 ) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(environ)
+
+
+def test_a_setting_serve_has_no_flag_for_is_named_by_its_variable_alone() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"JOURNEYMAN_SPIN_US": "-1"})
+    assert str(raised.value).startswith("setting JOURNEYMAN_SPIN_US=-1 is not valid")
+
+
+def test_the_settings_named_with_a_flag_are_those_serve_takes() -> None:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    serve = commands.choices["serve"]
+    flags = {a.dest for a in serve._actions if a.option_strings and a.dest != "help"}
+    assert flags == SERVE_FLAGS
 
 
 def test_the_http_port_keeps_its_old_name() -> None:
