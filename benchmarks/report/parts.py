@@ -394,7 +394,8 @@ def batch_floor(runs: Runs) -> str:
 
 def _stack_floor(runs: Runs, driver: float | None) -> str:
     """What the target leaves per event once Redis, reached through redis-py at its best (64
-    events a pipeline, section 4), and the driver have had theirs, against decide() alone."""
+    events a pipeline, section 4), and the driver have had theirs, against the least an event's
+    own work in DecideBatch takes (`_batched_work`)."""
     client = redis_py_figure(runs, REDIS_PIPELINED, lambda r: r["client_cpu_us_per_event"])
     redis = redis_py_figure(runs, REDIS_PIPELINED, lambda r: r["redis_cpu_us_per_event"])
     stack = _total(client, redis, driver)
@@ -409,17 +410,37 @@ def _stack_floor(runs: Runs, driver: float | None) -> str:
         f"{shown(redis, 'µs')} per event), and the driver's {shown(driver, 'µs')} take "
         f"{shown(stack, 'µs')} of it"
     )
-    engine = Reader(runs.figures.get("engine"))(lambda f: f["zen"]["decide_us_per_event"])
     if left <= 0:
         return said + ": the target is beyond this machine before any work of the service."
-    if engine is not None and known(engine) and left < engine:
+    work = _batched_work(runs)
+    if work is not None and left < work[0]:
         return (
             f"{said}, leaving {shown(left, 'µs')} for gRPC, validation, the engine and the "
-            f"answer, where decide() alone takes {shown(engine, 'µs')} (section "
-            f"{ENGINE_SECTION}): out of reach on {CORES} cores shared with the driver, whatever "
-            "the rest of the service costs."
+            f"answer, where {work[1]} alone take {shown(work[0], 'µs')}: out of reach on {CORES} "
+            "cores shared with the driver, whatever the rest of the service costs."
         )
     return f"{said}, leaving {shown(left, 'µs')} for gRPC, validation, the engine and the answer."
+
+
+def _batched_work(runs: Runs) -> tuple[float, str] | None:
+    """The least CPU an event's own work takes in DecideBatch, and what it sums: its validation,
+    the batched kernel with the events' encoding (section 5: DecideBatch decides a call's new
+    events in one kernel call), its answer and its state's encoding (the parts, this section);
+    None unless all were measured."""
+    per_s = Reader(runs.figures.get("engine"))(lambda f: f["many"]["retail_encode_and_many_per_s"])
+    parts = Reader(runs.figures.get(RUN))(lambda f: f["parts_us"])
+    if per_s is None or not known(per_s) or per_s <= 0 or parts is None:
+        return None
+    kernel = 1e6 / per_s
+    validation, answer, state = parts["validation"], parts["answer"], parts["state"]
+    work = _total(validation, kernel, answer, state)
+    if work is None:
+        return None
+    return work, (
+        f"validation ({shown(validation, 'µs')}), the batched kernel with the events' encoding "
+        f"(section {ENGINE_SECTION}: {shown(kernel, 'µs')}), the answer ({shown(answer, 'µs')}) "
+        f"and the state's encoding ({shown(state, 'µs')}, the parts above)"
+    )
 
 
 # --- the section ---------------------------------------------------------------------------------

@@ -182,26 +182,44 @@ def redis_figures(client_us: float, redis_us: float) -> dict[str, Any]:
                          "unix pipelined N=64 x1": run}}  # fmt: skip
 
 
-def engine_figures(decide_us: float) -> dict[str, Any]:
-    return {"zen": {"decide_us_per_event": decide_us}}
+def engine_figures(many_per_s: float) -> dict[str, Any]:
+    """What the stack's floor reads of the engine run: the batched kernel's rate with encoding
+    (and decide()'s, which DecideBatch does not use for a call's new events)."""
+    return {"zen": {"decide_us_per_event": 500.0},
+            "many": {"retail_encode_and_many_per_s": many_per_s}}  # fmt: skip
 
 
-def test_the_stack_alone_leaves_the_target_less_than_decide_takes() -> None:
+# An event's own work in DecideBatch: validation, the batched kernel (with encoding: 20 µs at
+# 50,000 events/s), the answer and the state's encoding.
+BATCHED_WORK_US = PARTS_US["validation"] + 20.0 + PARTS_US["answer"] + PARTS_US["state"]
+
+
+def test_the_stack_alone_leaves_the_target_less_than_an_events_batched_work_takes() -> None:
     driver = 300.0 * BATCH_CALLS / BATCH_EVENTS  # 1.5 µs
     runs = Runs({"parts": parts_figures(), "batch": batch_figures(),
-                 "redis": redis_figures(45.0, 20.0), "engine": engine_figures(40.0)})  # fmt: skip
+                 "redis": redis_figures(45.0, 20.0), "engine": engine_figures(5e4)})  # fmt: skip
     _, batched = floors(runs)
     budget = 2e6 / 20_000
     stack = 45.0 + 20.0 + driver
+    assert budget - stack < BATCHED_WORK_US  # 33.5 against 66 µs
     assert f"the 2 cores have {shown(budget, 'µs')} per event for everything" in batched
     assert f"the client's {shown(45.0, 'µs')} and Redis's {shown(20.0, 'µs')}" in batched
     assert f"take {shown(stack, 'µs')} of it, leaving {shown(budget - stack, 'µs')}" in batched
-    assert "where decide() alone takes 40 µs (section 5): out of reach on 2 cores" in batched
+    assert "the batched kernel with the events' encoding (section 5: 20 µs)" in batched
+    assert f"alone take {shown(BATCHED_WORK_US, 'µs')}: out of reach on 2 cores" in batched
+    assert "decide()" not in batched  # its 500 µs is not what a DecideBatch event pays
 
 
-def test_a_stack_that_leaves_more_than_decide_takes_claims_nothing_more() -> None:
+def test_a_stack_that_leaves_more_than_the_batched_work_takes_claims_nothing_more() -> None:
     runs = Runs({"parts": parts_figures(), "batch": batch_figures(),
-                 "redis": redis_figures(20.0, 10.0), "engine": engine_figures(40.0)})  # fmt: skip
+                 "redis": redis_figures(20.0, 10.0), "engine": engine_figures(5e4)})  # fmt: skip
+    _, batched = floors(runs)
+    assert "leaving" in batched and "whatever the rest of the service costs" not in batched
+
+
+def test_without_the_batched_kernels_rate_the_stack_claims_nothing_more() -> None:
+    runs = Runs({"parts": parts_figures(), "batch": batch_figures(),
+                 "redis": redis_figures(45.0, 20.0), "engine": {"zen": {}}})  # fmt: skip
     _, batched = floors(runs)
     assert "leaving" in batched and "whatever the rest of the service costs" not in batched
 
