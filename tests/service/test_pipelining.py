@@ -211,6 +211,22 @@ async def test_a_long_pipeline_is_not_cut_short_while_each_reply_comes_within_th
         assert time.monotonic() - started >= 0.45  # twice the budget in all, 0.1 s a reply
 
 
+async def test_a_late_reply_after_prompt_ones_fails_the_round_trip_one_budget_after_the_last(
+    redis_url: str, key_prefix: str
+) -> None:
+    def prompt_then_late(pipe: redis.client.Pipeline) -> int:
+        queued = _wait_on(f"{key_prefix}empty", 0.1, 3)(pipe)
+        return queued + _wait_on(f"{key_prefix}empty", 2.0, 1)(pipe)
+
+    async with _pipeliner_of(redis_url, timeout_s=0.2, retries=0) as (_, pipeliner):
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            await pipeliner.send(prompt_then_late)
+        took = time.monotonic() - started
+        # Past the first budget (each reply came within its own), well short of Redis's 2 s.
+        assert 0.3 <= took < 1.0
+
+
 async def test_a_connection_given_back_times_out_as_the_client_says_again(
     redis_url: str, key_prefix: str
 ) -> None:
