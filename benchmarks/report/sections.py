@@ -86,6 +86,16 @@ def transport(runs: Runs) -> Section:
         f"p50 {shown(get(lambda f: f['decide_open']['latency_us']['p50']), 'µs')} against the "
         f"echo's {shown(get(lambda f: f['echo_open']['latency_us']['p50']), 'µs')}"
     )
+    half_loop = get(lambda f: f["decide_open"]["server_loop_cpu_us_per_call"])
+    closed_loop = get(lambda f: f["decide_unary"]["server_loop_cpu_us_per_call"])
+    half_busy = get(lambda f: loop_busy(f["decide_open"]))
+    if half_loop is not None and closed_loop is not None and half_busy is not None:
+        # Why half the closed loop's rate is more than half its load: fewer calls share a round.
+        p50s += (
+            f"; at that rate a call took the event loop's thread {shown(half_loop, 'µs')} "
+            f"({shown(closed_loop, 'µs')} in the closed loop, where more calls share a round): "
+            f"busy {half_busy:.0%} of the run"
+        )
     workers_cpu = get(lambda f: f["decide_unary_workers2"]["server_cpu_us_per_call"])
     decide_runs = (
         get(lambda f: f["decide_unary"]),
@@ -160,6 +170,10 @@ def transport(runs: Runs) -> Section:
         Figure("the event loop's thread busy, concurrency 64 (share of one core)",
                get(lambda f: loop_busy(f["decide_unary"])), "",
                get(lambda f: loop_busy(f["echo_unary"])), "echo"),
+        Figure("the event loop's thread, CPU per call, at half the closed-loop rate (open loop)",
+               half_loop, "µs", closed_loop, "Decide, concurrency 64"),
+        Figure("the event loop's thread busy at half the closed-loop rate (share of one core)",
+               half_busy, "", get(lambda f: loop_busy(f["echo_open"])), "echo, same rate"),
         Figure("p99, concurrency 64, closed loop",
                get(lambda f: f["decide_unary"]["latency_us"]["p99"]), "µs",
                get(lambda f: f["echo_unary"]["latency_us"]["p99"]), "echo"),

@@ -247,6 +247,26 @@ def test_transport_judges_throughput_and_p99_as_ratios_of_the_echo() -> None:
     assert rows["failed calls + degraded answers, Decide runs"].verdict == MET
 
 
+def test_the_half_rate_p99_says_what_a_call_cost_the_event_loop_there_and_how_busy_it_was() -> None:
+    figures = transport_figures(decide_rate=1500.0, decide_p99_us=9000.0)
+    figures["decide_unary"]["server_loop_cpu_us_per_call"] = 300.0
+    figures["decide_open"]["server_loop_cpu_us_per_call"] = 800.0  # 750 calls/s: 0.6 of a core
+    figures["echo_open"]["server_loop_cpu_us_per_call"] = 200.0
+    rows = all_rows(sections.transport(Runs({"transport": figures})))
+    p99 = rows["Decide p99 at half its closed-loop rate (750 calls/s, open loop)"]
+    assert p99.verdict.startswith("not met: p50 2,250 µs against the echo's 250 µs")
+    assert "took the event loop's thread 800 µs (300 µs in the closed loop" in p99.verdict
+    assert p99.verdict.endswith("busy 60% of the run")
+    cost = rows["the event loop's thread, CPU per call, at half the closed-loop rate (open loop)"]
+    assert cost.ratio == "2.67×"
+    busy = rows["the event loop's thread busy at half the closed-loop rate (share of one core)"]
+    assert (busy.measured, busy.ceiling, busy.ratio) == ("0.6", "0.15 (echo, same rate)", "4×")
+    del figures["decide_open"]["server_loop_cpu_us_per_call"]  # results written before
+    rows = all_rows(sections.transport(Runs({"transport": figures})))
+    p99 = rows["Decide p99 at half its closed-loop rate (750 calls/s, open loop)"]
+    assert p99.verdict.startswith("not met: p50") and "event loop" not in p99.verdict
+
+
 def test_transport_reads_one_call_at_a_time_against_the_bare_decide_too() -> None:
     figures = transport_figures(2000.0, 1000.0)
     figures["echo_lockstep"] = drive_result(2000.0, server_cpu_us=250.0, p99_us=2000.0)
