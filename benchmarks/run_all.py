@@ -78,6 +78,12 @@ MIN_RUN_S = 10.0  # with less than this left of the session's budget, a run is n
 # each, the first after a warm-up, the others after a short one (the servers are warm by then).
 LOCKSTEP_ROUNDS = 3
 LOCKSTEP_REWARM_S = 0.2
+# The loops that read against a ceiling (the echo's closed and open loops, the stream echo's) take
+# turns with it too: one `make bench` measured the echo's closed loop at twice the CPU per call of
+# the run before while Decide's, right after it, rose by 39 % (this machine's speed moves by 2x
+# within minutes), and the ratio passed its target on that alone.
+TURNS = 2
+TURNS_REWARM_S = 0.5
 # The linger of the Decide server that takes its turn one call at a time with its event loop
 # spinning (`JOURNEYMAN_SPIN_US`, server/core/spinner.py): longer than the driver's turnaround.
 SPIN_US = 3_000
@@ -154,18 +160,30 @@ def _drive(server: Running, plan: Plan, customers: int = 1000, *, spread: bool =
     return asyncio.run(drive(server.address, plan, customers, server_pid=server.pid, spread=spread))
 
 
-def _in_turns(servers: Sequence[Running], sizes: Sizes) -> list[Result]:
-    """One call at a time against each of `servers`, in turns: LOCKSTEP_ROUNDS rounds of
-    lockstep_s / LOCKSTEP_ROUNDS each, one server after the other, each server's runs pooled
-    (`drive.pooled`). Its figures are ratios to the echo's: measured in turns, a busy moment of
-    the machine weighs on each alike (one after the other, the same code's ratio moved by
-    15 % from one `make bench` to the next)."""
+def _in_turns(
+    servers: Sequence[Running],
+    plan: Plan,
+    rounds: int,
+    rewarm_s: float,
+    *,
+    spread: Sequence[bool] = (),
+) -> list[Result]:
+    """`plan` against each of `servers`, in turns: `rounds` rounds, one server after the other,
+    each run measuring `plan.duration_s / rounds` (the first round after `plan.warmup_s`, the
+    others after `rewarm_s`), each server's runs pooled (`drive.pooled`). Measured in turns, a
+    busy moment of the machine weighs on each alike: one after the other, the same code's ratio
+    moved by 15 % from one `make bench` to the next. `spread`: per server, whether each of the
+    driver's channels has a connection of its own (`drive.run`)."""
     runs: list[list[Result]] = [[] for _ in servers]
-    for round_ in range(LOCKSTEP_ROUNDS):
-        warmup_s = sizes.warmup_s / 2 if round_ == 0 else LOCKSTEP_REWARM_S
-        plan = Plan("unary", 1, None, 1, warmup_s, sizes.lockstep_s / LOCKSTEP_ROUNDS)
-        for server, results in zip(servers, runs, strict=True):
-            results.append(_drive(server, plan))
+    spreads = list(spread) + [False] * (len(servers) - len(spread))
+    for round_ in range(rounds):
+        taken = replace(
+            plan,
+            warmup_s=plan.warmup_s if round_ == 0 else rewarm_s,
+            duration_s=plan.duration_s / rounds,
+        )
+        for server, results, spread_out in zip(servers, runs, spreads, strict=True):
+            results.append(_drive(server, taken, spread=spread_out))
     return [pooled(results) for results in runs]
 
 
@@ -176,24 +194,27 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
     closed = Plan("unary", sizes.concurrency, None, 1, sizes.warmup_s, sizes.closed_s)
     metrics_port = free_port()
     with echo() as echo_server, journeyman(metrics_port=metrics_port) as server:
-        echo_unary = _drive(echo_server, closed)
+        pair = (echo_server, server)
         before = scrape(metrics_port)
-        decide_unary = _drive(server, closed)
-        after = scrape(metrics_port)
+        echo_unary, decide_unary = _in_turns(pair, closed, TURNS, TURNS_REWARM_S)
+        after = scrape(metrics_port)  # the echo's runs between leave journeyman's untouched
         half = decide_unary["rate"] / 2
         half_open = replace(closed, rate=half, warmup_s=sizes.warmup_s / 2, duration_s=sizes.open_s)
-        decide_open = _drive(server, half_open)
+        echo_open, decide_open = _in_turns(pair, half_open, TURNS, TURNS_REWARM_S)
         with bare() as bare_server, journeyman(spin_us=str(SPIN_US)) as spinning:
             alone = scrape(metrics_port)
+            lockstep = Plan("unary", 1, None, 1, sizes.warmup_s / 2, sizes.lockstep_s)
             echo_lockstep, decide_lockstep, bare_lockstep, spinning_lockstep = _in_turns(
-                (echo_server, server, bare_server, spinning), sizes
+                (*pair, bare_server, spinning), lockstep, LOCKSTEP_ROUNDS, LOCKSTEP_REWARM_S
             )
             alone_after = scrape(metrics_port)
             # Its calls up to its last write of them, at most WRITE_EVERY_S before the run ended.
             bare_parts = bare_decide.read_part_cpu(bare_server.folder / "data")
-        echo_open = _drive(echo_server, half_open)
-    with journeyman(workers="2") as server:
-        workers = _drive(server, closed, spread=True)  # else one connection: one worker
+        with journeyman(workers="2") as workers_server:
+            # Each channel a connection of its own: one connection reaches one worker.
+            echo_beside_workers, workers = _in_turns(
+                (echo_server, workers_server), closed, TURNS, TURNS_REWARM_S, spread=(False, True)
+            )
     return {
         "plan": {
             "concurrency": sizes.concurrency,
@@ -202,6 +223,8 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
             "open_s": sizes.open_s,
             "lockstep_s": sizes.lockstep_s,
             "lockstep_rounds": LOCKSTEP_ROUNDS,
+            "turns": TURNS,
+            "turns_rewarm_s": TURNS_REWARM_S,
             "spin_us": SPIN_US,
         },
         "echo_unary": echo_unary,
@@ -215,6 +238,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         "bare_parts_us": bare_parts,
         "spinning_lockstep": spinning_lockstep,
         "decide_unary_workers2": workers,
+        "echo_unary_beside_workers2": echo_beside_workers,
         "redis_unary": targets.per_event(before, after),
         "redis_lockstep": targets.per_event(alone, alone_after),
     }
@@ -222,16 +246,16 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
 
 def measure_streaming(sizes: Sizes) -> StreamingFigures:
     plan = Plan("stream", sizes.streams, None, sizes.window, sizes.warmup_s, sizes.closed_s)
-    with echo() as server:
-        echo_stream = _drive(server, plan)
-    with journeyman() as server:
-        decide_stream = _drive(server, plan)
+    with echo() as echo_server, journeyman() as server:
+        echo_stream, decide_stream = _in_turns((echo_server, server), plan, TURNS, TURNS_REWARM_S)
     return {
         "plan": {
             "streams": sizes.streams,
             "window": sizes.window,
             "warmup_s": sizes.warmup_s,
             "closed_s": sizes.closed_s,
+            "turns": TURNS,
+            "turns_rewarm_s": TURNS_REWARM_S,
         },
         "echo_stream": echo_stream,
         "decide_stream": decide_stream,

@@ -45,6 +45,11 @@ class TransportPlan(TypedDict):
     # The linger of the Decide server with its loop spinning (`JOURNEYMAN_SPIN_US`); absent in
     # results written before it took its turn.
     spin_us: NotRequired[int]
+    # The closed and open loops, the echo and Decide took turns in this many rounds (each after a
+    # re-warm of `turns_rewarm_s` but the first); absent in results written when they ran one
+    # after the other.
+    turns: NotRequired[int]
+    turns_rewarm_s: NotRequired[float]
 
 
 class TransportFigures(TypedDict):
@@ -66,6 +71,9 @@ class TransportFigures(TypedDict):
     # One call at a time against `journeyman serve` with its loop spinning (`plan.spin_us`).
     spinning_lockstep: NotRequired[Result]
     decide_unary_workers2: Result
+    # The echo's closed loop in turns with `--workers 2`'s, its ceiling; absent in results
+    # written when `echo_unary` was.
+    echo_unary_beside_workers2: NotRequired[Result]
     redis_unary: RedisWork
     redis_lockstep: RedisWork
 
@@ -75,6 +83,9 @@ class StreamingPlan(TypedDict):
     window: int
     warmup_s: float
     closed_s: float
+    # The stream echo and DecideStream took turns in this many rounds (`TransportPlan.turns`).
+    turns: NotRequired[int]
+    turns_rewarm_s: NotRequired[float]
 
 
 class StreamingFigures(TypedDict):

@@ -123,7 +123,8 @@ def transport(runs: Runs) -> Section:
                "calls/s", echo_rate, "echo", t.UNARY_THROUGHPUT, on_ratio=True, note=why,
                missing=missing),
         Figure("Decide, the same with `--workers 2`",
-               get(lambda f: f["decide_unary_workers2"]["rate"]), "calls/s", echo_rate, "echo",
+               get(lambda f: f["decide_unary_workers2"]["rate"]), "calls/s",
+               get(lambda f: f.get("echo_unary_beside_workers2", f["echo_unary"])["rate"]), "echo",
                t.UNARY_THROUGHPUT, on_ratio=True, missing=missing,
                note=f"{shown(workers_cpu, 'µs')} of server CPU per call, both workers"),
         Figure(f"Decide p99 at half its closed-loop rate ({half_rate}, open loop)",
@@ -181,10 +182,15 @@ def transport(runs: Runs) -> Section:
                target=t.ZERO, note=_failure_text(*decide_runs), missing=missing),
     ]  # fmt: skip
     plan = get(lambda f: f["plan"])
+    beside_workers = (
+        ", and its ceiling is the echo's closed loop taken in turns with it"
+        if get(lambda f: f.get("echo_unary_beside_workers2")) is not None
+        else ""
+    )
     how = (
         "`benchmarks.load.drive` against `benchmarks.load.echo` (a canned decision: no Redis, no "
-        "engine) and `journeyman serve` (retail rules, embedded Redis), both on uvloop, one after "
-        f"the other; closed loops of {_setting(plan, 'concurrency')} workers, "
+        "engine) and `journeyman serve` (retail rules, embedded Redis), both on uvloop, "
+        f"{_turns_how(plan)}; closed loops of {_setting(plan, 'concurrency')} workers, "
         f"{_setting(plan, 'warmup_s')} s warm-up then "
         f"{_setting(plan, 'closed_s')} s measured; open loops at half Decide's "
         f"closed-loop rate for {_setting(plan, 'open_s')} s, latency from each call's "
@@ -193,7 +199,8 @@ def transport(runs: Runs) -> Section:
         f"C core runs on threads of its own). {_lockstep_how(plan)} The echo runs as one "
         "process in both rows. For `--workers 2` each of the driver's channels has a connection "
         "of its own (gRPC otherwise shares one among the channels to one address, and a "
-        "connection reaches one worker); the other rows share one, as the echo's do. The bare "
+        f"connection reaches one worker){beside_workers}; the other rows share one, as the "
+        "echo's do. The bare "
         "Decide (`benchmarks.load.bare`, its own embedded Redis, whose CPU is counted as "
         "journeyman's is) does for each call only what the service does for a lone event of a "
         "customer in its state cache: validation, the engine, the answer and its ring entry, the "
@@ -204,6 +211,19 @@ def transport(runs: Runs) -> Section:
     )
     return Section("Transport: Decide against the echo ceiling, unary", how, figures,
                    errors=runs.errors_of("transport"))  # fmt: skip
+
+
+def _turns_how(plan: Mapping[str, object] | None) -> str:
+    """How a server's loops and its ceiling's were taken: in turns, or one after the other in
+    results written before."""
+    if plan is None or plan.get("turns") is None:
+        return "one after the other"
+    return (
+        f"in turns: {_setting(plan, 'turns')} rounds of one run each, the measured time split "
+        f"among them, the first after the warm-up and the others after "
+        f"{_setting(plan, 'turns_rewarm_s')} s (a busy moment of the machine weighs on each "
+        "alike), each server's runs pooled"
+    )
 
 
 def _lockstep_how(plan: Mapping[str, object] | None) -> str:
@@ -252,8 +272,8 @@ def streaming(runs: Runs) -> Section:
     ]  # fmt: skip
     how = (
         f"`benchmarks.load.drive --mode stream`, {shape} events in flight, closed loop, against "
-        f"the echo and then `journeyman serve`; {_setting(plan, 'warmup_s')} s warm-up, "
-        f"{_setting(plan, 'closed_s')} s measured."
+        f"the echo and `journeyman serve`, {_turns_how(plan)}; {_setting(plan, 'warmup_s')} s "
+        f"warm-up, {_setting(plan, 'closed_s')} s measured."
     )
     return Section("Streaming: DecideStream against the stream echo", how, figures,
                    errors=runs.errors_of("streaming"))  # fmt: skip

@@ -218,6 +218,13 @@ def test_every_section_builds_from_no_figures_and_says_why_each_target_is_not_me
     assert "`transport` run failed" in first.verdict
 
 
+def streaming_figures(echo_rate: float) -> dict[str, Any]:
+    return {
+        "echo_stream": drive_result(echo_rate, server_cpu_us=100.0),
+        "decide_stream": drive_result(1000.0, server_cpu_us=400.0),
+    }
+
+
 def transport_figures(decide_rate: float, decide_p99_us: float) -> dict[str, Any]:
     return {
         "plan": {"concurrency": 64, "warmup_s": 2.0, "closed_s": 8.0, "open_s": 6.0},
@@ -402,6 +409,29 @@ def test_goals_that_add_a_round_trip_miss_their_target() -> None:
     rows = judged_rows(sections.goals(Runs({"goals": goals_figures(round_trips_with_goals=300)})))
     round_trips = rows["round trips per event, one call at a time"]
     assert (round_trips.judged, round_trips.verdict[:8]) == ("1.5×", "not met:")
+
+
+def test_transport_and_streaming_say_whether_the_loops_took_turns_with_their_ceiling() -> None:
+    figures = transport_figures(1500.0, 1500.0)
+    how = sections.transport(Runs({"transport": figures})).how
+    assert "both on uvloop, one after the other; closed loops of 64 workers" in how
+    figures["plan"] = {**figures["plan"], "turns": 2, "turns_rewarm_s": 0.5}
+    how = sections.transport(Runs({"transport": figures})).how
+    assert "both on uvloop, in turns: 2 rounds of one run each" in how
+    assert "the others after 0.5 s" in how
+    assert "its ceiling is the echo's closed loop taken in turns with it" not in how
+    figures["echo_unary_beside_workers2"] = drive_result(4000.0)
+    transport = sections.transport(Runs({"transport": figures}))
+    assert "its ceiling is the echo's closed loop taken in turns with it" in transport.how
+    workers = all_rows(transport)["Decide, the same with `--workers 2`"]
+    assert (workers.ceiling, workers.ratio) == ("4,000 calls/s (echo)", "0.5×")  # not 3,000's
+    streaming = {"plan": {"streams": 16, "window": 4, "warmup_s": 2.0, "closed_s": 8.0},
+                 **streaming_figures(3000.0)}  # fmt: skip
+    how = sections.streaming(Runs({"streaming": streaming})).how
+    assert "against the echo and `journeyman serve`, one after the other;" in how
+    streaming["plan"] = {**streaming["plan"], "turns": 2, "turns_rewarm_s": 0.5}
+    how = sections.streaming(Runs({"streaming": streaming})).how
+    assert "against the echo and `journeyman serve`, in turns: 2 rounds" in how
 
 
 def test_decide_with_its_loop_spinning_is_shown_against_decide_and_the_echo() -> None:
