@@ -170,14 +170,13 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
     ) -> pb.ForgetCustomerResponse:
         try:
             customer = customer_id_input(request.customer_id)
-            stored = await self._store.load(customer_id=customer)
-            deleted = await self._store.forget(customer_id=customer)
+            forgotten = await self._store.forget(customer_id=customer)
         except JourneymanError as error:
             await abort(context, error)
-        if stored.state is not None:
+        if forgotten.state is not None:
             ruleset = self._rules().ruleset
             try:
-                forgotten = decode_or_new(ruleset, stored.state)
+                state = decode_or_new(ruleset, forgotten.state)
             except StateFromNewerServer:
                 # Forgotten all the same (deleting needs no reading), but the stage counts still
                 # hold this customer: said, not hidden.
@@ -186,8 +185,8 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
                     "not take them out of the journey's stage counts (one customer too many)"
                 )
             else:
-                self._decider.stats.count_moves(ruleset, forgotten, None)
-        return pb.ForgetCustomerResponse(deleted_keys=deleted)
+                self._decider.stats.count_moves(ruleset, state, None)
+        return pb.ForgetCustomerResponse(deleted_keys=forgotten.deleted)
 
     async def RecordResponse(
         self, request: pb.RecordResponseRequest, context: Context

@@ -52,6 +52,7 @@ from server.store.waiting import Abandoned, SentAt
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
+FORGET_SCRIPT = files("server.store").joinpath("lua", "forget.lua").read_text(encoding="utf-8")
 STATS_SCRIPT = files("server.store").joinpath("lua", "bump_stats.lua").read_text(encoding="utf-8")
 
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
@@ -86,6 +87,15 @@ class Loaded:
     decisions: list[bytes | None]
     ring: Ring = EMPTY_RING
     decoded: Decoded | None = None  # from the state cache: `ToCommit.decoded` of its writer
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What forgetting a customer deleted: how many of their keys existed, and their state as
+    it was deleted (None if they had none)."""
+
+    deleted: int
+    state: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +211,7 @@ class Store:
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
         self._take_script = client.register_script(TAKE_SCRIPT)
+        self._forget_script = client.register_script(FORGET_SCRIPT)
         self._stats_script = client.register_script(STATS_SCRIPT)
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
@@ -601,14 +612,21 @@ class Store:
             outcomes=outcomes,
         )  # fmt: skip
 
-    async def forget(self, *, customer_id: str, anonymous: bool = False) -> int:
-        """Delete every key of the customer (erasure requests); returns how many existed."""
+    async def forget(self, *, customer_id: str, anonymous: bool = False) -> Forgotten:
+        """Delete every key of the customer (erasure requests), reading their state in the same
+        step (forget.lua): no event of theirs lands between the read and the delete."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         self.states.drop(keys.state)
         async with self._calling(f"forget {keys.state}"):
-            # One DEL over keys of one hash tag: a single slot, so valid on a cluster too.
-            deleted: int = await self._client.delete(*keys.all(), keys.captured)
-        return deleted
+            # Keys of one hash tag: a single slot, so valid on a cluster too.
+            record, deleted = await self._forget_script(
+                keys=[*keys.all(), keys.captured], args=[STATE_BLOB_FIELD]
+            )
+        if record is None:
+            return Forgotten(int(deleted), None)
+        state, _ = decode_record(record)
+        await self._learn_layouts([state])
+        return Forgotten(int(deleted), state)
 
     async def take(self, *, customer_id: str, anonymous: bool = False) -> bytes | None:
         """The customer's state, read and every key of theirs deleted in one step (take.lua);

@@ -41,7 +41,7 @@ async def test_committed_events_are_captured_once_in_order_and_read_back(
     assert [line async for line in captured_lines(raw_client, bob, 0)] == [
         commit("bob", 0, ["b1"]).captured[0].encode()
     ]
-    assert await store.forget(customer_id="ann") == 2  # state, captured events
+    assert (await store.forget(customer_id="ann")).deleted == 2  # state, captured events
 
 
 async def test_without_capture_nothing_is_appended(

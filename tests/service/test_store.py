@@ -27,6 +27,7 @@ from server.store.redis_store import (
     STATS_CALLS_PER_ROUND_TRIP,
     STATS_FIELDS_PER_CALL,
     CommitOutcome,
+    Forgotten,
     Loaded,
     StageChange,
     Store,
@@ -177,10 +178,10 @@ async def test_forget_deletes_every_key_of_that_customer_only(
     )  # fmt: skip
     assert len(await _keys_under(raw_client, key_prefix)) == 3
 
-    assert await store.forget(customer_id=CUSTOMER) == 1
+    assert await store.forget(customer_id=CUSTOMER) == Forgotten(1, b"state-e1")
     assert await store.load(customer_id=CUSTOMER, event_ids=["e1"]) == Loaded(None, 0, [None])
-    assert await store.forget(customer_id=CUSTOMER) == 0
-    assert await store.forget(customer_id=CUSTOMER, anonymous=True) == 1
+    assert await store.forget(customer_id=CUSTOMER) == Forgotten(0, None)
+    assert await store.forget(customer_id=CUSTOMER, anonymous=True) == Forgotten(1, b"anon")
     remaining = await _keys_under(raw_client, key_prefix)
     assert remaining == {store.keys.customer("someone-else").state}
 
