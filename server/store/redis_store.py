@@ -52,7 +52,6 @@ from server.store.waiting import Abandoned, SentAt
 
 COMMIT_SCRIPT = files("server.store").joinpath("lua", "commit.lua").read_text(encoding="utf-8")
 TAKE_SCRIPT = files("server.store").joinpath("lua", "take.lua").read_text(encoding="utf-8")
-FORGET_SCRIPT = files("server.store").joinpath("lua", "forget.lua").read_text(encoding="utf-8")
 STATS_SCRIPT = files("server.store").joinpath("lua", "bump_stats.lua").read_text(encoding="utf-8")
 
 LOAD_SECONDS = REDIS_SECONDS.labels(operation="load")
@@ -211,7 +210,6 @@ class Store:
         # (new server, SCRIPT FLUSH, failover), loads the source once and retries by SHA.
         self._commit_script = client.register_script(COMMIT_SCRIPT)
         self._take_script = client.register_script(TAKE_SCRIPT)
-        self._forget_script = client.register_script(FORGET_SCRIPT)
         self._stats_script = client.register_script(STATS_SCRIPT)
         # Concurrent loads and commits go out together, one pipeline per event-loop turn. Not on
         # a cluster: its pipelines split per node and run scripts through extra round trips.
@@ -613,24 +611,15 @@ class Store:
         )  # fmt: skip
 
     async def forget(self, *, customer_id: str, anonymous: bool = False) -> Forgotten:
-        """Delete every key of the customer (erasure requests), reading their state in the same
-        step (forget.lua): no event of theirs lands between the read and the delete."""
+        """Delete every key of the customer (erasure requests), their captured events too,
+        reading their state in the same step (take.lua): no event of theirs lands between."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
-        self.states.drop(keys.state)
-        async with self._calling(f"forget {keys.state}"):
-            # Keys of one hash tag: a single slot, so valid on a cluster too.
-            record, deleted = await self._forget_script(
-                keys=[*keys.all(), keys.captured], args=[STATE_BLOB_FIELD]
-            )
-        if record is None:
-            return Forgotten(int(deleted), None)
-        state, _ = decode_record(record)
-        await self._learn_layouts([state])
-        return Forgotten(int(deleted), state)
+        taken, deleted = await self._take(keys, [*keys.all(), keys.captured], "forget")
+        return Forgotten(deleted, None if taken is None else taken[0])
 
     async def take(self, *, customer_id: str, anonymous: bool = False) -> bytes | None:
         """The customer's state, read and every key of theirs deleted in one step (take.lua);
-        None, deleting nothing, when they have no state."""
+        None when they have no state."""
         taken = await self.take_record(customer_id=customer_id, anonymous=anonymous)
         return None if taken is None else taken[0]
 
@@ -639,14 +628,23 @@ class Store:
     ) -> tuple[bytes | None, Ring] | None:
         """`take`, with the customer's decision ring: what putting the state back needs."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
+        taken, _ = await self._take(keys, keys.all(), "take")
+        return taken
+
+    async def _take(
+        self, keys: CustomerKeys, deleting: Sequence[str], doing: str
+    ) -> tuple[tuple[bytes | None, Ring] | None, int]:
+        """The customer's state and ring (None without a state), read as `deleting` (keys of
+        their hash tag: one slot, so valid on a cluster too) are deleted in the same step;
+        and how many of those keys existed."""
         self.states.drop(keys.state)
-        async with self._calling(f"take {keys.state}"):
-            record = await self._take_script(keys=keys.all(), args=[STATE_BLOB_FIELD])
+        async with self._calling(f"{doing} {keys.state}"):
+            record, deleted = await self._take_script(keys=deleting, args=[STATE_BLOB_FIELD])
         if record is None:
-            return None
+            return None, int(deleted)
         state, ring = decode_record(record)
         await self._learn_layouts([state])
-        return state, ring
+        return (state, ring), int(deleted)
 
     async def evicts(self) -> str | None:
         """The `maxmemory-policy` under which Redis deletes keys to make room, when it may

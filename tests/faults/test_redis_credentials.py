@@ -52,7 +52,7 @@ SERVICE_USER = "journeyman"
 # What journeyman needs, by who sends it: the store (load: HMGET, HGET; commit: EVALSHA, and
 # SCRIPT LOAD after NOSCRIPT; journey statistics: HINCRBY; forget: EVALSHA; readiness: PING;
 # whether Redis evicts keys: INFO, when it first answers), and the scripts under server/store/lua/
-# run as this user (commit.lua: HGET, HSET, HDEL, HINCRBY, EXPIRE; forget.lua: HGET, DEL). Only
+# run as this user (commit.lua: HGET, HSET, HDEL, HINCRBY, EXPIRE; take.lua: HGET, DEL). Only
 # keys under the service's prefix, no channels. Reading the statistics back (Store.stage_counts,
 # no RPC yet) would add HGETALL. redis-py's connection handshake needs no grant: HELLO is open to
 # every user, and the refusal of CLIENT SETINFO (Redis 7.2+) is ignored.
