@@ -24,7 +24,7 @@ from server.decisions.outbox import event_timer_write
 from server.decisions.retry import RetryPolicy
 from server.store.errors import StoreUnavailable
 from server.store.record import Ring
-from server.store.redis_store import CommitOutcome, Store
+from server.store.redis_store import CommitOutcome, Store, TakenUnread
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,13 @@ class Identification:
 
     async def _take_visitor(self, anonymous_id: str, active: ActiveRules) -> CustomerState | None:
         """The visitor's stored state, deleted from Redis; None if there is none."""
-        taken = await self._store.take_record(customer_id=anonymous_id, anonymous=True)
+        try:
+            taken = await self._store.take_record(customer_id=anonymous_id, anonymous=True)
+        except TakenUnread as unread:
+            await self._put_back_unread(
+                anonymous_id, unread.state, unread.ring, "Redis failed after it was taken"
+            )
+            raise
         if taken is None:
             return None
         state, ring = taken
@@ -120,25 +126,29 @@ class Identification:
             return decode_or_new(active.ruleset, state)
         except StateFromNewerServer:
             assert state is not None  # None decodes as a new visitor
-            await self._put_back_unread(anonymous_id, state, ring)
+            why = "a newer journeyman wrote it: upgrade every server"
+            await self._put_back_unread(anonymous_id, state, ring, why)
             raise
 
-    async def _put_back_unread(self, anonymous_id: str, taken: bytes, ring: Ring) -> None:
-        """Put back, as it was, a visitor state a newer journeyman wrote (this server cannot
-        merge it), with its decision ring."""
-        for attempt in self._policy.attempts():
-            await self._policy.pause(attempt)
-            current = await self._store.load(customer_id=anonymous_id, anonymous=True)
-            if current.state is not None:
-                break  # written again meanwhile, by a server that could read it
-            result = await self._store.commit(
-                customer_id=anonymous_id, expected_version=current.version, state=taken,
-                ring=ring, anonymous=True,
-            )  # fmt: skip
-            if result.outcome is CommitOutcome.COMMITTED:
-                return
-        log.error("a visitor's state written by a newer journeyman was taken for Identify and "
-                  "could not be put back; it is lost: upgrade every server")  # fmt: skip
+    async def _put_back_unread(self, anonymous_id: str, taken: bytes, ring: Ring, why: str) -> None:
+        """Put back, as it was, with its decision ring, a visitor state taken for Identify that
+        this server did not read (`why`: said if it is lost)."""
+        try:
+            for attempt in self._policy.attempts():
+                await self._policy.pause(attempt)
+                current = await self._store.load(customer_id=anonymous_id, anonymous=True)
+                if current.state is not None:
+                    break  # written again meanwhile, by a server that could read it
+                result = await self._store.commit(
+                    customer_id=anonymous_id, expected_version=current.version, state=taken,
+                    ring=ring, anonymous=True,
+                )  # fmt: skip
+                if result.outcome is CommitOutcome.COMMITTED:
+                    return
+        except StoreUnavailable:
+            _say_lost(why)
+            raise
+        _say_lost(why)
 
     async def _give_back(
         self, anonymous_id: str, taken: CustomerState, active: ActiveRules
@@ -146,21 +156,31 @@ class Identification:
         """Put a taken visitor state back (merged with any events since) when the merge into
         the customer failed, so that a failed Identify loses nothing."""
         ruleset = active.ruleset
-        for attempt in self._policy.attempts():
-            await self._policy.pause(attempt)
-            current = await self._store.load(customer_id=anonymous_id, anonymous=True)
-            state = taken
-            if current.state is not None:
-                state = merge_states(ruleset, decode_or_new(ruleset, current.state), taken)
-            result = await self._store.commit(
-                customer_id=anonymous_id,
-                expected_version=current.version,
-                state=encode_state(ruleset, state),
-                ring=current.ring,
-                anonymous=True,
-                layouts=active.layouts,
-                timer=event_timer_write(self._store, ruleset, state, ()),
-            )
-            if result.outcome is CommitOutcome.COMMITTED:
-                return
-        log.error("a visitor's state taken for Identify could not be put back; it is lost")
+        try:
+            for attempt in self._policy.attempts():
+                await self._policy.pause(attempt)
+                current = await self._store.load(customer_id=anonymous_id, anonymous=True)
+                state = taken
+                if current.state is not None:
+                    state = merge_states(ruleset, decode_or_new(ruleset, current.state), taken)
+                result = await self._store.commit(
+                    customer_id=anonymous_id,
+                    expected_version=current.version,
+                    state=encode_state(ruleset, state),
+                    ring=current.ring,
+                    anonymous=True,
+                    layouts=active.layouts,
+                    timer=event_timer_write(self._store, ruleset, state, ()),
+                )
+                if result.outcome is CommitOutcome.COMMITTED:
+                    return
+        except StoreUnavailable:
+            _say_lost("the merge into the customer failed, then Redis")
+            raise
+        _say_lost(
+            "the merge into the customer failed, and the visitor changed under every put-back"
+        )
+
+
+def _say_lost(why: str) -> None:
+    log.error("a visitor's state taken for Identify could not be put back; it is lost (%s)", why)

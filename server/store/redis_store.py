@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections import Counter
@@ -67,6 +68,8 @@ STATS_CALLS_PER_ROUND_TRIP = 16
 # Opaque bytes written by a caller that is not the engine (tests, benchmarks) name no layouts.
 EMPTY_LAYOUTS: Mapping[bytes, bytes] = MappingProxyType({})
 
+log = logging.getLogger(__name__)
+
 
 class CommitOutcome(StrEnum):
     """What a commit did; the values are the script's first reply element."""
@@ -95,6 +98,18 @@ class Forgotten:
 
     deleted: int
     state: bytes | None
+
+
+class TakenUnread(StoreUnavailable):
+    """Redis failed after a take had deleted the customer's keys, before the state layouts their
+    state names could be read from the registry: the record is here, unread, for the caller to
+    put back or to say it is lost."""
+
+    def __init__(self, message: str, state: bytes, ring: Ring, deleted: int) -> None:
+        super().__init__(message)
+        self.state = state
+        self.ring = ring
+        self.deleted = deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -614,7 +629,16 @@ class Store:
         """Delete every key of the customer (erasure requests), their captured events too,
         reading their state in the same step (take.lua): no event of theirs lands between."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
-        taken, deleted = await self._take(keys, [*keys.all(), keys.captured], "forget")
+        try:
+            taken, deleted = await self._take(keys, [*keys.all(), keys.captured], "forget")
+        except TakenUnread as unread:
+            # Forgotten all the same: what is left undone is the caller's bookkeeping.
+            log.error(
+                "forgot a customer (%d keys deleted), but their state could not be read after: "
+                "%s; the journey's stage counts still hold them (one customer too many)",
+                unread.deleted, unread,
+            )  # fmt: skip
+            return Forgotten(unread.deleted, None)
         return Forgotten(deleted, None if taken is None else taken[0])
 
     async def take(self, *, customer_id: str, anonymous: bool = False) -> bytes | None:
@@ -626,7 +650,8 @@ class Store:
     async def take_record(
         self, *, customer_id: str, anonymous: bool = False
     ) -> tuple[bytes | None, Ring] | None:
-        """`take`, with the customer's decision ring: what putting the state back needs."""
+        """`take`, with the customer's decision ring: what putting the state back needs.
+        Raises TakenUnread when Redis failed after the keys were deleted."""
         keys = self.keys.customer(customer_id, anonymous=anonymous)
         taken, _ = await self._take(keys, keys.all(), "take")
         return taken
@@ -636,14 +661,19 @@ class Store:
     ) -> tuple[tuple[bytes | None, Ring] | None, int]:
         """The customer's state and ring (None without a state), read as `deleting` (keys of
         their hash tag: one slot, so valid on a cluster too) are deleted in the same step;
-        and how many of those keys existed."""
+        and how many of those keys existed. Raises TakenUnread when the layouts the state names
+        could not be read after it was taken (the keys are deleted then: nothing else holds it)."""
         self.states.drop(keys.state)
         async with self._calling(f"{doing} {keys.state}"):
             record, deleted = await self._take_script(keys=deleting, args=[STATE_BLOB_FIELD])
         if record is None:
             return None, int(deleted)
         state, ring = decode_record(record)
-        await self._learn_layouts([state])
+        try:
+            await self._learn_layouts([state])
+        except StoreUnavailable as error:
+            assert state is not None  # a ring alone names no layout: none was asked for
+            raise TakenUnread(str(error), state, ring, int(deleted)) from error
         return (state, ring), int(deleted)
 
     async def evicts(self) -> str | None:
