@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from benchmarks import ROOT
+from benchmarks.report.other_work import MachineCpu, others_share
 
 if TYPE_CHECKING:
     from benchmarks.report.run_figures import RunFigures
@@ -54,7 +55,8 @@ def into_results(
     raw["runs"][run.name] = outcome
     raw["machine"][f"{run.name} run"] = (
         f"{outcome['seconds']:.0f} s after the runs above (`python -m {run.module} "
-        f"--into-results`); load average (1, 5, 15 min) at its end: {load_average()}"
+        f"--into-results`); load average (1, 5, 15 min) at its end: "
+        f"{load_average(judged=False)}; {outcome['other_work']}"
     )
     run_all.write(raw, results_md, results_json)
 
@@ -74,7 +76,7 @@ def main(run: AddedRun, doc: str | None, argv: Sequence[str] | None = None) -> i
         help=f"add the run to {RESULTS_JSON.relative_to(ROOT)} and render RESULTS.md from it",
     )
     args = parser.parse_args(argv)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), MachineCpu.now()
     try:
         outcome: dict[str, Any] = {"figures": run.measure(args.quick)}
     except Exception as error:  # the boundary: the failure is recorded, as run_all records one
@@ -83,6 +85,7 @@ def main(run: AddedRun, doc: str | None, argv: Sequence[str] | None = None) -> i
         outcome = {"error": f"{type(error).__name__}: {error}"[:600],
                    "traceback": traceback.format_exc()}  # fmt: skip
     outcome["seconds"] = round(time.perf_counter() - started, 1)
+    outcome["other_work"] = others_share(cpu, MachineCpu.now())
     if args.into_results:
         into_results(run, outcome, RESULTS_JSON, RESULTS_MD)
         print(f"written {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)}")

@@ -41,6 +41,7 @@ from benchmarks.load.service import Running, bare, echo, journeyman, scrape
 from benchmarks.ports import free_port
 from benchmarks.report import targets
 from benchmarks.report.markdown import document
+from benchmarks.report.other_work import OTHER_WORK, MachineCpu, others_share
 from benchmarks.report.run_figures import (
     BatchFigures,
     EngineFigures,
@@ -362,8 +363,10 @@ def measure_kernels(sizes: Sizes) -> KernelsFigures:
     info = machine(ROOT)
     # One warm start instead of three and fewer repeats than its own full run: this is the
     # detail behind the engine section, and the session's 10 minutes are shared.
+    started = MachineCpu.now()
     tables, notes = kernels.measure(kernels.Plan(repeats=7, reference_repeats=2, warm_starts=1))
-    info["load average (1, 5, 15 min) at the end"] = load_average()
+    info["load average (1, 5, 15 min) at the end"] = load_average(judged=False)
+    info[OTHER_WORK] = others_share(started, MachineCpu.now())
     write_results(KERNELS_MD, info, [(t, markdown_table(rows)) for t, rows in tables], notes)
     return {
         "path": str(KERNELS_MD.relative_to(ROOT)),
@@ -477,11 +480,13 @@ class Session:
             self.say(f"{run.name}: skipped, the session's budget is spent")
             return
         self.say(f"{run.name}: starting (budget {budget:.0f} s)")
+        before = MachineCpu.now()
         outcome = self._in_child(run.name, budget)
         outcome["budget_s"] = round(budget)
+        outcome["other_work"] = others_share(before, MachineCpu.now())
         self.outcomes[run.name] = outcome
         status = "done" if "figures" in outcome else f"FAILED: {outcome['error']}"
-        self.say(f"{run.name}: {status} ({outcome.get('seconds', '?')} s)")
+        self.say(f"{run.name}: {status} ({outcome.get('seconds', '?')} s; {outcome['other_work']})")
 
     def _in_child(self, name: str, budget_s: float) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="journeyman-run-all-") as folder:
@@ -615,12 +620,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = Session(args.quick)
     info = machine(ROOT)
     info["versions"] = versions()
+    started = MachineCpu.now()
     for run in RUNS:
         if (args.only is None or run.name in args.only) and (
             run.name != "kernels" or session.sizes.kernels
         ):
             session.run(run)
-    info["load average (1, 5, 15 min) at the end"] = load_average()
+    info["load average (1, 5, 15 min) at the end"] = load_average(judged=False)
+    info[OTHER_WORK] = others_share(started, MachineCpu.now())
     info["run"] = "`--quick`" if args.quick else "full (`make bench`)"
     info["total run time"] = f"{session.elapsed_s():.0f} s (budget {session.sizes.session_s:.0f} s)"
     raw = {"machine": info, "quick": args.quick, "runs": session.outcomes}

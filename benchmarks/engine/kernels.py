@@ -40,6 +40,7 @@ from benchmarks.engine.tables import (
 )
 from benchmarks.engine.workload import Workload, load_workload
 from benchmarks.report.machine import load_average, machine
+from benchmarks.report.other_work import OTHER_WORK, MachineCpu, others_share
 from engine.decide import decide
 
 RETAIL = ROOT / "rules" / "retail.yaml"
@@ -156,9 +157,10 @@ def measure(plan: Plan) -> tuple[list[Table], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     plan = QUICK if args.quick else Plan()
-    info = machine(ROOT)
+    info, started = machine(ROOT), MachineCpu.now()
     tables, notes = measure(plan)
-    info["load average (1, 5, 15 min) at the end"] = load_average()
+    info["load average (1, 5, 15 min) at the end"] = load_average(judged=False)
+    info[OTHER_WORK] = others_share(started, MachineCpu.now())
     for title, rows in tables:
         print(f"\n{title}\n\n{text_table(rows)}")
     if notes:

@@ -11,6 +11,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from benchmarks.report.other_work import BUSY
+
 
 def machine(repo: Path) -> dict[str, str]:
     """What the figures were measured on, and the commit `repo` was at."""
@@ -30,13 +32,15 @@ def machine(repo: Path) -> dict[str, str]:
     }
 
 
-def load_average() -> str:
-    """The load averages, with a warning when other work shared the cores the run used."""
+def load_average(*, judged: bool = True) -> str:
+    """The load averages, with a warning when other work shared the cores the run used.
+    `judged` false: only shown; read at the end of a run, they hold the run's own load, which
+    `others_share` tells apart."""
     averages = os.getloadavg()
     shown = ", ".join(f"{value:.2f}" for value in averages)
     usable = len(os.sched_getaffinity(0))
-    if averages[0] > usable / 2:
-        return f"{shown}: **a busy machine**; figures are noisy, run again on a quiet one"
+    if judged and averages[0] > usable / 2:
+        return f"{shown}: {BUSY}"
     return shown
 
 
