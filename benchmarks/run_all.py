@@ -80,10 +80,9 @@ MIN_RUN_S = 10.0  # with less than this left of the session's budget, a run is n
 LOCKSTEP_ROUNDS = 3
 LOCKSTEP_REWARM_S = 0.2
 # The loops that read against a ceiling (the echo's closed and open loops, the stream echo's) take
-# turns with it too: one `make bench` measured the echo's closed loop at twice the CPU per call of
-# the run before while Decide's, right after it, rose by 39 % (this machine's speed moves by 2x
-# within minutes), and the ratio passed its target on that alone.
-TURNS = 2
+# turns with it too (`Sizes.turns`): one `make bench` measured the echo's closed loop at twice the
+# CPU per call of the run before while Decide's, right after it, rose by 39 % (this machine's speed
+# moves by 2x within minutes), and the ratio passed its target on that alone.
 TURNS_REWARM_S = 0.5
 # The linger of the Decide server that takes its turn one call at a time with its event loop
 # spinning (`JOURNEYMAN_SPIN_US`, server/core/spinner.py): longer than the driver's turnaround.
@@ -99,6 +98,9 @@ class Sizes:
     open_s: float = 6.0  # open loops at half Decide's closed-loop rate
     lockstep_s: float = 3.0  # one call at a time, for Redis round trips without batching
     concurrency: int = 64
+    # Turns of a loop with its ceiling: each turn's ratio is shown beside the pooled one, so
+    # three tell a verdict the machine moved from one that holds.
+    turns: int = 3
     streams: int = 16  # the replay's shape, so its rate reads against this stream echo
     window: int = 4
     batch: int = 200
@@ -132,6 +134,7 @@ QUICK = replace(
     warmup_s=1.0,
     closed_s=3.0,
     open_s=2.5,
+    turns=2,
     lockstep_s=1.5,
     zen_events=300,
     zen_repeats=2,
@@ -197,11 +200,11 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
     with echo() as echo_server, journeyman(metrics_port=metrics_port) as server:
         pair = (echo_server, server)
         before = scrape(metrics_port)
-        echo_unary, decide_unary = _in_turns(pair, closed, TURNS, TURNS_REWARM_S)
+        echo_unary, decide_unary = _in_turns(pair, closed, sizes.turns, TURNS_REWARM_S)
         after = scrape(metrics_port)  # the echo's runs between leave journeyman's untouched
         half = decide_unary["rate"] / 2
         half_open = replace(closed, rate=half, warmup_s=sizes.warmup_s / 2, duration_s=sizes.open_s)
-        echo_open, decide_open = _in_turns(pair, half_open, TURNS, TURNS_REWARM_S)
+        echo_open, decide_open = _in_turns(pair, half_open, sizes.turns, TURNS_REWARM_S)
         with bare() as bare_server, journeyman(spin_us=str(SPIN_US)) as spinning:
             alone = scrape(metrics_port)
             lockstep = Plan("unary", 1, None, 1, sizes.warmup_s / 2, sizes.lockstep_s)
@@ -214,7 +217,11 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
         with journeyman(workers="2") as workers_server:
             # Each channel a connection of its own: one connection reaches one worker.
             echo_beside_workers, workers = _in_turns(
-                (echo_server, workers_server), closed, TURNS, TURNS_REWARM_S, spread=(False, True)
+                (echo_server, workers_server),
+                closed,
+                sizes.turns,
+                TURNS_REWARM_S,
+                spread=(False, True),
             )
     return {
         "plan": {
@@ -224,7 +231,7 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
             "open_s": sizes.open_s,
             "lockstep_s": sizes.lockstep_s,
             "lockstep_rounds": LOCKSTEP_ROUNDS,
-            "turns": TURNS,
+            "turns": sizes.turns,
             "turns_rewarm_s": TURNS_REWARM_S,
             "spin_us": SPIN_US,
         },
@@ -248,14 +255,16 @@ def measure_transport(sizes: Sizes) -> TransportFigures:
 def measure_streaming(sizes: Sizes) -> StreamingFigures:
     plan = Plan("stream", sizes.streams, None, sizes.window, sizes.warmup_s, sizes.closed_s)
     with echo() as echo_server, journeyman() as server:
-        echo_stream, decide_stream = _in_turns((echo_server, server), plan, TURNS, TURNS_REWARM_S)
+        echo_stream, decide_stream = _in_turns(
+            (echo_server, server), plan, sizes.turns, TURNS_REWARM_S
+        )
     return {
         "plan": {
             "streams": sizes.streams,
             "window": sizes.window,
             "warmup_s": sizes.warmup_s,
             "closed_s": sizes.closed_s,
-            "turns": TURNS,
+            "turns": sizes.turns,
             "turns_rewarm_s": TURNS_REWARM_S,
         },
         "echo_stream": echo_stream,

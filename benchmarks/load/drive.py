@@ -350,6 +350,13 @@ def _workers(
 # --- running and reporting -----------------------------------------------------------------------
 
 
+class Turn(TypedDict):
+    """One run of runs taken in turns with others (`pooled`): what each turn's ratio reads."""
+
+    events_per_s: float
+    p99_us: float
+
+
 class Result(TypedDict):
     """What one run measured, JSON as it is (results.json keeps it as it comes)."""
 
@@ -371,6 +378,8 @@ class Result(TypedDict):
     # The server processes' event-loop threads (Redis's excluded: `_tree_cpu_s`); absent in
     # results written before it was measured.
     server_loop_cpu_us_per_call: NotRequired[float | None]
+    # Pooled from runs taken in turns (`pooled`): each run's; absent for one run alone.
+    turns: NotRequired[list[Turn]]
 
 
 def summarise(target: str, plan: Plan, recorder: Recorder, begin: CpuMark, end: CpuMark) -> Result:
@@ -396,7 +405,8 @@ def summarise(target: str, plan: Plan, recorder: Recorder, begin: CpuMark, end: 
 def pooled(results: Sequence[Result]) -> Result:
     """Runs of one plan against one target, taken in turns with runs against others, as one
     run: their calls, time and CPU added up (CPU per call over all their calls), and each
-    latency percentile the median of the runs' (the runs' latencies are not kept)."""
+    latency percentile the median of the runs' (the runs' latencies are not kept); each run's
+    rate and p99 kept as its turn."""
     first = results[0]
     calls = sum(r["calls"] for r in results)
     duration_s = sum(r["duration_s"] for r in results)
@@ -430,6 +440,8 @@ def pooled(results: Sequence[Result]) -> Result:
             for name in processes
         } if calls else {},
         server_loop_cpu_us_per_call=per_call(lambda r: r.get("server_loop_cpu_us_per_call")),
+        turns=[Turn(events_per_s=r["events_per_s"], p99_us=r["latency_us"]["p99"])
+               for r in results],
     )  # fmt: skip
 
 

@@ -71,6 +71,19 @@ def _failure_text(*results: Result | None) -> str:
     return "; ".join(f"errors {r['errors']}, degraded {r['degraded']}" for r in measured)
 
 
+def _each_turn(
+    result: Result | None, ceiling: Result | None, figure: Literal["events_per_s", "p99_us"]
+) -> str:
+    """The ratio of `figure` in each turn of runs taken in turns with their ceiling (how far
+    the machine moved it), or nothing: one run each, or results written before."""
+    ours = result.get("turns") if result is not None else None
+    theirs = ceiling.get("turns") if ceiling is not None else None
+    if not ours or not theirs or len(ours) != len(theirs) or len(ours) < 2:
+        return ""
+    each = (ratio(mine[figure], its[figure]) for mine, its in zip(ours, theirs, strict=True))
+    return "; each turn " + ", ".join(shown(r, "×") for r in each)
+
+
 def transport(runs: Runs) -> Section:
     get, missing = Reader(runs.figures.get("transport")), runs.missing("transport")
     echo_rate = get(lambda f: f["echo_unary"]["rate"])
@@ -81,7 +94,7 @@ def transport(runs: Runs) -> Section:
     why = (
         f"Decide takes {shown(cpu, 'µs')} of server CPU per call ({split}), the echo "
         f"{shown(echo_cpu, 'µs')}; the driver {shown(client, 'µs')} per call, on the same 2 cores"
-    )
+    ) + _each_turn(get(lambda f: f["decide_unary"]), get(lambda f: f["echo_unary"]), "events_per_s")
     p50s = (
         f"p50 {shown(get(lambda f: f['decide_open']['latency_us']['p50']), 'µs')} against the "
         f"echo's {shown(get(lambda f: f['echo_open']['latency_us']['p50']), 'µs')}"
@@ -96,6 +109,7 @@ def transport(runs: Runs) -> Section:
             f"({shown(closed_loop, 'µs')} in the closed loop, where more calls share a round): "
             f"busy {half_busy:.0%} of the run"
         )
+    p50s += _each_turn(get(lambda f: f["decide_open"]), get(lambda f: f["echo_open"]), "p99_us")
     workers_cpu = get(lambda f: f["decide_unary_workers2"]["server_cpu_us_per_call"])
     decide_runs = (
         get(lambda f: f["decide_unary"]),
@@ -126,7 +140,10 @@ def transport(runs: Runs) -> Section:
                get(lambda f: f["decide_unary_workers2"]["rate"]), "calls/s",
                get(lambda f: f.get("echo_unary_beside_workers2", f["echo_unary"])["rate"]), "echo",
                t.UNARY_THROUGHPUT, on_ratio=True, missing=missing,
-               note=f"{shown(workers_cpu, 'µs')} of server CPU per call, both workers"),
+               note=f"{shown(workers_cpu, 'µs')} of server CPU per call, both workers"
+                    + _each_turn(get(lambda f: f["decide_unary_workers2"]),
+                                 get(lambda f: f.get("echo_unary_beside_workers2")),
+                                 "events_per_s")),
         Figure(f"Decide p99 at half its closed-loop rate ({half_rate}, open loop)",
                get(lambda f: f["decide_open"]["latency_us"]["p99"]), "µs",
                get(lambda f: f["echo_open"]["latency_us"]["p99"]), "echo, same rate",
@@ -222,7 +239,7 @@ def _turns_how(plan: Mapping[str, object] | None) -> str:
         f"in turns: {_setting(plan, 'turns')} rounds of one run each, the measured time split "
         f"among them, the first after the warm-up and the others after "
         f"{_setting(plan, 'turns_rewarm_s')} s (a busy moment of the machine weighs on each "
-        "alike), each server's runs pooled"
+        "alike), each server's runs pooled (each turn's ratio follows the judged one's reason)"
     )
 
 
@@ -258,6 +275,8 @@ def streaming(runs: Runs) -> Section:
     why = (
         f"DecideStream takes {shown(cpu, 'µs')} of server CPU per event ({split}), the echo "
         f"{shown(echo_cpu, 'µs')}"
+    ) + _each_turn(
+        get(lambda f: f["decide_stream"]), get(lambda f: f["echo_stream"]), "events_per_s"
     )
     decide = get(lambda f: f["decide_stream"])
     figures = [

@@ -142,6 +142,10 @@ def test_runs_taken_in_turns_pool_their_calls_cpu_and_latency() -> None:
     # Each percentile the median of the runs': not weighted by calls.
     assert one["latency_us"] == {"p50": 700.0, "p99": 2100.0}
     assert one["errors"] == {"UNAVAILABLE": 3}
+    # Each run kept as its turn, in order: what each turn's ratio reads.
+    assert [(turn["events_per_s"], turn["p99_us"]) for turn in one["turns"]] == [
+        (100.0, 1500.0), (300.0, 2700.0), (100.0, 2100.0)
+    ]  # fmt: skip
 
 
 def test_cpu_a_run_did_not_measure_is_not_measured_pooled() -> None:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from benchmarks.load.drive import Result
+from benchmarks.load.drive import Result, Turn
 from benchmarks.load.overload import summarise_run
 from benchmarks.report import sections, targets
 from benchmarks.report.markdown import (
@@ -432,6 +432,29 @@ def test_transport_and_streaming_say_whether_the_loops_took_turns_with_their_cei
     streaming["plan"] = {**streaming["plan"], "turns": 2, "turns_rewarm_s": 0.5}
     how = sections.streaming(Runs({"streaming": streaming})).how
     assert "against the echo and `journeyman serve`, in turns: 2 rounds" in how
+
+
+def _turns(*figures: tuple[float, float]) -> list[Turn]:
+    return [Turn(events_per_s=rate, p99_us=p99) for rate, p99 in figures]
+
+
+def test_loops_taken_in_turns_show_each_turns_ratio_beside_the_pooled_one() -> None:
+    figures = transport_figures(decide_rate=1500.0, decide_p99_us=3000.0)
+    figures["echo_unary"]["turns"] = _turns((3000.0, 1.0), (2000.0, 1.0), (4000.0, 1.0))
+    figures["decide_unary"]["turns"] = _turns((1500.0, 1.0), (1600.0, 1.0), (1200.0, 1.0))
+    figures["echo_open"]["turns"] = _turns((750.0, 1000.0), (750.0, 2000.0))
+    figures["decide_open"]["turns"] = _turns((750.0, 3000.0), (750.0, 3000.0))
+    rows = judged_rows(sections.transport(Runs({"transport": figures})))
+    assert "; each turn 0.5×, 0.8×, 0.3×" in rows["Decide, concurrency 64, closed loop"].verdict
+    half = rows["Decide p99 at half its closed-loop rate (750 calls/s, open loop)"]
+    assert "; each turn 3×, 1.5×" in half.verdict
+    # Not taken in turns (one run each, or written before): no turns to show.
+    assert "each turn" not in rows["Decide, the same with `--workers 2`"].verdict
+    streaming = streaming_figures(3000.0)
+    streaming["echo_stream"]["turns"] = _turns((3000.0, 1.0), (3000.0, 1.0))
+    streaming["decide_stream"]["turns"] = _turns((900.0, 1.0), (1200.0, 1.0))
+    rows = judged_rows(sections.streaming(Runs({"streaming": streaming})))
+    assert "; each turn 0.3×, 0.4×" in rows["DecideStream, ? streams × window ?"].verdict
 
 
 def test_decide_with_its_loop_spinning_is_shown_against_decide_and_the_echo() -> None:
