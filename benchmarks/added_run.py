@@ -42,9 +42,9 @@ class AddedRun:
 def into_results(
     run: AddedRun, outcome: dict[str, Any], results_json: Path, results_md: Path
 ) -> None:
-    """`outcome` ({"figures"} or {"error"}, and "seconds") as the run `run.name` of the session
-    in `results_json`, with a line of its own in the machine header, and RESULTS.md rendered
-    again from that file."""
+    """`outcome` ({"figures"} or {"error"}, "seconds", and "other_work" when measured) as the
+    run `run.name` of the session in `results_json`, with a line of its own in the machine
+    header, and RESULTS.md rendered again from that file."""
     from benchmarks import run_all
     from benchmarks.report.machine import load_average, machine
 
@@ -53,10 +53,11 @@ def into_results(
     else:
         raw = {"machine": machine(ROOT), "quick": False, "runs": {}}
     raw["runs"][run.name] = outcome
+    other_work = f"; {outcome['other_work']}" if "other_work" in outcome else ""
     raw["machine"][f"{run.name} run"] = (
         f"{outcome['seconds']:.0f} s after the runs above (`python -m {run.module} "
         f"--into-results`); load average (1, 5, 15 min) at its end: "
-        f"{load_average(judged=False)}; {outcome['other_work']}"
+        f"{load_average(judged=False)}{other_work}"
     )
     run_all.write(raw, results_md, results_json)
 

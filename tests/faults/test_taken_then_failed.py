@@ -34,6 +34,7 @@ from tests.faults.test_redis_credentials import SERVICE_COMMANDS, SERVICE_USER
 from tests.faults.test_redis_slow import RedisServer, start_redis_server, stop_served
 from tests.rulesets import T0_MS, event, from_text
 from tests.service.test_process import _free_port, _start, _wait_until_serving
+from tests.service.test_state_layouts import BEFORE
 
 pytestmark = pytest.mark.service
 
@@ -41,18 +42,9 @@ KEY_PREFIX = "jmtaken:"
 # Every key of the service but the layouts registry (`jmtaken:layouts`).
 WITHOUT_LAYOUTS = (f"~{KEY_PREFIX}{{*", f"~{KEY_PREFIX}stats:*", f"~{KEY_PREFIX}timers:*",
                    f"~{KEY_PREFIX}outbox")  # fmt: skip
-# Rules the server never runs: its states name a layout only the registry describes to it.
-ELSEWHERE = """
-journey: shop
-version: 1
-stages: [{id: browsing}, {id: buying}]
-counters:
-  views: {when: {event: view}, window: 7d}
-transitions:
-  - {from: browsing, to: buying, when: {event: cart}}
-actions:
-  - {id: promo}
-"""
+# Rules the server never runs (one journey, "shop"): its states name a layout only the registry
+# describes to it.
+ELSEWHERE = BEFORE
 
 
 @dataclass

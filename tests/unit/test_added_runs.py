@@ -31,13 +31,16 @@ def test_the_run_goes_into_results_json_beside_the_others(
     results_json, results_md = tmp_path / "results.json", tmp_path / "RESULTS.md"
     shutil.copy(RESULTS_JSON, results_json)
     before = json.loads(results_json.read_text(encoding="utf-8"))
-    failed = {"error": "RuntimeError: it broke", "seconds": 1.0}
+    other_work = "other processes 1.0%, steal 0.0% of the 2 cores' time: a quiet machine"
+    failed = {"error": "RuntimeError: it broke", "seconds": 1.0, "other_work": other_work}
     added_run.into_results(run, failed, results_json, results_md)
     after = json.loads(results_json.read_text(encoding="utf-8"))
     assert after["runs"].pop(run.name) == failed
     before["runs"].pop(run.name, None)
     assert after["runs"] == before["runs"]
-    assert f"python -m {run.module} --into-results" in after["machine"][f"{run.name} run"]
+    header = after["machine"][f"{run.name} run"]
+    assert f"python -m {run.module} --into-results" in header
+    assert header.endswith(f"; {other_work}")  # what other work took while it ran
     text = results_md.read_text(encoding="utf-8")
     assert title in text
     assert f"**Error**: `{run.name}`: RuntimeError: it broke" in text
