@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -27,6 +28,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
@@ -468,13 +470,15 @@ async def run(
     server_pid: int | None = None,
     *,
     spread: bool = False,
+    watching: AbstractAsyncContextManager[object] | None = None,
 ) -> Result:
     """Drive `target` with `plan`: warm up, measure for the duration, let in-flight calls end.
 
     CPU is read around the measured window; calls still in flight at its end finish afterwards,
     so CPU per call is read against the calls that started within it. With `spread`, each
     channel has a connection of its own: gRPC otherwise shares one among the channels to one
-    address, and one connection reaches one of the processes of `journeyman serve --workers`."""
+    address, and one connection reaches one of the processes of `journeyman serve --workers`.
+    `watching` is entered for the measured window alone (the driver's own loop lag, say)."""
     duration_s = min(plan.duration_s, MAX_DURATION_S)
     warmup_s = min(plan.warmup_s, MAX_WARMUP_S)
     options = [("grpc.use_local_subchannel_pool", 1)] if spread else None
@@ -489,7 +493,8 @@ async def run(
                                         recorder.measure_until))  # fmt: skip
         await _sleep_until(recorder.measure_from)
         begin = CpuMark.now(server_pid)
-        await _sleep_until(recorder.measure_until)
+        async with watching if watching is not None else contextlib.nullcontext():
+            await _sleep_until(recorder.measure_until)
         end = CpuMark.now(server_pid)
         await load
     finally:

@@ -138,8 +138,8 @@ async def _overload(address: str, pid: int, plan: Plan, cap: int) -> OverloadFig
     for multiple in plan.multiples:
         await asyncio.sleep(SETTLE_S)
         load = LoadPlan("unary", CONCURRENCY, sustainable * multiple, 1, plan.warmup_s, plan.open_s)
-        async with LoopLag() as lag:
-            result = await run(address, load, server_pid=pid)
+        lag = LoopLag()  # over the measured window: warm-up calls and connecting count for nothing
+        result = await run(address, load, server_pid=pid, watching=lag)
         runs.append(
             summarise_run(result, multiple, planned_s=plan.open_s, loop_lag_ms=lag.worst_ms)
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -112,6 +114,27 @@ async def test_spread_channels_each_open_a_connection_of_their_own(
         await server.stop(grace=None)
     assert result["errors"] == {} and result["calls"] > 0
     assert len(peers) == connections
+
+
+async def test_what_watches_a_run_watches_its_measured_window_alone(echo_target: str) -> None:
+    """The overload run's loop-lag probe: the warm-up's calls and the connecting are not part of
+    the schedule a verdict reads, nor are the calls still ending after the window."""
+    seen: dict[str, float] = {}
+
+    @contextlib.asynccontextmanager
+    async def watch() -> AsyncIterator[None]:
+        seen["entered"] = time.perf_counter()
+        yield
+        seen["left"] = time.perf_counter()
+
+    plan = Plan("unary", concurrency=2, rate=None, window=1, warmup_s=0.3, duration_s=0.2)
+    started = time.perf_counter()
+    result = await run(echo_target, plan, customers=5, channels=1, watching=watch())
+    returned = time.perf_counter()
+    assert result["calls"] > 0
+    assert seen["entered"] >= started + 0.3  # after the warm-up
+    assert seen["left"] >= seen["entered"] + 0.2  # the whole window
+    assert seen["left"] <= returned
 
 
 def _run_result(calls: int, p50_us: float, server_us: float, loop_us: float | None) -> Result:
