@@ -127,13 +127,14 @@ async def test_what_watches_a_run_watches_its_measured_window_alone(echo_target:
         yield
         seen["left"] = time.perf_counter()
 
-    plan = Plan("unary", concurrency=2, rate=None, window=1, warmup_s=0.3, duration_s=0.2)
+    plan = Plan("unary", concurrency=2, rate=None, window=1, warmup_s=0.5, duration_s=0.3)
     started = time.perf_counter()
     result = await run(echo_target, plan, customers=5, channels=1, watching=watch())
     returned = time.perf_counter()
     assert result["calls"] > 0
-    assert seen["entered"] >= started + 0.3  # after the warm-up
-    assert seen["left"] >= seen["entered"] + 0.2  # the whole window
+    # Bounds with room for a timer that fires a little early (the loop's clock resolution).
+    assert seen["entered"] >= started + 0.45  # after the warm-up
+    assert seen["left"] - seen["entered"] >= 0.25  # the window
     assert seen["left"] <= returned
 
 
