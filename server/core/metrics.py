@@ -95,6 +95,14 @@ STATE_CACHE_TRUSTED = Gauge(
     " (a customer's events reach several processes in turn) and every customer is loaded.",
     multiprocess_mode="liveall",
 )  # fmt: skip
+STATES_UNREADABLE = Counter(
+    "journeyman_states_unreadable",
+    "Stored customer states that could not be read, by reason (layout_missing: written under a"
+    " layout the layouts registry no longer holds; damaged: not a state): each customer starts"
+    " afresh and their next event writes over the old state. Restore the layouts hash from a"
+    " backup of Redis before more are written over.",
+    ["reason"],
+)  # fmt: skip
 SHED = Counter("journeyman_shed_calls", "Calls refused with RESOURCE_EXHAUSTED (overload).")
 SPUN = Counter(
     "journeyman_event_loop_spin_seconds",

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from engine.codec import decode_state, layouts_of
+from engine.codec import decode_state, layouts_of, unknown_layouts
 from engine.compile import Ruleset
 from engine.errors import StateDecodeError, StateFromNewerServer
 from engine.state import CustomerState, new_state
+from server.core.metrics import STATES_UNREADABLE
 from server.protocol.convert import ResponseTables
 from server.store.record import LAYOUT, later_layout
 
@@ -42,6 +43,9 @@ def decode_or_new(ruleset: Ruleset, data: bytes | None) -> CustomerState:
         return decode_state(data, ruleset)
     except StateDecodeError:
         # Unreadable bytes would fail every event of this customer forever; start afresh and
-        # say so (the id is not logged: it is personal data).
-        log.warning("stored state unreadable; the customer starts afresh", exc_info=True)
+        # say so (the id is not logged: it is personal data), counted for an alert.
+        reason = "layout_missing" if unknown_layouts(data) else "damaged"
+        STATES_UNREADABLE.labels(reason=reason).inc()
+        log.warning("stored state unreadable (%s); the customer starts afresh", reason,
+                    exc_info=True)  # fmt: skip
         return new_state(ruleset)

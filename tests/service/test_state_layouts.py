@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from engine import codec
 from engine.codec import decode_state, encode_state, layouts_of
@@ -18,6 +19,7 @@ from engine.state import CustomerState, new_state
 from journeyman.v1 import journeyman_pb2 as pb
 from journeyman.v1 import journeyman_pb2_grpc as pb_grpc
 from server.core.config import Settings
+from server.decisions.active import decode_or_new
 from server.rules.rulesource import load_ruleset
 from server.runtime.serving import create_server
 from server.store.connection import RedisClient
@@ -90,6 +92,44 @@ async def test_a_state_is_read_by_name_through_the_registry_after_load_take_and_
         read = decode_state(state, after)
         assert read.journey(after.journeys[0]).ints[0] == 1  # buying
         assert _views(AFTER, read) == 2.0
+
+
+def _unreadable(reason: str) -> float:
+    return (
+        REGISTRY.get_sample_value("journeyman_states_unreadable_total", {"reason": reason}) or 0.0
+    )
+
+
+@ON_EACH_REDIS
+async def test_a_state_whose_layout_left_the_registry_starts_afresh_counted_and_said(
+    make_store: MakeStore,
+    store_settings: Settings,
+    raw_client: RedisClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The registry deleted by hand or evicted (an allkeys-* Redis): a process that never
+    compiled the layout cannot read the state; it starts the customer afresh, as before, and
+    now counts it (journeyman_states_unreadable_total), so that an alert can call for the
+    restore before more customers are written over."""
+    before = from_text(BEFORE)
+    writer = make_store(store_settings)
+    data = encode_state(before, _shopped())
+    await writer.commit(customer_id="lost", expected_version=0, state=data,
+                        layouts=layouts_of(before))  # fmt: skip
+    await raw_client.delete(writer.keys.layouts())
+
+    _as_a_new_process(monkeypatch)
+    after = from_text(AFTER)
+    loaded = await make_store(store_settings).load(customer_id="lost")
+    missing, damaged = _unreadable("layout_missing"), _unreadable("damaged")
+    state = decode_or_new(after, loaded.state)
+    assert state.journey(after.journeys[0]).ints[0] == 0  # browsing: afresh
+    assert _views(AFTER, state) == 0.0
+    assert (_unreadable("layout_missing"), _unreadable("damaged")) == (missing + 1, damaged)
+    assert "is not in the layouts registry" in caplog.text  # what to restore
+    decode_or_new(after, b"\x81\xa1v\x02")  # a schema 2 map without its arrays: damaged
+    assert (_unreadable("layout_missing"), _unreadable("damaged")) == (missing + 1, damaged + 1)
 
 
 @ON_EACH_REDIS
