@@ -173,19 +173,22 @@ class JourneyService(pb_grpc.JourneyServiceServicer):
             forgotten = await self._store.forget(customer_id=customer)
         except JourneymanError as error:
             await abort(context, error)
+        state = None
+        ruleset = self._rules().ruleset
         if forgotten.state is not None:
-            ruleset = self._rules().ruleset
             try:
                 state = decode_or_new(ruleset, forgotten.state)
             except StateFromNewerServer:
-                # Forgotten all the same (deleting needs no reading), but the stage counts still
-                # hold this customer: said, not hidden.
-                log.warning(
-                    "forgot a customer whose state a newer journeyman wrote: this server could "
-                    "not take them out of the journey's stage counts (one customer too many)"
-                )
-            else:
-                self._decider.stats.count_moves(ruleset, state, None)
+                pass  # deleting needs no reading: forgotten all the same, but not counted
+        if state is not None:
+            self._decider.stats.count_moves(ruleset, state, None)
+        elif forgotten.state is not None or forgotten.unread:
+            # The stage counts still hold this customer: said, not hidden.
+            log.warning(
+                "forgot a customer whose state this server could not read (a newer journeyman's, "
+                "or Redis failed before its layout was read): the journey's stage counts still "
+                "hold them (one customer too many)"
+            )
         return pb.ForgetCustomerResponse(deleted_keys=forgotten.deleted)
 
     async def RecordResponse(

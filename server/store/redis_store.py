@@ -94,10 +94,12 @@ class Loaded:
 @dataclass(frozen=True, slots=True)
 class Forgotten:
     """What forgetting a customer deleted: how many of their keys existed, and their state as
-    it was deleted (None if they had none)."""
+    it was deleted (None if they had none, or if it was `unread`: Redis failed after the delete,
+    before the layouts it names could be read)."""
 
     deleted: int
     state: bytes | None
+    unread: bool = False
 
 
 class TakenUnread(StoreUnavailable):
@@ -632,13 +634,8 @@ class Store:
         try:
             taken, deleted = await self._take(keys, [*keys.all(), keys.captured], "forget")
         except TakenUnread as unread:
-            # Forgotten all the same: what is left undone is the caller's bookkeeping.
-            log.error(
-                "forgot a customer (%d keys deleted), but their state could not be read after: "
-                "%s; the journey's stage counts still hold them (one customer too many)",
-                unread.deleted, unread,
-            )  # fmt: skip
-            return Forgotten(unread.deleted, None)
+            log.warning("a forgotten customer's state could not be read after: %s", unread)
+            return Forgotten(unread.deleted, None, unread=True)  # forgotten all the same
         return Forgotten(deleted, None if taken is None else taken[0])
 
     async def take(self, *, customer_id: str, anonymous: bool = False) -> bytes | None:
