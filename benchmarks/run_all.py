@@ -41,7 +41,7 @@ from benchmarks.load.service import Running, bare, echo, journeyman, scrape
 from benchmarks.ports import free_port
 from benchmarks.report import targets
 from benchmarks.report.markdown import document
-from benchmarks.report.other_work import OTHER_WORK, MachineCpu, others_share
+from benchmarks.report.other_work import MachineCpu, others_share
 from benchmarks.report.run_figures import (
     BatchFigures,
     EngineFigures,
@@ -367,15 +367,14 @@ def measure_kernels(sizes: Sizes) -> KernelsFigures:
     numbers, so the engine section's numbers come from `measure_engine`.)"""
     from benchmarks.engine import kernels
     from benchmarks.engine.tables import markdown_table, write_results
-    from benchmarks.report.machine import load_average, machine
+    from benchmarks.report.machine import at_the_end, machine
 
     info = machine(ROOT)
     # One warm start instead of three and fewer repeats than its own full run: this is the
     # detail behind the engine section, and the session's 10 minutes are shared.
     started = MachineCpu.now()
     tables, notes = kernels.measure(kernels.Plan(repeats=7, reference_repeats=2, warm_starts=1))
-    info["load average (1, 5, 15 min) at the end"] = load_average(judged=False)
-    info[OTHER_WORK] = others_share(started, MachineCpu.now())
+    info.update(at_the_end(started))
     write_results(KERNELS_MD, info, [(t, markdown_table(rows)) for t, rows in tables], notes)
     return {
         "path": str(KERNELS_MD.relative_to(ROOT)),
@@ -624,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write(json.loads(args.json_output.read_text(encoding="utf-8")), args.output, None)
         return 0
 
-    from benchmarks.report.machine import load_average, machine
+    from benchmarks.report.machine import at_the_end, machine
 
     session = Session(args.quick)
     info = machine(ROOT)
@@ -635,8 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run.name != "kernels" or session.sizes.kernels
         ):
             session.run(run)
-    info["load average (1, 5, 15 min) at the end"] = load_average(judged=False)
-    info[OTHER_WORK] = others_share(started, MachineCpu.now())
+    info.update(at_the_end(started))
     info["run"] = "`--quick`" if args.quick else "full (`make bench`)"
     info["total run time"] = f"{session.elapsed_s():.0f} s (budget {session.sizes.session_s:.0f} s)"
     raw = {"machine": info, "quick": args.quick, "runs": session.outcomes}

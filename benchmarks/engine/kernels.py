@@ -39,8 +39,8 @@ from benchmarks.engine.tables import (
     write_results,
 )
 from benchmarks.engine.workload import Workload, load_workload
-from benchmarks.report.machine import load_average, machine
-from benchmarks.report.other_work import OTHER_WORK, MachineCpu, others_share
+from benchmarks.report.machine import at_the_end, machine
+from benchmarks.report.other_work import MachineCpu
 from engine.decide import decide
 
 RETAIL = ROOT / "rules" / "retail.yaml"
@@ -159,8 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = QUICK if args.quick else Plan()
     info, started = machine(ROOT), MachineCpu.now()
     tables, notes = measure(plan)
-    info["load average (1, 5, 15 min) at the end"] = load_average(judged=False)
-    info[OTHER_WORK] = others_share(started, MachineCpu.now())
+    info.update(at_the_end(started))
     for title, rows in tables:
         print(f"\n{title}\n\n{text_table(rows)}")
     if notes:

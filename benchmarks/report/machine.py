@@ -11,7 +11,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from benchmarks.report.other_work import BUSY
+from benchmarks.report.other_work import BUSY, OTHER_WORK, MachineCpu, others_share
 
 
 def machine(repo: Path) -> dict[str, str]:
@@ -42,6 +42,15 @@ def load_average(*, judged: bool = True) -> str:
     if judged and averages[0] > usable / 2:
         return f"{shown}: {BUSY}"
     return shown
+
+
+def at_the_end(started: MachineCpu) -> dict[str, str]:
+    """The header's lines read when runs end: the load average (shown, not judged: it holds the
+    runs' own load) and what other work took of the machine since `started`."""
+    return {
+        "load average (1, 5, 15 min) at the end": load_average(judged=False),
+        OTHER_WORK: others_share(started, MachineCpu.now()),
+    }
 
 
 def _commit(repo: Path) -> str:
